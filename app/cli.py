@@ -1,0 +1,68 @@
+"""The `hybrid` command line: parses arguments and dispatches to the command modules.
+
+Each module in ``app/commands`` owns a group of subcommands and exposes ``register(subparsers)``.
+Errors the user can fix (``HybridError``) print one line with the next step and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from domain.errors import HybridError
+
+COMMAND_MODULES = (
+    "app.commands.setup_cmd",
+    "app.commands.corpus_cmd",
+    "app.commands.index_cmd",
+    "app.commands.answer_cmd",
+    "app.commands.eval_cmd",
+    "app.commands.train_cmd",
+    "app.commands.export_cmd",
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybrid",
+        description="Hybrid Assistant: RAG + LoRA on your own documents, offline on a CPU.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.logs import setup_logging
+    from app.settings import load_settings
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        settings = load_settings()
+    except Exception as e:  # pydantic validation of HYBRID_* variables
+        print(f"error: invalid settings: {e}".splitlines()[0], file=sys.stderr)
+        return 2
+    setup_logging("DEBUG" if args.verbose else settings.log_level)
+    try:
+        return int(args.func(args, settings) or 0)
+    except HybridError as e:
+        print(f"error: {e}", file=sys.stderr)
+        logger.debug("details", exc_info=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; stored data is unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Terminal rendering of ``on_progress(done, total, message)`` callbacks with rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from domain.progress import ProgressFn
+
+
+@contextmanager
+def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressFn]:
+    """Yield a progress callback that draws a bar on stderr (nothing when ``quiet``)."""
+    if quiet:
+        yield lambda done, total, message="": None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[msg]}"),
+        transient=False,
+        disable=quiet,
+    ) as prog:
+        task = prog.add_task(description, total=None, msg="")
+
+        def on_progress(done: int, total: int, message: str = "") -> None:
+            prog.update(task, completed=done, total=total or None, msg=message[:60])
+
+        yield on_progress
+
+
+def emit_json(obj: Any, path: str | None) -> None:
+    """Write ``obj`` as JSON to ``path``, or to stdout when ``path`` is '-' or None."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2)
+    if path in (None, "-"):
+        print(text)
+    else:
+        from domain.atomic import write_text_atomic
+
+        write_text_atomic(path, text + "\n")

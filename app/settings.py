@@ -1,0 +1,96 @@
+"""The one settings object. Every field has a default and a description and can be overridden by
+``HYBRID_<SECTION>__<FIELD>`` environment variables (``HYBRID_WORKSPACE`` for the root).
+
+Only ``app/`` reads settings; code below it takes plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.workspace import Workspace
+
+
+class ModelSettings(BaseModel):
+    profile: Literal["qwen", "smollm2"] = Field(
+        "qwen", description="Base LM profile: qwen (0.5B, EN+ZH) or smollm2 (135M, EN only, fast)."
+    )
+    base_gguf: Path | None = Field(
+        None, description="Use this GGUF as the base model instead of the workspace copy."
+    )
+    base_hf: Path | None = Field(
+        None, description="Use this Hugging Face folder as the training base instead of the workspace copy."
+    )
+    embedder: str = Field(
+        "e5",
+        description="Embedder: 'e5' (multilingual-e5-small, converted at setup), 'minilm' "
+        "(English-only all-MiniLM-L6-v2) or a path to a sentence-transformers folder.",
+    )
+    llama_sdist: Path | None = Field(
+        None, description="llama-cpp-python sdist to take the GGUF converters from (default: .cache/sdist)."
+    )
+
+
+class IndexSettings(BaseModel):
+    name: str = Field("default", description="Index used when a command names none.")
+    chunk_tokens: int = Field(256, ge=32, le=512, description="Chunk size in embedder tokens.")
+    chunk_overlap: float = Field(0.15, ge=0.0, lt=0.5, description="Overlap as a share of chunk size.")
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped.")
+    ann_threshold: int = Field(
+        50_000, ge=1, description="Above this many vectors an approximate (HNSW) index is used."
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    batch_size: int = Field(32, ge=1, description="Embedding batch size.")
+
+
+class GenerationSettings(BaseModel):
+    backend: Literal["llama_cpp", "transformers"] = Field(
+        "llama_cpp", description="Answering backend."
+    )
+    n_threads: int = Field(2, ge=1, description="CPU threads for generation.")
+    n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
+    max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy.")
+    context_tokens: int = Field(1400, ge=64, description="Token budget for retrieved passages.")
+
+
+class AnswerSettings(BaseModel):
+    correction_similarity: float = Field(
+        0.92, ge=0.0, le=1.0, description="Cosine above which a corrected answer is reused at once."
+    )
+    low_score_warning: float = Field(
+        0.80, description="Warn when the best passage's dense score is below this."
+    )
+
+
+class ServeSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Bind address for the app and the API server.")
+    port: int = Field(8501, description="Streamlit port.")
+    api_port: int = Field(8088, description="OpenAI-compatible server port.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HYBRID_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    workspace: Path = Field(Path("workspace"), description="Folder for everything the app creates.")
+    log_level: str = Field("INFO", description="Logging level.")
+    models: ModelSettings = ModelSettings()
+    index: IndexSettings = IndexSettings()
+    generation: GenerationSettings = GenerationSettings()
+    answer: AnswerSettings = AnswerSettings()
+    serve: ServeSettings = ServeSettings()
+
+    @property
+    def ws(self) -> Workspace:
+        return Workspace.at(self.workspace)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment (and defaults)."""
+    return Settings()

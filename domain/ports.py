@@ -1,0 +1,69 @@
+"""The ports: what the core needs from the RAG half, the fine-tune half and storage.
+
+Implementations match by shape (no inheritance): real ones live in ``index/`` and ``adapters/``,
+fakes in ``tests/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from domain.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from domain.types import Hit
+
+Message = dict[str, str]
+
+
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors. Prefixes (e5's ``query: ``/``passage: ``)
+    are the embedder's business, never the caller's."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, on_progress: ProgressFn = no_progress
+    ) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class Retriever(Protocol):
+    """Finds the passages most relevant to a question."""
+
+    def search(self, query: str, *, k: int = 5) -> list[Hit]: ...
+
+
+class Generator(Protocol):
+    """Produces an answer as an iterator of text pieces from chat messages.
+
+    ``adapter=True`` applies the active LoRA adapter; ``adapter=False`` must give exactly the base
+    model's behaviour (no state leaks between the two).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def has_adapter(self) -> bool: ...
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        adapter: bool,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+    ) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...

@@ -1,0 +1,113 @@
+"""Plain value types shared by the RAG half, the fine-tune half and the app.
+
+Owns data shapes only; behaviour lives in the modules that use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Mode(str, Enum):
+    """The four answering modes."""
+
+    PROMPT = "prompt"
+    RAG = "rag"
+    TUNED = "tuned"
+    TUNED_RAG = "tuned_rag"
+
+    @property
+    def uses_retrieval(self) -> bool:
+        return self in (Mode.RAG, Mode.TUNED_RAG)
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self in (Mode.TUNED, Mode.TUNED_RAG)
+
+
+ALL_MODES: tuple[Mode, ...] = (Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of one document, as stored in an index.
+
+    ``path`` is relative to the indexed folder (POSIX separators); ``start``/``end`` are the
+    character span of ``text`` in the document's extracted text; ``heading`` is the heading path
+    joined with " > "; ``page`` is 1-based for PDFs and None elsewhere.
+    """
+
+    chunk_id: str
+    path: str
+    title: str
+    heading: str
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+    lang: str = "en"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its scores; ``rank`` is the 1-based fused rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """An answer sentence matched to the passage that supports it."""
+
+    sentence: str
+    chunk_id: str
+    path: str
+    heading: str
+    span: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The router's pick and the one-line reason shown to the user."""
+
+    mode: Mode
+    reason: str
+    overridden: bool = False
+
+
+@dataclass
+class Timing:
+    """Where an answer's time went, in seconds, plus generation throughput."""
+
+    retrieval_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+    tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        gen_s = self.total_s - self.first_token_s
+        return self.tokens / gen_s if gen_s > 0 and self.tokens > 1 else 0.0
+
+
+@dataclass
+class Answer:
+    """A complete answer in one mode."""
+
+    question: str
+    mode: Mode
+    text: str
+    reason: str = ""
+    passages: list[Hit] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    timing: Timing = field(default_factory=Timing)
+    from_correction: bool = False
+    warnings: list[str] = field(default_factory=list)

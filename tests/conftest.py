@@ -1,0 +1,33 @@
+"""Shared test setup: offline mode, one thread, and the tiny locally-built models (session-scoped).
+
+Tiny models are built by ``tests/tiny_llama.py`` and ``tests/tiny_st.py`` in seconds, with no
+download, and go through the same loading code as the real models.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_st_dir(tmp_path_factory):
+    """A tiny sentence-transformers model folder (BERT + mean pooling + normalize)."""
+    from tests.tiny_st import build_tiny_st
+
+    return build_tiny_st(tmp_path_factory.mktemp("tiny_st"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A tiny seeded Llama causal LM with a sentencepiece tokenizer and a chat template."""
+    from tests.tiny_llama import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
