@@ -15,7 +15,7 @@ from typing import Any
 
 from app.settings import Settings
 from domain.errors import SetupError
-from domain.progress import ProgressFn
+from domain.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run_setup(
             continue
         t0 = time.perf_counter()
         if progress_factory is None:
-            item = step(settings, force, lambda *_a, **_k: None)
+            item = step(settings, force, no_progress)
         else:
             with progress_factory(f"{name}: {description}") as on_progress:
                 item = step(settings, force, on_progress)

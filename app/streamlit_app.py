@@ -15,6 +15,7 @@ st.set_page_config(page_title="Hybrid Assistant", page_icon="🧭", layout="wide
 
 PAGES = [
     st.Page(str(ROOT / "app" / "pages" / "ask.py"), title="Ask", icon="💬", default=True),
+    st.Page(str(ROOT / "app" / "pages" / "strategy.py"), title="Strategy", icon="🧭"),
 ]
 
 st.navigation(PAGES).run()

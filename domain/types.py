@@ -6,10 +6,10 @@ Owns data shapes only; behaviour lives in the modules that use them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """The four answering modes."""
 
     PROMPT = "prompt"

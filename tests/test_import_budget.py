@@ -17,8 +17,8 @@ for pkg in (domain, app.wiring):
         importlib.import_module(m.name)
 import app.cli, app.settings, app.setup
 app.cli.build_parser()
-print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in %r)))
-""" % (HEAVY,)
+print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in HEAVY)))
+""".replace("HEAVY", repr(HEAVY))
 
 
 def test_domain_and_wiring_load_no_heavy_library() -> None:
@@ -29,6 +29,6 @@ def test_domain_and_wiring_load_no_heavy_library() -> None:
 
 def test_probe_would_notice_a_heavy_import() -> None:
     """The probe can fail: importing torch shows up in its list."""
-    code = "import sys, json, torch; print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in %r)))" % (HEAVY,)
+    code = f"import sys, json, torch; print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in {HEAVY!r})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "torch" in json.loads(out.stdout.strip().splitlines()[-1])

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from domain.progress import ProgressFn
+from domain.progress import ProgressFn, no_progress
 
 
 @contextmanager
 def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressFn]:
     """Yield a progress callback that draws a bar on stderr (nothing when ``quiet``)."""
     if quiet:
-        yield lambda done, total, message="": None
+        yield no_progress
         return
     from rich.progress import (
         BarColumn,

@@ -1,0 +1,66 @@
+"""Helpers shared by the Streamlit pages: settings, error display, reading workspace reports.
+
+Nothing here imports a heavy library; pages get models through ``app.wiring`` builders wrapped in
+``st.cache_resource`` so they load once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from app.settings import Settings, load_settings
+from domain.errors import HybridError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@st.cache_resource
+def settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    from app.logs import setup_logging
+
+    s = load_settings()
+    setup_logging(s.log_level)
+    return s
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Show a ``HybridError`` as ``st.error`` (message + next step); anything else with ``st.exception``."""
+    try:
+        yield
+    except HybridError as e:
+        st.error(str(e))
+    except Exception as e:  # noqa: BLE001 - a page must never crash
+        logger.exception("page error")
+        st.exception(e)
+
+
+def call_shown(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Call ``fn`` and show errors like ``shown_errors``; returns None on error."""
+    with shown_errors():
+        return fn(*args, **kwargs)
+    return None
+
+
+def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """The newest evaluation report JSON in ``evals_dir`` that has a "modes" section."""
+    if not evals_dir.is_dir():
+        return None, None
+    for path in sorted(evals_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("skipping unreadable eval report %s", path)
+            continue
+        if isinstance(data, dict) and isinstance(data.get("modes"), dict):
+            return data, path
+    return None, None

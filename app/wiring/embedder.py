@@ -1,0 +1,63 @@
+"""Wires the embedder: turns ``settings.models.embedder`` ('e5', 'minilm' or a folder path) into one
+shared ``SentenceTransformerEmbedder`` per folder and process. sentence-transformers is imported
+only when an embedder is first built.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from domain.ports import Embedder
+
+_BUILD_LOCK = threading.Lock()
+
+
+def resolve_embedder(settings: Settings) -> tuple[Path, str]:
+    """The folder to load and the identity name recorded with indexes, without loading anything.
+
+    'e5' is the workspace's converted multilingual-e5-small, 'minilm' the packaged
+    all-MiniLM-L6-v2, anything else a path to a sentence-transformers folder.
+
+    Raises:
+        ModelMissingError: 'minilm' was asked for but its package is missing.
+    """
+    choice = settings.models.embedder.strip()
+    if choice.lower() == "e5":
+        folder = settings.ws.embedder
+        return folder, folder.name
+    if choice.lower() == "minilm":
+        from index.embedder import MINILM_NAME, locate_minilm
+
+        return locate_minilm(), MINILM_NAME
+    folder = Path(choice).expanduser().resolve()
+    return folder, folder.name
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings (built once per folder, thread-safe).
+
+    Raises:
+        ModelMissingError: the folder is missing or does not load (message says to run `hybrid setup`).
+    """
+    folder, name = resolve_embedder(settings)
+    with _BUILD_LOCK:
+        return _load(str(folder), name)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: str, name: str) -> Embedder:
+    from index.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(Path(folder), name=name)
+
+
+def clear_embedder_cache() -> None:
+    """Forget built embedders (after `hybrid setup --force` replaced a folder, and in tests)."""
+    with _BUILD_LOCK:
+        _load.cache_clear()
