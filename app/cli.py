@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # Library progress bars (tqdm in transformers' GGUF loader) would fight with ours.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     from app.logs import setup_logging
     from app.settings import load_settings
 

@@ -40,8 +40,12 @@ def _base_gguf(settings: Settings, force: bool, on_progress: ProgressFn) -> dict
 
 def _base_hf(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:
     from adapters.base_model import materialize_base_hf
+    from app.wiring.models import base_hf_target
 
-    return materialize_base_hf(settings.ws.base_gguf, settings.ws.base_hf, force=force, on_progress=on_progress)
+    if settings.models.base_hf is not None:  # the user's own folder is used as is, never written
+        return {"name": "base_hf", "path": str(settings.models.base_hf), "status": "user folder"}
+    gguf, dest = base_hf_target(settings)
+    return materialize_base_hf(gguf, dest, force=force, on_progress=on_progress)
 
 
 def _embedder(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:

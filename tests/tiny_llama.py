@@ -20,7 +20,7 @@ CHATML_TEMPLATE = (
 )
 SPECIAL_MARKERS = ["<|im_start|>", "<|im_end|>"]
 VOCAB_SIZE = 640
-SEED = 1234
+SEED = 3
 # Weights are drawn with this standard deviation (Llama's default 0.02 makes the logits so flat
 # that greedy decoding repeats one token; a wider spread gives varied but still seeded output).
 INIT_STD = 0.25
@@ -83,8 +83,14 @@ _CHINESE = """\
 
 _SUBJECTS = ["the manager", "a new employee", "the help desk", "the payroll team", "our team", "a visitor"]
 _VERBS = ["reads", "checks", "updates", "sends", "approves", "archives"]
-_OBJECTS = ["the leave request", "the expense report", "the travel plan", "the meeting notes",
-            "the backup log", "the training list"]
+_OBJECTS = [
+    "the leave request",
+    "the expense report",
+    "the travel plan",
+    "the meeting notes",
+    "the backup log",
+    "the training list",
+]
 
 
 def training_lines() -> list[str]:
@@ -103,11 +109,24 @@ def _train_sentencepiece() -> bytes:
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(training_lines()), model_writer=buf, vocab_size=VOCAB_SIZE,
-        model_type="bpe", byte_fallback=True, character_coverage=1.0, hard_vocab_limit=False,
-        normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True,
-        user_defined_symbols=SPECIAL_MARKERS, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-        num_threads=1, minloglevel=2, seed_sentencepiece_size=100_000,
+        sentence_iterator=iter(training_lines()),
+        model_writer=buf,
+        vocab_size=VOCAB_SIZE,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        split_digits=True,
+        user_defined_symbols=SPECIAL_MARKERS,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        num_threads=1,
+        minloglevel=2,
+        seed_sentencepiece_size=100_000,
     )
     return buf.getvalue()
 
@@ -123,23 +142,41 @@ def build_tiny_llama(dest: Path, *, seed: int = SEED) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "tokenizer.model").write_bytes(_train_sentencepiece())
-    (dest / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "<|im_end|>",
-        "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False,
-    }), encoding="utf-8")
+    (dest / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "<|im_end|>",
+                "unk_token": "<unk>",
+                "add_bos_token": True,
+                "add_eos_token": False,
+            }
+        ),
+        encoding="utf-8",
+    )
     # llama.cpp's converter types sentencepiece user-defined pieces as normal text unless they are
     # listed here; listed, they become USER_DEFINED and are matched whole, as transformers does.
     (dest / "added_tokens.json").write_text(
-        json.dumps({m: i for i, m in enumerate(SPECIAL_MARKERS, start=3)}), encoding="utf-8")
+        json.dumps({m: i for i, m in enumerate(SPECIAL_MARKERS, start=3)}), encoding="utf-8"
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(dest))
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(str(dest))
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=INIT_STD,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        initializer_range=INIT_STD,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
@@ -147,7 +184,9 @@ def build_tiny_llama(dest: Path, *, seed: int = SEED) -> Path:
         for param in model.parameters():
             param.copy_(param.half().float())
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, do_sample=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        do_sample=False,
     )
     model.save_pretrained(str(dest), safe_serialization=True)
     return dest

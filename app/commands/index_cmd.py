@@ -1,9 +1,118 @@
-"""Placeholder: this command group is not built yet (see the open issues)."""
+"""`hybrid index PATH` (build or incrementally sync an index, with a progress bar and a summary)
+and `hybrid search "q"` (hybrid hits with dense and BM25 scores). The work lives in
+``app.wiring.index``; this module parses arguments and renders results.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections import Counter
+from typing import Any
+
+from app.commands.progress import emit_json, progress_bar
+from app.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="index a folder of documents (only new and changed files are embedded)")
+    p.add_argument("path", help="folder with .md .txt .rst .html .pdf .docx files")
+    p.add_argument("--name", default=None, help="index name (default: settings.index.name)")
+    p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None,
+                   help="print the summary as JSON (to stdout, or to FILE)")
+    p.set_defaults(func=run_index)
+
+    s = sub.add_parser("search", help="search an index (hybrid dense + BM25)")
+    s.add_argument("query", help="the question or keywords")
+    s.add_argument("--k", type=int, default=None, help="hits to show (default: settings.index.top_k)")
+    s.add_argument("--index", default=None, help="index name (default: settings.index.name)")
+    s.add_argument("--json", dest="json_path", nargs="?", const="-", default=None,
+                   help="print hits as JSON (to stdout, or to FILE)")
+    s.set_defaults(func=run_search)
+
+
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring.embedder import build_embedder
+    from app.wiring.index import sync_index
+
+    quiet = args.json_path == "-"
+    embedder = build_embedder(settings)
+    with progress_bar("indexing", quiet=quiet) as on_progress:
+        report = sync_index(
+            settings, args.path, name=args.name, rebuild=args.rebuild, embedder=embedder,
+            on_progress=on_progress,
+        )
+    data = report.to_dict()
+    if args.json_path:
+        emit_json(data, args.json_path)
+        if args.json_path == "-":
+            return 0
+    _print_summary(data)
+    return 0
+
+
+def _print_summary(r: dict[str, Any]) -> None:
+    verb = "updated" if r["changed"] else "unchanged"
+    print(
+        f"index '{r['name']}' {verb} ({r['generation']}): {r['files_indexed']} files, "
+        f"{r['chunks_total']} chunks in {r['seconds']:.1f} s"
+    )
+    print(
+        f"  files: {r['files_new']} new, {r['files_changed']} changed, {r['files_unchanged']} unchanged, "
+        f"{r['files_deleted']} removed" + (f", {r['files_resumed']} resumed" if r["files_resumed"] else "")
+    )
+    print(f"  chunks embedded: {r['chunks_embedded']}; vector index: {_ann_line(r['ann'])}")
+    skipped = r["skipped"]
+    if skipped:
+        counts = Counter(s["reason"] for s in skipped)
+        print(f"  skipped {len(skipped)} files: " + ", ".join(f"{n} {why}" for why, n in sorted(counts.items())))
+        for s in skipped[:50]:
+            print(f"    {s['path']}: {s['reason']}" + (f" — {s['detail']}" if s["detail"] else ""))
+        if len(skipped) > 50:
+            print(f"    … and {len(skipped) - 50} more (see --json)")
+
+
+def _ann_line(ann: dict[str, Any]) -> str:
+    if ann.get("kind") == "hnsw":
+        return f"HNSW, recall@10 {ann['recall_at_10']:.3f} at efSearch {ann['ef_search']}"
+    return "exact (flat inner product)"
+
+
+def run_search(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring.embedder import build_embedder
+    from app.wiring.index import build_retriever
+
+    embedder = build_embedder(settings)
+    retriever = build_retriever(settings, args.index, embedder=embedder)
+    k = args.k or settings.index.top_k
+    t0 = time.perf_counter()
+    hits = retriever.search(args.query, k=k)
+    seconds = time.perf_counter() - t0
+    rows = [
+        {
+            "rank": h.rank, "score": round(h.score, 6),
+            "dense_score": None if h.dense_score is None else round(h.dense_score, 4),
+            "bm25_score": None if h.bm25_score is None else round(h.bm25_score, 4),
+            "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
+            "path": h.chunk.path, "title": h.chunk.title, "heading": h.chunk.heading,
+            "page": h.chunk.page, "start": h.chunk.start, "end": h.chunk.end,
+            "chunk_id": h.chunk.chunk_id, "text": h.chunk.text,
+        }
+        for h in hits
+    ]
+    if args.json_path:
+        emit_json({"query": args.query, "k": k, "seconds": round(seconds, 4), "hits": rows}, args.json_path)
+        if args.json_path == "-":
+            return 0
+    if not rows:
+        print("no hits (is the index empty?)")
+    for r in rows:
+        where = r["path"] + (f" p.{r['page']}" if r["page"] else "") + (f" § {r['heading']}" if r["heading"] else "")
+        dense = "-" if r["dense_score"] is None else f"{r['dense_score']:.3f}"
+        bm25 = "-" if r["bm25_score"] is None else f"{r['bm25_score']:.2f}"
+        print(f"{r['rank']}. {where}  [fused {r['score']:.4f} · dense {dense} · bm25 {bm25}]")
+        snippet = " ".join(r["text"].split())
+        print(f"   {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+    print(f"({seconds * 1000:.0f} ms)")
+    return 0

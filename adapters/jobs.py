@@ -1,0 +1,252 @@
+"""Background jobs (training, export) as separate processes that report through a job file.
+
+A job is a folder ``<workspace>/jobs/<id>/`` with ``spec.json`` (what to do), ``job.json`` (status,
+step, total, loss history, ETA, error, result — rewritten atomically by the worker) and ``log.txt``
+(the worker's output). The app and the CLI launch, poll and cancel jobs here; what a job does is
+its worker module's business. Cancel is SIGTERM: the worker stops at the next batch and writes
+"cancelled"; a job whose process died without a final status is reported as "failed".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from domain.atomic import read_json, write_json_atomic
+from domain.errors import TrainingError
+from domain.progress import ProgressFn, no_progress
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+SPEC_FILE = "spec.json"
+LOG_FILE = "log.txt"
+FINAL = ("succeeded", "failed", "cancelled")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def new_job(jobs_root: Path, kind: str, spec: dict[str, Any]) -> Path:
+    """Create a job folder with its spec and a "queued" status; return the folder."""
+    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    job_dir = Path(jobs_root) / job_id
+    job_dir.mkdir(parents=True)
+    write_json_atomic(job_dir / SPEC_FILE, spec)
+    write_json_atomic(
+        job_dir / JOB_FILE,
+        {
+            "id": job_id,
+            "kind": kind,
+            "status": "queued",
+            "step": 0,
+            "total": 0,
+            "phase": "queued",
+            "loss_history": [],
+            "eta_s": None,
+            "error": None,
+            "created_at": time.time(),
+            "updated_at": time.time(),
+            "pid": None,
+        },
+    )
+    return job_dir
+
+
+def launch(job_dir: Path, module: str, *, extra_args: tuple[str, ...] = ()) -> int:
+    """Start ``python -m module JOB_DIR`` in its own session (output to log.txt); return its pid."""
+    job_dir = Path(job_dir)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    log = (job_dir / LOG_FILE).open("ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, str(job_dir), *extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=str(REPO_ROOT),
+        )
+    finally:
+        log.close()
+    status = read_status(job_dir)
+    status.update(
+        {"pid": proc.pid, "status": "starting", "phase": "starting", "error": None, "updated_at": time.time()}
+    )
+    write_json_atomic(job_dir / JOB_FILE, status)
+    logger.info("launched job %s (pid %d): python -m %s", job_dir.name, proc.pid, module)
+    return proc.pid
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(job_dir: Path) -> dict[str, Any]:
+    """The job's status; a non-final job whose process is gone is reported as failed."""
+    job_dir = Path(job_dir)
+    try:
+        status = read_json(job_dir / JOB_FILE)
+    except (OSError, ValueError) as e:
+        raise TrainingError(
+            f"job {job_dir.name} has no readable status ({e}) — list jobs with `hybrid train --jobs`"
+        ) from e
+    if status.get("status") in ("starting", "running") and not _alive(status.get("pid")):
+        time.sleep(0.2)  # the worker may be writing its final status right now
+        status = read_json(job_dir / JOB_FILE)
+        if status.get("status") in ("starting", "running"):
+            status.update(
+                {
+                    "status": "failed",
+                    "error": status.get("error")
+                    or f"the job process (pid {status.get('pid')}) ended without a final status; see {job_dir / LOG_FILE}",
+                }
+            )
+    return status
+
+
+def cancel(job_dir: Path) -> bool:
+    """Ask the job's process to stop (SIGTERM). True when a running process was signalled."""
+    status = read_status(job_dir)
+    pid = status.get("pid")
+    if status.get("status") in FINAL or not _alive(pid):
+        return False
+    os.kill(int(pid), signal.SIGTERM)
+    logger.info("sent SIGTERM to job %s (pid %s)", Path(job_dir).name, pid)
+    return True
+
+
+def wait(
+    job_dir: Path,
+    *,
+    on_progress: ProgressFn = no_progress,
+    poll_s: float = 0.5,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Poll until the job is final; forward (step, total, message) to ``on_progress``."""
+    while True:
+        status = read_status(job_dir)
+        if on_status:
+            on_status(status)
+        on_progress(int(status.get("step") or 0), int(status.get("total") or 0), _message(status))
+        if status.get("status") in FINAL:
+            return status
+        time.sleep(poll_s)
+
+
+def _message(status: dict[str, Any]) -> str:
+    parts = [str(status.get("phase") or status.get("status"))]
+    hist = status.get("loss_history") or []
+    if hist:
+        parts.append(f"loss {hist[-1].get('loss', float('nan')):.3f}")
+    eta = status.get("eta_s")
+    if eta is not None and status.get("status") == "running":
+        parts.append(f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
+    return " · ".join(parts)
+
+
+def list_jobs(jobs_root: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """Statuses of all jobs (newest first), optionally of one kind."""
+    root = Path(jobs_root)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir(), reverse=True):
+        if (d / JOB_FILE).is_file() and (kind is None or d.name.startswith(kind + "-")):
+            try:
+                out.append({**read_status(d), "dir": str(d)})
+            except TrainingError:
+                continue
+    return out
+
+
+class JobReporter:
+    """Used inside the worker: updates job.json atomically (at most every ``min_interval_s`` unless
+    forced), keeps the loss history, and estimates the ETA from this process's own step rate."""
+
+    def __init__(self, job_dir: Path, *, min_interval_s: float = 1.0) -> None:
+        self.job_dir = Path(job_dir)
+        self.min_interval_s = min_interval_s
+        self.status = read_json(self.job_dir / JOB_FILE)
+        self.status.update(
+            {"pid": os.getpid(), "status": "running", "error": None, "started_at": time.time()}
+        )
+        self._last_write = 0.0
+        self._rate_origin: tuple[float, int] | None = None
+        self.stop_requested = False
+        self.write(force=True)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT set ``stop_requested`` (the trainer polls ``should_stop``)."""
+
+        def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+            self.stop_requested = True
+            self.update(phase="cancelling", force=True)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def write(self, *, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_write < self.min_interval_s:
+            return
+        self.status["updated_at"] = now
+        write_json_atomic(self.job_dir / JOB_FILE, self.status)
+        self._last_write = now
+
+    def update(self, *, force: bool = False, **fields: Any) -> None:
+        self.status.update(fields)
+        self.write(force=force)
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        now = time.time()
+        if self._rate_origin is None or done < self._rate_origin[1]:
+            self._rate_origin = (now, done)
+        t0, s0 = self._rate_origin
+        eta = (now - t0) / (done - s0) * (total - done) if done > s0 else None
+        self.update(
+            step=done,
+            total=total,
+            message=message,
+            eta_s=round(eta, 1) if eta is not None else None,
+            force=done >= total,
+        )
+
+    def loss(self, record: dict[str, Any]) -> None:
+        self.status.setdefault("loss_history", []).append(record)
+
+    def finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
+        self.update(
+            status=status,
+            phase=status,
+            error=error,
+            result=result,
+            eta_s=None,
+            finished_at=time.time(),
+            force=True,
+        )

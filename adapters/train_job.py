@@ -1,0 +1,202 @@
+"""The training job's worker: from a job folder's spec to a registered (and maybe activated) adapter
+version. Runs in its own process (``python -m adapters.train_job JOB_DIR``, or through the app's
+wiring, which adds data preparation and the evaluation gate as hooks).
+
+Steps: examples (prepared once, kept in the job folder for resume) → split → LoRA training with
+checkpoints → staged version (adapter, params, loss curve, metrics, GGUF LoRA, gate result) →
+rename into the registry → activate when the gate passes (or when forced). A cancel or a crash
+before the rename leaves no version and ACTIVE untouched.
+
+Spec keys: ``base_hf`` (folder), ``registry`` (folder), ``params`` (TrainingParams JSON), optional
+``base_sha256``, ``version``, ``activate`` ("gate" | "force" | "never"), ``convert_gguf`` with
+``tools_dir``, ``lora_outtype``, ``num_threads``, ``data`` (what the prepare hook reads).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters import registry
+from adapters.jobs import JobReporter
+from adapters.train_params import TrainingParams
+from adapters.training_data import ChatExample, data_hash, read_examples, split_validation, write_examples
+from domain.atomic import read_json, write_json_atomic
+from domain.errors import HybridError, TrainingError
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES = "examples.jsonl"
+CHECKPOINTS = "checkpoints"
+PrepareFn = Callable[[dict[str, Any], JobReporter], tuple[list[ChatExample], dict[str, Any]]]
+# gate(staged_version_dir, version_name, reporter) -> decision JSON with at least {"passed": bool}
+GateFn = Callable[[Path, str, JobReporter], dict[str, Any]]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def base_identity(base_dir: Path, given: str | None) -> str:
+    """The base model's sha256: as given by the caller, else of its (first) safetensors file."""
+    if given:
+        return given
+    files = sorted(Path(base_dir).glob("*.safetensors"))
+    return file_sha256(files[0]) if files else "unknown"
+
+
+def _examples(
+    job_dir: Path, spec: dict[str, Any], reporter: JobReporter, prepare: PrepareFn | None
+) -> tuple[list[ChatExample], dict[str, Any]]:
+    path = job_dir / EXAMPLES
+    if path.is_file():
+        info = read_json(job_dir / "data_report.json") if (job_dir / "data_report.json").is_file() else {}
+        return read_examples(path), info
+    if prepare is None:
+        raise TrainingError(
+            f"job {job_dir.name} has no {EXAMPLES} and no data preparation — start it with `hybrid train`"
+        )
+    reporter.update(phase="preparing data", force=True)
+    examples, info = prepare(spec, reporter)
+    write_examples(path, examples)
+    write_json_atomic(job_dir / "data_report.json", info)
+    return examples, info
+
+
+def run_training_job(
+    job_dir: Path, *, prepare: PrepareFn | None = None, gate: GateFn | None = None
+) -> dict[str, Any]:
+    """Run the job in ``job_dir`` to the end; returns the result also written to job.json.
+
+    Raises:
+        TrainingError: cancelled or failed (the job file says so too).
+    """
+    import torch
+
+    from adapters.trainer import load_base, save_adapter, train_lora
+
+    job_dir = Path(job_dir)
+    spec = read_json(job_dir / "spec.json")
+    reporter = JobReporter(job_dir)
+    reporter.install_signal_handlers()
+    try:
+        params = TrainingParams.from_json(spec["params"])
+        if spec.get("num_threads"):
+            torch.set_num_threads(int(spec["num_threads"]))
+        examples, data_info = _examples(job_dir, spec, reporter, prepare)
+        train, val = split_validation(examples, share=params.val_share, seed=params.seed)
+        reporter.update(
+            phase="loading base model", n_train=len(train), n_val=len(val), loss_history=[], force=True
+        )
+        base_dir = Path(spec["base_hf"])
+        model, tokenizer = load_base(base_dir, params)
+        reporter.update(phase="training", force=True)
+        result = train_lora(
+            model,
+            tokenizer,
+            train,
+            val,
+            params,
+            checkpoint_dir=job_dir / CHECKPOINTS,
+            on_progress=reporter.progress,
+            on_loss=reporter.loss,
+            should_stop=reporter.should_stop,
+        )
+        if reporter.should_stop():
+            raise TrainingError("training was cancelled")
+        root = Path(spec["registry"])
+        reporter.update(phase="saving version", force=True)
+        with registry.staged_version(root, spec.get("version")) as (stage, name):
+            save_adapter(model, stage)
+            del model
+            gc.collect()
+            write_json_atomic(
+                stage / "params.json",
+                {
+                    **params.to_json(),
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "base_model": str(base_dir),
+                    "base_sha256": base_identity(base_dir, spec.get("base_sha256")),
+                    "data_hash": data_hash(examples),
+                    "data": data_info,
+                    "job": job_dir.name,
+                },
+            )
+            write_json_atomic(stage / "loss.json", {"history": result.history})
+            metrics: dict[str, Any] = {
+                "steps": result.steps,
+                "total_steps": result.total_steps,
+                "stopped_early": result.stopped_early,
+                "best_val_loss": result.best_val_loss,
+                "final_train_loss": result.final_train_loss,
+                "n_train": result.n_train,
+                "n_val": result.n_val,
+                "dropped_too_long": len(result.dropped_too_long),
+                "train_seconds": round(result.seconds, 1),
+                "tokens_per_s": round(result.tokens_per_s, 1),
+                "trainable_params": result.trainable_params,
+                "precision": params.precision,
+            }
+            write_json_atomic(stage / "metrics.json", metrics)
+            if spec.get("convert_gguf"):
+                from adapters.llama_tools import convert_lora_to_gguf
+
+                reporter.update(phase="converting to GGUF LoRA", force=True)
+                convert_lora_to_gguf(
+                    stage,
+                    stage / "lora.gguf",
+                    base_hf_dir=base_dir,
+                    tools_dir=Path(spec["tools_dir"]),
+                    outtype=spec.get("lora_outtype", "f16"),
+                )
+            if gate is not None:
+                reporter.update(phase="evaluation gate", force=True)
+                metrics["gate"] = gate(stage, name, reporter)
+                write_json_atomic(stage / "metrics.json", metrics)
+            if reporter.should_stop():
+                raise TrainingError("training was cancelled before the version was registered")
+        activate = spec.get("activate", "gate")
+        gate_ok = metrics.get("gate", {}).get("passed", True)
+        activated = activate == "force" or (activate == "gate" and gate_ok)
+        if activated:
+            registry.activate(
+                root, name, reason="forced" if activate == "force" and not gate_ok else "gate passed"
+            )
+        out = {"version": name, "path": str(root / name), "activated": activated, "metrics": metrics}
+        reporter.finish("succeeded", result=out)
+        return out
+    except HybridError as e:
+        status = "cancelled" if reporter.should_stop() else "failed"
+        reporter.finish(status, error=str(e))
+        raise
+    except Exception as e:
+        logger.error("training job failed:\n%s", traceback.format_exc())
+        reporter.finish("failed", error=f"{type(e).__name__}: {e}")
+        raise TrainingError(f"training job failed: {e} — see {job_dir / 'log.txt'}") from e
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.train_job JOB_DIR``: train from the job's prepared examples, no gate."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_training_job(Path(args[0]))
+    except HybridError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""The LoRA trainer: a plain PyTorch loop over a peft model of the HF base, built for CPUs.
+
+What makes it cheap: logits only at answer positions (the hidden states are sliced before the
+151k-wide lm_head), right padding without an attention mask (the fast causal kernel), length-grouped
+batches, and bf16 matmuls on frozen bf16 weights (LoRA weights and the loss stay fp32). Also owns
+validation with early stopping (best weights kept), seeds, and checkpoints for resume. Where the
+result goes (versions, the registry) is the job's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.batching import Encoded, collate, encode_examples, length_grouped_batches
+from adapters.train_params import TrainingParams
+from adapters.training_data import ChatExample
+from domain.errors import ModelMissingError, TrainingError
+from domain.progress import ProgressFn, no_progress
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[dict[str, Any]], None]
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run did; ``history`` holds one dict per optimizer step (and validation);
+    ``tokens`` and ``seconds`` count this process's share of the run (not the resumed part)."""
+
+    steps: int
+    total_steps: int
+    history: list[dict[str, Any]]
+    best_val_loss: float | None
+    final_train_loss: float | None
+    stopped_early: bool
+    n_train: int
+    n_val: int
+    dropped_too_long: list[str]
+    tokens: int
+    answer_tokens: int
+    seconds: float
+    trainable_params: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_base(base_dir: Path, params: TrainingParams) -> tuple[Any, Any]:
+    """(peft model with fresh LoRA weights, tokenizer) from a local HF folder; only LoRA trains."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = Path(base_dir)
+    if not (base_dir / "config.json").is_file():
+        raise ModelMissingError(
+            f"training base {base_dir} has no config.json — run `hybrid setup --only base_hf`"
+        )
+    seed_everything(params.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, local_files_only=True)
+    model.config.use_cache = False
+    if params.precision == "bf16":
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [m for m in params.target_modules if m not in present]
+    if missing:
+        raise TrainingError(
+            f"target module(s) {', '.join(missing)} not found in {base_dir.name} — "
+            f"pick from {', '.join(sorted(p for p in present if p.endswith('_proj')))}"
+        )
+    config = LoraConfig(
+        r=params.r,
+        lora_alpha=params.alpha,
+        lora_dropout=params.dropout,
+        target_modules=list(params.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    for name, p in peft_model.named_parameters():
+        if p.requires_grad:
+            if "lora_" not in name:
+                raise TrainingError(f"non-LoRA parameter {name} is trainable — report this")
+            p.data = p.data.float()
+    return peft_model, tokenizer
+
+
+def trainable_state(model: Any) -> dict[str, Any]:
+    """A detached copy of the LoRA weights."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _restore(model: Any, state: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in state:
+                p.copy_(state[n])
+
+
+def _autocast(params: TrainingParams) -> Any:
+    import torch
+
+    if params.precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) -> tuple[Any, int]:
+    """(summed cross-entropy over answer tokens, number of answer tokens) for one batch.
+
+    The decoder runs on every position, but the lm_head only on the positions whose next token is an
+    answer token — a prompt of 900 tokens with a 90-token answer computes 90 rows of logits, not 990.
+    """
+    import torch
+
+    causal_lm = model.get_base_model()
+    targets = labels[:, 1:]
+    where = targets != -100
+    with _autocast(params):
+        hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
+        picked = hidden[:, :-1][where]
+        logits = causal_lm.lm_head(picked)
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
+    return loss, int(where.sum())
+
+
+def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def evaluate_loss(model: Any, data: Sequence[Encoded], params: TrainingParams, pad_id: int) -> float | None:
+    """Mean answer-token loss over ``data`` (no gradients), or None when ``data`` is empty."""
+    import torch
+
+    if not data:
+        return None
+    total, count = 0.0, 0
+    order = sorted(range(len(data)), key=lambda i: len(data[i].ids))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), params.batch_size):
+            ids, labels = collate([data[i] for i in order[start : start + params.batch_size]], pad_id=pad_id)
+            loss, n = batch_loss_sum(model, ids, labels, params)
+            total, count = total + float(loss), count + n
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train_lora(
+    model: Any,
+    tokenizer: Any,
+    train: Sequence[ChatExample],
+    val: Sequence[ChatExample],
+    params: TrainingParams,
+    *,
+    checkpoint_dir: Path | None = None,
+    on_progress: ProgressFn = no_progress,
+    on_loss: LossFn | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainResult:
+    """Train the LoRA weights of ``model`` (from ``load_base``) on ``train``; validate on ``val``.
+
+    Resumes from ``checkpoint_dir/checkpoint.pt`` when present; writes it every
+    ``params.checkpoint_every`` steps and when ``should_stop`` turns true.
+
+    Args:
+        on_progress: (step, total_steps, "loss 1.234").
+        on_loss: called with each history record {"step", "epoch", "loss", "lr", "val_loss"?}.
+        should_stop: polled between batches; True saves a checkpoint and raises TrainingError.
+
+    Raises:
+        TrainingError: no example fits ``max_length``, the loss is not finite, or the run was stopped.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    train_enc, dropped = encode_examples(tokenizer, train, max_length=params.max_length)
+    val_enc, dropped_val = encode_examples(tokenizer, val, max_length=params.max_length)
+    if not train_enc:
+        raise TrainingError(
+            f"no training example fits max_length={params.max_length} tokens — raise --max-length"
+        )
+    lengths = [len(e.ids) for e in train_enc]
+    n_batches = math.ceil(len(train_enc) / params.batch_size)
+    steps_per_epoch = math.ceil(n_batches / params.grad_accum)
+    total = steps_per_epoch * params.epochs
+    eval_points = {
+        round(steps_per_epoch * (k + 1) / params.evals_per_epoch) for k in range(params.evals_per_epoch)
+    }
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total, max(1, round(total * params.warmup_ratio)))
+    )
+    history: list[dict[str, Any]] = []
+    step, best_val, best_state, bad_evals, tokens, answer_tokens = 0, None, None, 0, 0, 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+    if ckpt and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        _restore(model, state["lora"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, history, best_val, best_state = (
+            state["step"],
+            state["history"],
+            state["best_val"],
+            state["best_state"],
+        )
+        bad_evals, tokens, answer_tokens = state["bad_evals"], state["tokens"], state["answer_tokens"]
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resumed from %s at step %d/%d", ckpt, step, total)
+        for record in history if on_loss else ():
+            on_loss(record)  # the caller's loss chart starts from the checkpoint's history
+
+    def checkpoint() -> None:
+        if ckpt:
+            _save_checkpoint(
+                ckpt,
+                {
+                    "lora": trainable_state(model),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                    "history": history,
+                    "best_val": best_val,
+                    "best_state": best_state,
+                    "bad_evals": bad_evals,
+                    "tokens": tokens,
+                    "answer_tokens": answer_tokens,
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
+
+    start_step, start_tokens, stopped_early = step, tokens, False
+    model.train()
+    on_progress(step, total, "starting")
+    for epoch in range(params.epochs):
+        batches = length_grouped_batches(lengths, batch_size=params.batch_size, seed=params.seed, epoch=epoch)
+        for s in range(steps_per_epoch):
+            if epoch * steps_per_epoch + s < step:
+                continue  # done before the resume point
+            group = batches[s * params.grad_accum : (s + 1) * params.grad_accum]
+            n_answer = sum(train_enc[i].n_answer for b in group for i in b)
+            loss_total = 0.0
+            for b in group:
+                if should_stop():
+                    checkpoint()
+                    raise TrainingError(f"training stopped at step {step}/{total}; resume it to continue")
+                ids, labels = collate([train_enc[i] for i in b], pad_id=pad_id)
+                loss_sum, _ = batch_loss_sum(model, ids, labels, params)
+                (loss_sum / n_answer).backward()
+                loss_total += float(loss_sum.detach())
+                tokens += sum(len(train_enc[i].ids) for i in b)
+            answer_tokens += n_answer
+            torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            loss = loss_total / n_answer
+            if not math.isfinite(loss):
+                raise TrainingError(f"loss became {loss} at step {step} — lower --lr or use --precision fp32")
+            record: dict[str, Any] = {
+                "step": step,
+                "epoch": round(epoch + (s + 1) / steps_per_epoch, 3),
+                "loss": round(loss, 5),
+                "lr": scheduler.get_last_lr()[0],
+            }
+            if (s + 1) in eval_points and val_enc:
+                val_loss = evaluate_loss(model, val_enc, params, pad_id)
+                record["val_loss"] = round(val_loss, 5) if val_loss is not None else None
+                if best_val is None or (val_loss is not None and val_loss < best_val - params.min_delta):
+                    best_val, best_state, bad_evals = val_loss, trainable_state(model), 0
+                else:
+                    bad_evals += 1
+            history.append(record)
+            if on_loss:
+                on_loss(record)
+            on_progress(step, total, f"loss {loss:.3f}")
+            if step % params.checkpoint_every == 0:
+                checkpoint()
+            if val_enc and bad_evals >= params.patience and params.patience > 0:
+                stopped_early = True
+                logger.info(
+                    "early stop at step %d: validation loss did not improve %d times", step, bad_evals
+                )
+                break
+        if stopped_early:
+            break
+    if best_state is not None:
+        _restore(model, best_state)
+    seconds = time.perf_counter() - t0
+    train_losses = [h["loss"] for h in history]
+    logger.info("trained %d steps (%d this run) in %.1f s", step, step - start_step, seconds)
+    return TrainResult(
+        steps=step,
+        total_steps=total,
+        history=history,
+        best_val_loss=best_val,
+        final_train_loss=train_losses[-1] if train_losses else None,
+        stopped_early=stopped_early,
+        n_train=len(train_enc),
+        n_val=len(val_enc),
+        dropped_too_long=dropped + dropped_val,
+        tokens=tokens - start_tokens,
+        answer_tokens=answer_tokens,
+        seconds=seconds,
+        trainable_params=sum(p.numel() for p in trainable),
+    )
+
+
+def save_adapter(model: Any, out_dir: Path) -> None:
+    """Write the LoRA weights and config (peft ``save_pretrained``: adapter_model.safetensors +
+    adapter_config.json) into ``out_dir``; peft's generated model card is not kept."""
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    (Path(out_dir) / "README.md").unlink(missing_ok=True)

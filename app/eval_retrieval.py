@@ -1,0 +1,158 @@
+"""`hybrid eval --retrieval`: recall@k and MRR of dense, BM25 and hybrid search on the eval rows,
+overall and per kind and language, with the share of listed sources found for multi-hop rows.
+
+Reads eval JSONL rows ({"id", "lang", "kind", "question", "source", ...}; ``source`` is a path
+relative to the indexed folder, a list of them for multi_hop, null for out_of_domain, which is left
+out of the scores). The metric arithmetic lives in ``domain.retrieval_metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.settings import Settings
+from domain.errors import DataError
+from domain.retrieval_metrics import RetrievalOutcome, summarize, summarize_by
+
+if TYPE_CHECKING:
+    from index.hybrid import HybridRetriever
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("dense", "bm25", "hybrid")
+UNSCORED_KINDS = frozenset({"out_of_domain"})
+
+
+def eval_files(spec: str | None) -> list[Path]:
+    """Files named by ``spec``: a path, a glob, or a comma-separated list of either. The default
+    is corpus/eval.jsonl, or corpus/eval_*.jsonl when that is not there yet.
+
+    Raises:
+        DataError: nothing matches.
+    """
+    if not spec:
+        merged = PROJECT_ROOT / "corpus" / "eval.jsonl"
+        spec = str(merged) if merged.is_file() else str(PROJECT_ROOT / "corpus" / "eval_*.jsonl")
+    files: list[Path] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        matches = sorted(glob.glob(part)) or sorted(glob.glob(str(PROJECT_ROOT / part)))
+        files.extend(Path(m) for m in matches if Path(m).is_file())
+    if not files:
+        raise DataError(f"no eval file matches '{spec}' — pass --eval-set FILE (JSONL rows with question and source)")
+    return files
+
+
+def load_eval_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """All rows of the JSONL ``files`` in order.
+
+    Raises:
+        DataError: a line is not a JSON object with a question (file and line named).
+    """
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number} is not valid JSON ({e.msg}) — fix or remove that line") from e
+            if not isinstance(row, dict) or not str(row.get("question", "")).strip():
+                raise DataError(f"{path}:{number} has no 'question' — every eval row needs one")
+            rows.append(row)
+    return rows
+
+
+def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
+    """The row's source paths, normalised to POSIX paths without a leading './'."""
+    src = row.get("source")
+    items = src if isinstance(src, list) else ([] if src is None else [src])
+    return tuple(str(s).replace("\\", "/").removeprefix("./") for s in items if s)
+
+
+def evaluate(
+    retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: int
+) -> dict[str, Any]:
+    """Scores of each method on the rows that have sources (out-of-domain rows are excluded)."""
+    scored = [r for r in rows if r.get("kind") not in UNSCORED_KINDS and relevant_sources(r)]
+    questions = [str(r["question"]) for r in scored]
+    indexed = {c.path for c in retriever.chunks}
+    missing = sorted({s for r in scored for s in relevant_sources(r)} - indexed)
+    report: dict[str, Any] = {"n_scored": len(scored), "retrieval": {}, "misses": {}}
+    for method in METHODS:
+        results = retriever.search_many(questions, k=k, method=method)
+        outcomes = [
+            RetrievalOutcome(
+                row_id=str(r.get("id", i)), kind=str(r.get("kind", "")), lang=str(r.get("lang", "")),
+                ranked=tuple(h.chunk.path for h in hits), relevant=relevant_sources(r),
+            )
+            for i, (r, hits) in enumerate(zip(scored, results, strict=True))
+        ]
+        summary: dict[str, Any] = dict(summarize(outcomes, k))
+        summary["by_kind"] = summarize_by(outcomes, lambda o: o.kind, k)
+        summary["by_lang"] = summarize_by(outcomes, lambda o: o.lang, k)
+        report["retrieval"][method] = summary
+        report["misses"][method] = [o.row_id for o in outcomes if not set(o.ranked[:k]) & set(o.relevant)]
+    report["missing_sources"] = missing
+    return report
+
+
+def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Entry point of `hybrid eval --retrieval` (arguments defined in app.commands.eval_cmd)."""
+    from app.commands.progress import emit_json
+    from app.wiring.embedder import build_embedder
+    from app.wiring.index import build_retriever, index_name
+
+    files = eval_files(args.eval_set)
+    rows = load_eval_rows(files)
+    if args.kinds:
+        wanted = {k.strip() for k in args.kinds.split(",") if k.strip()}
+        rows = [r for r in rows if r.get("kind") in wanted]
+    if args.limit:
+        rows = rows[: args.limit]
+    embedder = build_embedder(settings)
+    retriever = build_retriever(settings, args.index, embedder=embedder)
+    report = evaluate(retriever, rows, k=args.k)
+    excluded: dict[str, int] = {}
+    for r in rows:
+        if r.get("kind") in UNSCORED_KINDS or not relevant_sources(r):
+            excluded[str(r.get("kind"))] = excluded.get(str(r.get("kind")), 0) + 1
+    out = {
+        "n_rows": len(rows), "k": args.k, "index": index_name(settings, args.index),
+        "eval_files": [str(f) for f in files], "excluded": excluded, **report,
+    }
+    if report["missing_sources"]:
+        logger.warning("%d eval sources are not in the index: %s", len(report["missing_sources"]),
+                       ", ".join(report["missing_sources"][:5]))
+    if args.json_path:
+        emit_json(out, args.json_path)
+        if args.json_path == "-":
+            return 0
+    _print_report(out)
+    return 0
+
+
+def _print_report(out: dict[str, Any]) -> None:
+    k = out["k"]
+    print(f"retrieval on {out['n_scored']} of {out['n_rows']} rows (index '{out['index']}', k={k}); "
+          f"excluded: {out['excluded'] or 'none'}")
+    print(f"{'method':8} {'group':22} {'n':>4} {f'recall@{k}':>9} {'MRR':>6} {'sources':>8}")
+    for method in METHODS:
+        m = out["retrieval"][method]
+        groups = [("all", m)] + [(f"kind={g}", v) for g, v in m["by_kind"].items()] + [
+            (f"lang={g}", v) for g, v in m["by_lang"].items()
+        ]
+        for name, g in groups:
+            share = g.get(f"source_share@{k}")
+            print(f"{method:8} {name:22} {g['n']:>4} {g[f'recall@{k}']:>9.3f} {g['mrr']:>6.3f} "
+                  f"{'' if share is None else f'{share:.3f}':>8}")
+    if out["missing_sources"]:
+        print(f"warning: {len(out['missing_sources'])} eval sources are not in the index, e.g. "
+              + ", ".join(out["missing_sources"][:3]))

@@ -1,0 +1,227 @@
+"""Per-format text extraction: turns one file's content into extracted text, a title and heading
+sections whose character spans index into that text.
+
+Markdown keeps its raw text and takes sections from langchain's ``MarkdownHeaderTextSplitter``;
+HTML text is assembled from ``HTMLHeaderTextSplitter``'s output; PDF gives one section per page;
+DOCX follows its Heading styles. Finding, reading and decoding files is ``index.loaders``' job.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from domain.errors import DocumentError
+
+HEADING_JOIN = " > "
+_HEADER_KEYS = tuple(f"h{i}" for i in range(1, 7))
+
+
+@dataclass(frozen=True)
+class Section:
+    """A span ``[start, end)`` of the extracted text under one heading path (and PDF page)."""
+
+    start: int
+    end: int
+    heading: str = ""
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What a format parser returns: the text, a title ('' when none) and covering sections."""
+
+    text: str
+    title: str
+    sections: tuple[Section, ...]
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def extract_plain(text: str) -> Extracted:
+    """Plain text and reStructuredText: one section; the title is a short first line that does
+    not end like a sentence."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    first = first.strip("#=*- \t")
+    title = first if len(first) <= 80 and not first.endswith(tuple(".。!！?？;；,，")) else ""
+    return Extracted(text, title, (Section(0, len(text)),))
+
+
+def _clean_line(line: str) -> str:
+    # The same normalisation MarkdownHeaderTextSplitter applies to every line it reads.
+    return "".join(filter(str.isprintable, line.strip()))
+
+
+def extract_markdown(text: str) -> Extracted:
+    """Markdown keeps its raw text; each heading starts a section (headings inside code fences
+    are not headings)."""
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+
+    splitter = MarkdownHeaderTextSplitter(
+        headers_to_split_on=[("#" * i, f"h{i}") for i in range(1, 7)], strip_headers=False
+    )
+    docs = splitter.split_text(text)
+    line_starts: list[int] = []
+    pos = 0
+    lines = text.split("\n")
+    for line in lines:
+        line_starts.append(pos)
+        pos += len(line) + 1
+    starts: list[tuple[int, str]] = []
+    cursor = 0
+    for doc in docs:
+        heading = HEADING_JOIN.join(doc.metadata[k] for k in _HEADER_KEYS if k in doc.metadata)
+        first = doc.page_content.split("\n", 1)[0].strip()
+        at = next((i for i in range(cursor, len(lines)) if _clean_line(lines[i]) == first), None)
+        if at is None:  # cannot place it: keep the previous section running
+            continue
+        starts.append((0 if not starts else line_starts[at], heading))
+        cursor = at + 1
+    if not starts:
+        starts = [(0, "")]
+    sections = tuple(
+        Section(start, starts[i + 1][0] if i + 1 < len(starts) else len(text), heading)
+        for i, (start, heading) in enumerate(starts)
+    )
+    title = next((s.heading.split(HEADING_JOIN)[0] for s in sections if s.heading), "")
+    return Extracted(text, title, sections)
+
+
+_INLINE_TAGS = (
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd", "mark",
+    "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var",
+)
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "head", "title", "iframe", "object")
+
+
+def extract_html(markup: str) -> Extracted:
+    """HTML: scripts and styles dropped, inline tags flattened into their sentences, then
+    ``HTMLHeaderTextSplitter`` yields heading-tagged blocks that are joined into the text."""
+    from bs4 import BeautifulSoup
+    from langchain_text_splitters import HTMLHeaderTextSplitter
+
+    soup = BeautifulSoup(markup, "html.parser")
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(_INLINE_TAGS):
+        tag.unwrap()
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    soup.smooth()
+    splitter = HTMLHeaderTextSplitter([(k, k) for k in _HEADER_KEYS])
+    blocks: list[tuple[str, str]] = []  # (heading path, text), consecutive same-heading merged
+    for doc in splitter.split_text(str(soup)):
+        heading = HEADING_JOIN.join(doc.metadata[k] for k in _HEADER_KEYS if k in doc.metadata)
+        body = "\n".join(ln.strip() for ln in doc.page_content.split("\n") if ln.strip())
+        body = re.sub(r"[ \t]+", " ", body)
+        if not body:
+            continue
+        if blocks and blocks[-1][0] == heading:
+            blocks[-1] = (heading, blocks[-1][1] + "\n" + body)
+        else:
+            blocks.append((heading, body))
+    parts: list[str] = []
+    sections: list[Section] = []
+    pos = 0
+    for heading, body in blocks:
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        sections.append(Section(pos, pos + len(body), heading))
+        parts.append(body)
+        pos += len(body)
+    text = "".join(parts)
+    if not title:
+        title = next((s.heading.split(HEADING_JOIN)[0] for s in sections if s.heading), "")
+    return Extracted(text, title, tuple(sections) or (Section(0, 0),))
+
+
+def extract_pdf(data: bytes, path: str) -> Extracted:
+    """PDF via pypdf: pages joined by blank lines, one section per page (1-based ``page``)."""
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DocumentError(path, "encrypted", "the PDF needs a password")
+        pages = [normalize_newlines(page.extract_text() or "").strip() for page in reader.pages]
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except DocumentError:
+        raise
+    except Exception as e:  # pypdf raises many types on damaged files
+        raise DocumentError(path, "unreadable", f"{type(e).__name__}: {e}"[:200]) from e
+    parts: list[str] = []
+    sections: list[Section] = []
+    pos = 0
+    for number, page_text in enumerate(pages, start=1):
+        if not page_text:
+            continue
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        sections.append(Section(pos, pos + len(page_text), "", number))
+        parts.append(page_text)
+        pos += len(page_text)
+    text = "".join(parts)
+    title = str(meta_title).strip() or extract_plain(text).title
+    return Extracted(text, title, tuple(sections) or (Section(0, 0),))
+
+
+def _heading_level(style_name: str) -> int | None:
+    if style_name == "Title":
+        return 0
+    m = re.fullmatch(r"Heading (\d)", style_name)
+    return int(m.group(1)) if m else None
+
+
+def extract_docx(data: bytes, path: str) -> Extracted:
+    """DOCX via python-docx: paragraphs and tables in document order; Title/Heading N paragraphs
+    start sections."""
+    try:
+        import docx
+        from docx.text.paragraph import Paragraph
+
+        document = docx.Document(io.BytesIO(data))
+        items: list[tuple[str, int | None]] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Paragraph):
+                style = block.style.name if block.style is not None else ""
+                items.append((block.text.strip(), _heading_level(style or "")))
+            else:
+                for row in block.rows:
+                    cells = [c.text.strip() for c in row.cells]
+                    items.append((" | ".join(c for c in cells if c), None))
+        core_title = (document.core_properties.title or "").strip()
+    except Exception as e:  # zip, XML and python-docx errors on damaged files
+        raise DocumentError(path, "unreadable", f"{type(e).__name__}: {e}"[:200]) from e
+    parts: list[str] = []
+    starts: list[tuple[int, str]] = [(0, "")]
+    stack: list[tuple[int, str]] = []
+    pos = 0
+    for text, level in items:
+        if not text:
+            continue
+        if parts:
+            parts.append("\n")
+            pos += 1
+        if level is not None:
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, text))
+            starts.append((pos, HEADING_JOIN.join(t for _, t in stack)))
+        parts.append(text)
+        pos += len(text)
+    text = "".join(parts)
+    if len(starts) > 1 and starts[1][0] == 0:
+        starts = starts[1:]
+    sections = tuple(
+        Section(start, starts[i + 1][0] if i + 1 < len(starts) else len(text), heading)
+        for i, (start, heading) in enumerate(starts)
+    )
+    title = core_title or next((s.heading.split(HEADING_JOIN)[0] for s in sections if s.heading), "")
+    return Extracted(text, title, sections)

@@ -1,0 +1,244 @@
+"""Index persistence: each build is written whole into a fresh generation folder, and a small
+``CURRENT`` pointer is switched atomically last, so a crash at any point leaves the previous index
+loadable. Also owns the manifest checks (embedder, splitter, tokenizer) and opening an index.
+
+Layout of ``<workspace>/index/<name>/``: ``CURRENT`` (the live generation's folder name),
+``gen-NNNNNN/`` (``manifest.json``, ``chunks.jsonl``, ``tokens.jsonl``, ``vectors.npy``,
+``faiss.index`` for HNSW, ``bm25/``), ``pending/`` (embeddings of an unfinished run), ``.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from domain.atomic import read_json, write_json_atomic, write_text_atomic
+from domain.errors import IndexMismatchError, IndexStoreError
+from domain.types import Chunk
+
+if TYPE_CHECKING:
+    from domain.ports import Embedder
+    from index.bm25 import BM25Index
+    from index.hybrid import FusionSettings, HybridRetriever
+    from index.vector_store import VectorStore
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_GEN = re.compile(r"gen-(\d{6})")
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The live generation folder, or None when nothing was ever committed."""
+    pointer = index_dir / "CURRENT"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    gen = index_dir / name
+    if not _GEN.fullmatch(name) or not (gen / "manifest.json").is_file():
+        raise IndexStoreError(
+            f"{pointer} points at '{name}', which holds no index — run `hybrid index PATH --rebuild`"
+        )
+    return gen
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    gen = current_generation(index_dir)
+    return None if gen is None else dict(read_json(gen / "manifest.json"))
+
+
+def check_compatible(
+    manifest: dict[str, Any], *, embedder_name: str, dim: int, splitter: dict[str, int], tokenizer: int
+) -> None:
+    """Raise IndexMismatchError unless the index was built with these settings."""
+    built_emb = manifest["embedder"]
+    root = manifest.get("root", "PATH")
+    problems = []
+    if (built_emb["name"], built_emb["dim"]) != (embedder_name, dim):
+        problems.append(
+            f"embedder {built_emb['name']}/{built_emb['dim']}, settings say {embedder_name}/{dim}"
+        )
+    if manifest["splitter"] != splitter:
+        b, s = manifest["splitter"], splitter
+        problems.append(
+            f"chunks of {b.get('chunk_tokens')} tokens with {b.get('overlap_tokens')} overlap "
+            f"(splitter v{b.get('version')}), settings say {s['chunk_tokens']} with "
+            f"{s['overlap_tokens']} (v{s['version']})"
+        )
+    if manifest.get("bm25_tokenizer") != tokenizer:
+        problems.append(f"BM25 tokenizer v{manifest.get('bm25_tokenizer')}, this version uses v{tokenizer}")
+    if problems:
+        raise IndexMismatchError(
+            f"index '{manifest.get('name')}' was built with " + "; ".join(problems)
+            + f" — run `hybrid index {root} --rebuild`"
+        )
+
+
+def chunk_to_json(chunk: Chunk) -> str:
+    return json.dumps(asdict(chunk), ensure_ascii=False)
+
+
+def read_chunks(gen: Path) -> list[Chunk]:
+    with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
+        return [Chunk(**json.loads(line)) for line in fh if line.strip()]
+
+
+def read_tokens(gen: Path) -> list[list[str]]:
+    with (gen / "tokens.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_vectors(gen: Path) -> np.ndarray:
+    return np.load(gen / "vectors.npy")
+
+
+@contextlib.contextmanager
+def locked(index_dir: Path) -> Iterator[None]:
+    """Hold the index's writer lock; a second concurrent build fails with a clear message."""
+    import fcntl
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise IndexStoreError(
+                f"another `hybrid index` run is writing {index_dir} — wait for it to finish"
+            ) from e
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_lines(path: Path, lines: Iterator[str]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@dataclass(frozen=True)
+class GenerationData:
+    """Everything one generation holds."""
+
+    manifest: dict[str, Any]
+    chunks: Sequence[Chunk]
+    tokens: Sequence[Sequence[str]]
+    vectors: np.ndarray
+    store: VectorStore
+    bm25: BM25Index
+
+
+def commit_generation(index_dir: Path, data: GenerationData) -> str:
+    """Write ``data`` into a new generation, then switch ``CURRENT`` to it (the commit point) and
+    remove older generations. Returns the new generation's name. Caller holds ``locked``."""
+    existing = [int(m.group(1)) for p in index_dir.iterdir() if (m := _GEN.fullmatch(p.name))]
+    name = f"gen-{max(existing, default=0) + 1:06d}"
+    tmp = index_dir / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_lines(tmp / "chunks.jsonl", (chunk_to_json(c) for c in data.chunks))
+    _write_lines(tmp / "tokens.jsonl", (json.dumps(list(t), ensure_ascii=False) for t in data.tokens))
+    with (tmp / "vectors.npy").open("wb") as fh:
+        np.save(fh, np.ascontiguousarray(data.vectors, dtype=np.float32))
+        fh.flush()
+        os.fsync(fh.fileno())
+    data.store.save(tmp)
+    data.bm25.save(tmp / "bm25")
+    manifest = dict(data.manifest, generation=name, format=FORMAT_VERSION)
+    write_json_atomic(tmp / "manifest.json", manifest)
+    for sub in (tmp / "bm25", tmp):
+        _fsync_dir(sub)
+    os.replace(tmp, index_dir / name)
+    _fsync_dir(index_dir)
+    write_text_atomic(index_dir / "CURRENT", name + "\n")
+    _fsync_dir(index_dir)
+    remove_stale(index_dir)
+    return name
+
+
+def remove_stale(index_dir: Path) -> None:
+    """Delete unfinished temp folders and every generation except the current one."""
+    try:
+        live = current_generation(index_dir)
+    except IndexStoreError:
+        return
+    for p in index_dir.iterdir():
+        if p.is_dir() and (p.name.startswith(".gen-") or (_GEN.fullmatch(p.name) and p != live)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """A committed index opened for search."""
+
+    index_dir: Path
+    generation: str
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    store: VectorStore
+    bm25: BM25Index
+
+    def retriever(self, embedder: Embedder, fusion: FusionSettings | None = None) -> HybridRetriever:
+        from index.hybrid import HybridRetriever
+
+        return HybridRetriever(
+            chunks=self.chunks, vectors=self.store, bm25=self.bm25, embedder=embedder, fusion=fusion
+        )
+
+
+def open_index(
+    index_dir: Path, *, embedder_name: str, dim: int, splitter: dict[str, int], tokenizer: int
+) -> LoadedIndex:
+    """Open the live generation after checking it was built with these settings.
+
+    Raises:
+        IndexStoreError: no index there (the message says how to build one) or unreadable files.
+        IndexMismatchError: built with another embedder, splitter or tokenizer.
+    """
+    from index.bm25 import BM25Index
+    from index.vector_store import AnnReport, VectorStore
+
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexStoreError(
+            f"no index named '{index_dir.name}' in {index_dir.parent} — build it with "
+            f"`hybrid index PATH --name {index_dir.name}`"
+        )
+    manifest = dict(read_json(gen / "manifest.json"))
+    check_compatible(manifest, embedder_name=embedder_name, dim=dim, splitter=splitter, tokenizer=tokenizer)
+    try:
+        chunks = read_chunks(gen)
+        store = VectorStore.load(gen, AnnReport(**manifest["ann"]))
+        bm25 = BM25Index.load(gen / "bm25", len(chunks))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexStoreError(
+            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — run "
+            f"`hybrid index {manifest.get('root', 'PATH')} --rebuild`"
+        ) from e
+    if store.size != len(chunks):
+        raise IndexStoreError(
+            f"{gen} holds {store.size} vectors for {len(chunks)} chunks — run "
+            f"`hybrid index {manifest.get('root', 'PATH')} --rebuild`"
+        )
+    return LoadedIndex(index_dir, gen.name, manifest, chunks, store, bm25)

@@ -1,0 +1,299 @@
+"""Building and incrementally syncing an index from a folder: unchanged files (same content hash)
+keep their chunks and vectors, new and changed files are split and embedded, deleted ones dropped.
+
+Embeddings of an unfinished run are checkpointed per file under ``pending/`` so a re-run after a
+crash or kill resumes instead of starting over; the new generation is committed atomically by
+``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from domain.atomic import write_bytes_atomic
+from domain.errors import ConfigError, DocumentError
+from domain.progress import ProgressFn, no_progress
+from domain.types import Chunk
+from index import store
+from index.bm25 import TOKENIZER_VERSION, BM25Index, tokenize
+from index.loaders import SkippedFile, content_digest, load_document, read_bytes, scan_folder
+from index.splitter import DocumentSplitter, SplitterSettings, index_text
+from index.vector_store import VectorStore
+
+if TYPE_CHECKING:
+    from domain.ports import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Knobs of one indexing run (defaults match ``IndexSettings``)."""
+
+    max_file_mb: float = 20.0
+    ann_threshold: int = 50_000
+    batch_size: int = 32
+    rebuild: bool = False
+    batches_per_checkpoint: int = 8
+
+
+@dataclass
+class SyncReport:
+    """What a run did; ``changed`` is False when the folder matched the index already."""
+
+    name: str
+    root: str
+    generation: str
+    files_indexed: int
+    files_new: int
+    files_changed: int
+    files_unchanged: int
+    files_deleted: int
+    files_resumed: int
+    chunks_total: int
+    chunks_embedded: int
+    seconds: float
+    changed: bool
+    ann: dict[str, Any] = field(default_factory=dict)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _FileWork:
+    path: str
+    digest: str
+    size: int
+    kind: str
+    title: str
+    chunks: list[Chunk]
+    status: str  # "new" or "changed"
+    vectors: np.ndarray | None = None
+
+
+def _settings_key(embedder: Embedder, splitter: SplitterSettings) -> str:
+    ident = json.dumps([embedder.name, embedder.dim, splitter.identity()], sort_keys=True)
+    return hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+def sync_folder(
+    root: str | Path,
+    index_dir: Path,
+    *,
+    embedder: Embedder,
+    splitter: SplitterSettings,
+    options: SyncOptions | None = None,
+    on_progress: ProgressFn = no_progress,
+) -> SyncReport:
+    """Bring the index in ``index_dir`` in line with the documents under ``root``.
+
+    Raises:
+        ConfigError: ``root`` is not a folder.
+        IndexMismatchError: the index was built with other settings and ``rebuild`` is False.
+        IndexStoreError: another run holds the index, or the stored index is unreadable.
+    """
+    opts = options or SyncOptions()
+    t0 = time.perf_counter()
+    base = Path(root).expanduser().resolve()
+    if not base.is_dir():
+        raise ConfigError(f"{root} is not a folder — pass the folder that holds your documents")
+    with store.locked(index_dir):
+        store.remove_stale(index_dir)
+        prev = None if opts.rebuild else _read_previous(index_dir, embedder, splitter)
+        prev_files: dict[str, Any] = prev[0]["files"] if prev else {}
+        sources, skipped = scan_folder(base, max_file_bytes=int(opts.max_file_mb * 1e6))
+        doc_splitter = DocumentSplitter(embedder.count_tokens, splitter)
+        kept: dict[str, dict[str, Any]] = {}
+        work: list[_FileWork] = []
+        for i, src in enumerate(sources):
+            on_progress(i, len(sources), f"reading {src.path}")
+            try:
+                data = read_bytes(src)
+                digest = content_digest(data)
+                old = prev_files.get(src.path)
+                if old is not None and old["sha256"] == digest:
+                    kept[src.path] = old
+                    continue
+                doc = load_document(src, data)
+                chunks = doc_splitter.split(doc, digest=digest)
+                if not chunks:
+                    raise DocumentError(src.path, "no_text", "no text left after splitting")
+            except DocumentError as e:
+                skipped.append(SkippedFile(e.path, e.reason, e.detail))
+                continue
+            status = "changed" if src.path in prev_files else "new"
+            work.append(_FileWork(src.path, digest, len(data), src.kind, doc.title, chunks, status))
+        on_progress(len(sources), len(sources), "read")
+        deleted = sorted(set(prev_files) - set(kept) - {w.path for w in work})
+        skipped.sort(key=lambda s: s.path)
+        if prev is not None and not work and not deleted:
+            return _report(index_dir, base, prev[0]["generation"], kept, work, deleted, skipped, t0,
+                           changed=False, ann=prev[0]["ann"], resumed=0, embedded=0)
+        pending = index_dir / "pending" / _settings_key(embedder, splitter)
+        _clear_other_pending(index_dir, keep=pending)
+        resumed, embedded = _embed(work, embedder, pending, opts, on_progress)
+        on_progress(0, 1, "building search indexes")
+        chunks, vectors, tokens, files = _assemble(prev, kept, work, embedder.dim)
+        vstore = VectorStore.build(vectors, ann_threshold=opts.ann_threshold)
+        bm25 = BM25Index.build(tokens)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest = {
+            "name": index_dir.name,
+            "root": str(base),
+            "embedder": {"name": embedder.name, "dim": embedder.dim},
+            "splitter": splitter.identity(),
+            "bm25_tokenizer": TOKENIZER_VERSION,
+            "ann": vstore.report.to_dict(),
+            "n_chunks": len(chunks),
+            "created_at": prev[0].get("created_at", now) if prev else now,
+            "updated_at": now,
+            "files": files,
+            "skipped": [asdict(s) for s in skipped],
+        }
+        on_progress(0, 1, "saving")
+        generation = store.commit_generation(
+            index_dir, store.GenerationData(manifest, chunks, tokens, vectors, vstore, bm25)
+        )
+        shutil.rmtree(index_dir / "pending", ignore_errors=True)
+        on_progress(1, 1, "saved")
+        return _report(index_dir, base, generation, kept, work, deleted, skipped, t0,
+                       changed=True, ann=manifest["ann"], resumed=resumed, embedded=embedded)
+
+
+def _read_previous(
+    index_dir: Path, embedder: Embedder, splitter: SplitterSettings
+) -> tuple[dict[str, Any], list[Chunk], np.ndarray, list[list[str]]] | None:
+    gen = store.current_generation(index_dir)
+    if gen is None:
+        return None
+    manifest = store.read_manifest(index_dir) or {}
+    store.check_compatible(
+        manifest, embedder_name=embedder.name, dim=embedder.dim,
+        splitter=splitter.identity(), tokenizer=TOKENIZER_VERSION,
+    )
+    return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
+
+
+def _clear_other_pending(index_dir: Path, *, keep: Path) -> None:
+    parent = index_dir / "pending"
+    if parent.is_dir():
+        for p in parent.iterdir():
+            if p != keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _embed(
+    work: list[_FileWork], embedder: Embedder, pending: Path, opts: SyncOptions, on_progress: ProgressFn
+) -> tuple[int, int]:
+    """Fill ``vectors`` of every file, reusing checkpoints; returns (files resumed, chunks embedded)."""
+    resumed = 0
+    todo: list[_FileWork] = []
+    for w in work:
+        saved = pending / f"{w.digest}.npy"
+        if saved.is_file():
+            try:
+                vecs = np.load(saved)
+                if vecs.shape == (len(w.chunks), embedder.dim):
+                    w.vectors = vecs
+                    resumed += 1
+                    continue
+            except (OSError, ValueError):
+                logger.debug("ignoring unreadable checkpoint %s", saved)
+        todo.append(w)
+    total = sum(len(w.chunks) for w in todo)
+    group_size = max(1, opts.batch_size * opts.batches_per_checkpoint)
+    done = 0
+    on_progress(0, total, "embedding")
+    group: list[_FileWork] = []
+    for i, w in enumerate(todo):
+        group.append(w)
+        if sum(len(g.chunks) for g in group) < group_size and i + 1 < len(todo):
+            continue
+        texts = [index_text(c) for g in group for c in g.chunks]
+        offset = done
+
+        def report(d: int, _t: int, _m: str = "", offset: int = offset) -> None:
+            on_progress(offset + d, total, "embedding")
+
+        vecs = embedder.embed_passages(texts, batch_size=opts.batch_size, on_progress=report)
+        row = 0
+        for g in group:
+            g.vectors = np.asarray(vecs[row : row + len(g.chunks)], dtype=np.float32)
+            row += len(g.chunks)
+            buf = io.BytesIO()
+            np.save(buf, g.vectors)
+            write_bytes_atomic(pending / f"{g.digest}.npy", buf.getvalue())
+        done += len(texts)
+        group = []
+    return resumed, total
+
+
+def _assemble(
+    prev: tuple[dict[str, Any], list[Chunk], np.ndarray, list[list[str]]] | None,
+    kept: dict[str, dict[str, Any]],
+    work: list[_FileWork],
+    dim: int,
+) -> tuple[list[Chunk], np.ndarray, list[list[str]], dict[str, dict[str, Any]]]:
+    """All chunks in path order with their vectors and BM25 tokens, plus the manifest's file table."""
+    by_path = {w.path: w for w in work}
+    chunks: list[Chunk] = []
+    parts: list[np.ndarray] = []
+    tokens: list[list[str]] = []
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(set(kept) | set(by_path)):
+        first = len(chunks)
+        if path in kept:
+            assert prev is not None
+            old = kept[path]
+            lo, hi = old["first_row"], old["first_row"] + old["chunks"]
+            chunks.extend(prev[1][lo:hi])
+            parts.append(prev[2][lo:hi])
+            tokens.extend(prev[3][lo:hi])
+            files[path] = dict(old, first_row=first)
+            continue
+        w = by_path[path]
+        assert w.vectors is not None
+        chunks.extend(w.chunks)
+        parts.append(w.vectors)
+        tokens.extend(tokenize(index_text(c)) for c in w.chunks)
+        files[path] = {"sha256": w.digest, "size": w.size, "kind": w.kind, "title": w.title,
+                       "chunks": len(w.chunks), "first_row": first}
+    vectors = np.vstack(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+    return chunks, vectors, tokens, files
+
+
+def _report(
+    index_dir: Path, base: Path, generation: str, kept: dict[str, Any], work: list[_FileWork],
+    deleted: list[str], skipped: list[SkippedFile], t0: float, *, changed: bool,
+    ann: dict[str, Any], resumed: int, embedded: int,
+) -> SyncReport:
+    return SyncReport(
+        name=index_dir.name,
+        root=str(base),
+        generation=generation,
+        files_indexed=len(kept) + len(work),
+        files_new=sum(w.status == "new" for w in work),
+        files_changed=sum(w.status == "changed" for w in work),
+        files_unchanged=len(kept),
+        files_deleted=len(deleted),
+        files_resumed=resumed,
+        chunks_total=sum(int(k["chunks"]) for k in kept.values()) + sum(len(w.chunks) for w in work),
+        chunks_embedded=embedded,
+        seconds=round(time.perf_counter() - t0, 3),
+        changed=changed,
+        ann=ann,
+        skipped=skipped,
+    )

@@ -1,0 +1,93 @@
+"""Token-sized, span-keeping, Chinese-aware splitting (index.splitter)."""
+
+from __future__ import annotations
+
+from index.formats import Section, extract_markdown
+from index.loaders import LoadedDocument
+from index.splitter import DocumentSplitter, SplitterSettings, detect_lang, index_text
+from tests.fakes_index import FakeEmbedder
+
+COUNT = FakeEmbedder().count_tokens  # one token per word or CJK character
+
+
+def _doc(text: str, sections: tuple[Section, ...] | None = None, path: str = "d.txt") -> LoadedDocument:
+    return LoadedDocument(path, "Doc", text, sections or (Section(0, len(text)),), "text")
+
+
+def test_spans_point_into_the_text_and_sizes_hold() -> None:
+    para = " ".join(f"word{i}" for i in range(40)) + "."
+    text = "\n\n".join([para] * 6)
+    chunks = DocumentSplitter(COUNT, SplitterSettings(64, 0.15)).split(_doc(text), digest="abc")
+    assert len(chunks) >= 4
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert COUNT(c.text) <= 64
+    assert [c.chunk_id[-5:] for c in chunks] == [f"{i:05d}" for i in range(len(chunks))]
+
+
+def test_chinese_splits_at_sentence_ends() -> None:
+    sentence = "员工每年有十五天带薪年假需要提前申请。"  # 19 CJK characters -> 19 tokens
+    text = sentence * 6
+    chunks = DocumentSplitter(COUNT, SplitterSettings(40, 0.0)).split(_doc(text), digest="abc")
+    assert [c.text for c in chunks] == [sentence * 2] * 3
+    assert [(c.start, c.end) for c in chunks] == [(0, 38), (38, 76), (76, 114)]
+    assert {c.lang for c in chunks} == {"zh"}
+
+
+def test_full_width_space_is_a_separator() -> None:
+    part = "年假" * 15  # 30 tokens, no sentence punctuation
+    text = "\u3000".join([part] * 3)
+    chunks = DocumentSplitter(COUNT, SplitterSettings(40, 0.0)).split(_doc(text), digest="abc")
+    assert [c.text.strip("\u3000") for c in chunks] == [part] * 3
+
+
+def test_overlap_repeats_the_tail_of_the_previous_chunk() -> None:
+    sentences = [f"Sentence {i} has five words." for i in range(12)]  # 5 tokens each
+    text = " ".join(sentences)
+    chunks = DocumentSplitter(COUNT, SplitterSettings(20, 0.25)).split(_doc(text), digest="abc")
+    assert chunks[0].text == " ".join(sentences[:4])
+    assert chunks[1].text.startswith(sentences[3])  # 5 tokens of overlap = one sentence
+    assert chunks[1].start < chunks[0].end
+
+
+def test_headings_and_title_travel_with_chunks() -> None:
+    text = "# Leave\n\nFifteen days a year.\n\n## Carry over\n\nFive days at most.\n"
+    ex = extract_markdown(text)
+    doc = LoadedDocument("hr/leave.md", ex.title, text, ex.sections, "markdown")
+    chunks = DocumentSplitter(COUNT, SplitterSettings(64, 0.15)).split(doc, digest="abc")
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("Leave", "# Leave\n\nFifteen days a year."),
+        ("Leave > Carry over", "## Carry over\n\nFive days at most."),
+    ]
+    assert index_text(chunks[1]) == "Leave > Carry over\n## Carry over\n\nFive days at most."
+
+
+def test_chunk_ids_are_stable_and_path_specific() -> None:
+    splitter = DocumentSplitter(COUNT, SplitterSettings(64, 0.15))
+    a1 = splitter.split(_doc("Same text.", path="a.txt"), digest="d1")
+    a2 = splitter.split(_doc("Same text.", path="a.txt"), digest="d1")
+    b = splitter.split(_doc("Same text.", path="b.txt"), digest="d1")
+    assert a1[0].chunk_id == a2[0].chunk_id
+    assert a1[0].chunk_id != b[0].chunk_id
+
+
+def test_token_counts_are_memoised_per_document() -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> int:
+        calls.append(text)
+        return COUNT(text)
+
+    text = "\n\n".join(" ".join(f"w{i}" for i in range(30)) for _ in range(8))
+    DocumentSplitter(counting, SplitterSettings(64, 0.15)).split(_doc(text), digest="abc")
+    assert len(calls) == len(set(calls))
+
+
+def test_detect_lang() -> None:
+    assert detect_lang("Employees get fifteen days.") == "en"
+    assert detect_lang("员工每年有十五天年假 (annual leave)。") == "zh"
+    assert detect_lang("The 年假 policy applies to every employee in the company.") == "en"
+
+
+def test_settings_identity() -> None:
+    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 1}
