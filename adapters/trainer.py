@@ -150,6 +150,19 @@ def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) ->
     return loss, int(where.sum())
 
 
+def split_by_tokens(batch: Sequence[int], lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Cut a batch into micro-batches whose padded size (rows × longest row) stays within
+    ``max_tokens``; the step's loss is normalised over all of them, so the update is the same as one
+    big batch, but activation memory is bounded (long RAG rows would otherwise need gigabytes)."""
+    out: list[list[int]] = []
+    for i in sorted(batch, key=lambda j: -lengths[j]):
+        if out and (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < warmup:
@@ -286,7 +299,7 @@ def train_lora(
             group = batches[s * params.grad_accum : (s + 1) * params.grad_accum]
             n_answer = sum(train_enc[i].n_answer for b in group for i in b)
             loss_total = 0.0
-            for b in group:
+            for b in (m for full in group for m in split_by_tokens(full, lengths, params.max_batch_tokens)):
                 if should_stop():
                     checkpoint()
                     raise TrainingError(f"training stopped at step {step}/{total}; resume it to continue")

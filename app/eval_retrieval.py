@@ -45,7 +45,9 @@ def eval_files(spec: str | None) -> list[Path]:
         matches = sorted(glob.glob(part)) or sorted(glob.glob(str(PROJECT_ROOT / part)))
         files.extend(Path(m) for m in matches if Path(m).is_file())
     if not files:
-        raise DataError(f"no eval file matches '{spec}' — pass --eval-set FILE (JSONL rows with question and source)")
+        raise DataError(
+            f"no eval file matches '{spec}' — pass --eval-set FILE (JSONL rows with question and source)"
+        )
     return files
 
 
@@ -63,7 +65,9 @@ def load_eval_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{number} is not valid JSON ({e.msg}) — fix or remove that line") from e
+                raise DataError(
+                    f"{path}:{number} is not valid JSON ({e.msg}) — fix or remove that line"
+                ) from e
             if not isinstance(row, dict) or not str(row.get("question", "")).strip():
                 raise DataError(f"{path}:{number} has no 'question' — every eval row needs one")
             rows.append(row)
@@ -77,9 +81,7 @@ def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(s).replace("\\", "/").removeprefix("./") for s in items if s)
 
 
-def evaluate(
-    retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: int
-) -> dict[str, Any]:
+def evaluate(retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: int) -> dict[str, Any]:
     """Scores of each method on the rows that have sources (out-of-domain rows are excluded)."""
     scored = [r for r in rows if r.get("kind") not in UNSCORED_KINDS and relevant_sources(r)]
     questions = [str(r["question"]) for r in scored]
@@ -90,8 +92,11 @@ def evaluate(
         results = retriever.search_many(questions, k=k, method=method)
         outcomes = [
             RetrievalOutcome(
-                row_id=str(r.get("id", i)), kind=str(r.get("kind", "")), lang=str(r.get("lang", "")),
-                ranked=tuple(h.chunk.path for h in hits), relevant=relevant_sources(r),
+                row_id=str(r.get("id", i)),
+                kind=str(r.get("kind", "")),
+                lang=str(r.get("lang", "")),
+                ranked=tuple(h.chunk.path for h in hits),
+                relevant=relevant_sources(r),
             )
             for i, (r, hits) in enumerate(zip(scored, results, strict=True))
         ]
@@ -125,12 +130,19 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
         if r.get("kind") in UNSCORED_KINDS or not relevant_sources(r):
             excluded[str(r.get("kind"))] = excluded.get(str(r.get("kind")), 0) + 1
     out = {
-        "n_rows": len(rows), "k": args.k, "index": index_name(settings, args.index),
-        "eval_files": [str(f) for f in files], "excluded": excluded, **report,
+        "n_rows": len(rows),
+        "k": args.k,
+        "index": index_name(settings, args.index),
+        "eval_files": [str(f) for f in files],
+        "excluded": excluded,
+        **report,
     }
     if report["missing_sources"]:
-        logger.warning("%d eval sources are not in the index: %s", len(report["missing_sources"]),
-                       ", ".join(report["missing_sources"][:5]))
+        logger.warning(
+            "%d eval sources are not in the index: %s",
+            len(report["missing_sources"]),
+            ", ".join(report["missing_sources"][:5]),
+        )
     if args.json_path:
         emit_json(out, args.json_path)
         if args.json_path == "-":
@@ -141,18 +153,26 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_report(out: dict[str, Any]) -> None:
     k = out["k"]
-    print(f"retrieval on {out['n_scored']} of {out['n_rows']} rows (index '{out['index']}', k={k}); "
-          f"excluded: {out['excluded'] or 'none'}")
+    print(
+        f"retrieval on {out['n_scored']} of {out['n_rows']} rows (index '{out['index']}', k={k}); "
+        f"excluded: {out['excluded'] or 'none'}"
+    )
     print(f"{'method':8} {'group':22} {'n':>4} {f'recall@{k}':>9} {'MRR':>6} {'sources':>8}")
     for method in METHODS:
         m = out["retrieval"][method]
-        groups = [("all", m)] + [(f"kind={g}", v) for g, v in m["by_kind"].items()] + [
-            (f"lang={g}", v) for g, v in m["by_lang"].items()
-        ]
+        groups = (
+            [("all", m)]
+            + [(f"kind={g}", v) for g, v in m["by_kind"].items()]
+            + [(f"lang={g}", v) for g, v in m["by_lang"].items()]
+        )
         for name, g in groups:
             share = g.get(f"source_share@{k}")
-            print(f"{method:8} {name:22} {g['n']:>4} {g[f'recall@{k}']:>9.3f} {g['mrr']:>6.3f} "
-                  f"{'' if share is None else f'{share:.3f}':>8}")
+            print(
+                f"{method:8} {name:22} {g['n']:>4} {g[f'recall@{k}']:>9.3f} {g['mrr']:>6.3f} "
+                f"{'' if share is None else f'{share:.3f}':>8}"
+            )
     if out["missing_sources"]:
-        print(f"warning: {len(out['missing_sources'])} eval sources are not in the index, e.g. "
-              + ", ".join(out["missing_sources"][:3]))
+        print(
+            f"warning: {len(out['missing_sources'])} eval sources are not in the index, e.g. "
+            + ", ".join(out["missing_sources"][:3])
+        )

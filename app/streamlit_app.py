@@ -1,4 +1,5 @@
-"""The Streamlit entry point: page navigation only. Each page lives in ``app/pages``."""
+"""The Streamlit entry point: page navigation only. Each page lives in ``app/pages`` and gets its
+backends from ``app.page_services``, so no model loads until a page action needs one."""
 
 from __future__ import annotations
 
@@ -13,9 +14,20 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Hybrid Assistant", page_icon="🧭", layout="wide")
 
-PAGES = [
-    st.Page(str(ROOT / "app" / "pages" / "ask.py"), title="Ask", icon="💬", default=True),
-    st.Page(str(ROOT / "app" / "pages" / "strategy.py"), title="Strategy", icon="🧭"),
-]
+PAGES_DIR = ROOT / "app" / "pages"  # index_page.py: a file named index.py would shadow the `index` package
+PAGES = {
+    "Use": [
+        st.Page(str(PAGES_DIR / "ask.py"), title="Ask", icon=":material/chat:", default=True),
+        st.Page(str(PAGES_DIR / "compare.py"), title="Compare", icon=":material/view_column:"),
+    ],
+    "Build": [
+        st.Page(str(PAGES_DIR / "index_page.py"), title="Index", icon=":material/folder_open:", url_path="index"),
+        st.Page(str(PAGES_DIR / "train.py"), title="Train", icon=":material/model_training:"),
+        st.Page(str(PAGES_DIR / "deploy.py"), title="Deploy", icon=":material/rocket_launch:"),
+    ],
+    "Decide": [
+        st.Page(str(PAGES_DIR / "strategy.py"), title="Strategy", icon=":material/explore:"),
+    ],
+}
 
 st.navigation(PAGES).run()

@@ -22,12 +22,16 @@ logger = logging.getLogger(__name__)
 
 TOKENIZER_VERSION = 1
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*|[\u3400-\u9fff\uf900-\ufaff]+")
-_EN_STOP = frozenset(
+_EN_STOP_WORDS = (
     "a an and are as at be been but by can do does for from had has have how i if in into is it its "
     "me my of on or our so than that the their them then there these they this to was we were what "
-    "when where which who why will with would you your".split()
+    "when where which who why will with would you your"
 )
-_ZH_STOP = frozenset("的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 对 吗 呢 吧 啊 个 我 你 他 她 它 们 请 中".split())
+_ZH_STOP_WORDS = (
+    "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 对 吗 呢 吧 啊 个 我 你 他 她 它 们 请 中"
+)
+_EN_STOP = frozenset(_EN_STOP_WORDS.split())
+_ZH_STOP = frozenset(_ZH_STOP_WORDS.split())
 _jieba_lock = threading.Lock()
 _jieba: Any = None
 
@@ -88,6 +92,7 @@ class BM25Index:
     ) -> BM25Index:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
         on_progress(0, len(corpus_tokens), "BM25 index")
         model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
         # An empty chunk list still gets a valid (empty-token) document so bm25s can build.
@@ -109,15 +114,28 @@ class BM25Index:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (float32, zeros when no term matches)."""
-        ids = self._model.get_tokens_ids(tokenize(query))
+        return self.match(query)[0]
+
+    def match(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25 score of every chunk, share of the query's distinct terms each chunk contains).
+
+        The share is what hybrid fusion uses to weigh BM25's vote: a chunk that matches two stray
+        words of a long question explains little of it, however rare those words are.
+        """
+        terms = tokenize(query)
+        zeros = np.zeros(self.n_docs, dtype=np.float32)
+        ids = self._model.get_tokens_ids(terms)
         if not ids or self.n_docs == 0:
-            return np.zeros(self.n_docs, dtype=np.float32)
+            return zeros, zeros.copy()
         s = self._model.scores
         data, indices, indptr = s["data"], s["indices"], s["indptr"]
-        pieces = [np.arange(indptr[i], indptr[i + 1]) for i in ids]
-        at = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-        out = np.bincount(indices[at], weights=data[at], minlength=s["num_docs"])
-        return out[: self.n_docs].astype(np.float32)
+        at = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in ids])
+        scores = np.bincount(indices[at], weights=data[at], minlength=s["num_docs"])
+        distinct = sorted(set(ids))
+        at_once = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in distinct])
+        found = np.bincount(indices[at_once], minlength=s["num_docs"])
+        coverage = found[: self.n_docs] / len(set(terms))
+        return scores[: self.n_docs].astype(np.float32), coverage.astype(np.float32)
 
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk rows, scores) of the best ``k`` chunks with a positive score, best first."""

@@ -27,11 +27,15 @@ METHODS = ("dense", "bm25", "hybrid")
 @dataclass(frozen=True)
 class FusionSettings:
     """Reciprocal rank fusion: score = Σ weight / (rrf_k + rank) over the lists a chunk is in;
-    each list contributes its best ``candidates`` chunks."""
+    each list contributes its best ``candidates`` chunks. BM25's weight for a chunk is further
+    multiplied by (share of the query's distinct terms in the chunk) ** ``coverage_power``, so a
+    stray word match (typical when an English question meets Chinese documents) counts little;
+    0 turns that off."""
 
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
+    coverage_power: float = 2.0
     candidates: int = 50
 
 
@@ -81,11 +85,12 @@ class HybridRetriever:
         dense_rows: np.ndarray = np.zeros(0, dtype=np.int64)
         dense_scores: np.ndarray = np.zeros(0, dtype=np.float32)
         if method != "bm25":
-            assert qvec is not None, "dense search needs a query vector"
+            if qvec is None:
+                raise ValueError(f"method {method!r} needs the query's vector")
             s, r = self.vectors.search(qvec.reshape(1, -1), depth)
             keep = r[0] >= 0
             dense_rows, dense_scores = r[0][keep].astype(np.int64), s[0][keep]
-        bm25_all = self.bm25.scores(query)
+        bm25_all, coverage = self.bm25.match(query)
         dense_rank = {int(r): i for i, r in enumerate(dense_rows, start=1)}
         dense_of = {int(r): float(v) for r, v in zip(dense_rows, dense_scores, strict=True)}
         if method == "dense":
@@ -107,7 +112,8 @@ class HybridRetriever:
         for row, rank in dense_rank.items():
             fused[row] = fused.get(row, 0.0) + f.dense_weight / (f.rrf_k + rank)
         for row, rank in bm25_rank.items():
-            fused[row] = fused.get(row, 0.0) + f.bm25_weight / (f.rrf_k + rank)
+            weight = f.bm25_weight * float(coverage[row]) ** f.coverage_power
+            fused[row] = fused.get(row, 0.0) + weight / (f.rrf_k + rank)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [
             self._hit(row, score, rank, qvec, bm25_all, dense_of, dense_rank, bm25_rank)

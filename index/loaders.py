@@ -104,7 +104,9 @@ def scan_folder(root: str | Path, *, max_file_bytes: int) -> tuple[list[SourceFi
                 if not target.is_relative_to(base):
                     skipped.append(SkippedFile(rel, "outside_folder", f"links to {target}"))
                 else:
-                    skipped.append(SkippedFile(rel, "linked_folder", "links inside the folder are not followed"))
+                    skipped.append(
+                        SkippedFile(rel, "linked_folder", "links inside the folder are not followed")
+                    )
                 continue
             keep_dirs.append(d)
         dirnames[:] = keep_dirs
@@ -130,7 +132,10 @@ def _check_file(full: Path, base: Path, max_file_bytes: int) -> int | tuple[str,
         if not target.is_relative_to(base):
             return "outside_folder", f"links to {target}"
     if full.suffix.lower() not in SUFFIX_KINDS:
-        return "unsupported_type", f"'{full.suffix or '(none)'}' is not one of {', '.join(sorted(SUFFIX_KINDS))}"
+        return (
+            "unsupported_type",
+            f"'{full.suffix or '(none)'}' is not one of {', '.join(sorted(SUFFIX_KINDS))}",
+        )
     try:
         st = full.stat()
     except OSError as e:
@@ -168,7 +173,9 @@ def decode_text(data: bytes, path: str) -> str:
             try:
                 return _check_textlike(data.decode(encoding), path)
             except UnicodeDecodeError as e:
-                raise DocumentError(path, "binary", f"starts with a {encoding} mark but does not decode") from e
+                raise DocumentError(
+                    path, "binary", f"starts with a {encoding} mark but does not decode"
+                ) from e
     if b"\x00" not in data:
         try:
             return _check_textlike(data.decode("utf-8"), path)

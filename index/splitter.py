@@ -16,14 +16,24 @@ from dataclasses import dataclass
 from domain.types import Chunk
 from index.loaders import LoadedDocument
 
-SPLITTER_VERSION = 1
+SPLITTER_VERSION = 2
 SEPARATORS = [
-    "\n\n", "\n",
-    "。", "！", "？", "；",
-    ". ", "! ", "? ", "; ",
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    ". ",
+    "! ",
+    "? ",
+    "; ",
     "\u3000",
-    "，", ", ", "、",
-    " ", "",
+    "，",
+    ", ",
+    "、",
+    " ",
+    "",
 ]
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -109,7 +119,7 @@ class DocumentSplitter:
                 body = doc.text[section.start : section.end]
                 if not body.strip():
                     continue
-                for start, end in self._spans(body):
+                for start, end in self._absorb_fragments(body, self._spans(body)):
                     piece = doc.text[section.start + start : section.start + end]
                     chunks.append(
                         Chunk(
@@ -138,7 +148,11 @@ class DocumentSplitter:
             if spans:
                 prev_start, prev_end = spans[-1]
                 prev_len = prev_end - prev_start
-                est = round(prev_len * overlap / max(1, self._length(body[prev_start:prev_end])))
+                est = (
+                    round(prev_len * overlap / max(1, self._length(body[prev_start:prev_end])))
+                    if overlap
+                    else 0
+                )
                 expected, lo = prev_end - est, prev_start + 1
             else:
                 prev_end, expected, lo = -1, 0, 0
@@ -153,3 +167,24 @@ class DocumentSplitter:
                 continue
             spans.append((best, best + len(piece)))
         return spans
+
+    def _absorb_fragments(self, body: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Join a fragment too small to stand alone (a heading line before a long table, a last
+        short line) to its neighbour in the same section; the joined chunk may run over the size by
+        at most the fragment's few tokens."""
+        if len(spans) < 2:
+            return spans
+        tiny = max(4, self.settings.chunk_tokens // 8)
+        out = list(spans)
+        i = 0
+        while i < len(out) and len(out) > 1:
+            start, end = out[i]
+            if self._length(body[start:end]) >= tiny:
+                i += 1
+                continue
+            if i + 1 < len(out):
+                out[i : i + 2] = [(start, max(end, out[i + 1][1]))]
+            else:
+                out[i - 1 : i + 1] = [(out[i - 1][0], max(end, out[i - 1][1]))]
+                i -= 1
+        return out

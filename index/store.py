@@ -79,7 +79,8 @@ def check_compatible(
         problems.append(f"BM25 tokenizer v{manifest.get('bm25_tokenizer')}, this version uses v{tokenizer}")
     if problems:
         raise IndexMismatchError(
-            f"index '{manifest.get('name')}' was built with " + "; ".join(problems)
+            f"index '{manifest.get('name')}' was built with "
+            + "; ".join(problems)
             + f" — run `hybrid index {root} --rebuild`"
         )
 

@@ -1,15 +1,14 @@
 """Building and incrementally syncing an index from a folder: unchanged files (same content hash)
 keep their chunks and vectors, new and changed files are split and embedded, deleted ones dropped.
 
-Embeddings of an unfinished run are checkpointed per file under ``pending/`` so a re-run after a
-crash or kill resumes instead of starting over; the new generation is committed atomically by
+Embeddings of an unfinished run are checkpointed per file (``index.checkpoint``) so a re-run after
+a crash or kill resumes instead of starting over; the new generation is committed atomically by
 ``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -21,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from domain.atomic import write_bytes_atomic
 from domain.errors import ConfigError, DocumentError
 from domain.progress import ProgressFn, no_progress
 from domain.types import Chunk
 from index import store
 from index.bm25 import TOKENIZER_VERSION, BM25Index, tokenize
+from index.checkpoint import clear_other_checkpoints, embed_files
 from index.loaders import SkippedFile, content_digest, load_document, read_bytes, scan_folder
 from index.splitter import DocumentSplitter, SplitterSettings, index_text
 from index.vector_store import VectorStore
@@ -140,11 +139,30 @@ def sync_folder(
         deleted = sorted(set(prev_files) - set(kept) - {w.path for w in work})
         skipped.sort(key=lambda s: s.path)
         if prev is not None and not work and not deleted:
-            return _report(index_dir, base, prev[0]["generation"], kept, work, deleted, skipped, t0,
-                           changed=False, ann=prev[0]["ann"], resumed=0, embedded=0)
+            return _report(
+                index_dir,
+                base,
+                prev[0]["generation"],
+                kept,
+                work,
+                deleted,
+                skipped,
+                t0,
+                changed=False,
+                ann=prev[0]["ann"],
+                resumed=0,
+                embedded=0,
+            )
         pending = index_dir / "pending" / _settings_key(embedder, splitter)
-        _clear_other_pending(index_dir, keep=pending)
-        resumed, embedded = _embed(work, embedder, pending, opts, on_progress)
+        clear_other_checkpoints(index_dir / "pending", keep=pending)
+        resumed, embedded = embed_files(
+            work,
+            embedder,
+            pending,
+            batch_size=opts.batch_size,
+            batches_per_checkpoint=opts.batches_per_checkpoint,
+            on_progress=on_progress,
+        )
         on_progress(0, 1, "building search indexes")
         chunks, vectors, tokens, files = _assemble(prev, kept, work, embedder.dim)
         vstore = VectorStore.build(vectors, ann_threshold=opts.ann_threshold)
@@ -169,8 +187,20 @@ def sync_folder(
         )
         shutil.rmtree(index_dir / "pending", ignore_errors=True)
         on_progress(1, 1, "saved")
-        return _report(index_dir, base, generation, kept, work, deleted, skipped, t0,
-                       changed=True, ann=manifest["ann"], resumed=resumed, embedded=embedded)
+        return _report(
+            index_dir,
+            base,
+            generation,
+            kept,
+            work,
+            deleted,
+            skipped,
+            t0,
+            changed=True,
+            ann=manifest["ann"],
+            resumed=resumed,
+            embedded=embedded,
+        )
 
 
 def _read_previous(
@@ -181,64 +211,13 @@ def _read_previous(
         return None
     manifest = store.read_manifest(index_dir) or {}
     store.check_compatible(
-        manifest, embedder_name=embedder.name, dim=embedder.dim,
-        splitter=splitter.identity(), tokenizer=TOKENIZER_VERSION,
+        manifest,
+        embedder_name=embedder.name,
+        dim=embedder.dim,
+        splitter=splitter.identity(),
+        tokenizer=TOKENIZER_VERSION,
     )
     return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
-
-
-def _clear_other_pending(index_dir: Path, *, keep: Path) -> None:
-    parent = index_dir / "pending"
-    if parent.is_dir():
-        for p in parent.iterdir():
-            if p != keep:
-                shutil.rmtree(p, ignore_errors=True)
-
-
-def _embed(
-    work: list[_FileWork], embedder: Embedder, pending: Path, opts: SyncOptions, on_progress: ProgressFn
-) -> tuple[int, int]:
-    """Fill ``vectors`` of every file, reusing checkpoints; returns (files resumed, chunks embedded)."""
-    resumed = 0
-    todo: list[_FileWork] = []
-    for w in work:
-        saved = pending / f"{w.digest}.npy"
-        if saved.is_file():
-            try:
-                vecs = np.load(saved)
-                if vecs.shape == (len(w.chunks), embedder.dim):
-                    w.vectors = vecs
-                    resumed += 1
-                    continue
-            except (OSError, ValueError):
-                logger.debug("ignoring unreadable checkpoint %s", saved)
-        todo.append(w)
-    total = sum(len(w.chunks) for w in todo)
-    group_size = max(1, opts.batch_size * opts.batches_per_checkpoint)
-    done = 0
-    on_progress(0, total, "embedding")
-    group: list[_FileWork] = []
-    for i, w in enumerate(todo):
-        group.append(w)
-        if sum(len(g.chunks) for g in group) < group_size and i + 1 < len(todo):
-            continue
-        texts = [index_text(c) for g in group for c in g.chunks]
-        offset = done
-
-        def report(d: int, _t: int, _m: str = "", offset: int = offset) -> None:
-            on_progress(offset + d, total, "embedding")
-
-        vecs = embedder.embed_passages(texts, batch_size=opts.batch_size, on_progress=report)
-        row = 0
-        for g in group:
-            g.vectors = np.asarray(vecs[row : row + len(g.chunks)], dtype=np.float32)
-            row += len(g.chunks)
-            buf = io.BytesIO()
-            np.save(buf, g.vectors)
-            write_bytes_atomic(pending / f"{g.digest}.npy", buf.getvalue())
-        done += len(texts)
-        group = []
-    return resumed, total
 
 
 def _assemble(
@@ -269,16 +248,32 @@ def _assemble(
         chunks.extend(w.chunks)
         parts.append(w.vectors)
         tokens.extend(tokenize(index_text(c)) for c in w.chunks)
-        files[path] = {"sha256": w.digest, "size": w.size, "kind": w.kind, "title": w.title,
-                       "chunks": len(w.chunks), "first_row": first}
+        files[path] = {
+            "sha256": w.digest,
+            "size": w.size,
+            "kind": w.kind,
+            "title": w.title,
+            "chunks": len(w.chunks),
+            "first_row": first,
+        }
     vectors = np.vstack(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
     return chunks, vectors, tokens, files
 
 
 def _report(
-    index_dir: Path, base: Path, generation: str, kept: dict[str, Any], work: list[_FileWork],
-    deleted: list[str], skipped: list[SkippedFile], t0: float, *, changed: bool,
-    ann: dict[str, Any], resumed: int, embedded: int,
+    index_dir: Path,
+    base: Path,
+    generation: str,
+    kept: dict[str, Any],
+    work: list[_FileWork],
+    deleted: list[str],
+    skipped: list[SkippedFile],
+    t0: float,
+    *,
+    changed: bool,
+    ann: dict[str, Any],
+    resumed: int,
+    embedded: int,
 ) -> SyncReport:
     return SyncReport(
         name=index_dir.name,

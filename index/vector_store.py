@@ -76,7 +76,9 @@ class VectorStore:
         index.add(vectors)
         build_s = time.perf_counter() - t0
         recall, ef = tune_ef_search(index, vectors, seed=seed)
-        logger.info("HNSW over %d vectors built in %.1f s; recall@10 %.3f at efSearch %d", n, build_s, recall, ef)
+        logger.info(
+            "HNSW over %d vectors built in %.1f s; recall@10 %.3f at efSearch %d", n, build_s, recall, ef
+        )
         return cls(index, dim, AnnReport("hnsw", n, recall, ef, build_s))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

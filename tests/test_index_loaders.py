@@ -123,7 +123,9 @@ def test_html_headings_and_text(tmp_path: Path) -> None:
 
 
 def test_pdf_pages_become_sections(tmp_path: Path) -> None:
-    p = make_pdf(tmp_path / "guide.pdf", ["Page one talks about leave.", "Page two talks about travel."], "Guide")
+    p = make_pdf(
+        tmp_path / "guide.pdf", ["Page one talks about leave.", "Page two talks about travel."], "Guide"
+    )
     doc = _load(p, "pdf")
     assert doc.title == "Guide"
     assert [(s.page, doc.text[s.start : s.end]) for s in doc.sections] == [
@@ -149,7 +151,9 @@ def test_docx_headings_and_tables(tmp_path: Path) -> None:
         "City | Cap\nFlights\nEconomy class only."
     )
     assert [s.heading for s in doc.sections] == [
-        "Expense Guide", "Expense Guide > Hotels", "Expense Guide > Flights"
+        "Expense Guide",
+        "Expense Guide > Hotels",
+        "Expense Guide > Flights",
     ]
     assert doc.text[doc.sections[2].start :] == "Flights\nEconomy class only."
 

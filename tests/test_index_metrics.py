@@ -42,7 +42,9 @@ def test_source_coverage_counts_distinct_sources() -> None:
     assert source_coverage(RANKED, [], 5) == 0.0
 
 
-def _o(row_id: str, kind: str, lang: str, ranked: tuple[str, ...], relevant: tuple[str, ...]) -> RetrievalOutcome:
+def _o(
+    row_id: str, kind: str, lang: str, ranked: tuple[str, ...], relevant: tuple[str, ...]
+) -> RetrievalOutcome:
     return RetrievalOutcome(row_id, kind, lang, ranked, relevant)
 
 
@@ -63,7 +65,12 @@ def test_summarize_worked_example() -> None:
 def test_summarize_by_groups_in_sorted_order() -> None:
     by_lang = summarize_by(OUTCOMES, lambda o: o.lang, 5)
     assert list(by_lang) == ["en", "zh"]
-    assert by_lang["en"] == {"n": 2, "recall@5": 1.0, "mrr": pytest.approx((0.5 + 1 / 3) / 2), "source_share@5": 0.5}
+    assert by_lang["en"] == {
+        "n": 2,
+        "recall@5": 1.0,
+        "mrr": pytest.approx((0.5 + 1 / 3) / 2),
+        "source_share@5": 0.5,
+    }
     assert by_lang["zh"] == {"n": 2, "recall@5": 0.5, "mrr": 0.5}
 
 

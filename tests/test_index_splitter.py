@@ -90,4 +90,15 @@ def test_detect_lang() -> None:
 
 
 def test_settings_identity() -> None:
-    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 1}
+    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 2}
+
+
+def test_a_lone_heading_joins_the_chunk_after_it() -> None:
+    row = "| " + " | ".join(f"cell{i}" for i in range(10)) + " |"  # 10 tokens per line
+    text = "## Other leave\n\n" + "\n".join([row] * 6)
+    chunks = DocumentSplitter(COUNT, SplitterSettings(40, 0.0)).split(_doc(text), digest="abc")
+    # The heading (2 tokens) would be a chunk of its own; it is joined to the first rows instead.
+    assert chunks[0].text == "## Other leave\n\n" + "\n".join([row] * 4)
+    assert [c.text for c in chunks[1:]] == ["\n".join([row] * 2)]
+    for c in chunks:
+        assert text[c.start : c.end] == c.text

@@ -18,7 +18,9 @@ from domain.errors import RegistryError
 def _fill(folder: Path, combined: float | None = None) -> None:
     for name in ("adapter_model.safetensors", "adapter_config.json"):
         (folder / name).write_text("{}", encoding="utf-8")
-    (folder / "params.json").write_text(json.dumps({"created_at": "2025-01-01T00:00:00", "r": 16}), encoding="utf-8")
+    (folder / "params.json").write_text(
+        json.dumps({"created_at": "2025-01-01T00:00:00", "r": 16}), encoding="utf-8"
+    )
     if combined is not None:
         (folder / "metrics.json").write_text(json.dumps({"gate": {"passed": True, "combined": combined}}))
 
@@ -42,16 +44,19 @@ def test_a_failing_build_leaves_no_version(tmp_path):
         _fill(stage)
         raise ValueError("conversion failed")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(RegistryError, match="new version v1 lacks adapter_model.safetensors"), \
-            registry.staged_version(tmp_path) as (stage, _):
+    with (
+        pytest.raises(RegistryError, match="new version v1 lacks adapter_model.safetensors"),
+        registry.staged_version(tmp_path) as (stage, _),
+    ):
         (stage / "params.json").write_text("{}")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_staging_of_a_killed_job_is_hidden_then_cleaned(tmp_path):
     _make(tmp_path)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     stale = tmp_path / f".staging-v2-{dead.stdout.strip()}"
     stale.mkdir()
     _fill(stale)
@@ -108,8 +113,12 @@ class FakeEvaluator:
     def __call__(self, adapter_dir: Path) -> dict:
         self.calls.append(adapter_dir.name)
         tuned, tuned_rag = self.scores[adapter_dir.name]
-        return {"modes": {"tuned": {"combined": tuned, "format": 1.0},
-                          "tuned_rag": {"combined": tuned_rag, "format": 1.0}}}
+        return {
+            "modes": {
+                "tuned": {"combined": tuned, "format": 1.0},
+                "tuned_rag": {"combined": tuned_rag, "format": 1.0},
+            }
+        }
 
 
 def test_gate_compares_with_the_adapter_in_use_and_caches_its_score(tmp_path):
@@ -117,11 +126,27 @@ def test_gate_compares_with_the_adapter_in_use_and_caches_its_score(tmp_path):
     candidate (0.55 + 0.6) / 2 = 0.575 fails; the baseline is evaluated only once."""
     ev = FakeEvaluator({"v2": (0.6, 0.8), "v1": (0.5, 0.7), "v3": (0.55, 0.6)})
     cache, subset = tmp_path / "gate_cache.json", subset_id(["e1", "e2"])
-    good = run_gate(tmp_path / "v2", evaluate=ev, baseline_dir=tmp_path / "v1", baseline_label="v1",
-                    subset=subset, cache=cache)
-    assert good.passed and good.candidate_score == pytest.approx(0.70) and good.baseline_score == pytest.approx(0.60)
-    bad = run_gate(tmp_path / "v3", evaluate=ev, baseline_dir=tmp_path / "v1", baseline_label="v1",
-                   subset=subset, cache=cache)
+    good = run_gate(
+        tmp_path / "v2",
+        evaluate=ev,
+        baseline_dir=tmp_path / "v1",
+        baseline_label="v1",
+        subset=subset,
+        cache=cache,
+    )
+    assert (
+        good.passed
+        and good.candidate_score == pytest.approx(0.70)
+        and good.baseline_score == pytest.approx(0.60)
+    )
+    bad = run_gate(
+        tmp_path / "v3",
+        evaluate=ev,
+        baseline_dir=tmp_path / "v1",
+        baseline_label="v1",
+        subset=subset,
+        cache=cache,
+    )
     assert not bad.passed and bad.reason.startswith("fails: combined 0.575 vs 0.600 for v1")
     assert ev.calls == ["v2", "v1", "v3"]
     first = run_gate(tmp_path / "v1", evaluate=ev, baseline_dir=None, baseline_label=None, subset=subset)

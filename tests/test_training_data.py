@@ -26,8 +26,13 @@ from domain.types import Chunk, Hit
 
 
 def _row(i: int, source: str | None = "docs/leave.md", lang: str = "en") -> dict:
-    return {"id": f"r{i}", "lang": lang, "question": f"Question {i}?", "source": source,
-            "answer": f"Conclusion: answer {i}.\nBasis: [{source}]\nNote: none."}
+    return {
+        "id": f"r{i}",
+        "lang": lang,
+        "question": f"Question {i}?",
+        "source": source,
+        "answer": f"Conclusion: answer {i}.\nBasis: [{source}]\nNote: none.",
+    }
 
 
 def _write(path, rows_or_lines) -> None:
@@ -44,8 +49,16 @@ class FakeSearch:
     def __call__(self, query: str, k: int) -> list[Hit]:
         self.calls.append((query, k))
         paths = ["docs/leave.md", "docs/a.md", "docs/b.md", "docs/c.md", "docs/d.md", "docs/e.md"]
-        return [Hit(chunk=Chunk(chunk_id=f"c{i}", path=p, title=p, heading="H", text=f"text of {p}", start=0,
-                                end=10), score=1.0 - i / 10, rank=i + 1) for i, p in enumerate(paths)][:k]
+        return [
+            Hit(
+                chunk=Chunk(
+                    chunk_id=f"c{i}", path=p, title=p, heading="H", text=f"text of {p}", start=0, end=10
+                ),
+                score=1.0 - i / 10,
+                rank=i + 1,
+            )
+            for i, p in enumerate(paths)
+        ][:k]
 
 
 def test_malformed_rows_are_reported_by_file_and_line(tmp_path):
@@ -68,7 +81,11 @@ def test_good_rows_load_with_sources_as_tuples(tmp_path):
     f = tmp_path / "t.jsonl"
     _write(f, [_row(1), _row(2, source=None), {**_row(3), "source": ["x.md", "y.md"]}])
     rows = load_train_rows([f])
-    assert [(r.id, r.sources) for r in rows] == [("r1", ("docs/leave.md",)), ("r2", ()), ("r3", ("x.md", "y.md"))]
+    assert [(r.id, r.sources) for r in rows] == [
+        ("r1", ("docs/leave.md",)),
+        ("r2", ()),
+        ("r3", ("x.md", "y.md")),
+    ]
 
 
 def test_plain_examples_end_with_the_answer_and_use_the_builder():
@@ -84,11 +101,14 @@ def test_plain_examples_end_with_the_answer_and_use_the_builder():
 
 
 def test_rag_examples_hold_the_source_about_seventy_percent_of_the_time():
-    rows = [TrainRow(id=f"r{i}", lang="en", question=f"Q{i}?", answer="A.", sources=("docs/leave.md",))
-            for i in range(400)]
+    rows = [
+        TrainRow(id=f"r{i}", lang="en", question=f"Q{i}?", answer="A.", sources=("docs/leave.md",))
+        for i in range(400)
+    ]
     search = FakeSearch()
-    examples, report = build_examples(rows, build_messages=default_build_messages, search=search,
-                                      rag_share=0.5, source_prob=0.7, seed=7)
+    examples, report = build_examples(
+        rows, build_messages=default_build_messages, search=search, rag_share=0.5, source_prob=0.7, seed=7
+    )
     rag = [e for e in examples if e.kind == "rag"]
     assert report.rag == len(rag) and 170 <= len(rag) <= 230
     share = sum(e.source_present for e in rag) / len(rag)
@@ -99,32 +119,63 @@ def test_rag_examples_hold_the_source_about_seventy_percent_of_the_time():
         assert 2 + e.source_present <= n_passages <= 4 + e.source_present
         assert ("docs/leave.md" in user) == e.source_present
     # the same seed gives the same examples
-    again, _ = build_examples(rows, build_messages=default_build_messages, search=FakeSearch(), rag_share=0.5,
-                              source_prob=0.7, seed=7)
+    again, _ = build_examples(
+        rows,
+        build_messages=default_build_messages,
+        search=FakeSearch(),
+        rag_share=0.5,
+        source_prob=0.7,
+        seed=7,
+    )
     assert data_hash(again) == data_hash(examples)
 
 
 def test_rows_without_source_get_distractors_only():
     rows = [TrainRow(id="x", lang="en", question="Weather?", answer="A.", sources=())]
-    examples, _ = build_examples(rows, build_messages=default_build_messages, search=FakeSearch(), rag_share=1.0)
+    examples, _ = build_examples(
+        rows, build_messages=default_build_messages, search=FakeSearch(), rag_share=1.0
+    )
     rag = [e for e in examples if e.kind == "rag"]
     assert len(rag) == 1 and rag[0].source_present is False
 
 
 def test_corrections_become_rows_with_their_passages_and_repeat():
-    passages = json.dumps([{"chunk_id": "k1", "path": "docs/leave.md", "heading": "Leave", "text": "20 days",
-                            "score": 0.9}])
-    records = [{"id": 5, "question": "How many leave days?", "mode": "rag", "passages": passages,
-                "original": "Maybe 10.", "corrected": "Conclusion: 20 days.\nBasis: [docs/leave.md]\nNote: none."},
-               {"id": 6, "question": "年假几天？", "mode": "tuned", "passages": "[]",
-                "corrected": "结论：二十天。\n依据：【leave.md】\n提示：无。"}]
+    passages = json.dumps(
+        [{"chunk_id": "k1", "path": "docs/leave.md", "heading": "Leave", "text": "20 days", "score": 0.9}]
+    )
+    records = [
+        {
+            "id": 5,
+            "question": "How many leave days?",
+            "mode": "rag",
+            "passages": passages,
+            "original": "Maybe 10.",
+            "corrected": "Conclusion: 20 days.\nBasis: [docs/leave.md]\nNote: none.",
+        },
+        {
+            "id": 6,
+            "question": "年假几天？",
+            "mode": "tuned",
+            "passages": "[]",
+            "corrected": "结论：二十天。\n依据：【leave.md】\n提示：无。",
+        },
+    ]
     rows = rows_from_corrections(records)
     assert [(r.id, r.lang, r.sources, r.origin) for r in rows] == [
-        ("corr-5", "en", ("docs/leave.md",), "correction"), ("corr-6", "zh", (), "correction")]
-    examples, report = build_examples(rows, build_messages=default_build_messages, search=FakeSearch(),
-                                      correction_repeats=2, rag_share=0.0)
-    assert [e.id for e in examples] == ["corr-5:plain#0", "corr-5:plain#1", "corr-5:rag#0", "corr-5:rag#1",
-                                        "corr-6:plain#0", "corr-6:plain#1"]
+        ("corr-5", "en", ("docs/leave.md",), "correction"),
+        ("corr-6", "zh", (), "correction"),
+    ]
+    examples, report = build_examples(
+        rows, build_messages=default_build_messages, search=FakeSearch(), correction_repeats=2, rag_share=0.0
+    )
+    assert [e.id for e in examples] == [
+        "corr-5:plain#0",
+        "corr-5:plain#1",
+        "corr-5:rag#0",
+        "corr-5:rag#1",
+        "corr-6:plain#0",
+        "corr-6:plain#1",
+    ]
     assert report.corrections == 2
     assert "20 days" in examples[2].messages[1]["content"]
 
@@ -143,8 +194,11 @@ def test_replay_sample_is_seeded_and_marked():
 
 
 def test_validation_split_keeps_all_forms_of_a_row_together_and_corrections_in_training():
-    ex = [ChatExample(id=f"r{i}:{k}", row_id=f"r{i}", kind=k, messages=()) for i in range(20)
-          for k in ("plain", "rag")]
+    ex = [
+        ChatExample(id=f"r{i}:{k}", row_id=f"r{i}", kind=k, messages=())
+        for i in range(20)
+        for k in ("plain", "rag")
+    ]
     ex.append(ChatExample(id="corr-1:plain", row_id="corr-1", kind="plain", messages=(), origin="correction"))
     train, val = split_validation(ex, share=0.1, seed=3)
     val_rows = {e.row_id for e in val}
@@ -164,11 +218,13 @@ def test_answer_mask_covers_the_answer_and_end_marker_only(tiny_llama_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
-    ex, _ = build_examples([TrainRow(id="r1", lang="en", question="Leave?", answer="Twenty days.")],
-                           build_messages=default_build_messages)
+    ex, _ = build_examples(
+        [TrainRow(id="r1", lang="en", question="Leave?", answer="Twenty days.")],
+        build_messages=default_build_messages,
+    )
     enc = encode_example(tok, ex[0])
-    assert tok.decode(list(enc.ids[enc.n_prompt:])) == "Twenty days.<|im_end|>"
-    assert tok.decode(list(enc.ids[:enc.n_prompt])).endswith("<|im_start|>assistant\n")
+    assert tok.decode(list(enc.ids[enc.n_prompt :])) == "Twenty days.<|im_end|>"
+    assert tok.decode(list(enc.ids[: enc.n_prompt])).endswith("<|im_start|>assistant\n")
     ids, labels = collate([enc, enc.__class__(id="short", ids=enc.ids[:-2], n_prompt=enc.n_prompt)], pad_id=0)
     assert ids.shape == labels.shape == (2, len(enc.ids))
     assert (labels[0] != -100).sum().item() == enc.n_answer

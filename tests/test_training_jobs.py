@@ -19,15 +19,39 @@ from tests.test_registry import _fill
 
 
 def _job(tmp_path: Path, tiny_llama_dir: Path, *, epochs: int) -> tuple[Path, Path]:
-    rows = [TrainRow(id=f"r{i}", lang="en", question=f"How many leave days in team {i}?",
-                     answer=f"Conclusion: {20 + i % 3} days.\nBasis: [leave.md]\nNote: ask.") for i in range(8)]
+    rows = [
+        TrainRow(
+            id=f"r{i}",
+            lang="en",
+            question=f"How many leave days in team {i}?",
+            answer=f"Conclusion: {20 + i % 3} days.\nBasis: [leave.md]\nNote: ask.",
+        )
+        for i in range(8)
+    ]
     examples, _ = build_examples(rows, build_messages=default_build_messages)
-    params = TrainingParams(epochs=epochs, batch_size=2, lr=5e-3, val_share=0.0, precision="fp32",
-                            max_length=256, checkpoint_every=1)
+    params = TrainingParams(
+        epochs=epochs,
+        batch_size=2,
+        lr=5e-3,
+        val_share=0.0,
+        precision="fp32",
+        max_length=256,
+        checkpoint_every=1,
+    )
     root = tmp_path / "adapters"
-    job_dir = jobs.new_job(tmp_path / "jobs", "train", {
-        "base_hf": str(tiny_llama_dir), "registry": str(root), "params": params.to_json(),
-        "activate": "gate", "convert_gguf": False, "num_threads": 1, "base_sha256": "tiny"})
+    job_dir = jobs.new_job(
+        tmp_path / "jobs",
+        "train",
+        {
+            "base_hf": str(tiny_llama_dir),
+            "registry": str(root),
+            "params": params.to_json(),
+            "activate": "gate",
+            "convert_gguf": False,
+            "num_threads": 1,
+            "base_sha256": "tiny",
+        },
+    )
     write_examples(job_dir / "examples.jsonl", examples)
     return job_dir, root
 
@@ -57,13 +81,18 @@ def test_a_job_registers_and_activates_a_complete_version(tmp_path, tiny_llama_d
     job_dir, root = _job(tmp_path, tiny_llama_dir, epochs=2)
     jobs.launch(job_dir, "adapters.train_job")
     seen: list[tuple[int, int]] = []
-    status = jobs.wait(job_dir, on_progress=lambda d, t, m="": seen.append((d, t)), poll_s=0.1)
+    status = jobs.wait(job_dir, on_progress=lambda d, t, _m="": seen.append((d, t)), poll_s=0.1)
     assert status["status"] == "succeeded", (job_dir / "log.txt").read_text()[-2000:]
     assert status["result"]["version"] == "v1" and status["result"]["activated"] is True
     assert status["total"] == 8 and [h["step"] for h in status["loss_history"]] == list(range(1, 9))
     assert registry.active_version_dir(root) == root / "v1"
     assert sorted(p.name for p in (root / "v1").iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "loss.json", "metrics.json", "params.json"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "loss.json",
+        "metrics.json",
+        "params.json",
+    ]
     params = read_json(root / "v1" / "params.json")
     assert params["base_sha256"] == "tiny" and len(params["data_hash"]) == 64 and params["r"] == 16
     assert seen[-1] == (8, 8)

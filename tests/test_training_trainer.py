@@ -14,14 +14,28 @@ from adapters.trainer import batch_loss_sum, load_base, train_lora, trainable_st
 from adapters.training_data import TrainRow, build_examples, default_build_messages
 from domain.errors import ConfigError, TrainingError
 
-FAST = dict(epochs=6, batch_size=4, lr=5e-3, val_share=0.0, precision="fp32", max_length=256, seed=11,
-            warmup_ratio=0.0)
+FAST = dict(
+    epochs=6,
+    batch_size=4,
+    lr=5e-3,
+    val_share=0.0,
+    precision="fp32",
+    max_length=256,
+    seed=11,
+    warmup_ratio=0.0,
+)
 
 
 def _examples(n: int = 8):
-    rows = [TrainRow(id=f"r{i}", lang="en", question=f"How many leave days in team {i}?",
-                     answer=f"Conclusion: {20 + i % 3} days.\nBasis: [leave.md]\nNote: ask your manager.")
-            for i in range(n)]
+    rows = [
+        TrainRow(
+            id=f"r{i}",
+            lang="en",
+            question=f"How many leave days in team {i}?",
+            answer=f"Conclusion: {20 + i % 3} days.\nBasis: [leave.md]\nNote: ask your manager.",
+        )
+        for i in range(n)
+    ]
     return build_examples(rows, build_messages=default_build_messages)[0]
 
 
@@ -32,7 +46,8 @@ def test_only_lora_parameters_are_trainable(tiny_llama_dir):
     assert len(trainable) == 16
     assert all(".lora_A." in n or ".lora_B." in n for n in trainable)
     assert sum(p.numel() for n, p in model.named_parameters() if p.requires_grad) == 2 * (
-        16 * (256 + 256) + 16 * (256 + 128) * 2 + 16 * (256 + 256))
+        16 * (256 + 256) + 16 * (256 + 128) * 2 + 16 * (256 + 256)
+    )
 
 
 def test_loss_is_finite_and_falls_on_a_tiny_overfit_set(tiny_llama_dir):
@@ -56,8 +71,12 @@ def test_answer_only_logits_give_the_full_logits_loss(tiny_llama_dir):
     with torch.no_grad():
         ours, n = batch_loss_sum(model, ids, labels, params)
         logits = model(input_ids=ids).logits[:, :-1]
-        full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                                 ignore_index=-100, reduction="sum")
+        full = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            labels[:, 1:].reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
     assert n == sum(e.n_answer for e in enc)
     assert abs(float(ours) - float(full)) < 1e-3 * float(full)
 
@@ -78,15 +97,20 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_llama_dir, tmp
         return calls["n"] > 5
 
     with pytest.raises(TrainingError, match="stopped at step 5/12"):
-        train_lora(model, tok, _examples(), [], params, checkpoint_dir=tmp_path, should_stop=stop_after_five_batches)
+        train_lora(
+            model, tok, _examples(), [], params, checkpoint_dir=tmp_path, should_stop=stop_after_five_batches
+        )
     assert (tmp_path / "checkpoint.pt").is_file()
 
     model, tok = load_base(tiny_llama_dir, params)
     seen: list[int] = []
-    resumed = train_lora(model, tok, _examples(), [], params, checkpoint_dir=tmp_path,
-                         on_loss=lambda r: seen.append(r["step"]))
+    resumed = train_lora(
+        model, tok, _examples(), [], params, checkpoint_dir=tmp_path, on_loss=lambda r: seen.append(r["step"])
+    )
     assert seen == list(range(1, 13))
-    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-4)
+    assert [h["loss"] for h in resumed.history] == pytest.approx(
+        [h["loss"] for h in straight.history], rel=1e-4
+    )
     state = trainable_state(model)
     assert all(torch.allclose(state[k], reference[k], atol=1e-5) for k in reference)
 
@@ -99,8 +123,10 @@ def test_early_stopping_keeps_the_best_validation_weights(tiny_llama_dir):
 
     params = TrainingParams(**{**FAST, "epochs": 10, "evals_per_epoch": 1, "patience": 2, "min_delta": 100.0})
     model, tok = load_base(tiny_llama_dir, params)
-    val_rows = [TrainRow(id=f"v{i}", lang="en", question=f"Leave days in team {i}?", answer="Conclusion: 30.")
-                for i in range(4)]
+    val_rows = [
+        TrainRow(id=f"v{i}", lang="en", question=f"Leave days in team {i}?", answer="Conclusion: 30.")
+        for i in range(4)
+    ]
     val = build_examples(val_rows, build_messages=default_build_messages)[0]
     result = train_lora(model, tok, _examples(), val, params)
     vals = [h["val_loss"] for h in result.history if "val_loss" in h]
@@ -133,12 +159,15 @@ def test_rows_longer_than_max_length_are_left_out_and_reported(tiny_llama_dir):
     assert result.dropped_too_long == ["long:plain"] and result.n_train == 2
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("r", 0, "training parameter r=0 is invalid: must be a whole number ≥ 1"),
-    ("lr", 0.0, "training parameter lr=0.0 is invalid: must be in (0, 0.1]"),
-    ("precision", "fp8", "training parameter precision='fp8' is invalid: must be one of bf16, fp32"),
-    ("dropout", 1.5, "training parameter dropout=1.5 is invalid: must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("r", 0, "training parameter r=0 is invalid: must be a whole number ≥ 1"),
+        ("lr", 0.0, "training parameter lr=0.0 is invalid: must be in (0, 0.1]"),
+        ("precision", "fp8", "training parameter precision='fp8' is invalid: must be one of bf16, fp32"),
+        ("dropout", 1.5, "training parameter dropout=1.5 is invalid: must be between 0 and 1"),
+    ],
+)
 def test_parameters_are_validated_on_construction(field, value, message):
     with pytest.raises(ConfigError) as info:
         TrainingParams(**{field: value})
@@ -152,3 +181,27 @@ def test_parameters_round_trip_and_replace_ignores_none():
     assert p.replace(lr=None, epochs=2).epochs == 2 and p.replace(lr=None).lr == 2e-4
     with pytest.raises(ConfigError, match="unknown training parameter"):
         TrainingParams.from_json({"rank": 4})
+
+
+def test_long_batches_are_cut_into_micro_batches_within_the_token_budget():
+    """Rows of 900, 500, 450 and 100 tokens with a 1024-token budget: 900 alone, then 500 + 450
+    (2 × 500 = 1000 ≤ 1024), then 100 alone would fit too, but (3 × 500) does not, so it starts anew."""
+    from adapters.trainer import split_by_tokens
+
+    lengths = [100, 900, 450, 500]
+    assert split_by_tokens([0, 1, 2, 3], lengths, 1024) == [[1], [3, 2], [0]]
+    assert split_by_tokens([0, 1, 2, 3], lengths, 100_000) == [[1, 3, 2, 0]]
+
+
+def test_micro_batches_give_the_same_update_as_one_batch(tiny_llama_dir):
+    import torch
+
+    results = []
+    for budget in (100_000, 64):
+        params = TrainingParams(**{**FAST, "epochs": 1, "max_batch_tokens": budget, "dropout": 0.0})
+        model, tok = load_base(tiny_llama_dir, params)
+        res = train_lora(model, tok, _examples(), [], params)
+        results.append(([h["loss"] for h in res.history], trainable_state(model)))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    # float sums in another order; Adam's normalised step turns that into ~1e-5 after two steps at lr 5e-3
+    assert all(torch.allclose(results[0][1][k], results[1][1][k], atol=1e-4) for k in results[0][1])

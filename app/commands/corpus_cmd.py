@@ -1,9 +1,83 @@
-"""Placeholder: this command group is not built yet (see the open issues)."""
+"""`hybrid corpus check [PATH] [--json FILE]`: validate the bundled corpus (documents, training and
+evaluation sets) and print its counts and errors. The checks live in ``domain.corpus_check``; this
+module supplies the document reader for PDF and DOCX and renders the report.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+from app.commands.progress import emit_json
+from app.settings import Settings
+from domain.corpus_check import check_corpus, load_plain_text
+from domain.errors import ConfigError
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("corpus", help="work with the bundled sample corpus")
+    csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate documents, train and eval sets; exit 1 when not ok")
+    c.add_argument("path", nargs="?", default=None, help=f"corpus folder (default: {DEFAULT_CORPUS})")
+    c.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help="write the report as JSON (to stdout, or to FILE)",
+    )
+    c.set_defaults(func=run_check)
+
+
+def load_text(path: Path) -> str:
+    """Text of any corpus document: PDF with pypdf, DOCX with python-docx (paragraphs and tables),
+    everything else with the stdlib reader."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        from pypdf import PdfReader
+
+        return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+    if suffix == ".docx":
+        import docx
+
+        d = docx.Document(str(path))
+        parts = [p.text for p in d.paragraphs]
+        for table in d.tables:
+            for row in table.rows:
+                parts.append(" | ".join(cell.text for cell in row.cells))
+        return "\n".join(parts)
+    return load_plain_text(path)
+
+
+def run_check(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    root = Path(args.path) if args.path else DEFAULT_CORPUS
+    if not (root / "docs").is_dir():
+        raise ConfigError(
+            f"{root} has no docs/ folder; pass the corpus folder, e.g. `hybrid corpus check corpus`"
+        )
+    report = check_corpus(root, load_text)
+    if args.json_path is not None:
+        emit_json(report, args.json_path)
+    if args.json_path != "-":
+        _print_summary(report)
+    return 0 if report["ok"] else 1
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    docs = ", ".join(f"{ext} {n}" for ext, n in report["docs"].items())
+    kinds = ", ".join(f"{k} {n}" for k, n in report["eval_kinds"].items())
+    langs = ", ".join(f"{lang} {counts}" for lang, counts in report["langs"].items())
+    nd = report["near_duplicates"]
+    print(f"documents: {sum(report['docs'].values())} ({docs}); {report['chars']:,} characters")
+    print(f"train rows: {report['train_rows']}; eval rows: {report['eval_rows']} ({kinds})")
+    print(f"languages: {langs}")
+    print(f"near-duplicates ({nd['measure']}, >= {nd['threshold']}): {len(nd['pairs'])}")
+    errors = report["errors"]
+    print(f"errors: {len(errors)}")
+    for e in errors:
+        print(f"  {e}")
+    print("ok" if report["ok"] else "NOT OK")

@@ -1,9 +1,62 @@
-"""Placeholder: this command group is not built yet (see the open issues)."""
+"""`hybrid export --quant f16|q8_0|q4_k_m`: merge the adapter in use into the base, convert and
+quantize to a GGUF for llama.cpp / Ollama, and print the checks (golden answers, size, speed,
+perplexity). The work lives in ``app.wiring.training`` and ``adapters.export``.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from app.commands.progress import emit_json, progress_bar
+from app.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the tuned model as a quantized GGUF (llama.cpp, Ollama)")
+    p.add_argument("--quant", choices=("f16", "q8_0", "q4_k_m"), default="q8_0")
+    p.add_argument(
+        "--adapter",
+        default=None,
+        help="version to merge ('default' = the bundled adapter, 'none' = base model; default: the one in use)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: settings.generation.n_threads)"
+    )
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help="print the report as JSON (to stdout, or to FILE)",
+    )
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring.training import export_current
+
+    with progress_bar(f"export {args.quant}", quiet=args.json_path == "-") as on_progress:
+        report = export_current(
+            settings, quant=args.quant, adapter=args.adapter, n_threads=args.threads, on_progress=on_progress
+        )
+    if args.json_path:
+        emit_json(report, args.json_path)
+        if args.json_path == "-":
+            return 0
+    _print(report)
+    return 0
+
+
+def _print(r: dict[str, Any]) -> None:
+    g = r["golden"]
+    print(f"{r['path']}  ({r['bytes'] / 1e6:.1f} MB; f16 {r['f16_bytes'] / 1e6:.1f} MB)")
+    print(f"  golden prompts identical to transformers + peft: {g['identical']}/{g['n']}")
+    ppl = ", ".join(f"{k} {v:.3f}" for k, v in r["perplexity"].items())
+    print(
+        f"  perplexity on {r['heldout_tokens']} held-out tokens: {ppl} (ratio {r['perplexity_ratio_vs_f16']:.4f})"
+    )
+    print(f"  speed: {r['tokens_per_s']:.1f} tokens/s")
+    print(f"  Ollama: {r['modelfile']}")
+    print(f"  llama.cpp commands: {r['commands']}")

@@ -19,16 +19,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="folder with .md .txt .rst .html .pdf .docx files")
     p.add_argument("--name", default=None, help="index name (default: settings.index.name)")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None,
-                   help="print the summary as JSON (to stdout, or to FILE)")
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help="print the summary as JSON (to stdout, or to FILE)",
+    )
     p.set_defaults(func=run_index)
 
     s = sub.add_parser("search", help="search an index (hybrid dense + BM25)")
     s.add_argument("query", help="the question or keywords")
     s.add_argument("--k", type=int, default=None, help="hits to show (default: settings.index.top_k)")
     s.add_argument("--index", default=None, help="index name (default: settings.index.name)")
-    s.add_argument("--json", dest="json_path", nargs="?", const="-", default=None,
-                   help="print hits as JSON (to stdout, or to FILE)")
+    s.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help="print hits as JSON (to stdout, or to FILE)",
+    )
     s.set_defaults(func=run_search)
 
 
@@ -40,7 +52,11 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     embedder = build_embedder(settings)
     with progress_bar("indexing", quiet=quiet) as on_progress:
         report = sync_index(
-            settings, args.path, name=args.name, rebuild=args.rebuild, embedder=embedder,
+            settings,
+            args.path,
+            name=args.name,
+            rebuild=args.rebuild,
+            embedder=embedder,
             on_progress=on_progress,
         )
     data = report.to_dict()
@@ -66,7 +82,9 @@ def _print_summary(r: dict[str, Any]) -> None:
     skipped = r["skipped"]
     if skipped:
         counts = Counter(s["reason"] for s in skipped)
-        print(f"  skipped {len(skipped)} files: " + ", ".join(f"{n} {why}" for why, n in sorted(counts.items())))
+        print(
+            f"  skipped {len(skipped)} files: " + ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+        )
         for s in skipped[:50]:
             print(f"    {s['path']}: {s['reason']}" + (f" — {s['detail']}" if s["detail"] else ""))
         if len(skipped) > 50:
@@ -91,13 +109,20 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     seconds = time.perf_counter() - t0
     rows = [
         {
-            "rank": h.rank, "score": round(h.score, 6),
+            "rank": h.rank,
+            "score": round(h.score, 6),
             "dense_score": None if h.dense_score is None else round(h.dense_score, 4),
             "bm25_score": None if h.bm25_score is None else round(h.bm25_score, 4),
-            "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
-            "path": h.chunk.path, "title": h.chunk.title, "heading": h.chunk.heading,
-            "page": h.chunk.page, "start": h.chunk.start, "end": h.chunk.end,
-            "chunk_id": h.chunk.chunk_id, "text": h.chunk.text,
+            "dense_rank": h.dense_rank,
+            "bm25_rank": h.bm25_rank,
+            "path": h.chunk.path,
+            "title": h.chunk.title,
+            "heading": h.chunk.heading,
+            "page": h.chunk.page,
+            "start": h.chunk.start,
+            "end": h.chunk.end,
+            "chunk_id": h.chunk.chunk_id,
+            "text": h.chunk.text,
         }
         for h in hits
     ]
@@ -108,7 +133,11 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no hits (is the index empty?)")
     for r in rows:
-        where = r["path"] + (f" p.{r['page']}" if r["page"] else "") + (f" § {r['heading']}" if r["heading"] else "")
+        where = (
+            r["path"]
+            + (f" p.{r['page']}" if r["page"] else "")
+            + (f" § {r['heading']}" if r["heading"] else "")
+        )
         dense = "-" if r["dense_score"] is None else f"{r['dense_score']:.3f}"
         bm25 = "-" if r["bm25_score"] is None else f"{r['bm25_score']:.2f}"
         print(f"{r['rank']}. {where}  [fused {r['score']:.4f} · dense {dense} · bm25 {bm25}]")

@@ -1,9 +1,247 @@
-"""Placeholder: this command group is not built yet (see the open issues)."""
+"""`hybrid train` (start, follow, resume or cancel a LoRA training job, with a progress bar and ETA)
+and `hybrid adapters list|activate|rollback`. The work lives in ``app.wiring.training`` and
+``adapters``; this module parses arguments and renders results.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+from app.commands.progress import emit_json, progress_bar
+from app.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def _json_opt(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help=f"print {what} as JSON (to stdout, or to FILE)",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a new LoRA adapter version (gated by the evaluation set)")
+    p.add_argument(
+        "--from-corrections",
+        action="store_true",
+        help="train on the stored corrections plus a replay sample of the training set",
+    )
+    p.add_argument(
+        "--data", nargs="+", default=None, help="training JSONL file(s) (default: corpus/train.jsonl)"
+    )
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--r", type=int, default=None, help="LoRA rank")
+    p.add_argument("--alpha", type=int, default=None, help="LoRA alpha")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--max-length", type=int, default=None, help="longest row in tokens (longer rows are left out)"
+    )
+    p.add_argument("--max-rows", type=int, default=None, help="train on a seeded sample of N rows")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default=None)
+    p.add_argument("--target-modules", default=None, help="comma-separated, e.g. q_proj,k_proj,v_proj,o_proj")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--version", default=None, help="name of the new version (default: v<N+1>)")
+    p.add_argument("--index", default=None, help="index for the RAG-form rows (default: settings.index.name)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: settings.generation.n_threads)"
+    )
+    gate = p.add_mutually_exclusive_group()
+    gate.add_argument("--no-gate", action="store_true", help="skip the evaluation gate and do not activate")
+    gate.add_argument(
+        "--force-activate", action="store_true", help="run the gate but activate whatever it says"
+    )
+    p.add_argument("--detach", action="store_true", help="start the job and return (follow it with --follow)")
+    p.add_argument("--follow", metavar="JOB", default=None, help="follow a running job ('last' = newest)")
+    p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped job from its checkpoint")
+    p.add_argument(
+        "--cancel", metavar="JOB", default=None, help="cancel a running job (no version is created)"
+    )
+    p.add_argument("--jobs", action="store_true", help="list training jobs")
+    _json_opt(p, "the result")
+    p.set_defaults(func=run_train)
+
+    a = sub.add_parser("adapters", help="list, activate or roll back adapter versions")
+    asub = a.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
+    lst = asub.add_parser("list", help="list versions (active one marked)")
+    _json_opt(lst, "the versions")
+    lst.set_defaults(func=run_list)
+    act = asub.add_parser("activate", help="make VERSION the active adapter")
+    act.add_argument("version")
+    act.set_defaults(func=run_activate)
+    rb = asub.add_parser("rollback", help="re-activate the previously active version")
+    rb.set_defaults(func=run_rollback)
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from adapters.train_params import TrainingParams
+
+    modules = (
+        tuple(m.strip() for m in args.target_modules.split(",") if m.strip()) if args.target_modules else None
+    )
+    return TrainingParams().replace(
+        epochs=args.epochs,
+        lr=args.lr,
+        r=args.r,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_rows=args.max_rows,
+        precision=args.precision,
+        target_modules=modules,
+        seed=args.seed,
+    )
+
+
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters import jobs
+    from app.wiring import training
+
+    if args.jobs:
+        return _print_jobs(jobs.list_jobs(settings.ws.jobs, "train"), args.json_path)
+    if args.cancel:
+        job_dir = training.job_dir_for(settings, args.cancel)
+        if not jobs.cancel(job_dir):
+            print(f"job {job_dir.name} is not running ({jobs.read_status(job_dir)['status']})")
+            return 0
+        print(f"cancelling {job_dir.name}…", file=sys.stderr)
+        return _report(jobs.wait(job_dir), args.json_path)
+    if args.resume:
+        job_dir = training.resume_training(settings, args.resume)
+    elif args.follow:
+        job_dir = training.job_dir_for(settings, args.follow)
+    else:
+        activate = "never" if args.no_gate else "force" if args.force_activate else "gate"
+        job_dir = training.start_training(
+            settings,
+            _params(args),
+            data=args.data,
+            from_corrections=args.from_corrections,
+            activate=activate,
+            version=args.version,
+            index=args.index,
+            num_threads=args.threads,
+        )
+    print(f"training job {job_dir.name} (log: {job_dir / jobs.LOG_FILE})", file=sys.stderr)
+    if args.detach:
+        if args.json_path:
+            emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
+        return 0
+    try:
+        with progress_bar("training", quiet=args.json_path == "-") as on_progress:
+            status = jobs.wait(job_dir, on_progress=on_progress)
+    except KeyboardInterrupt:
+        jobs.cancel(job_dir)
+        status = jobs.wait(job_dir)
+        print(
+            f"training cancelled at step {status.get('step')}; no version was created — resume with "
+            f"`hybrid train --resume {job_dir.name}`",
+            file=sys.stderr,
+        )
+        return 130
+    return _report(status, args.json_path)
+
+
+def _report(status: dict[str, Any], json_path: str | None) -> int:
+    result = status.get("result") or {}
+    out = {
+        "job": status.get("id"),
+        "status": status.get("status"),
+        "error": status.get("error"),
+        "version": result.get("version"),
+        "activated": result.get("activated"),
+        "metrics": result.get("metrics"),
+        "steps": status.get("step"),
+        "total": status.get("total"),
+        "loss_history": status.get("loss_history"),
+    }
+    if json_path:
+        emit_json(out, json_path)
+    if json_path != "-":
+        if status.get("status") != "succeeded":
+            print(f"training {status.get('status')}: {status.get('error')}", file=sys.stderr)
+        else:
+            m = result["metrics"]
+            gate = m.get("gate") or {}
+            print(
+                f"version {result['version']}: {m['steps']} steps in {m['train_seconds']:.0f} s "
+                f"({m['tokens_per_s']:.0f} tokens/s), final loss {m['final_train_loss']}, "
+                f"best validation loss {m['best_val_loss']}"
+            )
+            if gate:
+                print(f"gate: {gate.get('reason')}")
+            print(
+                f"{'activated' if result['activated'] else 'not activated'} "
+                f"({'`hybrid adapters activate ' + result['version'] + '` to use it anyway' if not result['activated'] else 'now in use'})"
+            )
+    return 0 if status.get("status") == "succeeded" else 2
+
+
+def _print_jobs(found: list[dict[str, Any]], json_path: str | None) -> int:
+    if json_path:
+        emit_json(found, json_path)
+        return 0
+    if not found:
+        print("no training jobs yet")
+    for j in found:
+        version = (j.get("result") or {}).get("version") or ""
+        print(
+            f"{j['id']:<34} {j['status']:<10} step {j.get('step', 0)}/{j.get('total', 0)} {version}"
+            + (f"  {j['error']}" if j.get("error") else "")
+        )
+    return 0
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.registry import is_complete, list_versions
+    from app.wiring.training import DEFAULT_ADAPTER_DIR, current_adapter
+
+    versions = list_versions(settings.ws.adapters)
+    _, label = current_adapter(settings)
+    data = {
+        "in_use": label,
+        "versions": [v.to_json() for v in versions],
+        "default_adapter": str(DEFAULT_ADAPTER_DIR) if is_complete(DEFAULT_ADAPTER_DIR) else None,
+    }
+    if args.json_path:
+        emit_json(data, args.json_path)
+        return 0
+    if not versions:
+        print("no adapter versions in this workspace yet — `hybrid train` makes one")
+    for v in versions:
+        m = v.metrics
+        gate = m.get("gate") or {}
+        score = gate.get("candidate_score")
+        print(
+            f"{'*' if v.active else ' '} {v.version:<10} {v.created_at:<20} steps {m.get('steps', '?'):<5} "
+            f"val loss {m.get('best_val_loss')!s:<8} gate {_gate_word(v.gate_passed):<8}"
+            + (f" combined {score:.3f}" if isinstance(score, float) else "")
+            + ("" if v.has_gguf else "  (no GGUF)")
+        )
+    print(f"in use: {label or 'none (base model only)'}")
+    return 0
+
+
+def _gate_word(passed: bool | None) -> str:
+    return {True: "passed", False: "failed", None: "-"}[passed]
+
+
+def run_activate(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.registry import activate
+
+    info = activate(settings.ws.adapters, args.version)
+    print(f"active adapter: {info.version}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
+    from adapters.registry import rollback
+
+    info = rollback(settings.ws.adapters)
+    print(f"rolled back; active adapter: {info.version}")
+    return 0

@@ -1,9 +1,66 @@
-"""Ask page (placeholder until the answering pipeline lands)."""
+"""Ask page: one question, a mode (auto or one of the four), the router's reason as a badge, the
+answer streamed, its sources with the matched span marked, and "correct this answer".
+Works through ``get_assistant()`` — the same pipeline calls as ``hybrid ask``."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.page_answer import (
+    MODE_CHOICES,
+    MODE_LABELS,
+    answer_facts,
+    correction_editor,
+    route_badge,
+    show_answer_body,
+    show_citations,
+    show_passages,
+)
+from app.page_common import shown_errors
+from app.page_services import get_assistant
+from app.page_text import escaped_stream, md_escape
+
 st.title("Ask")
-st.text_input("Your question", key="question")
-st.info("Answering is not wired yet.")
+assistant = get_assistant()
+with shown_errors():
+    facts = assistant.status()
+    st.caption(md_escape(
+        f"Index: {facts.get('index') or 'none'} · adapter: {facts.get('adapter') or 'none'} · "
+        f"backend: {facts.get('backend', '?')}"
+    ))
+
+with st.form("ask_form", border=False):
+    question = st.text_area("Your question", key="ask_question", height=90,
+                            placeholder="e.g. How many days of annual leave do new employees get?")
+    mode = st.segmented_control("Mode", MODE_CHOICES, format_func=MODE_LABELS.get, default="auto",
+                                key="ask_mode", help="Auto lets the router pick; any other choice overrides it.")
+    asked = st.form_submit_button("Ask", type="primary")
+
+if asked:
+    st.session_state.pop("ask_last", None)
+    st.session_state.pop("ask_correct_saved", None)
+    st.session_state["ask_correct_open"] = False
+    if not question.strip():
+        st.warning("Type a question first.")
+    else:
+        with shown_errors():
+            stream = assistant.stream(question.strip(), mode or "auto")
+            route_badge(stream.decision)
+            with st.chat_message("assistant"):
+                st.write_stream(escaped_stream(stream.pieces))
+            answer = stream.answer()
+            st.session_state["ask_last"] = {"answer": answer, "decision": stream.decision,
+                                            "passages": list(stream.passages)}
+            st.rerun()  # redraw through the one code path below (notes, sources, editor)
+
+last = st.session_state.get("ask_last")
+if last:
+    answer = last["answer"]
+    route_badge(last["decision"])
+    with st.chat_message("assistant"):
+        show_answer_body(answer)
+        st.caption(answer_facts(answer))
+    show_citations(answer)
+    passages = answer.passages or ([] if not answer.mode.uses_retrieval else last["passages"])
+    show_passages(passages, answer=answer, question=answer.question)
+    correction_editor(assistant, answer, key="ask_correct")

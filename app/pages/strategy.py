@@ -20,10 +20,9 @@ left, right = st.columns([3, 2], gap="large")
 
 with left:
     st.subheader("When each approach fits")
-    st.dataframe(
+    st.table(  # a static table wraps long cells, so every column stays visible
         [{"Need": r.need, "Recommended": r.recommended, "Fine-tune?": r.fine_tune, "Why": r.why} for r in DECISION_GUIDE],
         hide_index=True,
-        width="stretch",
     )
 
     st.subheader("Self-test: five questions")
@@ -51,8 +50,8 @@ with right:
     st.subheader("Measured on this corpus")
     report, path = latest_eval_report(settings().ws.evals)
     if report is None:
-        st.info("No evaluation yet. Run `hybrid eval --json -` (or the Train page's scoreboard) to measure "
-                "the four modes on your evaluation set.")
+        st.info("No evaluation yet. Run `hybrid eval` to measure the four modes and the router on your "
+                "evaluation set; its report lands in the workspace's evals folder and shows up here.")
     else:
         st.caption(f"From {path.name} · {report.get('n_rows', '?')} questions")
         rows = []

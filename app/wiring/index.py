@@ -74,7 +74,9 @@ def sync_index(
     )
 
 
-def open_index(settings: Settings, name: str | None = None, *, embedder: Embedder | None = None) -> LoadedIndex:
+def open_index(
+    settings: Settings, name: str | None = None, *, embedder: Embedder | None = None
+) -> LoadedIndex:
     """The named index, checked against the current embedder and splitter settings.
 
     Raises:

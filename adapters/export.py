@@ -1,0 +1,268 @@
+"""Exporting the tuned model for llama.cpp and Ollama: merge the LoRA adapter into the HF base,
+convert to an f16 GGUF, quantize (q8_0, q4_k_m), and check the result — greedy answers to golden
+prompts against transformers + peft, file size, tokens/s, and perplexity on held-out domain text
+against the f16 file. Writes an Ollama Modelfile and the llama.cpp command lines beside the file.
+
+Layout: ``<exports>/<label>/model-<quant>.gguf`` plus ``Modelfile-<quant>``, ``run-<quant>.txt`` and
+``export-<quant>.json``. The merged f16 file is kept and reused by later quantizations of the same
+adapter (``source.json`` names the adapter's hash).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adapters.fsutil import fresh_temp_dir
+from adapters.gguf_checks import answers_and_speed, perplexity
+from adapters.llama_tools import convert_hf_to_gguf, quantize_gguf
+from adapters.train_job import file_sha256
+from domain.atomic import read_json, write_json_atomic, write_text_atomic
+from domain.errors import ExportError, ModelMissingError
+from domain.progress import ProgressFn, no_progress
+
+logger = logging.getLogger(__name__)
+
+QUANTS = ("f16", "q8_0", "q4_k_m")
+Message = dict[str, str]
+STAGES = 6
+
+
+def _stop_ids(tokenizer: Any, model: Any) -> set[int]:
+    ids = set()
+    eos = model.generation_config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    for tok in (tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"):
+        if tok:
+            tid = tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+                ids.add(tid)
+    return ids
+
+
+def _cut(ids: Sequence[int], stops: set[int]) -> list[int]:
+    out = []
+    for t in ids:
+        if t in stops:
+            break
+        out.append(int(t))
+    return out
+
+
+def _reference_and_merge(
+    base_hf: Path,
+    adapter_dir: Path | None,
+    prompts: Sequence[Sequence[Message]],
+    merged_dir: Path,
+    max_new_tokens: int,
+) -> tuple[list[list[int]], list[list[int]], set[int]]:
+    """Prompt ids and transformers greedy answers (adapter applied by peft), then the merged model saved."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(base_hf), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(base_hf), dtype=torch.float32, local_files_only=True)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    model.eval()
+    stops = _stop_ids(tok, model)
+    prompt_ids, answers = [], []
+    with torch.no_grad():
+        for messages in prompts:
+            text = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            out = model.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=sorted(stops),
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else sorted(stops)[0],
+            )
+            prompt_ids.append(list(ids))
+            answers.append(_cut(out[0, len(ids) :].tolist(), stops))
+    if adapter_dir is not None:
+        model = model.merge_and_unload()
+    model.save_pretrained(str(merged_dir), safe_serialization=True)
+    tok.save_pretrained(str(merged_dir))
+    del model
+    gc.collect()
+    return prompt_ids, answers, stops
+
+
+def modelfile_text(gguf_name: str, *, system_prompt: str, chatml: bool) -> str:
+    """An Ollama Modelfile for the exported file (ChatML turns when the model uses them)."""
+    lines = [f"FROM ./{gguf_name}", ""]
+    if chatml:
+        lines += [
+            'TEMPLATE """{{ if .System }}<|im_start|>system',
+            "{{ .System }}<|im_end|>",
+            "{{ end }}{{ if .Prompt }}<|im_start|>user",
+            "{{ .Prompt }}<|im_end|>",
+            "{{ end }}<|im_start|>assistant",
+            "{{ .Response }}<|im_end|>",
+            '"""',
+            'PARAMETER stop "<|im_end|>"',
+            'PARAMETER stop "<|endoftext|>"',
+        ]
+    lines += ["PARAMETER temperature 0", "PARAMETER num_ctx 4096"]
+    if system_prompt:
+        lines.append('SYSTEM """' + system_prompt.replace('"""', "'''") + '"""')
+    return "\n".join(lines) + "\n"
+
+
+def run_commands(gguf: Path, *, system_prompt: str, chatml: bool, n_threads: int) -> str:
+    sys_arg = system_prompt.replace('"', '\\"')
+    tmpl = " --chat-template chatml" if chatml else ""
+    return (
+        "# llama.cpp (interactive chat)\n"
+        f'llama-cli -m {gguf} -cnv{tmpl} -sys "{sys_arg}" --temp 0 -t {n_threads} -c 4096\n\n'
+        "# llama.cpp (OpenAI-compatible server on 127.0.0.1:8080)\n"
+        f"llama-server -m {gguf}{tmpl} --host 127.0.0.1 --port 8080 -t {n_threads} -c 4096\n\n"
+        "# llama-cpp-python (the same server, from this project's environment)\n"
+        f"python -m llama_cpp.server --model {gguf} --host 127.0.0.1 --port 8080 --n_threads {n_threads}\n\n"
+        "# Ollama (from this folder)\n"
+        f"ollama create hybrid-assistant -f Modelfile-{gguf.stem.removeprefix('model-')}\n"
+        "ollama run hybrid-assistant\n"
+    )
+
+
+def export_model(
+    *,
+    base_hf: Path,
+    adapter_dir: Path | None,
+    label: str,
+    exports_root: Path,
+    tools_dir: Path,
+    quant: str,
+    golden_prompts: Sequence[Sequence[Message]],
+    heldout_text: str,
+    system_prompt: str = "",
+    n_threads: int = 2,
+    max_new_tokens: int = 48,
+    ppl_window: int = 512,
+    ppl_max_tokens: int = 4096,
+    on_progress: ProgressFn = no_progress,
+) -> dict[str, Any]:
+    """Merge, convert, quantize and check; returns the report also saved as ``export-<quant>.json``.
+
+    Args:
+        base_hf: the HF base folder the adapter was trained on.
+        adapter_dir: a version folder (peft files), or None to export the base model.
+        label: the export's folder name (the adapter version, "default" or "base").
+        quant: "f16", "q8_0" or "q4_k_m".
+        golden_prompts: chat messages (up to the user turn) answered greedily by both paths.
+        heldout_text: domain text not used for training, for perplexity.
+
+    Raises:
+        ExportError: unknown quant, converters missing, conversion or quantization failed.
+        ModelMissingError: the base folder is missing.
+    """
+    t0 = time.perf_counter()
+    if quant not in QUANTS:
+        raise ExportError(
+            f"quantization {quant!r} is not one of {', '.join(QUANTS)} — pass --quant f16|q8_0|q4_k_m"
+        )
+    if not (Path(base_hf) / "config.json").is_file():
+        raise ModelMissingError(f"base model folder {base_hf} not found — run `hybrid setup`")
+    out = Path(exports_root) / label
+    out.mkdir(parents=True, exist_ok=True)
+    f16 = out / "model-f16.gguf"
+    source = {
+        "base": str(base_hf),
+        "adapter": str(adapter_dir) if adapter_dir else None,
+        "adapter_sha256": file_sha256(Path(adapter_dir) / "adapter_model.safetensors")
+        if adapter_dir
+        else None,
+        "golden": [list(map(dict, p)) for p in golden_prompts],
+        "max_new_tokens": max_new_tokens,
+    }
+    cached = read_json(out / "source.json") if (out / "source.json").is_file() else None
+    reusable = f16.is_file() and cached is not None and all(cached.get(k) == v for k, v in source.items())
+
+    if reusable:
+        on_progress(2, STAGES, "reusing the merged f16 GGUF")
+        prompt_ids, reference, stops = cached["prompt_ids"], cached["reference"], set(cached["stops"])
+    else:
+        on_progress(0, STAGES, "merging the adapter (and transformers reference answers)")
+        merged = fresh_temp_dir(out / "merged-hf")
+        try:
+            prompt_ids, reference, stops = _reference_and_merge(
+                Path(base_hf), adapter_dir, golden_prompts, merged, max_new_tokens
+            )
+            on_progress(1, STAGES, "converting to an f16 GGUF")
+            convert_hf_to_gguf(merged, f16, tools_dir=Path(tools_dir), outtype="f16")
+        finally:
+            shutil.rmtree(merged, ignore_errors=True)
+        write_json_atomic(
+            out / "source.json",
+            {**source, "prompt_ids": prompt_ids, "reference": reference, "stops": sorted(stops)},
+        )
+    target = out / f"model-{quant}.gguf"
+    if quant != "f16":
+        on_progress(2, STAGES, f"quantizing to {quant}")
+        quantize_gguf(f16, target, quant, n_threads=n_threads)
+
+    on_progress(3, STAGES, "golden answers and speed in llama.cpp")
+    answers, tps = answers_and_speed(target, prompt_ids, max_new_tokens=max_new_tokens, n_threads=n_threads)
+    answers = [_cut(a, stops) for a in answers]
+    same = [a == r for a, r in zip(answers, reference, strict=True)]
+
+    on_progress(4, STAGES, "perplexity on held-out text")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(base_hf), local_files_only=True)
+    text_ids = tok(heldout_text, add_special_tokens=False)["input_ids"][:ppl_max_tokens]
+    ppl = {"f16": perplexity(f16, text_ids, window=ppl_window, n_threads=n_threads)}
+    if quant != "f16":
+        ppl[quant] = perplexity(target, text_ids, window=ppl_window, n_threads=n_threads)
+
+    on_progress(5, STAGES, "writing the Modelfile and command lines")
+    chatml = "<|im_start|>" in (tok.chat_template or "")
+    write_text_atomic(
+        out / f"Modelfile-{quant}", modelfile_text(target.name, system_prompt=system_prompt, chatml=chatml)
+    )
+    write_text_atomic(
+        out / f"run-{quant}.txt",
+        run_commands(target, system_prompt=system_prompt, chatml=chatml, n_threads=n_threads),
+    )
+    report = {
+        "label": label,
+        "quant": quant,
+        "path": str(target),
+        "bytes": target.stat().st_size,
+        "f16_bytes": f16.stat().st_size,
+        "golden": {
+            "n": len(same),
+            "identical": sum(same),
+            "per_prompt": same,
+            "export_answers": [tok.decode(a) for a in answers],
+            "reference_answers": [tok.decode(r) for r in reference],
+        },
+        "tokens_per_s": round(tps, 2),
+        "perplexity": {k: round(v, 4) for k, v in ppl.items()},
+        "perplexity_ratio_vs_f16": round(ppl[quant] / ppl["f16"], 4),
+        "heldout_tokens": len(text_ids),
+        "modelfile": str(out / f"Modelfile-{quant}"),
+        "commands": str(out / f"run-{quant}.txt"),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_json_atomic(out / f"export-{quant}.json", report)
+    on_progress(STAGES, STAGES, "done")
+    logger.info(
+        "exported %s %s: %d bytes, %d/%d golden identical, ppl %s",
+        label,
+        quant,
+        report["bytes"],
+        sum(same),
+        len(same),
+        report["perplexity"],
+    )
+    return report

@@ -1,0 +1,112 @@
+"""Pieces the Ask and Compare pages share: the mode labels, the router badge, passages with the
+matched span marked in plain text, an answer's citations and timing, and the correction editor.
+Every string that came from a document or a model is escaped or shown with ``st.text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from app.page_common import shown_errors
+from app.page_text import best_sentence, mark_span, md_escape, seconds, where
+from domain.style import format_score
+
+if TYPE_CHECKING:
+    from app.page_services import AskBackend
+    from domain.types import Answer, Hit, RouteDecision
+
+MODE_LABELS = {"auto": "Auto (router picks)", "prompt": "Prompt only", "rag": "RAG",
+               "tuned": "Tuned (adapter)", "tuned_rag": "Tuned + RAG"}
+MODE_CHOICES = tuple(MODE_LABELS)
+
+
+def route_badge(decision: RouteDecision) -> None:
+    """The mode actually used as a badge, with the router's one-line reason beside it."""
+    who = "you chose" if decision.overridden else "router"
+    st.badge(f"{MODE_LABELS.get(decision.mode.value, decision.mode.value)} · {who}", icon=":material/alt_route:",
+             color="blue")
+    if decision.reason:
+        st.caption(md_escape(decision.reason))
+
+
+def answer_facts(answer: Answer) -> str:
+    """One caption line: timing, tokens/s and format score (our own string)."""
+    t = answer.timing
+    parts = []
+    if answer.mode.uses_retrieval:
+        parts.append(f"retrieval {seconds(t.retrieval_s)}")
+    parts += [f"first token {seconds(t.first_token_s)}", f"total {seconds(t.total_s)}"]
+    if t.tokens_per_s:
+        parts.append(f"{t.tokens_per_s:.1f} tokens/s")
+    parts.append(f"format score {format_score(answer.text):.2f}")
+    return " · ".join(parts)
+
+
+def show_answer_body(answer: Answer) -> None:
+    """The answer text (escaped Markdown), with correction-memory and low-evidence notes."""
+    if answer.from_correction:
+        st.info("Answered from your correction memory (a near-duplicate question was corrected before); "
+                "no model was run.", icon=":material/history:")
+    st.markdown(md_escape(answer.text))
+    for w in answer.warnings:
+        st.warning(md_escape(w))
+
+
+def show_citations(answer: Answer) -> None:
+    if not answer.citations:
+        return
+    st.markdown("**Citations**")
+    for c in answer.citations:
+        st.caption(md_escape(f"“{c.sentence}” → {where(c.path, c.heading)} ({c.score:.2f})"))
+
+
+def span_for(hit: Hit, answer: Answer | None, question: str) -> str:
+    """The part of ``hit`` to mark: a cited span when the answer cited it, else the sentence that
+    shares most words with the question."""
+    if answer is not None:
+        for c in answer.citations:
+            if c.chunk_id == hit.chunk.chunk_id and c.span:
+                return c.span
+    return best_sentence(hit.chunk.text, question)
+
+
+def show_passages(hits: Sequence[Hit], *, answer: Answer | None, question: str) -> None:
+    """Passages as expanders: file and scores as the title, text with the span marked ⟦like this⟧."""
+    if not hits:
+        st.caption("No passages were retrieved for this mode.")
+        return
+    st.markdown(f"**Sources** ({len(hits)} passages)")
+    for h in hits:
+        dense = "" if h.dense_score is None else f" · dense {h.dense_score:.2f}"
+        bm25 = "" if h.bm25_score is None else f" · BM25 {h.bm25_score:.1f}"
+        title = f"{h.rank}. {where(h.chunk.path, h.chunk.heading, h.chunk.page)} · score {h.score:.3f}{dense}{bm25}"
+        with st.expander(md_escape(title), expanded=h.rank == 1):
+            text, found = mark_span(h.chunk.text, span_for(h, answer, question))
+            if found:
+                st.caption("The matched span is marked ⟦like this⟧.")
+            st.text(text)
+
+
+def correction_editor(assistant: AskBackend, answer: Answer, *, key: str) -> None:
+    """A toggle that opens an editor pre-filled with the answer; saving stores the correction."""
+    if not st.toggle("Correct this answer", key=f"{key}_open"):
+        saved = st.session_state.get(f"{key}_saved")
+        if saved:
+            st.success(saved)
+        return
+    with st.form(f"{key}_form"):
+        corrected = st.text_area("Corrected answer", value=answer.text, height=160, key=f"{key}_text")
+        submitted = st.form_submit_button("Save correction", type="primary")
+    if submitted:
+        if not corrected.strip() or corrected.strip() == answer.text.strip():
+            st.warning("Edit the answer first — the correction is empty or unchanged.")
+            return
+        with shown_errors():
+            cid = assistant.save_correction(answer, corrected.strip())
+            msg = (f"Saved correction #{cid}. The same question is now answered from it at once; "
+                   "retrain on the Train page to teach the adapter.")
+            st.session_state[f"{key}_saved"] = msg
+            st.success(msg)

@@ -1,0 +1,96 @@
+"""The Train page's backend: the dataset summary, starting a training job through
+``app.wiring.training`` (as ``hybrid train`` does), and job status, cancel, versions, activate and
+rollback through ``adapters.jobs`` and ``adapters.registry`` — all file reads, no model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+from domain.errors import TrainingError
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class RealTrainingBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _job_dir(self, job_id: str) -> Path:
+        path = self.settings.ws.jobs / job_id
+        if path.parent != self.settings.ws.jobs or not path.is_dir():
+            raise TrainingError(f"no job {job_id!r} in {self.settings.ws.jobs} — pick one from the list")
+        return path
+
+    def dataset(self) -> dict[str, Any]:
+        from adapters.training_data import load_train_rows
+        from app.wiring.training import train_files
+
+        files = train_files()
+        rows = load_train_rows(files)
+        base = Counter(r.lang for r in rows)
+        corrections = self._correction_langs()
+        langs = sorted(set(base) | set(corrections))
+        sources = [str(f.relative_to(REPO_ROOT)) if f.is_relative_to(REPO_ROOT) else str(f) for f in files]
+        if self.settings.ws.feedback_db.is_file():
+            sources.append(str(self.settings.ws.feedback_db))
+        return {
+            "base_rows": len(rows),
+            "corrections": sum(corrections.values()),
+            "by_lang": {lang: {"base": base.get(lang, 0), "corrections": corrections.get(lang, 0)} for lang in langs},
+            "sources": sources,
+        }
+
+    def _correction_langs(self) -> Counter[str]:
+        from app.page_backends.corrections_view import correction_languages
+
+        return correction_languages(self.settings.ws.feedback_db)
+
+    def default_params(self) -> dict[str, Any]:
+        from adapters.train_params import TrainingParams
+
+        return TrainingParams().to_json()
+
+    def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
+        from adapters.train_params import TrainingParams
+        from app.wiring.training import start_training
+
+        checked = TrainingParams.from_json(params)
+        job_dir = start_training(self.settings, checked, from_corrections=from_corrections)
+        return Path(job_dir).name
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        from adapters.jobs import read_status
+
+        return read_status(self._job_dir(job_id))
+
+    def cancel(self, job_id: str) -> bool:
+        from adapters.jobs import cancel
+
+        return cancel(self._job_dir(job_id))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        from adapters.jobs import list_jobs
+
+        return list_jobs(self.settings.ws.jobs, kind="train")
+
+    def versions(self) -> list[dict[str, Any]]:
+        from adapters.registry import list_versions
+
+        return [v.to_json() for v in list_versions(self.settings.ws.adapters)]
+
+    def activate(self, version: str) -> dict[str, Any]:
+        from adapters.registry import activate
+
+        return activate(self.settings.ws.adapters, version, reason="app").to_json()
+
+    def rollback(self) -> dict[str, Any]:
+        from adapters.registry import rollback
+
+        return rollback(self.settings.ws.adapters).to_json()

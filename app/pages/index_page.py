@@ -1,0 +1,162 @@
+"""Index page: build or re-sync an index from a folder path or from uploaded files, with a progress
+bar; the documents table (chunks, language, status, skip reason), a chunk preview, a trial search,
+and deleting an index. Works through ``get_indexer()`` (the same calls as ``hybrid index``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.page_common import settings, shown_errors
+from app.page_services import get_indexer
+from app.page_text import best_sentence, mark_span, md_escape, where
+from domain.atomic import write_bytes_atomic
+
+UPLOAD_TYPES = ["md", "markdown", "txt", "rst", "html", "htm", "pdf", "docx"]
+SAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "corpus" / "docs"
+
+st.title("Index")
+st.caption("Documents are split into chunks, embedded and stored with a keyword index. "
+           "Only new and changed files are embedded again.")
+
+indexer = get_indexer()
+names = indexer.index_names()
+default_name = settings().index.name
+
+with st.sidebar:
+    st.subheader("Index")
+    choices = sorted(set(names) | {default_name})
+    name = st.selectbox("Index name", choices, index=choices.index(default_name), key="index_name")
+    new_name = st.text_input("…or a new index name", key="index_new_name").strip()
+    if new_name:
+        name = new_name
+
+summary = None
+with shown_errors():
+    summary = indexer.summary(name)
+
+if summary:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Documents", summary.get("n_files", 0))
+    c2.metric("Chunks", summary.get("n_chunks", 0))
+    c3.metric("Skipped files", summary.get("n_skipped", 0))
+    ann = summary.get("ann") or {}
+    c4.metric("Vector search", "HNSW" if ann.get("kind") == "hnsw" else "exact",
+              help="exact inner product below the ANN threshold, HNSW above it")
+    emb = summary.get("embedder") or {}
+    st.caption(md_escape(f"Built from {summary.get('root', '?')} with {emb.get('name', '?')} "
+                         f"({emb.get('dim', '?')} dims) · updated {summary.get('updated_at', '?')} "
+                         f"· {summary.get('generation', '')}"))
+else:
+    st.info(f"No index named '{name}' yet. Pick a folder or upload files below to build it.")
+
+
+def _run_sync(folder: str | Path, *, rebuild: bool) -> None:
+    bar = st.progress(0.0, text="starting…")
+
+    def on_progress(done: int, total: int, message: str = "") -> None:
+        share = min(1.0, done / total) if total else 0.0
+        bar.progress(share, text=md_escape(f"{message} ({done}/{total})" if total else message))
+
+    with shown_errors(), st.spinner("Indexing…"):
+        report = indexer.sync(folder, name=name, rebuild=rebuild, on_progress=on_progress)
+        bar.progress(1.0, text="done")
+        st.session_state["index_last_report"] = report
+        st.rerun()  # redraw the summary and the documents table from the new index
+
+
+tab_folder, tab_upload = st.tabs(["From a folder", "Upload files"])
+with tab_folder:
+    root_default = str(summary.get("root")) if summary and summary.get("root") else str(SAMPLE_FOLDER)
+    folder = st.text_input("Folder with .md .txt .rst .html .pdf .docx files", value=root_default,
+                           key="index_folder")
+    if summary and summary.get("root") and Path(folder).expanduser().resolve() != Path(summary["root"]):
+        st.warning("This index was built from another folder; indexing this one replaces its documents. "
+                   "Use a new index name to keep both.")
+    rebuild = st.checkbox("Rebuild from scratch (after changing the embedder or chunk size)", key="index_rebuild")
+    if st.button("Index this folder", type="primary", key="index_go"):
+        _run_sync(folder, rebuild=rebuild)
+
+with tab_upload:
+    target = indexer.upload_dir(name)
+    st.caption(md_escape(f"Uploaded files are kept in {target} and the index '{name}' is built from that folder."))
+    files = st.file_uploader("Documents", type=UPLOAD_TYPES, accept_multiple_files=True, key="index_upload")
+    if st.button("Save and index uploads", disabled=not files, key="index_upload_go"):
+        saved = []
+        for f in files or []:
+            safe = Path(f.name).name.strip()
+            if not safe or safe.startswith("."):
+                st.warning(md_escape(f"Skipped a file with an unusable name: {f.name!r}"))
+                continue
+            write_bytes_atomic(target / safe, f.getvalue())
+            saved.append(safe)
+        st.caption(md_escape(f"Saved {len(saved)} file(s)."))
+        _run_sync(target, rebuild=False)
+
+report = st.session_state.get("index_last_report")
+if report:
+    verb = "updated" if report.get("changed") else "already up to date"
+    st.success(
+        f"Index '{report.get('name')}' {verb}: {report.get('files_indexed')} files, "
+        f"{report.get('chunks_total')} chunks ({report.get('files_new')} new, {report.get('files_changed')} "
+        f"changed, {report.get('files_deleted')} removed, {report.get('chunks_embedded')} chunks embedded) "
+        f"in {report.get('seconds', 0):.1f} s."
+    )
+    if report.get("skipped"):
+        st.warning(f"{len(report['skipped'])} file(s) skipped — see the table below for the reasons.")
+
+docs: list[dict] = []
+with shown_errors():
+    docs = indexer.documents(name)
+
+if docs:
+    st.subheader("Documents")
+    st.dataframe(
+        [{"file": d["path"], "title": d["title"], "type": d["kind"], "chunks": d["chunks"],
+          "language": d["lang"], "status": d["status"], "skip reason": d["reason"]} for d in docs],
+        hide_index=True, width="stretch",
+    )
+    indexed = [d["path"] for d in docs if d["status"] == "indexed"]
+    if indexed:
+        st.subheader("Chunk preview")
+        path = st.selectbox("Document", indexed, key="index_preview_doc")
+        with shown_errors():
+            chunks = indexer.chunks(name, path)
+            st.caption(f"{len(chunks)} chunk(s)")
+            for c in chunks[:50]:
+                with st.expander(where(c.path, c.heading, c.page) + f" · chars {c.start}–{c.end}"):
+                    st.text(c.text)
+
+    st.subheader("Try a search")
+    with st.form("index_search_form", border=False):
+        query = st.text_input("Keywords or a question", key="index_query")
+        searched = st.form_submit_button("Search")
+    if searched and query.strip():
+        with shown_errors(), st.spinner("Searching (the first search loads the embedder)…"):
+            hits = indexer.search(name, query, settings().index.top_k)
+            if not hits:
+                st.info("No passages matched.")
+            for h in hits:
+                dense = "–" if h.dense_score is None else f"{h.dense_score:.3f}"
+                bm25 = "–" if h.bm25_score is None else f"{h.bm25_score:.2f}"
+                st.markdown(f"**{h.rank}.** {md_escape(where(h.chunk.path, h.chunk.heading, h.chunk.page))} "
+                            f"· fused {h.score:.4f} · dense {dense} · BM25 {bm25}")
+                text, _ = mark_span(h.chunk.text, best_sentence(h.chunk.text, query))
+                st.text(text)
+
+if summary:
+    st.subheader("Maintenance")
+    m1, m2 = st.columns(2)
+    with m1:
+        st.caption(md_escape(f"Re-sync reads {summary.get('root')} again and embeds only what changed."))
+        if st.button("Re-sync", key="index_resync"):
+            _run_sync(summary["root"], rebuild=False)
+    with m2:
+        sure = st.checkbox(f"Yes, delete the index '{name}'", key="index_delete_sure")
+        if st.button("Delete index", disabled=not sure, key="index_delete"):
+            with shown_errors():
+                indexer.delete(name)
+                st.session_state.pop("index_last_report", None)
+                st.toast(f"Deleted index '{name}'.")
+                st.rerun()

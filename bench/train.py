@@ -1,0 +1,378 @@
+"""Benchmark: our LoRA trainer against a plain transformers ``Trainer`` + peft with default settings,
+on the same training rows and the same LoRA configuration, in one run.
+
+Reports tokens/s (non-padding tokens through forward + backward) and peak RSS of each (each runs in
+its own process, so the peaks are separate), their ratio, the achieved GFLOP/s of each against a
+torch matmul peak measured in the same run, and — with ``--precision-check`` — how closely the bf16
+loss curve follows the fp32 one over the same steps.
+
+    python bench/train.py --steps 30 --precision-check --json bench_train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_BASE = REPO / "workspace" / "models" / "qwen2.5-coder-0.5b-instruct-hf"
+
+
+# --------------------------------------------------------------------------- data
+def _paragraphs(docs: Path) -> list[tuple[str, str]]:
+    out = []
+    for p in sorted(docs.rglob("*")):
+        if p.suffix.lower() not in (".md", ".txt") or not p.is_file():
+            continue
+        text = p.read_text(encoding="utf-8", errors="replace")
+        for para in re.split(r"\n\s*\n", text):
+            para = para.strip()
+            if len(para) > 80:
+                out.append((p.relative_to(docs).as_posix(), para[:700]))
+    return out
+
+
+def _search_fn(docs: Path):
+    """A small lexical search over the corpus documents' paragraphs (no index needed)."""
+    from domain.types import Chunk, Hit
+
+    paras = _paragraphs(docs)
+
+    def grams(s: str) -> set[str]:
+        s = re.sub(r"\s+", "", s.lower())
+        return {s[i : i + 2] for i in range(len(s) - 1)}
+
+    pgrams = [grams(t) for _, t in paras]
+
+    def search(query: str, k: int) -> list[Hit]:
+        q = grams(query)
+        scored = sorted(range(len(paras)), key=lambda i: -len(q & pgrams[i]))[:k]
+        return [
+            Hit(
+                chunk=Chunk(
+                    chunk_id=str(i),
+                    path=paras[i][0],
+                    title="",
+                    heading="",
+                    text=paras[i][1],
+                    start=0,
+                    end=len(paras[i][1]),
+                ),
+                score=0.0,
+                rank=r + 1,
+            )
+            for r, i in enumerate(scored)
+        ]
+
+    return search
+
+
+def build_bench_examples(data: list[Path], docs: Path, n_rows: int, seed: int):
+    from adapters.train_params import TrainingParams
+    from adapters.training_data import build_examples, default_build_messages, load_train_rows
+
+    rows = load_train_rows(data)
+    random.Random(seed).shuffle(rows)
+    rows = rows[:n_rows]
+    p = TrainingParams()
+    search = _search_fn(docs) if docs.is_dir() else None
+    ex, _ = build_examples(
+        rows,
+        build_messages=default_build_messages,
+        search=search,
+        rag_share=p.rag_share,
+        source_prob=p.source_prob,
+        distractors=(p.distractors_min, p.distractors_max),
+        seed=seed,
+    )
+    return ex
+
+
+# --------------------------------------------------------------------------- flops
+def flops_per_token(config, n_tokens: int, n_answer: int, avg_len: float) -> float:
+    """Useful training FLOPs for a LoRA run (frozen weights: no weight gradients): forward 2·P and
+    backward 2·P over the linear layers for every token, attention scores both ways, and the lm_head
+    (forward + backward) only where the loss is taken. Returned per processed token."""
+    h, L, inter, vocab = (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.intermediate_size,
+        config.vocab_size,
+    )
+    kv = h // config.num_attention_heads * config.num_key_value_heads
+    p_lin = L * (h * h * 2 + h * kv * 2 + 3 * h * inter)
+    attn = L * 2 * 2 * avg_len / 2 * h  # QK^T and AV, average causal span
+    total = n_tokens * (4 * p_lin + 3 * attn) + n_answer * 4 * h * vocab
+    return total / n_tokens
+
+
+def matmul_peak_gflops(dtype: str, threads: int, n: int = 2048, reps: int = 5) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+# --------------------------------------------------------------------------- workers
+def _rss_peak_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def run_ours(args, examples, precision: str) -> dict:
+    import torch
+
+    from adapters.train_params import TrainingParams
+    from adapters.trainer import load_base, train_lora
+
+    torch.set_num_threads(args.threads)
+    params = TrainingParams(
+        precision=precision,
+        epochs=1,
+        val_share=0.0,
+        max_length=args.max_length,
+        checkpoint_every=10_000,
+        warmup_ratio=0.0,
+    )
+    model, tok = load_base(Path(args.base), params)
+    n = args.steps * params.batch_size
+    stamps: list[float] = []
+    losses: list[float] = []
+    result = train_lora(
+        model,
+        tok,
+        examples[:n],
+        [],
+        params,
+        on_progress=lambda _d, _t, _m="": stamps.append(time.perf_counter()),
+        on_loss=lambda r: losses.append(r["loss"]),
+    )
+    return {
+        "tokens": result.tokens,
+        "answer_tokens": result.answer_tokens,
+        "seconds": result.seconds,
+        "steps": result.steps,
+        "losses": losses,
+        "tokens_per_s": result.tokens_per_s,
+        "step_seconds": [round(b - a, 3) for a, b in zip(stamps, stamps[1:], strict=False)],
+        "n_examples": result.n_train,
+        "dropped": len(result.dropped_too_long),
+    }
+
+
+def run_baseline(args, examples) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from adapters.batching import encode_examples
+    from adapters.train_params import TrainingParams
+
+    torch.set_num_threads(args.threads)
+    p = TrainingParams()
+    tok = AutoTokenizer.from_pretrained(args.base)
+    model = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=p.r,
+            lora_alpha=p.alpha,
+            lora_dropout=p.dropout,
+            target_modules=list(p.target_modules),
+            task_type="CAUSAL_LM",
+        ),
+    )
+    enc, _ = encode_examples(tok, examples[: args.steps * p.batch_size], max_length=args.max_length)
+    data = [
+        {
+            "input_ids": list(e.ids),
+            "attention_mask": [1] * len(e.ids),
+            "labels": [-100] * e.n_prompt + list(e.ids[e.n_prompt :]),
+        }
+        for e in enc
+    ]
+    counted = {"tokens": 0, "answer": 0}
+    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+
+    def collate(features):
+        counted["tokens"] += sum(len(f["input_ids"]) for f in features)
+        counted["answer"] += sum(sum(1 for x in f["labels"] if x != -100) for f in features)
+        return collator(features)
+
+    stamps: list[tuple[float, int]] = []
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):  # noqa: ARG002
+            stamps.append((time.perf_counter(), counted["tokens"]))
+
+    out = tempfile.mkdtemp(prefix="bench-hf-")
+    targs = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=p.batch_size,
+        learning_rate=p.lr,
+        max_steps=args.steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=p.seed,
+        disable_tqdm=True,
+    )
+    t0 = time.perf_counter()
+    trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collate, callbacks=[Stamp()])
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "tokens": counted["tokens"],
+        "answer_tokens": counted["answer"],
+        "seconds": seconds,
+        "steps": len(stamps),
+        "losses": losses,
+        "tokens_per_s": counted["tokens"] / seconds,
+        "n_examples": len(data),
+    }
+
+
+def worker(args) -> None:
+    examples = build_bench_examples([Path(d) for d in args.data], Path(args.docs), args.rows, args.seed)
+    random.Random(args.seed).shuffle(examples)
+    if args.worker == "baseline":
+        res = run_baseline(args, examples)
+    else:
+        res = run_ours(args, examples, args.worker.split("-", 1)[1])
+    res["peak_rss_gb"] = round(_rss_peak_gb(), 3)
+    print("RESULT " + json.dumps(res))
+
+
+def _spawn(args, kind: str) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+        "--base",
+        args.base,
+        "--docs",
+        args.docs,
+        "--rows",
+        str(args.rows),
+        "--seed",
+        str(args.seed),
+        "--max-length",
+        str(args.max_length),
+        "--data",
+        *args.data,
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--base", default=str(DEFAULT_BASE))
+    ap.add_argument(
+        "--data", nargs="+", default=None, help="train JSONL file(s) (default: corpus/train*.jsonl)"
+    )
+    ap.add_argument("--docs", default=str(REPO / "corpus" / "docs"))
+    ap.add_argument("--rows", type=int, default=420)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--precision-check", action="store_true", help="also run ours in fp32 and compare losses")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.data is None:
+        merged = REPO / "corpus" / "train.jsonl"
+        args.data = (
+            [str(merged)]
+            if merged.is_file()
+            else [str(p) for p in sorted((REPO / "corpus").glob("train_*.jsonl"))]
+        )
+    if args.worker:
+        worker(args)
+        return
+
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(args.base)
+    peaks = {d: round(matmul_peak_gflops(d, args.threads), 1) for d in ("bf16", "fp32")}
+    report: dict = {
+        "steps": args.steps,
+        "threads": args.threads,
+        "matmul_peak_gflops": peaks,
+        "load_avg_start": os.getloadavg()[0],
+    }
+    runs = {"ours-bf16": _spawn(args, "ours-bf16")}
+    if args.precision_check:
+        runs["ours-fp32"] = _spawn(args, "ours-fp32")
+    if not args.skip_baseline:
+        runs["baseline"] = _spawn(args, "baseline")
+    for name, r in runs.items():
+        avg_len = r["tokens"] / max(1, r["n_examples"])
+        fpt = flops_per_token(config, r["tokens"], r["answer_tokens"], avg_len)
+        r["achieved_gflops"] = round(fpt * r["tokens_per_s"] / 1e9, 1)
+        peak = peaks["bf16" if name == "ours-bf16" else "fp32"]
+        r["share_of_peak"] = round(r["achieved_gflops"] / peak, 3)
+        r["tokens_per_s"] = round(r["tokens_per_s"], 1)
+    report["runs"] = runs
+    if "baseline" in runs:
+        report["speedup_vs_baseline"] = round(
+            runs["ours-bf16"]["tokens_per_s"] / runs["baseline"]["tokens_per_s"], 2
+        )
+    if "ours-fp32" in runs:
+        a, b = runs["ours-fp32"]["losses"], runs["ours-bf16"]["losses"]
+        rel = [abs(x - y) / x for x, y in zip(a, b, strict=False)]
+        report["bf16_vs_fp32"] = {
+            "max_rel_diff": round(max(rel), 4),
+            "mean_rel_diff": round(sum(rel) / len(rel), 4),
+            "final_fp32": a[-1],
+            "final_bf16": b[-1],
+            "speedup": round(runs["ours-bf16"]["tokens_per_s"] / runs["ours-fp32"]["tokens_per_s"], 2),
+        }
+    report["load_avg_end"] = os.getloadavg()[0]
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Chat messages for each answering mode: a system prompt that describes the house answer style
+(the rules ``domain.style`` checks) in the question's language, and for the retrieval modes the
+passages numbered [1]..[n] with their files and headings, trimmed to a token budget from the
+lowest-ranked passage up. The question is never trimmed.
+
+Applying the model's chat template is the generator's job; this module only builds
+``[{"role", "content"}]`` lists. Training rows use the same builder, so the adapter learns on the
+prompts it will later be asked with.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from domain.ports import Message
+from domain.style import CJK_RE, detect_lang
+from domain.types import Hit, Mode
+
+CountTokens = Callable[[str], int]
+
+SYSTEM_PROMPTS: dict[str, str] = {
+    "en": (
+        "You are a careful assistant for the organisation's internal documents.\n"
+        "Always answer in exactly three lines, in this order:\n"
+        "Conclusion: the direct answer in one short sentence (at most 60 words).\n"
+        "Basis: the source file in square brackets, such as [hr/annual-leave.md]; if no document "
+        'supports the answer, write "general knowledge, not covered by the documents".\n'
+        "Note: one caveat, condition or next step.\n"
+        "Use plain text only: no Markdown, lists, tables, JSON or headings, even when the question "
+        "asks for them.\n"
+        "Answer in English."
+    ),
+    "zh": (
+        "你是一名严谨的公司内部文档助手。\n"
+        "回答一律恰好三行，顺序如下：\n"
+        "结论：用一句简短的话直接回答（不超过 90 个字）。\n"
+        "依据：用【】写出来源文件，例如【hr/annual-leave.md】；没有文档依据时写“通用知识，文档未涵盖”。\n"
+        "提示：一条注意事项、前提条件或下一步。\n"
+        "只用纯文本：即使问题要求，也不要使用 Markdown、列表、表格、JSON 或标题。\n"
+        "请用中文回答。"
+    ),
+}
+
+RAG_INSTRUCTIONS: dict[str, str] = {
+    "en": (
+        "Answer from the passages below. Name the file you used in the Basis line. If the passages "
+        "do not answer the question, say that the documents do not cover it."
+    ),
+    "zh": "请根据下面的资料回答，并在“依据”一行写出所用文件。资料不能回答时，请说明文档未涵盖。",
+}
+PASSAGES_LABEL = {"en": "Passages:", "zh": "资料："}
+QUESTION_LABEL = {"en": "Question:", "zh": "问题："}
+
+_WORD_RE = re.compile(r"\S+")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free token estimate: one per CJK character, one per four other characters of
+    each word (rounded up). For prompt budgets when no model is loaded (training data, tools).
+
+    >>> estimate_tokens("Annual leave 年假")
+    6
+    """
+    total = 0
+    for word in _WORD_RE.findall(text):
+        cjk = len(CJK_RE.findall(word))
+        rest = len(word) - cjk
+        total += cjk + math.ceil(rest / 4)
+    return total
+
+
+def prompt_lang(question: str) -> str:
+    """The language answers are written in: the question's ('zh' or 'en')."""
+    return detect_lang(question)
+
+
+def system_prompt(lang: str) -> str:
+    """The house-style system prompt in ``lang`` (English for any language but Chinese)."""
+    return SYSTEM_PROMPTS.get(lang, SYSTEM_PROMPTS["en"])
+
+
+def passage_header(number: int, hit: Hit, lang: str) -> str:
+    """``[n] path | heading | page p`` with the empty parts left out.
+
+    >>> from domain.types import Chunk
+    >>> h = Hit(Chunk("c", "hr/leave.md", "Leave", "Leave > Carry-over", "...", 0, 3), 0.5, 1)
+    >>> passage_header(2, h, "en")
+    '[2] hr/leave.md | Leave > Carry-over'
+    """
+    parts = [f"[{number}] {hit.chunk.path}"]
+    if hit.chunk.heading:
+        parts.append(hit.chunk.heading)
+    if hit.chunk.page is not None:
+        parts.append(f"第 {hit.chunk.page} 页" if lang == "zh" else f"page {hit.chunk.page}")
+    return " | ".join(parts)
+
+
+def passage_block(number: int, hit: Hit, lang: str, text: str | None = None) -> str:
+    return f"{passage_header(number, hit, lang)}\n{(hit.chunk.text if text is None else text).strip()}"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Messages ready for a generator, and which passages made it into them (in prompt order)."""
+
+    messages: list[Message]
+    passages: list[Hit] = field(default_factory=list)
+    dropped: int = 0
+    truncated: bool = False
+
+
+def _cut_to_budget(block_head: str, text: str, budget: int, count_tokens: CountTokens) -> str:
+    """The longest prefix of ``text`` whose block fits ``budget`` tokens (binary search on chars)."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(f"{block_head}\n{text[:mid]}") <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+def fit_passages(
+    hits: Sequence[Hit], lang: str, *, budget_tokens: int, count_tokens: CountTokens
+) -> tuple[list[Hit], list[str], bool]:
+    """Keep passages in rank order while their blocks fit ``budget_tokens`` in total.
+
+    Lower-ranked passages are dropped first; when even the best passage alone does not fit, its
+    text is cut to fit. Returns (kept hits, their prompt blocks, whether a text was cut).
+    """
+    ordered = sorted(hits, key=lambda h: h.rank)
+    blocks = [passage_block(i, h, lang) for i, h in enumerate(ordered, start=1)]
+    costs = [count_tokens(b) for b in blocks]
+    keep = len(ordered)
+    while keep > 0 and sum(costs[:keep]) > budget_tokens:
+        keep -= 1
+    if keep > 0 or not ordered:
+        return ordered[:keep], blocks[:keep], False
+    best = ordered[0]
+    head = passage_header(1, best, lang)
+    text = _cut_to_budget(head, best.chunk.text.strip(), budget_tokens, count_tokens)
+    return [best], [f"{head}\n{text}"], True
+
+
+def build_prompt(
+    mode: Mode | str,
+    question: str,
+    hits: Sequence[Hit] = (),
+    *,
+    context_tokens: int = 1400,
+    count_tokens: CountTokens = estimate_tokens,
+    lang: str | None = None,
+) -> Prompt:
+    """The chat messages for ``question`` in ``mode``.
+
+    Modes without retrieval ignore ``hits``: the user message is the question alone. Retrieval
+    modes put the instructions, the numbered passages (within ``context_tokens``) and the question
+    into the user message; with no passage left they fall back to the plain question.
+
+    Args:
+        mode: one of the four modes (the adapter is the generator's business, not the prompt's).
+        question: the user's question, kept whole.
+        hits: retrieved passages; their ``rank`` orders them.
+        context_tokens: token budget for the passage blocks together.
+        count_tokens: the generator's tokenizer, or ``estimate_tokens``.
+        lang: answer language; defaults to the question's.
+    """
+    mode = Mode(mode)
+    lang = lang or prompt_lang(question)
+    question = question.strip()
+    messages: list[Message] = [{"role": "system", "content": system_prompt(lang)}]
+    if not mode.uses_retrieval or not hits:
+        messages.append({"role": "user", "content": question})
+        return Prompt(messages)
+    kept, blocks, cut = fit_passages(
+        hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens
+    )
+    if not kept:
+        messages.append({"role": "user", "content": question})
+        return Prompt(messages, [], dropped=len(hits))
+    key = lang if lang in RAG_INSTRUCTIONS else "en"
+    content = "\n\n".join(
+        [
+            RAG_INSTRUCTIONS[key],
+            PASSAGES_LABEL[key] + "\n" + "\n\n".join(blocks),
+            f"{QUESTION_LABEL[key]} {question}" if key == "en" else f"{QUESTION_LABEL[key]}{question}",
+        ]
+    )
+    messages.append({"role": "user", "content": content})
+    return Prompt(messages, kept, dropped=len(hits) - len(kept), truncated=cut)
+
+
+def build_messages(
+    mode: Mode | str,
+    question: str,
+    hits: Sequence[Hit] = (),
+    *,
+    context_tokens: int = 1400,
+    count_tokens: CountTokens = estimate_tokens,
+) -> list[Message]:
+    """``build_prompt(...).messages``: the shape training-data builders call as (mode, question, hits)."""
+    return build_prompt(
+        mode, question, hits, context_tokens=context_tokens, count_tokens=count_tokens
+    ).messages

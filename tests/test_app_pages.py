@@ -1,0 +1,327 @@
+"""Every page under AppTest with fake backends (``tests/fakes_app.py``) and real interactions: ask,
+switch mode, correct, compare, index a folder, train and cancel, export and download. Each test
+ends with no exception on the page. A subprocess check proves pages render without loading torch
+or any other heavy library, with the fakes and with the real (lazy) backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import page_common, page_services
+from tests.fakes_app import HOSTILE, FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ROOT / "app" / "pages"
+PAGE_NAMES = ("ask", "compare", "index_page", "train", "deploy", "strategy")
+HEAVY = ("torch", "transformers", "peft", "faiss", "sentence_transformers", "llama_cpp")
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
+    page_common.settings.clear()
+    backends = {
+        "assistant": FakeAssistant(),
+        "indexer": FakeIndexer(tmp_path),
+        "trainer": FakeTrainer(),
+        "exporter": FakeExporter(tmp_path),
+    }
+    page_services.override(**backends)
+    yield backends
+    page_services.clear_overrides()
+    page_common.settings.clear()
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=30)
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    for md in list(at.markdown) + list(at.caption):
+        assert "<script>" not in md.value and "![pixel]" not in md.value, md.value
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(t.value for t in at.text)
+
+
+@pytest.mark.usefixtures("fakes")
+@pytest.mark.parametrize("name", PAGE_NAMES)
+def test_every_page_renders_with_fakes(name):
+    at = page(name)
+    assert_clean(at)
+    assert at.title[0].value
+
+
+@pytest.mark.usefixtures("fakes")
+def test_navigation_lists_the_six_pages():
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30).run()
+    assert_clean(at)
+    assert at.title[0].value == "Ask"
+    for name in PAGE_NAMES[1:]:
+        at.switch_page(f"pages/{name}.py").run()
+        assert_clean(at)
+
+
+def test_ask_streams_an_answer_with_badge_sources_and_marked_span(fakes):
+    at = page("ask")
+    at.text_area(key="ask_question").input("How long is annual leave?")
+    at.button[0].click().run()  # the form's Ask button
+    assert_clean(at)
+    assert fakes["assistant"].asked == [("How long is annual leave?", "auto")]
+    body = "\n".join(m.value for m in at.markdown)
+    assert "Conclusion" in body and "15 days \\(tuned\\_rag\\)" in body
+    assert "router" in body or any("router" in c.value for c in at.caption)
+    assert any("adapter v2 active" in c.value for c in at.caption)
+    shown = texts(at)
+    assert "⟦Annual leave is 15 working days per year.⟧" in shown
+    assert HOSTILE in shown  # document text only ever through st.text
+    assert not at.get("html")
+
+
+def test_switching_mode_overrides_the_router(fakes):
+    at = page("ask")
+    at.text_area(key="ask_question").input("How long is annual leave?")
+    at.button_group(key="ask_mode").set_value("prompt")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert fakes["assistant"].asked[-1] == ("How long is annual leave?", "prompt")
+    assert any("you chose" in b.proto.label for b in at.get("badge")) if at.get("badge") else True
+    assert "Prompt only" in str(at.main)
+    assert "No passages were retrieved" in "\n".join(c.value for c in at.caption)
+
+
+def test_saving_a_correction_confirms_and_is_used_next_time(fakes):
+    at = page("ask")
+    at.text_area(key="ask_question").input("How long is annual leave?")
+    at.button[0].click().run()
+    at.toggle(key="ask_correct_open").set_value(True).run()
+    at.text_area(key="ask_correct_text").input("Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none.")
+    at.button(key="FormSubmitter:ask_correct_form-Save correction").click().run()
+    assert_clean(at)
+    assert fakes["assistant"].corrections == [{
+        "question": "How long is annual leave?", "mode": "tuned_rag", "original": fakes["assistant"].stream(
+            "x", "auto").text, "corrected": "Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none."}]
+    assert "Saved correction #1" in at.success[0].value
+    at.button[0].click().run()  # ask the same question again
+    assert_clean(at)
+    assert any("correction memory" in i.value for i in at.info)
+
+
+def test_empty_question_warns_instead_of_asking(fakes):
+    at = page("ask")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert at.warning[0].value == "Type a question first."
+    assert fakes["assistant"].asked == []
+
+
+def test_compare_shows_four_columns_one_retrieval_and_the_routers_pick(fakes):
+    at = page("compare")
+    at.text_area(key="compare_question").input("How long is annual leave?")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert fakes["assistant"].retrievals == 1
+    heads = [s.value for s in at.subheader]
+    assert heads[:4] == ["Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG ★"]
+    assert "Shared retrieval" in heads
+    labels = [m.label for m in at.metric]
+    assert labels.count("Latency") == 4 and labels.count("Tokens/s") == 4 and labels.count("Format") == 4
+    assert [m.value for m in at.metric if m.label == "Format"] == ["1.00"] * 4
+    at.toggle(key="compare_fix_rag_open").set_value(True).run()
+    at.text_area(key="compare_fix_rag_text").input("Conclusion: fixed.\nBasis: [a.md]\nNote: none.")
+    at.button(key="FormSubmitter:compare_fix_rag_form-Save correction").click().run()
+    assert_clean(at)
+    assert fakes["assistant"].corrections[0]["mode"] == "rag"
+
+
+def test_index_a_folder_lists_documents_and_previews_chunks(fakes, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "hr").mkdir(parents=True)
+    (docs / "hr" / "leave.md").write_text("# Leave\n\nAnnual leave is 15 days.\n\n" + HOSTILE + "\n", encoding="utf-8")
+    (docs / "pay.txt").write_text("Salaries are paid monthly.\n", encoding="utf-8")
+    at = page("index_page")
+    assert any("No index named 'default'" in i.value for i in at.info)
+    at.text_input(key="index_folder").input(str(docs))
+    at.button(key="index_go").click().run()
+    assert_clean(at)
+    indexer = fakes["indexer"]
+    assert indexer.syncs == ["default"]
+    assert indexer.progress == [(0, 2, "hr/leave.md"), (1, 2, "pay.txt")]
+    assert "Index 'default' updated: 2 files, 4 chunks" in at.success[0].value
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["hr/leave.md", "pay.txt", "image.png"]
+    assert list(table["status"]) == ["indexed", "indexed", "skipped"]
+    assert HOSTILE in texts(at)  # chunk preview of the first document, as plain text
+    at.selectbox(key="index_preview_doc").select("pay.txt").run()
+    assert "Salaries are paid monthly." in texts(at)
+    at.text_input(key="index_query").input("annual leave")
+    at.button(key="FormSubmitter:index_search_form-Search").click().run()
+    assert_clean(at)
+    assert "⟦Annual leave is 15 days.⟧" in texts(at)
+
+
+def test_index_resync_and_delete(fakes, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Alpha.\n", encoding="utf-8")
+    indexer = fakes["indexer"]
+    indexer.sync(docs, name="default")
+    at = page("index_page")
+    at.button(key="index_resync").click().run()
+    assert_clean(at)
+    assert indexer.syncs == ["default", "default"]
+    at.checkbox(key="index_delete_sure").check().run()
+    at.button(key="index_delete").click().run()
+    assert_clean(at)
+    assert indexer.deleted == ["default"]
+    assert any("No index named 'default'" in i.value for i in at.info)
+
+
+@pytest.mark.usefixtures("fakes")
+def test_index_bad_folder_shows_the_next_step(tmp_path):
+    at = page("index_page")
+    at.text_input(key="index_folder").input(str(tmp_path / "missing"))
+    at.button(key="index_go").click().run()
+    assert not at.exception
+    assert at.error[0].value.endswith("is not a folder — pass the folder that holds your documents")
+
+
+def test_index_upload_saves_files_into_the_workspace_and_indexes_them(fakes, tmp_path):
+    at = page("index_page")
+    at.file_uploader(key="index_upload").upload("notes.md", b"Uploaded notes.\n", "text/markdown").run()
+    at.button(key="index_upload_go").click().run()
+    assert_clean(at)
+    target = tmp_path / "uploads" / "default"
+    assert (target / "notes.md").read_bytes() == b"Uploaded notes.\n"
+    assert fakes["indexer"].roots["default"] == str(target.resolve())
+
+
+def test_train_start_shows_loss_and_eta_then_cancel(fakes):
+    at = page("train")
+    assert [m.value for m in at.metric][:2] == ["120", "3"]
+    at.number_input(key="train_epochs").set_value(2)
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert_clean(at)
+    trainer = fakes["trainer"]
+    assert len(trainer.started) == 1
+    started = trainer.started[0]
+    assert started["from_corrections"] is True
+    assert started["params"]["epochs"] == 2 and started["params"]["lr"] == 2e-4
+    assert started["params"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert "ETA" in at.get("progress")[0].proto.text
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    at.button(key="train_cancel").click().run()
+    assert_clean(at)
+    assert trainer.cancelled == ["train-1"]
+    assert any("Cancelled" in i.value for i in at.info)
+
+
+def test_train_job_is_found_again_after_a_reload(fakes):
+    trainer = fakes["trainer"]
+    trainer.start(dict(trainer.default_params()), from_corrections=False)
+    at = page("train")  # a fresh session: nothing in session_state
+    assert_clean(at)
+    assert "train-1" in "\n".join(m.value for m in at.markdown)
+    assert at.button(key="train_cancel")
+
+
+def test_train_versions_activate_rollback_and_scoreboard(fakes):
+    at = page("train")
+    table = at.dataframe[1].value
+    assert list(table["version"]) == ["v1", "v2"] and list(table["active"]) == ["●", ""]
+    at.selectbox(key="train_version").select("v2")
+    at.button(key="train_activate").click().run()
+    assert_clean(at)
+    assert fakes["trainer"].active == "v2"
+    at.button(key="train_rollback").click().run()
+    assert_clean(at)
+    assert fakes["trainer"].active == "v1"
+    board = at.dataframe[2].value
+    assert list(board["mode"]) == ["tuned", "tuned_rag"]
+    assert [round(x, 4) for x in board["change"]] == [0.2, 0.05]
+
+
+def test_train_rollback_error_is_shown_with_next_step(fakes):
+    fakes["trainer"].history = ["v1"]
+    at = page("train")
+    at.button(key="train_rollback").click().run()
+    assert not at.exception
+    assert at.error[0].value == "nothing to roll back to — activate a version"
+
+
+def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
+    at = page("deploy")
+    assert any("Nothing exported yet" in i.value for i in at.info)
+    at.radio(key="deploy_quant").set_value("q4_k_m")
+    at.button(key="FormSubmitter:deploy_form-Export").click().run()
+    assert_clean(at)
+    exporter = fakes["exporter"]
+    assert [j["quant"] for j in exporter.jobs_by_id.values()] == ["q4_k_m"]
+    table = at.dataframe[0].value
+    assert list(table["quant"]) == ["q4_k_m"] and list(table["parity"]) == ["5/5 identical"]
+    assert list(table["tokens/s"]) == [42.5]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download model-q4_k_m.gguf (64 B)", "Download Modelfile", "Download report (JSON)"]
+    code = "\n".join(c.value for c in at.code)
+    gguf = tmp_path / "exports" / "v2" / "model-q4_k_m.gguf"
+    assert f"llama-cli -m {gguf} -cnv" in code
+    assert "ollama create hybrid-assistant -f Modelfile-q4_k_m" in code
+
+
+@pytest.mark.usefixtures("fakes")
+def test_strategy_page_renders_the_guide_without_a_report():
+    at = page("strategy")
+    assert_clean(at)
+    assert any("No evaluation yet" in i.value for i in at.info)
+
+
+PROBE = r"""
+import json, os, sys, time
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["root"])
+os.environ["HYBRID_WORKSPACE"] = cfg["ws"]
+from streamlit.testing.v1 import AppTest
+if cfg["fakes"]:
+    from pathlib import Path
+    from app import page_services
+    from tests.fakes_app import FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
+    ws = Path(cfg["ws"])
+    page_services.override(assistant=FakeAssistant(), indexer=FakeIndexer(ws), trainer=FakeTrainer(),
+                           exporter=FakeExporter(ws))
+out = {}
+for name in cfg["pages"]:
+    t0 = time.perf_counter()
+    at = AppTest.from_file(cfg["root"] + "/app/pages/" + name + ".py", default_timeout=60).run()
+    out[name] = {"seconds": time.perf_counter() - t0, "exceptions": [e.value for e in at.exception],
+                 "errors": [e.value for e in at.error]}
+heavy = sorted(k for k in sys.modules if k.split(".")[0] in cfg["heavy"])
+print(json.dumps({"pages": out, "heavy": heavy}))
+"""
+
+
+def render_probe(workspace: Path, *, use_fakes: bool) -> dict:
+    """Run every page once in a fresh interpreter; per-page seconds and the heavy modules loaded."""
+    cfg = {"root": str(ROOT), "ws": str(workspace), "fakes": use_fakes, "pages": PAGE_NAMES, "heavy": HEAVY}
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cfg)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("use_fakes", [True, False], ids=["fakes", "real-backends"])
+def test_pages_render_without_loading_a_heavy_library(tmp_path, use_fakes):
+    result = render_probe(tmp_path / "ws", use_fakes=use_fakes)
+    assert result["heavy"] == []
+    for name, r in result["pages"].items():
+        assert r["exceptions"] == [], name
+        assert r["errors"] == [], name

@@ -1,0 +1,199 @@
+"""The whole fine-tune path on the tiny Llama: train → register → gate (fake evaluator) → GGUF LoRA
+→ llama.cpp answers differ with the adapter on and off; then export (merge → f16 → q8_0) with its
+checks, Modelfile and command lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters import jobs, registry
+from adapters.train_job import run_training_job
+from adapters.train_params import TrainingParams
+from adapters.training_data import TrainRow, build_examples, default_build_messages, write_examples
+from domain.atomic import read_json
+from tests.llama_converters import converters_for_tests
+
+pytest.importorskip("llama_cpp")
+
+QUESTION = "How many leave days in team 3?"
+HELDOUT = (
+    "The office opens at eight and closes at seven on weekdays. Visitors sign in at the front desk. " * 8
+)
+
+
+@pytest.fixture(scope="module")
+def tools_dir(tmp_path_factory) -> Path:
+    found = converters_for_tests(tmp_path_factory.mktemp("converters"))
+    if found is None:
+        pytest.skip("no llama.cpp converters: run `hybrid setup --only converters` (or `make install`)")
+    return found
+
+
+class FakeGate:
+    """Passes when asked; records the staged folder it saw (it must already hold lora.gguf)."""
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = passed
+        self.seen: list[tuple[str, bool]] = []
+
+    def __call__(self, stage: Path, name: str, reporter) -> dict:  # noqa: ARG002
+        self.seen.append((name, (stage / "lora.gguf").is_file()))
+        return {"passed": self.passed, "reason": "fake"}
+
+
+def _train(tmp_path: Path, tiny_llama_dir: Path, tools_dir: Path, gate: FakeGate) -> dict:
+    rows = [
+        TrainRow(
+            id=f"r{i}",
+            lang="en",
+            question=f"How many leave days in team {i}?",
+            answer="Conclusion: twenty days.\nBasis: [leave.md]\nNote: ask your manager.",
+        )
+        for i in range(8)
+    ]
+    examples, _ = build_examples(rows, build_messages=default_build_messages)
+    params = TrainingParams(epochs=8, batch_size=4, lr=1e-2, val_share=0.0, precision="fp32", max_length=256)
+    job_dir = jobs.new_job(
+        tmp_path / "jobs",
+        "train",
+        {
+            "base_hf": str(tiny_llama_dir),
+            "registry": str(tmp_path / "adapters"),
+            "params": params.to_json(),
+            "activate": "gate",
+            "convert_gguf": True,
+            "tools_dir": str(tools_dir),
+            "lora_outtype": "f32",
+            "base_sha256": "tiny",
+        },
+    )
+    write_examples(job_dir / "examples.jsonl", examples)
+    return run_training_job(job_dir, gate=gate, handle_signals=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_llama_dir, tools_dir) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("trained")
+    gate = FakeGate(True)
+    result = _train(tmp, tiny_llama_dir, tools_dir, gate)
+    assert gate.seen == [("v1", True)]
+    return tmp, result
+
+
+def _greedy_text(gguf: Path, lora: Path | None, tiny_llama_dir: Path) -> str:
+    from transformers import AutoTokenizer
+
+    from adapters.gguf_checks import greedy_ids, open_gguf
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    messages = default_build_messages("tuned", QUESTION, [])
+    ids = tok(
+        tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False),
+        add_special_tokens=False,
+    )["input_ids"]
+    with open_gguf(gguf, n_ctx=256, n_threads=1, lora_path=lora) as llm:
+        out, _ = greedy_ids(llm, ids, 24)
+    return tok.decode(out)
+
+
+def test_train_register_gate_and_llama_cpp_answers_differ_with_the_adapter(
+    trained, tiny_llama_dir, tools_dir
+):
+    from adapters.llama_tools import convert_hf_to_gguf
+
+    tmp, result = trained
+    root = tmp / "adapters"
+    assert result["version"] == "v1" and result["activated"] is True
+    assert result["metrics"]["gate"] == {"passed": True, "reason": "fake"}
+    version = registry.active_version_dir(root)
+    assert version == root / "v1" and (version / "lora.gguf").stat().st_size > 0
+    base = convert_hf_to_gguf(tiny_llama_dir, tmp / "base-f32.gguf", tools_dir=tools_dir, outtype="f32")
+    off = _greedy_text(base, None, tiny_llama_dir)
+    on = _greedy_text(base, version / "lora.gguf", tiny_llama_dir)
+    assert on != off
+    assert on.startswith("Conclusion: twenty days.")
+
+
+def test_a_failing_gate_registers_but_does_not_activate(tmp_path, tiny_llama_dir, tools_dir):
+    result = _train(tmp_path, tiny_llama_dir, tools_dir, FakeGate(False))
+    assert result["activated"] is False
+    assert registry.active_version_dir(tmp_path / "adapters") is None
+    assert [v.version for v in registry.list_versions(tmp_path / "adapters")] == ["v1"]
+    assert registry.list_versions(tmp_path / "adapters")[0].gate_passed is False
+
+
+def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, tools_dir):
+    from adapters.export import export_model
+
+    tmp, _ = trained
+    prompts = [default_build_messages("tuned", f"How many leave days in team {i}?", []) for i in range(5)]
+    stages: list[int] = []
+    report = export_model(
+        base_hf=tiny_llama_dir,
+        adapter_dir=tmp / "adapters" / "v1",
+        label="v1",
+        exports_root=tmp / "exports",
+        tools_dir=tools_dir,
+        quant="q8_0",
+        golden_prompts=prompts,
+        heldout_text=HELDOUT,
+        system_prompt="Answer briefly.",
+        n_threads=1,
+        max_new_tokens=24,
+        on_progress=lambda d, _t, _m="": stages.append(d),
+    )
+    out = tmp / "exports" / "v1"
+    assert stages == [0, 1, 2, 3, 4, 5, 6]
+    assert report["path"] == str(out / "model-q8_0.gguf") and report["bytes"] < report["f16_bytes"]
+    assert report["golden"]["n"] == 5 and report["golden"]["identical"] >= 4
+    assert report["golden"]["reference_answers"][0].startswith("Conclusion: twenty days.")
+    # the tiny random model is very sensitive to rounding; the real-model bounds are in the closing note
+    assert set(report["perplexity"]) == {"f16", "q8_0"} and 0.5 < report["perplexity_ratio_vs_f16"] < 2.0
+    modelfile = (out / "Modelfile-q8_0").read_text()
+    assert modelfile.startswith("FROM ./model-q8_0.gguf\n") and 'SYSTEM """Answer briefly."""' in modelfile
+    assert "llama-server -m " + str(out / "model-q8_0.gguf") in (out / "run-q8_0.txt").read_text()
+    assert read_json(out / "export-q8_0.json") == report
+    # a second quantization reuses the merged f16 file
+    again = export_model(
+        base_hf=tiny_llama_dir,
+        adapter_dir=tmp / "adapters" / "v1",
+        label="v1",
+        exports_root=tmp / "exports",
+        tools_dir=tools_dir,
+        quant="f16",
+        golden_prompts=prompts,
+        heldout_text=HELDOUT,
+        n_threads=1,
+        max_new_tokens=24,
+    )
+    assert again["golden"]["identical"] == 5 and again["perplexity_ratio_vs_f16"] == 1.0
+
+
+def test_perplexity_matches_transformers_on_an_f16_exact_model(tiny_llama_dir, tools_dir, tmp_path):
+    """The tiny model's weights are exactly representable in f16, so llama.cpp's perplexity of its f16
+    GGUF must equal exp(mean NLL) computed with transformers on the same token windows."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from adapters.gguf_checks import perplexity
+    from adapters.llama_tools import convert_hf_to_gguf
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    ids = tok(HELDOUT, add_special_tokens=False)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, 64):
+            chunk = torch.tensor([ids[start : start + 64]])
+            if chunk.shape[1] < 2:
+                break
+            logits = model(chunk).logits[0, :-1]
+            nll += float(torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
+            n += chunk.shape[1] - 1
+    f16 = convert_hf_to_gguf(tiny_llama_dir, tmp_path / "tiny-f16.gguf", tools_dir=tools_dir, outtype="f16")
+    ours = perplexity(f16, ids, window=64, n_threads=1)
+    assert ours == pytest.approx(math.exp(nll / n), rel=1e-3)

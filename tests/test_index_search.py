@@ -1,0 +1,170 @@
+"""BM25 tokenisation and scoring, the FAISS store against a brute-force oracle, and RRF fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domain.types import Chunk
+from index.bm25 import BM25Index, tokenize, top_k
+from index.hybrid import FusionSettings, HybridRetriever
+from index.vector_store import AnnReport, VectorStore
+from tests.fakes_index import FakeEmbedder
+
+
+def test_tokenize_english_and_chinese() -> None:
+    assert tokenize("The Policies on travel expenses, 2024 edition") == [
+        "policy",
+        "travel",
+        "expense",
+        "2024",
+        "edition",
+    ]
+    assert tokenize("出差费用需要报销") == [
+        "出差",
+        "费用",
+        "需要",
+        "报销",
+        "出",
+        "差",
+        "费",
+        "用",
+        "需",
+        "要",
+        "报",
+        "销",
+    ]
+
+
+def test_bm25_scores_match_bm25s_and_top_k_orders() -> None:
+    docs = ["annual leave days", "travel expense days", "出差费用报销", "disk alert"]
+    index = BM25Index.build([tokenize(d) for d in docs])
+    scores = index.scores("leave days")
+    expected = index._model.get_scores(tokenize("leave days"))
+    assert np.allclose(scores, expected)
+    rows, values = index.top("leave days", 3)
+    assert rows.tolist() == [0, 1]  # doc 2 and 3 score 0 and are left out
+    assert values[0] > values[1] > 0
+    assert index.scores("nothing matches").tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_top_k_breaks_ties_by_row() -> None:
+    rows, values = top_k(np.array([0.0, 2.0, 1.0, 2.0, 3.0], dtype=np.float32), 3)
+    assert rows.tolist() == [4, 1, 3]
+    assert values.tolist() == [3.0, 2.0, 2.0]
+
+
+def _random_unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_flat_store_matches_brute_force(tmp_path: Path) -> None:
+    vecs = _random_unit(300, 16)
+    store = VectorStore.build(vecs, ann_threshold=1000)
+    assert store.report.kind == "flat"
+    q = _random_unit(5, 16, seed=1)
+    scores, rows = store.search(q, 7)
+    truth = np.argsort(-(q @ vecs.T), axis=1)[:, :7]
+    assert rows.tolist() == truth.tolist()
+    assert np.allclose(scores, np.take_along_axis(q @ vecs.T, truth, axis=1), atol=1e-5)
+    np.save(tmp_path / "vectors.npy", vecs)
+    again = VectorStore.load(tmp_path, store.report)
+    assert again.search(q, 7)[1].tolist() == rows.tolist()
+    assert np.allclose(again.score_rows(q[0], np.array([3, 9])), vecs[[3, 9]] @ q[0], atol=1e-5)
+
+
+def test_hnsw_above_threshold_reaches_recall_target(tmp_path: Path) -> None:
+    vecs = _random_unit(3000, 32)
+    store = VectorStore.build(vecs, ann_threshold=1000)
+    assert store.report.kind == "hnsw"
+    assert store.report.recall_at_10 >= 0.95
+    assert store.report.ef_search in (64, 128, 256, 512, 1024)
+    store.save(tmp_path)
+    again = VectorStore.load(tmp_path, AnnReport(**store.report.to_dict()))
+    q = _random_unit(3, 32, seed=2)
+    assert again.search(q, 5)[1].tolist() == store.search(q, 5)[1].tolist()
+
+
+def _chunks(texts: list[str]) -> list[Chunk]:
+    return [Chunk(f"c{i}", f"doc{i}.md", "", "", t, 0, len(t)) for i, t in enumerate(texts)]
+
+
+class _FixedStore:
+    """A store whose dense ranking is given: rows in ``order`` with scores 0.9, 0.8, ..."""
+
+    def __init__(self, order: list[int], n: int) -> None:
+        self.order = order
+        self.n = n
+
+    def search(self, _q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[:k]
+        return np.array([[0.9 - 0.1 * i for i in range(len(rows))]], np.float32), np.array([rows])
+
+    def score_rows(self, _q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.array([0.1 for _ in rows], np.float32)
+
+
+def test_rrf_fusion_worked_example() -> None:
+    texts = ["alpha beta", "beta gamma", "gamma delta", "delta epsilon"]
+    bm25 = BM25Index.build([tokenize(t) for t in texts])
+    # Dense ranks rows 2, 0, 1; BM25 for "gamma" ranks rows 1 and 2 (equal scores, tie by row).
+    retriever = HybridRetriever(
+        chunks=_chunks(texts),
+        vectors=_FixedStore([2, 0, 1], 4),
+        bm25=bm25,
+        embedder=FakeEmbedder(),
+        fusion=FusionSettings(rrf_k=60, candidates=3),
+    )
+    hits = retriever.search("gamma", k=3)
+    # row 2: 1/61 + 1/62; row 1: 1/63 + 1/61; row 0: 1/62 only.
+    assert [h.chunk.chunk_id for h in hits] == ["c2", "c1", "c0"]
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score == pytest.approx(1 / 61 + 1 / 62)
+    assert hits[1].score == pytest.approx(1 / 63 + 1 / 61)
+    assert hits[2].score == pytest.approx(1 / 62)
+    assert [(h.dense_rank, h.bm25_rank) for h in hits] == [(1, 2), (3, 1), (2, None)]
+    assert [h.dense_score for h in hits] == pytest.approx([0.9, 0.7, 0.8])
+    assert hits[2].bm25_score == 0.0 and hits[0].bm25_score > 0
+
+
+def test_dense_and_bm25_only_searches() -> None:
+    texts = ["alpha beta", "beta gamma", "gamma delta", "delta epsilon"]
+    bm25 = BM25Index.build([tokenize(t) for t in texts])
+    retriever = HybridRetriever(
+        chunks=_chunks(texts), vectors=_FixedStore([3, 1], 4), bm25=bm25, embedder=FakeEmbedder()
+    )
+    dense = retriever.search_many(["epsilon"], k=2, method="dense")[0]
+    assert [(h.chunk.chunk_id, h.rank, h.dense_rank, h.bm25_rank) for h in dense] == [
+        ("c3", 1, 1, None),
+        ("c1", 2, 2, None),
+    ]
+    lexical = retriever.search_many(["epsilon"], k=2, method="bm25")[0]
+    assert [(h.chunk.chunk_id, h.rank, h.bm25_rank) for h in lexical] == [("c3", 1, 1)]
+    assert lexical[0].dense_score is None
+
+
+def test_bm25_match_reports_query_term_coverage() -> None:
+    docs = ["annual leave days", "travel expense days", "leave"]
+    index = BM25Index.build([tokenize(d) for d in docs])
+    # distinct query terms: leave, day, unknownword -> doc 0 has 2 of 3, doc 1 has 1, doc 2 has 1
+    _, coverage = index.match("leave days unknownword")
+    assert coverage.tolist() == pytest.approx([2 / 3, 1 / 3, 1 / 3])
+
+
+def test_partial_bm25_matches_get_less_weight() -> None:
+    texts = ["alpha beta", "beta gamma", "gamma delta", "delta epsilon"]
+    bm25 = BM25Index.build([tokenize(t) for t in texts])
+    retriever = HybridRetriever(
+        chunks=_chunks(texts),
+        vectors=_FixedStore([2, 0, 1], 4),
+        bm25=bm25,
+        embedder=FakeEmbedder(),
+        fusion=FusionSettings(rrf_k=60, candidates=3, coverage_power=2.0),
+    )
+    # "omega" is in no chunk: rows 1 and 2 cover half the query, so BM25 votes with (1/2)^2.
+    hits = retriever.search("gamma omega", k=3)
+    assert [h.chunk.chunk_id for h in hits] == ["c2", "c1", "c0"]
+    assert [h.score for h in hits] == pytest.approx([1 / 61 + 0.25 / 62, 1 / 63 + 0.25 / 61, 1 / 62])
