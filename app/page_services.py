@@ -19,7 +19,7 @@ from app.page_common import settings
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
-    from domain.types import Answer, Chunk, Hit, RouteDecision
+    from domain.types import Answer, Chunk, Hit, Mode, RouteDecision
 
 AUTO = "auto"
 
@@ -40,8 +40,9 @@ class AnswerStream(Protocol):
     def answer(self) -> Answer: ...
 
 
-class Comparison(Protocol):
-    """All four modes for one question over one shared retrieval."""
+class CompareStart(Protocol):
+    """One question's shared retrieval and the router's pick; ``start(mode)`` begins streaming that
+    mode's answer over the same passages (raises a ``HybridError`` when the mode cannot run)."""
 
     @property
     def question(self) -> str: ...
@@ -52,8 +53,7 @@ class Comparison(Protocol):
     @property
     def passages(self) -> Sequence[Hit]: ...
 
-    @property
-    def answers(self) -> Sequence[Answer]: ...
+    def start(self, mode: Mode) -> AnswerStream: ...
 
 
 class AskBackend(Protocol):
@@ -63,7 +63,9 @@ class AskBackend(Protocol):
 
     def stream(self, question: str, mode: str) -> AnswerStream: ...
 
-    def compare(self, question: str) -> Comparison: ...
+    def compare(self, question: str) -> CompareStart:
+        """Retrieve once and route; the page then streams each of the four modes in turn."""
+        ...
 
     def save_correction(self, answer: Answer, corrected: str) -> int:
         """Store a correction; returns its id."""

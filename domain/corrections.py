@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -92,20 +93,26 @@ class CorrectionStore:
         self.path = Path(path)
         self._ready = False
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._vectors: dict[tuple[int, str], np.ndarray] = {}
         self._vector_fn: EmbedFn | None = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (opened once per thread and process: opening and closing a
+        WAL database per call costs a checkpoint each time)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            except (OSError, sqlite3.Error) as e:
+                raise CorrectionStoreError(
+                    f"cannot open the corrections store {self.path} ({e}) — check the workspace folder"
+                ) from e
+            self._local.conn, self._local.pid = conn, os.getpid()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except (OSError, sqlite3.Error) as e:
-            raise CorrectionStoreError(
-                f"cannot open the corrections store {self.path} ({e}) — check the workspace folder"
-            ) from e
-        try:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if not self._ready:
                 self._init(conn)
             yield conn
@@ -113,8 +120,13 @@ class CorrectionStore:
             raise CorrectionStoreError(
                 f"the corrections store {self.path} failed ({e}) — check the file or move it aside"
             ) from e
-        finally:
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
+        self._local.conn = None
 
     def _init(self, conn: sqlite3.Connection) -> None:
         with self._lock:

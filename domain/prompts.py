@@ -143,7 +143,7 @@ def fit_passages(
     best = ordered[0]
     head = passage_header(1, best, lang)
     text = _cut_to_budget(head, best.chunk.text.strip(), budget_tokens, count_tokens)
-    return [best], [f"{head}\n{text}"], True
+    return [best], [f"{head}\n{text.rstrip()}"], True
 
 
 def build_prompt(

@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.errors import ConfigError, TrainingError
 from domain.progress import ProgressFn, no_progress
-from domain.types import ALL_MODES, Answer, Chunk, Hit, Mode, RouteDecision, Timing
+from domain.types import Answer, Chunk, Hit, Mode, RouteDecision, Timing
 
 HOSTILE = '<script>alert("x")</script> ![pixel](http://example.invalid/p.png) **bold**'
 PASSAGE_TEXT = "Annual leave is 15 working days per year. " + HOSTILE + " Unused days expire in March."
@@ -57,11 +57,19 @@ class FakeStream:
 
 
 @dataclass
-class FakeComparison:
+class FakeCompareStart:
     question: str
     decision: RouteDecision
     passages: list[Hit]
-    answers: list[Answer]
+    has_adapter: bool = True
+    started: list[Mode] = field(default_factory=list)
+
+    def start(self, mode: Mode) -> FakeStream:
+        if mode.uses_adapter and not self.has_adapter:
+            raise ConfigError(f"mode {mode.value} needs a LoRA adapter but none is loaded — train one")
+        self.started.append(mode)
+        decision = self.decision if mode == self.decision.mode else RouteDecision(mode, "shown", overridden=True)
+        return FakeStream(decision, self.passages, canned_answer(mode), self.question)
 
 
 @dataclass
@@ -71,6 +79,8 @@ class FakeAssistant:
     retrievals: int = 0
     asked: list[tuple[str, str]] = field(default_factory=list)
     corrections: list[dict[str, Any]] = field(default_factory=list)
+    has_adapter: bool = True
+    last_compare: FakeCompareStart | None = None
 
     def status(self) -> dict[str, Any]:
         return {"index": "default", "adapter": "v2", "backend": "fake", "corrections": len(self.corrections)}
@@ -91,12 +101,10 @@ class FakeAssistant:
                 return FakeStream(decision, fake_hits(), c["corrected"], question, from_correction=True)
         return FakeStream(decision, fake_hits(), canned_answer(decision.mode), question)
 
-    def compare(self, question: str) -> FakeComparison:
+    def compare(self, question: str) -> FakeCompareStart:
         self.retrievals += 1
-        hits = fake_hits()
-        answers = [Answer(question, m, canned_answer(m), passages=hits if m.uses_retrieval else [],
-                          timing=Timing(0.01, 0.1 * (i + 1), 1.0 + i, 10 + i)) for i, m in enumerate(ALL_MODES)]
-        return FakeComparison(question, self._decide("auto"), hits, answers)
+        self.last_compare = FakeCompareStart(question, self._decide("auto"), fake_hits(), self.has_adapter)
+        return self.last_compare
 
     def save_correction(self, answer: Answer, corrected: str) -> int:
         self.corrections.append({"question": answer.question, "mode": answer.mode.value,

@@ -131,6 +131,7 @@ def test_compare_shows_four_columns_one_retrieval_and_the_routers_pick(fakes):
     at.button[0].click().run()
     assert_clean(at)
     assert fakes["assistant"].retrievals == 1
+    assert [m.value for m in fakes["assistant"].last_compare.started] == ["prompt", "rag", "tuned", "tuned_rag"]
     heads = [s.value for s in at.subheader]
     assert heads[:4] == ["Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG ★"]
     assert "Shared retrieval" in heads
@@ -142,6 +143,18 @@ def test_compare_shows_four_columns_one_retrieval_and_the_routers_pick(fakes):
     at.button(key="FormSubmitter:compare_fix_rag_form-Save correction").click().run()
     assert_clean(at)
     assert fakes["assistant"].corrections[0]["mode"] == "rag"
+
+
+def test_compare_without_an_adapter_still_answers_the_other_modes(fakes):
+    fakes["assistant"].has_adapter = False
+    at = page("compare")
+    at.text_area(key="compare_question").input("How long is annual leave?")
+    at.button[0].click().run()
+    assert not at.exception
+    assert [m.value for m in fakes["assistant"].last_compare.started] == ["prompt", "rag"]
+    warned = [w.value for w in at.warning]
+    assert len(warned) == 2 and all("needs a LoRA adapter" in w for w in warned)
+    assert [m.label for m in at.metric].count("Latency") == 2
 
 
 def test_index_a_folder_lists_documents_and_previews_chunks(fakes, tmp_path):

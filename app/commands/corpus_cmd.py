@@ -11,7 +11,7 @@ from typing import Any
 
 from app.commands.progress import emit_json
 from app.settings import Settings
-from domain.corpus_check import check_corpus, load_plain_text
+from domain.corpus_check import check_corpus
 from domain.errors import ConfigError
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -34,23 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_text(path: Path) -> str:
-    """Text of any corpus document: PDF with pypdf, DOCX with python-docx (paragraphs and tables),
-    everything else with the stdlib reader."""
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        from pypdf import PdfReader
+    """Text of any corpus document, extracted exactly as indexing extracts it (``index.loaders``),
+    so a key fact that passes here is a key fact the index can find."""
+    from index.loaders import SUFFIX_KINDS, SourceFile, load_document
 
-        return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
-    if suffix == ".docx":
-        import docx
-
-        d = docx.Document(str(path))
-        parts = [p.text for p in d.paragraphs]
-        for table in d.tables:
-            for row in table.rows:
-                parts.append(" | ".join(cell.text for cell in row.cells))
-        return "\n".join(parts)
-    return load_plain_text(path)
+    data = path.read_bytes()
+    source = SourceFile(path.name, path, len(data), SUFFIX_KINDS.get(path.suffix.lower(), "text"))
+    return load_document(source, data).text
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001

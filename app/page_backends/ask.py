@@ -7,14 +7,38 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from domain.types import RouteDecision
 
 if TYPE_CHECKING:
-    from domain.types import Answer
+    from domain.types import Answer, Hit, Mode
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CompareRun:
+    """A started comparison over one ``Retrieval`` (see ``app.page_services.CompareStart``)."""
+
+    assistant: Any
+    question: str
+    decision: RouteDecision
+    retrieval: Any
+
+    @property
+    def passages(self) -> list[Hit]:
+        return list(self.retrieval.hits)
+
+    def start(self, mode: Mode) -> Any:
+        from domain.router import MODE_LABELS
+
+        decision = self.decision if mode == self.decision.mode else RouteDecision(
+            mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True
+        )
+        return self.assistant.stream_with(self.question, decision, self.retrieval)
 
 
 class RealAskBackend:
@@ -51,8 +75,17 @@ class RealAskBackend:
     def stream(self, question: str, mode: str) -> Any:
         return self.assistant().stream(question, mode=mode)
 
-    def compare(self, question: str) -> Any:
-        return self.assistant().compare(question)
+    def compare(self, question: str) -> CompareRun:
+        """The first half of ``Assistant.compare`` (one retrieval, the router's pick); each mode is
+        then streamed with ``Assistant.stream_with`` over that same retrieval."""
+        from domain.errors import ConfigError
+
+        question = question.strip()
+        if not question:
+            raise ConfigError("the question is empty — type a question first")
+        assistant = self.assistant()
+        retrieval = assistant.retrieve(question)
+        return CompareRun(assistant, question, assistant.decide(question, "auto", retrieval), retrieval)
 
     def save_correction(self, answer: Answer, corrected: str) -> int:
         return int(self.assistant().correct(answer, corrected))

@@ -48,9 +48,10 @@ class RealTrainingBackend:
         }
 
     def _correction_langs(self) -> Counter[str]:
-        from app.page_backends.corrections_view import correction_languages
+        from domain.corrections import CorrectionStore
 
-        return correction_languages(self.settings.ws.feedback_db)
+        db = self.settings.ws.feedback_db
+        return Counter(c.lang for c in CorrectionStore(db).all()) if db.is_file() else Counter()
 
     def default_params(self) -> dict[str, Any]:
         from adapters.train_params import TrainingParams

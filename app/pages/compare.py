@@ -1,6 +1,7 @@
 """Compare page: one question answered in all four modes over one shared retrieval (shown once),
 side by side with latency, tokens/s and format score, the router's pick marked, and a correct
-button per column. Works through ``get_assistant().compare`` — the same call as ``hybrid compare``."""
+button per column. Uses the pipeline's own compare steps (one ``retrieve``, the router's ``decide``,
+then ``stream_with`` per mode) so each column streams as it is generated."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from app.page_answer import (
 )
 from app.page_common import shown_errors
 from app.page_services import get_assistant
-from app.page_text import seconds
+from app.page_text import escaped_stream, md_escape, seconds
+from domain.errors import HybridError
 from domain.style import format_score
+from domain.types import ALL_MODES, Answer, Mode
 
 st.title("Compare the four modes")
 st.caption("Prompt only · RAG · Tuned · Tuned + RAG for the same question. Retrieval runs once and the "
@@ -29,26 +32,55 @@ with st.form("compare_form", border=False):
                             placeholder="e.g. 年假可以结转到下一年吗？")
     go = st.form_submit_button("Compare", type="primary")
 
+
+def _title(mode: Mode, picked: Mode) -> str:
+    return MODE_LABELS.get(mode.value, mode.value) + (" ★" if mode == picked else "")
+
+
+def _stream_all(question: str) -> None:
+    """Retrieve once, then stream the four modes one after another into their columns."""
+    run = assistant.compare(question)
+    route_badge(run.decision)
+    answers = []
+    for col, mode in zip(st.columns(len(ALL_MODES), gap="medium"), ALL_MODES, strict=True):
+        with col:
+            st.subheader(_title(mode, run.decision.mode))
+            try:
+                stream = run.start(mode)
+                st.write_stream(escaped_stream(stream.pieces))
+                answers.append(stream.answer())
+            except HybridError as e:  # e.g. a tuned mode with no adapter: the other columns still run
+                st.warning(md_escape(str(e)))
+                answers.append(Answer(question, mode, "", warnings=[str(e)]))
+    st.session_state["compare_last"] = {"question": run.question, "decision": run.decision,
+                                        "passages": list(run.passages), "answers": answers}
+
+
 if go:
     for k in [k for k in st.session_state if str(k).startswith("compare_fix_")]:
         del st.session_state[k]
+    st.session_state.pop("compare_last", None)
     if not question.strip():
         st.warning("Type a question first.")
     else:
-        with shown_errors(), st.spinner("Answering in four modes (one retrieval, four generations)…"):
-            st.session_state["compare_last"] = assistant.compare(question.strip())
+        with shown_errors():
+            _stream_all(question.strip())
+            st.rerun()  # redraw through the one code path below (metrics, citations, editors)
 
 result = st.session_state.get("compare_last")
 if result:
-    picked = result.decision.mode
-    route_badge(result.decision)
-    cols = st.columns(len(result.answers), gap="medium")
-    for col, answer in zip(cols, result.answers, strict=True):
+    picked = result["decision"].mode
+    route_badge(result["decision"])
+    cols = st.columns(len(result["answers"]), gap="medium")
+    for col, answer in zip(cols, result["answers"], strict=True):
         with col:
-            star = " ★" if answer.mode == picked else ""
-            st.subheader(MODE_LABELS.get(answer.mode.value, answer.mode.value) + star)
+            st.subheader(_title(answer.mode, picked))
             if answer.mode == picked:
                 st.caption("The router's pick for this question.")
+            if not answer.text:
+                for w in answer.warnings:
+                    st.warning(md_escape(w))
+                continue
             t = answer.timing
             m1, m2, m3 = st.columns(3)
             m1.metric("Latency", seconds(t.total_s), help=f"first token after {seconds(t.first_token_s)}")
@@ -60,5 +92,5 @@ if result:
             correction_editor(assistant, answer, key=f"compare_fix_{answer.mode.value}")
     st.divider()
     st.subheader("Shared retrieval")
-    st.caption("Both RAG columns answered from these passages.")
-    show_passages(result.passages, answer=None, question=result.question)
+    st.caption("Retrieval ran once; both RAG columns answered from these passages.")
+    show_passages(result["passages"], answer=None, question=result["question"])

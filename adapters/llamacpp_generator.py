@@ -1,0 +1,291 @@
+"""The llama.cpp answering backend: one base GGUF in memory, its GGUF LoRA loaded once and switched
+on (scale 1.0) or off per request on the context, so the same weights serve base and tuned answers.
+
+Owns prompt formatting with the model's own chat template (from the GGUF metadata), streaming text
+pieces with UTF-8 kept intact across tokens, and resetting the context between requests. Which
+model and adapter to load is the wiring's business.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import GenerationError, ModelMissingError, SetupError
+
+if TYPE_CHECKING:
+    from domain.ports import Message
+
+logger = logging.getLogger(__name__)
+
+# Used only when a GGUF carries no chat template; every model this project ships has one.
+CHATML_FALLBACK = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+PIECE_BUFFER_BYTES = 64
+GREEDY_TOP_K = 1
+SAMPLING_TOP_K = 40
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise SetupError("llama-cpp-python is not installed — run `make install`") from e
+    return llama_cpp
+
+
+class LlamaCppGenerator:
+    """A ``domain.ports.Generator`` on llama.cpp (one model, adapter switched per request).
+
+    Args:
+        model_path: the base model GGUF.
+        lora_path: a GGUF LoRA converted against that base (None = no adapter).
+        n_threads: CPU threads for prompt evaluation and generation.
+        n_ctx: context window in tokens (prompt + answer).
+        seed: sampling seed (used only when temperature > 0).
+        adapter_label: how the adapter is named to users ("v3", "default").
+
+    Raises:
+        ModelMissingError: ``model_path`` or ``lora_path`` is not a file.
+        SetupError: llama-cpp-python is missing, or a file is not a GGUF llama.cpp can load.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        lora_path: Path | None = None,
+        n_threads: int = 2,
+        n_ctx: int = 4096,
+        seed: int = 0,
+        adapter_label: str | None = None,
+    ) -> None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelMissingError(
+                f"base model GGUF {model_path} not found — run `hybrid setup` "
+                "(or point HYBRID_MODELS__BASE_GGUF at a GGUF file)"
+            )
+        if lora_path is not None and not Path(lora_path).is_file():
+            raise ModelMissingError(
+                f"adapter GGUF {lora_path} not found — retrain (`hybrid train`) or activate "
+                "another version (`hybrid adapters activate`)"
+            )
+        llama_cpp = _import_llama_cpp()
+        self._lib = llama_cpp
+        self._lock = threading.Lock()
+        self.model_path = model_path
+        self.lora_path = Path(lora_path) if lora_path is not None else None
+        self.adapter_label = adapter_label or (self.lora_path.parent.name if self.lora_path else None)
+        self.n_ctx = n_ctx
+        t0 = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(
+                str(model_path),
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_ctx=n_ctx,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise SetupError(
+                f"llama.cpp could not load {model_path} ({e}) — re-run `hybrid setup --force` "
+                "or point HYBRID_MODELS__BASE_GGUF at a valid GGUF"
+            ) from e
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._adapter: Any = None
+        if self.lora_path is not None:
+            self._adapter = llama_cpp.llama_adapter_lora_init(
+                self._llm.model, str(self.lora_path).encode("utf-8")
+            )
+            if not self._adapter:
+                self._llm.close()
+                raise SetupError(
+                    f"llama.cpp could not load the adapter {self.lora_path} for base {model_path.name} — "
+                    "it was converted for another base model; retrain with `hybrid train`"
+                )
+            self._adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+            self._scales = (ctypes.c_float * 1)(1.0)
+        self._adapter_on = False
+        self._piece_cache: dict[int, bytes] = {}
+        self._formatter = self._chat_formatter()
+        logger.info(
+            "loaded %s%s with llama.cpp (%d threads, n_ctx %d) in %.1f s",
+            model_path.name,
+            f" + adapter {self.adapter_label}" if self._adapter else "",
+            n_threads,
+            n_ctx,
+            time.perf_counter() - t0,
+        )
+
+    # ------------------------------------------------------------------ the Generator port
+    @property
+    def name(self) -> str:
+        return f"llama.cpp:{self.model_path.stem}"
+
+    @property
+    def has_adapter(self) -> bool:
+        return self._adapter is not None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt (no BOS; special markers counted as text)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        """The chat rendered with the model's template, ending with the assistant turn opened."""
+        try:
+            return str(self._formatter(messages=[dict(m) for m in messages]).prompt)
+        except Exception as e:  # jinja2 errors (e.g. a template rejecting a role order)
+            raise GenerationError(f"the chat template rejected the messages ({e}) — check their roles") from e
+
+    def encode_prompt(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids of the formatted chat (BOS as the GGUF says, chat markers as tokens)."""
+        return list(self._llm.tokenize(self.format_prompt(messages).encode("utf-8"), add_bos=True, special=True))
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        adapter: bool,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+    ) -> Iterator[str]:
+        """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
+
+        Raises:
+            GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
+        """
+        return self.generate_from_ids(
+            self.encode_prompt(messages), adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature
+        )
+
+    def generate_from_ids(
+        self, prompt_ids: Sequence[int], *, adapter: bool, max_new_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
+        """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
+        if adapter and self._adapter is None:
+            raise GenerationError(
+                "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
+            )
+        room = self.n_ctx - len(prompt_ids)
+        if room < 1:
+            raise GenerationError(
+                f"the prompt has {len(prompt_ids)} tokens but the context holds {self.n_ctx} — "
+                "lower HYBRID_GENERATION__CONTEXT_TOKENS or raise HYBRID_GENERATION__N_CTX"
+            )
+        return self._stream(
+            list(prompt_ids), adapter=adapter, max_new_tokens=min(max_new_tokens, room), temperature=temperature
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _stream(
+        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        with self._lock:
+            self._switch_adapter(adapter)
+            self._reset()
+            tokens = self._llm.generate(
+                prompt_ids,
+                top_k=GREEDY_TOP_K if temperature <= 0 else SAMPLING_TOP_K,
+                top_p=1.0,
+                min_p=0.0,
+                temp=0.0 if temperature <= 0 else temperature,
+                repeat_penalty=1.0,
+                reset=True,
+            )
+            try:
+                yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
+            finally:
+                tokens.close()
+                self._reset()
+
+    def stream_text(self, tokens: Iterable[int], *, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Turn generated token ids into text pieces: stops at an end-of-generation token or after
+        ``max_new_tokens``, never splits a UTF-8 character across pieces, drops leading whitespace."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        started = False
+        for n, token in enumerate(tokens, start=1):
+            if self._lib.llama_vocab_is_eog(self._vocab, token):
+                break
+            text = decoder.decode(self._piece(token))
+            if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
+                text = text.lstrip()
+                started = bool(text)
+            if text:
+                yield text
+            if max_new_tokens is not None and n >= max_new_tokens:
+                break
+        # Bytes still held by the decoder are a character cut by the token limit: dropped, never "\ufffd".
+
+    def _switch_adapter(self, on: bool) -> None:
+        if on == self._adapter_on:
+            return
+        lib = self._lib
+        rc = (
+            lib.llama_set_adapters_lora(self._llm.ctx, self._adapters, 1, self._scales)
+            if on
+            else lib.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+        )
+        if rc != 0:
+            raise GenerationError(f"llama.cpp could not switch the adapter {'on' if on else 'off'} (code {rc})")
+        self._adapter_on = on
+
+    def _reset(self) -> None:
+        """Forget every token of the previous request: position counter and the whole KV memory."""
+        self._llm.reset()
+        memory = self._lib.llama_get_memory(self._llm.ctx)
+        if memory is not None:
+            self._lib.llama_memory_clear(memory, True)
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            size = PIECE_BUFFER_BYTES
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = self._lib.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    piece = buf.raw[:n]
+                    break
+                size = -n  # llama.cpp returns minus the size it needs
+            self._piece_cache[token] = piece
+        return piece
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self._lib.llama_vocab_get_text(self._vocab, token)).decode("utf-8", errors="replace")
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            logger.warning("%s carries no chat template; using ChatML", self.model_path.name)
+            template = CHATML_FALLBACK
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(self._lib.llama_vocab_eos(self._vocab)),
+            bos_token=self._token_text(self._lib.llama_vocab_bos(self._vocab)),
+            add_generation_prompt=True,
+        )
+
+    def close(self) -> None:
+        """Free the adapter and the model (the object is unusable afterwards)."""
+        with self._lock:
+            if self._adapter is not None:
+                self._switch_adapter(False)
+                self._lib.llama_adapter_lora_free(self._adapter)
+                self._adapter = None
+            self._llm.close()

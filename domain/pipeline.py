@@ -1,0 +1,340 @@
+"""The answer service: turns a question into an ``Answer`` in a chosen mode or the router's, from
+the ports (a ``Retriever``, a ``Generator``, an embed function for the correction memory and a
+``CorrectionStore``) and plain option values.
+
+Order of work for one question: correction memory (a near-duplicate corrected before is answered
+at once), retrieval (only when the mode or the router needs it), the route, the prompt, streamed
+generation, then citations and warnings. ``compare`` answers in all four modes over one shared
+retrieval. Building the real ports from settings is ``app.wiring.answer``'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from domain.citations import DEFAULT_THRESHOLD, attach_citations
+from domain.corrections import CorrectionStore, EmbedFn
+from domain.errors import ConfigError
+from domain.ports import Generator, Retriever
+from domain.prompts import Prompt, build_prompt
+from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
+from domain.types import ALL_MODES, Answer, Hit, Mode, RouteDecision, Timing
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class AssistantOptions:
+    """Plain values from settings (the pipeline never reads settings itself)."""
+
+    top_k: int = 5
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    context_tokens: int = 1400
+    correction_similarity: float = 0.92
+    low_score_warning: float = 0.80
+    citation_threshold: float = DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One question's retrieved passages (rank order) and how long retrieval took."""
+
+    question: str
+    hits: list[Hit]
+    retrieval_s: float = 0.0
+
+
+def parse_mode(mode: Mode | str) -> Mode | None:
+    """``Mode`` for a mode name, None for "auto".
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if isinstance(mode, Mode):
+        return mode
+    name = str(mode).strip().lower()
+    if name == AUTO:
+        return None
+    try:
+        return Mode(name)
+    except ValueError as e:
+        raise ConfigError(f"unknown mode {mode!r} — use auto, prompt, rag, tuned or tuned_rag") from e
+
+
+class AnswerStream:
+    """One answer in the making. ``decision`` and ``passages`` are known at once; ``pieces`` yields
+    the text as it is generated (one shared iterator); ``answer()`` finishes the stream if needed
+    and returns the complete ``Answer``."""
+
+    def __init__(self, decision: RouteDecision, passages: Sequence[Hit], run: Iterator[str]) -> None:
+        self.decision = decision
+        self.passages = list(passages)
+        self._run = run
+        self._answer: Answer | None = None
+
+    @property
+    def pieces(self) -> Iterator[str]:
+        return self._run
+
+    def _finish(self, answer: Answer) -> None:
+        self._answer = answer
+
+    def answer(self) -> Answer:
+        for _ in self._run:
+            pass
+        assert self._answer is not None, "the stream ended without an answer"
+        return self._answer
+
+
+@dataclass
+class Comparison:
+    """All four modes for one question over one shared retrieval; ``decision`` is the router's pick."""
+
+    question: str
+    decision: RouteDecision
+    passages: list[Hit]
+    answers: list[Answer]
+    retrieval_s: float = 0.0
+
+
+@dataclass
+class Assistant:
+    """Answers questions in four modes. Thread-safe as long as the ports are."""
+
+    retriever: Retriever | None
+    generator: Generator
+    embed_fn: EmbedFn | None = None
+    corrections: CorrectionStore | None = None
+    options: AssistantOptions = field(default_factory=AssistantOptions)
+    thresholds: RouterThresholds = field(default_factory=RouterThresholds)
+    adapter: AdapterState | None = None
+    clock: Clock = time.perf_counter
+
+    def __post_init__(self) -> None:
+        if self.adapter is None:
+            self.adapter = AdapterState(active=self.generator.has_adapter)
+
+    @property
+    def adapter_state(self) -> AdapterState:
+        return self.adapter or AdapterState()
+
+    # ------------------------------------------------------------------ steps
+    def retrieve(self, question: str) -> Retrieval:
+        """Search once for ``question``.
+
+        Raises:
+            ConfigError: no retriever was given (no index).
+        """
+        if self.retriever is None:
+            raise ConfigError("no index is open — build one with `hybrid index FOLDER` or pick --mode prompt/tuned")
+        start = self.clock()
+        hits = sorted(self.retriever.search(question, k=self.options.top_k), key=lambda h: h.rank)
+        return Retrieval(question, hits, self.clock() - start)
+
+    def decide(self, question: str, mode: Mode | str, retrieval: Retrieval) -> RouteDecision:
+        """The router's pick for "auto", else the user's mode marked as overridden."""
+        fixed = parse_mode(mode)
+        if fixed is None:
+            return route(question, retrieval.hits, self.adapter_state, self.thresholds)
+        return chosen(fixed, question, retrieval.hits)
+
+    def from_memory(self, question: str) -> Answer | None:
+        """The stored correction of a near-duplicate question (same language), or None."""
+        if self.corrections is None or self.embed_fn is None:
+            return None
+        found = self.corrections.find_similar(question, self.embed_fn, self.options.correction_similarity)
+        if found is None:
+            return None
+        rec = found.correction
+        try:
+            mode = Mode(rec.mode)
+        except ValueError:
+            mode = Mode.PROMPT
+        hits = rec.passage_hits()
+        reason = f"From correction #{rec.id} (similarity {found.similarity:.2f} to an earlier question)"
+        logger.info("answered from correction %d (similarity %.3f)", rec.id, found.similarity)
+        return Answer(
+            question=question,
+            mode=mode,
+            text=rec.corrected,
+            reason=reason,
+            passages=hits,
+            citations=attach_citations(rec.corrected, hits, threshold=self.options.citation_threshold),
+            from_correction=True,
+        )
+
+    def _check_adapter(self, mode: Mode) -> None:
+        if mode.uses_adapter and not self.generator.has_adapter:
+            raise ConfigError(
+                f"mode {mode.value} needs a LoRA adapter but none is loaded — train one with "
+                "`hybrid train` or use --mode prompt/rag"
+            )
+
+    def _warnings(self, mode: Mode, prompt: Prompt, retrieval: Retrieval) -> list[str]:
+        if not mode.uses_retrieval:
+            return []
+        if not retrieval.hits:
+            return ["nothing was retrieved — is the index built for these documents?"]
+        dense = [h.dense_score for h in retrieval.hits if h.dense_score is not None]
+        out = []
+        if dense and max(dense) < self.options.low_score_warning:
+            out.append(
+                f"best passage scores low ({max(dense):.2f} < {self.options.low_score_warning:.2f}): "
+                "the documents may not cover this question"
+            )
+        if not prompt.passages:
+            out.append("no passage fit the prompt's token budget; answered without passages")
+        return out
+
+    def _run(
+        self, stream_box: list[AnswerStream], question: str, decision: RouteDecision, prompt: Prompt,
+        retrieval: Retrieval,
+    ) -> Iterator[str]:
+        mode = decision.mode
+        start = self.clock()
+        first: float | None = None
+        parts: list[str] = []
+        for piece in self.generator.generate(
+            prompt.messages,
+            adapter=mode.uses_adapter,
+            max_new_tokens=self.options.max_new_tokens,
+            temperature=self.options.temperature,
+        ):
+            if first is None:
+                first = self.clock() - start
+            parts.append(piece)
+            yield piece
+        total = self.clock() - start
+        text = "".join(parts).strip()
+        timing = Timing(
+            retrieval_s=retrieval.retrieval_s,
+            first_token_s=first if first is not None else total,
+            total_s=total,
+            tokens=self.generator.count_tokens(text) if text else 0,
+        )
+        citations = (
+            attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
+            if mode.uses_retrieval
+            else []
+        )
+        stream_box[0]._finish(
+            Answer(
+                question=question,
+                mode=mode,
+                text=text,
+                reason=decision.reason,
+                passages=list(prompt.passages),
+                citations=citations,
+                timing=timing,
+                warnings=self._warnings(mode, prompt, retrieval),
+            )
+        )
+
+    def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
+        """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""
+        self._check_adapter(decision.mode)
+        prompt = build_prompt(
+            decision.mode,
+            question,
+            retrieval.hits if decision.mode.uses_retrieval else (),
+            context_tokens=self.options.context_tokens,
+            count_tokens=self.generator.count_tokens,
+        )
+        if prompt.dropped:
+            logger.debug("prompt budget dropped %d passages", prompt.dropped)
+        box: list[AnswerStream] = []
+        stream = AnswerStream(decision, prompt.passages, self._run(box, question, decision, prompt, retrieval))
+        box.append(stream)
+        return stream
+
+    def answer_with(self, question: str, mode: Mode | str, retrieval: Retrieval) -> Answer:
+        """A complete answer in ``mode`` ("auto" routes) over an existing retrieval, no memory."""
+        return self.stream_with(question, self.decide(question, mode, retrieval), retrieval).answer()
+
+    # ------------------------------------------------------------------ entry points
+    def stream(self, question: str, mode: Mode | str = AUTO, *, use_memory: bool = True) -> AnswerStream:
+        """Start answering ``question``: the route and passages are settled before this returns.
+
+        Raises:
+            ConfigError: empty question, unknown mode, a tuned mode without an adapter, no index.
+        """
+        question = question.strip()
+        if not question:
+            raise ConfigError("the question is empty — type a question first")
+        fixed = parse_mode(mode)
+        if use_memory:
+            remembered = self.from_memory(question)
+            if remembered is not None:
+                return _stream_of(remembered)
+        if fixed is not None:
+            self._check_adapter(fixed)
+        needs_retrieval = fixed is None or fixed.uses_retrieval
+        retrieval = self.retrieve(question) if needs_retrieval else Retrieval(question, [], 0.0)
+        return self.stream_with(question, self.decide(question, mode, retrieval), retrieval)
+
+    def answer(self, question: str, mode: Mode | str = AUTO, *, use_memory: bool = True) -> Answer:
+        """The complete answer (see ``stream``)."""
+        return self.stream(question, mode, use_memory=use_memory).answer()
+
+    def answer_stream(self, question: str, mode: Mode | str = AUTO) -> Iterator[str | Answer]:
+        """Text pieces as they come, then the final ``Answer`` as the last item."""
+        s = self.stream(question, mode)
+        yield from s.pieces
+        yield s.answer()
+
+    def compare(self, question: str) -> Comparison:
+        """All four modes over ONE retrieval (no correction memory); modes that need an adapter
+        come back empty with a warning when none is loaded."""
+        question = question.strip()
+        if not question:
+            raise ConfigError("the question is empty — type a question first")
+        retrieval = self.retrieve(question)
+        picked = self.decide(question, AUTO, retrieval)
+        answers = []
+        for mode in ALL_MODES:
+            if mode.uses_adapter and not self.generator.has_adapter:
+                answers.append(Answer(question, mode, "", reason=f"{MODE_LABELS[mode]}: no adapter loaded",
+                                      warnings=["no adapter is loaded — train one with `hybrid train`"]))
+                continue
+            decision = picked if mode == picked.mode else RouteDecision(
+                mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True
+            )
+            answers.append(self.stream_with(question, decision, retrieval).answer())
+        return Comparison(question, picked, list(retrieval.hits), answers, retrieval.retrieval_s)
+
+    def correct(self, answer: Answer, corrected: str) -> int:
+        """Store a correction of ``answer``; the same question is answered from it from now on.
+
+        Raises:
+            ConfigError: no corrections store is configured.
+            DataError: the corrected text is empty.
+        """
+        if self.corrections is None:
+            raise ConfigError("no corrections store is configured — set a workspace")
+        return self.corrections.add(
+            question=answer.question,
+            mode=answer.mode.value,
+            corrected=corrected,
+            original=answer.text,
+            passages=answer.passages,
+        )
+
+
+def _stream_of(answer: Answer) -> AnswerStream:
+    """A finished answer as a one-piece stream."""
+    box: list[AnswerStream] = []
+
+    def run() -> Iterator[str]:
+        yield answer.text
+        box[0]._finish(answer)
+
+    stream = AnswerStream(RouteDecision(answer.mode, answer.reason), answer.passages, run())
+    box.append(stream)
+    return stream

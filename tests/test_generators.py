@@ -1,0 +1,235 @@
+"""Both generation backends on the tiny Llama with a random (non-zero) LoRA: llama.cpp with the
+adapter switched off is exactly the base, switched on it differs, on/off sequences never leak state,
+transformers + peft gives the same greedy text, streaming keeps UTF-8 intact, and a missing model
+file is one clear line."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from adapters.hf_generator import TransformersGenerator
+from adapters.llama_tools import convert_hf_to_gguf, convert_lora_to_gguf
+from adapters.llamacpp_generator import LlamaCppGenerator
+from domain.errors import GenerationError, ModelMissingError
+from tests.llama_converters import converters_for_tests
+
+pytest.importorskip("llama_cpp")
+
+N_NEW_TOKENS = 16
+QUESTION = [{"role": "user", "content": "When does the office open?"}]
+OTHER_QUESTION = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "请把报告发给经理"},
+]
+GOLDEN_PROMPT = "<|im_start|>user\nWhen does the office open?<|im_end|>\n<|im_start|>assistant\n"
+# Several of these characters are not in the tiny vocabulary, so they arrive as three byte tokens each.
+CHINESE = "请把报告发给经理，谢谢！"
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """The tiny base as an f16 GGUF, plus a seeded random LoRA as a peft folder and a GGUF LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    tools = converters_for_tests(tmp_path_factory.mktemp("converters"))
+    if tools is None:
+        pytest.skip("no llama.cpp converters: run `hybrid setup --only converters` (or `make install`)")
+    out = tmp_path_factory.mktemp("tiny_gen")
+    torch.set_num_threads(1)
+    torch.manual_seed(7)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+        init_lora_weights=False,
+    )
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), config)
+    with torch.no_grad():  # f16-exact, like the tiny base, so the f16 GGUF LoRA holds the same values
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.copy_(param.half().float())
+    adapter_dir = out / "v1"
+    peft_model.save_pretrained(adapter_dir)
+    lora = convert_lora_to_gguf(
+        adapter_dir, adapter_dir / "lora.gguf", base_hf_dir=tiny_llama_dir, tools_dir=tools, outtype="f16"
+    )
+    base = convert_hf_to_gguf(tiny_llama_dir, out / "tiny-f16.gguf", tools_dir=tools, outtype="f16")
+    return {"hf": Path(tiny_llama_dir), "gguf": base, "adapter_dir": adapter_dir, "lora": lora}
+
+
+@pytest.fixture(scope="module")
+def llama_gen(tiny_models):
+    gen = LlamaCppGenerator(tiny_models["gguf"], lora_path=tiny_models["lora"], n_threads=1, n_ctx=256)
+    yield gen
+    gen.close()
+
+
+@pytest.fixture(scope="module")
+def hf_gen(tiny_models) -> TransformersGenerator:
+    return TransformersGenerator(tiny_models["hf"], adapter_dir=tiny_models["adapter_dir"], n_threads=1)
+
+
+def _answer(gen, messages=QUESTION, *, adapter: bool) -> str:
+    return "".join(gen.generate(messages, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
+
+
+def test_both_backends_render_the_chat_template_with_the_assistant_turn_open(llama_gen, hf_gen) -> None:
+    assert llama_gen.format_prompt(QUESTION) == GOLDEN_PROMPT
+    assert hf_gen.format_prompt(QUESTION) == GOLDEN_PROMPT
+
+
+def _valid(text: str) -> str:
+    """The tiny random model emits invalid UTF-8 byte runs, which each library renders its own way
+    (llama-cpp-python drops them, tokenizers and we show U+FFFD); compare what is left."""
+    return text.replace("\ufffd", "")
+
+
+def test_adapter_off_is_exactly_the_base_without_any_adapter(llama_gen, tiny_models) -> None:
+    import llama_cpp
+
+    raw = llama_cpp.Llama(str(tiny_models["gguf"]), n_threads=1, n_ctx=256, verbose=False)
+    try:
+        for messages in (QUESTION, OTHER_QUESTION):
+            prompt = llama_gen.format_prompt(messages)
+            done = raw.create_completion(
+                prompt, max_tokens=N_NEW_TOKENS, temperature=0.0, top_k=1, repeat_penalty=1.0
+            )
+            expected = done["choices"][0]["text"].lstrip()
+            assert len(set(expected)) > 8  # varied, non-degenerate output
+            assert _valid(_answer(llama_gen, messages, adapter=False)) == expected
+    finally:
+        raw.close()
+
+
+def test_adapter_on_changes_the_answer(llama_gen) -> None:
+    assert _answer(llama_gen, adapter=True) != _answer(llama_gen, adapter=False)
+
+
+def test_on_off_sequences_never_leak_state(llama_gen) -> None:
+    first = {
+        (0, True): _answer(llama_gen, QUESTION, adapter=True),
+        (0, False): _answer(llama_gen, QUESTION, adapter=False),
+        (1, True): _answer(llama_gen, OTHER_QUESTION, adapter=True),
+        (1, False): _answer(llama_gen, OTHER_QUESTION, adapter=False),
+    }
+    order = [(0, True), (0, False), (0, True), (1, False), (0, False), (0, False), (1, True), (0, True)]
+    again = [_answer(llama_gen, (QUESTION, OTHER_QUESTION)[q], adapter=on) for q, on in order]
+    assert again == [first[key] for key in order]
+
+
+def test_an_abandoned_stream_leaves_nothing_behind(llama_gen) -> None:
+    expected = _answer(llama_gen, adapter=False)
+    stream = llama_gen.generate(QUESTION, adapter=True, max_new_tokens=N_NEW_TOKENS)
+    next(stream)
+    stream.close()
+    assert _answer(llama_gen, adapter=False) == expected
+
+
+def test_concurrent_requests_are_serialised(llama_gen) -> None:
+    expected = {on: _answer(llama_gen, adapter=on) for on in (True, False)}
+    results: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        results[i] = _answer(llama_gen, adapter=i % 2 == 0)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: expected[i % 2 == 0] for i in range(4)}
+
+
+def test_transformers_adapter_is_switched_per_request(hf_gen) -> None:
+    off = _answer(hf_gen, adapter=False)
+    on = _answer(hf_gen, adapter=True)
+    assert on != off
+    assert [_answer(hf_gen, adapter=True), _answer(hf_gen, adapter=False)] == [on, off]
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
+def test_transformers_and_llama_cpp_give_the_same_greedy_text(llama_gen, hf_gen, adapter) -> None:
+    for messages in (QUESTION, OTHER_QUESTION):
+        ids = hf_gen.encode_prompt(messages)  # the same prompt tokens on both sides (see below)
+        on_hf = "".join(hf_gen.generate_from_ids(ids, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
+        on_llama = "".join(llama_gen.generate_from_ids(ids, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
+        assert len(set(on_llama)) > 8
+        assert _valid(on_hf) == _valid(on_llama)
+
+
+def test_sentencepiece_chat_prompts_differ_only_by_word_marks_after_chat_markers(llama_gen, hf_gen) -> None:
+    """llama.cpp starts every text fragment of a SentencePiece prompt with a word mark "▁", also right
+    after <|im_start|> / <|im_end|>; transformers does not. BPE models (Qwen) tokenize alike (slow test)."""
+    mark = hf_gen._tokenizer.convert_tokens_to_ids("▁")
+    for messages in (QUESTION, OTHER_QUESTION):
+        hf_ids, llama_ids = hf_gen.encode_prompt(messages), llama_gen.encode_prompt(messages)
+        assert llama_ids != hf_ids
+        assert [t for t in llama_ids if t != mark] == hf_ids
+
+
+def test_both_backends_count_tokens_alike(llama_gen, hf_gen) -> None:
+    for text in ("The leave policy gives every employee twenty days.", CHINESE):
+        assert llama_gen.count_tokens(text) == hf_gen.count_tokens(text)
+    assert llama_gen.count_tokens("") == 0
+
+
+def test_streamed_pieces_keep_chinese_characters_whole(llama_gen) -> None:
+    import llama_cpp
+
+    ids = llama_gen._llm.tokenize(CHINESE.encode("utf-8"), add_bos=False)
+    vocab = llama_cpp.llama_model_get_vocab(llama_gen._llm.model)
+    split = [t for t in ids if llama_cpp.llama_vocab_get_attr(vocab, t) & llama_cpp.LLAMA_TOKEN_ATTR_BYTE]
+    assert len(split) >= 6 and len(split) % 3 == 0  # whole characters, three byte tokens each
+    pieces = list(llama_gen.stream_text(ids))
+    assert "".join(pieces) == CHINESE
+    assert all("\ufffd" not in p for p in pieces)
+    cut = ids.index(split[0]) + 1  # stop after the first byte of a split character
+    before = llama_gen._llm.detokenize(ids[: cut - 1]).decode("utf-8").lstrip()
+    assert CHINESE.startswith(before) and len(before) < len(CHINESE)
+    assert "".join(llama_gen.stream_text(ids, max_new_tokens=cut)) == before
+
+
+def test_streamed_pieces_join_to_the_whole_answer(llama_gen, hf_gen) -> None:
+    for gen in (llama_gen, hf_gen):
+        pieces = list(gen.generate(QUESTION, adapter=True, max_new_tokens=N_NEW_TOKENS))
+        assert len(pieces) > 1
+        assert "".join(pieces) == _answer(gen, adapter=True)
+
+
+def test_adapter_requests_without_an_adapter_are_refused(tiny_models) -> None:
+    gen = LlamaCppGenerator(tiny_models["gguf"], n_threads=1, n_ctx=256)
+    try:
+        assert not gen.has_adapter
+        with pytest.raises(GenerationError, match="no adapter is loaded"):
+            gen.generate(QUESTION, adapter=True)
+    finally:
+        gen.close()
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(llama_gen) -> None:
+    long = [{"role": "user", "content": "The office opens at eight. " * 80}]
+    with pytest.raises(GenerationError, match=r"but the context holds 256 — "):
+        llama_gen.generate(long, adapter=False)
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "llama_cpp_lora", "transformers", "transformers_adapter"])
+def test_a_missing_model_file_is_one_clear_line(tiny_models, tmp_path, backend) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    with pytest.raises(ModelMissingError) as err:
+        if backend == "llama_cpp":
+            LlamaCppGenerator(missing, n_threads=1)
+        elif backend == "llama_cpp_lora":
+            LlamaCppGenerator(tiny_models["gguf"], lora_path=missing, n_threads=1)
+        elif backend == "transformers":
+            TransformersGenerator(missing.parent, n_threads=1)
+        else:
+            TransformersGenerator(tiny_models["hf"], adapter_dir=missing.parent, n_threads=1)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(missing.parent) in message
+    assert " — " in message  # followed by the next step

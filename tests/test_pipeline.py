@@ -1,0 +1,193 @@
+"""The answer service with fakes: routing, streaming, timing, citations, warnings, compare sharing
+one retrieval, and correction memory answering a near-duplicate at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.corrections import CorrectionStore
+from domain.errors import ConfigError
+from domain.pipeline import Assistant, AssistantOptions
+from domain.router import AdapterState, RouterThresholds
+from domain.types import Answer, Mode, RouteDecision, Timing
+from tests.fakes_answer import FakeGenerator, FakeQuestionEmbedder, FakeRetriever, StepClock, make_hit
+
+Q = "How many days of annual leave do I get?"
+STYLED = ("Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
+          "Note: Check the document for exceptions.")
+
+
+def make(tmp_path=None, *, adapter: bool = True, options: AssistantOptions | None = None, **kw) -> Assistant:
+    store = CorrectionStore(tmp_path / "feedback.sqlite") if tmp_path is not None else None
+    return Assistant(
+        retriever=kw.pop("retriever", FakeRetriever()),
+        generator=kw.pop("generator", FakeGenerator(adapter_loaded=adapter)),
+        embed_fn=kw.pop("embed_fn", FakeQuestionEmbedder()),
+        corrections=store,
+        options=options or AssistantOptions(low_score_warning=0.6),
+        adapter=AdapterState(active=adapter, label="v3" if adapter else None, gate_passed=True if adapter else None),
+        **kw,
+    )
+
+
+def test_auto_routes_to_tuned_rag_and_answers_with_citations() -> None:
+    a = make(thresholds=RouterThresholds(dense_min=0.6))
+    answer = a.answer(Q)
+    assert answer.mode == Mode.TUNED_RAG
+    assert answer.reason == "Tuned + RAG: top passage 0.67 from hr/annual-leave.md; adapter v3 active"
+    assert answer.text == STYLED
+    assert [h.chunk.chunk_id for h in answer.passages] == ["leave-1", "sick-1"]
+    assert [(c.chunk_id, c.span) for c in answer.citations] == [
+        ("leave-1", "Annual leave is 15 working days per year.")
+    ]
+    assert answer.warnings == [] and not answer.from_correction
+    gen = a.generator
+    assert isinstance(gen, FakeGenerator)
+    assert [c["adapter"] for c in gen.calls] == [True]
+
+
+def test_weak_evidence_routes_to_tuned_without_passages() -> None:
+    a = make()  # default dense_min 0.82 > the fake's 0.67
+    answer = a.answer(Q)
+    assert (answer.mode, answer.passages, answer.citations) == (Mode.TUNED, [], [])
+    assert answer.reason == "Tuned: best passage 0.67 is below 0.82; adapter v3 active"
+
+
+def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:
+    a = make()
+    rag = a.answer(Q, "rag")
+    tuned_rag = a.answer(Q, Mode.TUNED_RAG)
+    assert rag.text == "Annual leave is 15 working days per year. See hr/annual-leave.md."
+    assert tuned_rag.text == STYLED
+    assert rag.reason == "RAG: chosen by you; best passage 0.67 is below 0.82"
+    gen = a.generator
+    assert isinstance(gen, FakeGenerator)
+    assert [c["adapter"] for c in gen.calls] == [False, True]
+    assert gen.calls[0]["messages"] == gen.calls[1]["messages"]
+
+
+def test_modes_without_retrieval_do_not_search() -> None:
+    retriever = FakeRetriever()
+    a = make(retriever=retriever)
+    assert a.answer(Q, "prompt").text == "I am not sure."
+    assert a.answer(Q, "tuned").text.startswith("Conclusion: I cannot answer that from memory.")
+    assert retriever.queries == []
+
+
+def test_stream_settles_route_and_passages_before_generating() -> None:
+    gen = FakeGenerator()
+    a = make(generator=gen)
+    stream = a.stream(Q, "rag")
+    assert stream.decision == RouteDecision(Mode.RAG, "RAG: chosen by you; best passage 0.67 is below 0.82", overridden=True)
+    assert [h.chunk.chunk_id for h in stream.passages] == ["leave-1", "sick-1"]
+    assert gen.calls == []
+    pieces = list(stream.pieces)
+    assert pieces[:3] == ["Annual ", "leave ", "is "]
+    assert "".join(pieces) == stream.answer().text
+
+
+def test_answer_stream_yields_pieces_then_the_answer() -> None:
+    items = list(make().answer_stream(Q, "tuned_rag"))
+    assert all(isinstance(p, str) for p in items[:-1])
+    final = items[-1]
+    assert isinstance(final, Answer)
+    assert "".join(items[:-1]).strip() == final.text == STYLED
+
+
+def test_timing_from_a_step_clock() -> None:
+    a = make(clock=StepClock(0.5))
+    answer = a.answer(Q, "tuned_rag")
+    # clock readings: retrieval 0.5 → 1.0; generation starts at 1.5, first piece at 2.0, end at 2.5;
+    # the fake tokenizer counts 20 words in the answer
+    assert answer.timing == Timing(retrieval_s=0.5, first_token_s=0.5, total_s=1.0, tokens=20)
+    assert answer.timing.tokens_per_s == 20 / 0.5
+
+
+def test_low_best_score_warns() -> None:
+    a = make(options=AssistantOptions(low_score_warning=0.8))
+    answer = a.answer(Q, "rag")
+    assert answer.warnings == ["best passage scores low (0.67 < 0.80): the documents may not cover this question"]
+
+
+def test_nothing_retrieved_warns() -> None:
+    a = make(retriever=FakeRetriever(fixed=[]))
+    assert a.answer("Anything?", "rag").warnings == ["nothing was retrieved — is the index built for these documents?"]
+
+
+def test_errors_the_user_can_fix() -> None:
+    a = make(adapter=False)
+    with pytest.raises(ConfigError, match="question is empty"):
+        a.answer("   ")
+    with pytest.raises(ConfigError, match="unknown mode 'fast'"):
+        a.answer(Q, "fast")
+    with pytest.raises(ConfigError, match="needs a LoRA adapter"):
+        a.answer(Q, "tuned")
+    with pytest.raises(ConfigError, match="no index is open"):
+        make(retriever=None).answer(Q, "rag")
+
+
+def test_auto_never_picks_the_adapter_when_none_is_loaded() -> None:
+    assert make(adapter=False).answer(Q).mode == Mode.PROMPT
+
+
+def test_compare_shares_one_retrieval_across_four_modes() -> None:
+    retriever = FakeRetriever()
+    gen = FakeGenerator()
+    a = make(retriever=retriever, generator=gen)
+    result = a.compare(Q)
+    assert retriever.queries == [(Q, 5)]
+    assert [x.mode for x in result.answers] == [Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG]
+    assert result.decision.mode == Mode.TUNED
+    assert [c["adapter"] for c in gen.calls] == [False, False, True, True]
+    rag, tuned_rag = result.answers[1], result.answers[3]
+    assert rag.passages == tuned_rag.passages == result.passages
+    assert result.answers[0].passages == []
+    assert result.answers[2].reason == result.decision.reason
+    assert result.answers[1].reason == "RAG: shown for comparison"
+
+
+def test_compare_without_adapter_leaves_tuned_columns_empty() -> None:
+    result = make(adapter=False).compare(Q)
+    assert [x.text == "" for x in result.answers] == [False, False, True, True]
+    assert result.answers[2].warnings == ["no adapter is loaded — train one with `hybrid train`"]
+
+
+def test_correction_memory_answers_a_near_duplicate_at_once(tmp_path) -> None:
+    gen = FakeGenerator()
+    retriever = FakeRetriever()
+    a = make(tmp_path, generator=gen, retriever=retriever)
+    first = a.answer(Q, "rag")
+    cid = a.correct(first, "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March.")
+    assert cid == 1
+    calls, searches = len(gen.calls), len(retriever.queries)
+    again = a.answer("how many days of annual leave do i get", "auto")
+    assert again.from_correction
+    assert again.text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March."
+    assert again.mode == Mode.RAG
+    assert again.reason == "From correction #1 (similarity 1.00 to an earlier question)"
+    assert [h.chunk.chunk_id for h in again.passages] == ["leave-1", "sick-1"]
+    assert (len(gen.calls), len(retriever.queries)) == (calls, searches)  # no model, no search
+    stream = a.stream("How many days of annual leave do I get ?!")
+    assert list(stream.pieces) == [again.text] and stream.answer().from_correction
+
+
+def test_correction_memory_ignores_other_languages_and_far_questions(tmp_path) -> None:
+    a = make(tmp_path)
+    a.correct(a.answer(Q, "rag"), "Fifteen days.")
+    assert not a.answer("员工每年有几天年假？", "rag").from_correction
+    assert not a.answer("What is the hotel cap per night?", "rag").from_correction
+    assert not a.compare(Q).answers[1].from_correction  # compare always generates
+
+
+def test_correct_without_store_is_a_config_error() -> None:
+    a = make()
+    with pytest.raises(ConfigError, match="no corrections store"):
+        a.correct(a.answer(Q, "rag"), "better")
+
+
+def test_hits_are_ordered_by_rank_before_prompting() -> None:
+    from tests.fakes_answer import SAMPLE_CHUNKS
+
+    fixed = [make_hit(SAMPLE_CHUNKS[1], 2, dense=0.7), make_hit(SAMPLE_CHUNKS[0], 1, dense=0.9)]
+    answer = make(retriever=FakeRetriever(fixed=fixed)).answer(Q, "rag")
+    assert [h.chunk.chunk_id for h in answer.passages] == ["leave-1", "sick-1"]

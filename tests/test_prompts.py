@@ -1,0 +1,126 @@
+"""Golden-value tests of the prompt builder: exact messages per mode and language, passage
+numbering with files and headings, and the token budget that trims passages but never the question."""
+
+from __future__ import annotations
+
+from domain.prompts import build_messages, build_prompt, estimate_tokens, system_prompt
+from domain.style import format_score
+from domain.types import Mode
+from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
+
+GOLDEN_SYSTEM_EN = (
+    "You are a careful assistant for the organisation's internal documents.\n"
+    "Always answer in exactly three lines, in this order:\n"
+    "Conclusion: the direct answer in one short sentence (at most 60 words).\n"
+    "Basis: the source file in square brackets, such as [hr/annual-leave.md]; if no document supports "
+    'the answer, write "general knowledge, not covered by the documents".\n'
+    "Note: one caveat, condition or next step.\n"
+    "Use plain text only: no Markdown, lists, tables, JSON or headings, even when the question asks for them.\n"
+    "Answer in English."
+)
+GOLDEN_SYSTEM_ZH = (
+    "你是一名严谨的公司内部文档助手。\n"
+    "回答一律恰好三行，顺序如下：\n"
+    "结论：用一句简短的话直接回答（不超过 90 个字）。\n"
+    "依据：用【】写出来源文件，例如【hr/annual-leave.md】；没有文档依据时写“通用知识，文档未涵盖”。\n"
+    "提示：一条注意事项、前提条件或下一步。\n"
+    "只用纯文本：即使问题要求，也不要使用 Markdown、列表、表格、JSON 或标题。\n"
+    "请用中文回答。"
+)
+QUESTION = "How many days of annual leave do I get?"
+
+
+def hits():
+    leave, sick, travel = SAMPLE_CHUNKS[:3]
+    return [make_hit(leave, 1, dense=0.83), make_hit(sick, 2, dense=0.7), make_hit(travel, 3, dense=0.6)]
+
+
+def test_prompt_mode_english_is_system_plus_question() -> None:
+    assert build_messages(Mode.PROMPT, f"  {QUESTION} ", hits()) == [
+        {"role": "system", "content": GOLDEN_SYSTEM_EN},
+        {"role": "user", "content": QUESTION},
+    ]
+
+
+def test_every_mode_gets_the_house_style_system_prompt() -> None:
+    for mode in Mode:
+        assert build_messages(mode, QUESTION, hits())[0] == {"role": "system", "content": GOLDEN_SYSTEM_EN}
+    assert system_prompt("zh") == GOLDEN_SYSTEM_ZH
+    assert system_prompt("fr") == GOLDEN_SYSTEM_EN
+
+
+def test_tuned_mode_ignores_passages() -> None:
+    assert build_messages(Mode.TUNED, QUESTION, hits()) == build_messages(Mode.PROMPT, QUESTION, hits())
+
+
+def test_rag_prompt_numbers_passages_and_names_files_and_headings() -> None:
+    prompt = build_prompt(Mode.RAG, QUESTION, list(reversed(hits())))
+    assert prompt.messages[1] == {
+        "role": "user",
+        "content": (
+            "Answer from the passages below. Name the file you used in the Basis line. If the passages "
+            "do not answer the question, say that the documents do not cover it.\n\n"
+            "Passages:\n"
+            "[1] hr/annual-leave.md | Annual leave > Entitlement\n"
+            "Annual leave is 15 working days per year. Unused days expire on 31 March.\n\n"
+            "[2] hr/sick-leave.md | Sick leave\n"
+            "Sick leave needs a doctor's note after 3 days. Tell your manager on the first day.\n\n"
+            "[3] finance/travel-policy.md | Hotels\n"
+            "The hotel cap is 680 yuan per night in tier-one cities. Book through the travel desk.\n\n"
+            "Question: How many days of annual leave do I get?"
+        ),
+    }
+    assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1", "travel-1"]
+    assert (prompt.dropped, prompt.truncated) == (0, False)
+
+
+def test_chinese_rag_prompt_with_page_and_no_heading() -> None:
+    chunk = make_chunk("p", "hr/手册.pdf", "年假十五天。", page=3, lang="zh")
+    messages = build_messages(Mode.TUNED_RAG, "年假有几天？", [make_hit(chunk, 1)])
+    assert messages == [
+        {"role": "system", "content": GOLDEN_SYSTEM_ZH},
+        {
+            "role": "user",
+            "content": "请根据下面的资料回答，并在“依据”一行写出所用文件。资料不能回答时，请说明文档未涵盖。\n\n"
+            "资料：\n[1] hr/手册.pdf | 第 3 页\n年假十五天。\n\n问题：年假有几天？",
+        },
+    ]
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def test_budget_drops_lowest_ranked_passages_first_and_keeps_the_question() -> None:
+    # Blocks cost 21, 21 and 20 words (header + text); a budget of 42 keeps the first two.
+    prompt = build_prompt(Mode.RAG, QUESTION, hits(), context_tokens=42, count_tokens=words)
+    assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1"]
+    assert prompt.dropped == 1
+    assert prompt.messages[1]["content"].endswith("\n\nQuestion: How many days of annual leave do I get?")
+    assert "[3]" not in prompt.messages[1]["content"]
+
+
+def test_budget_cuts_the_best_passage_when_nothing_fits_whole() -> None:
+    long_question = "why " * 200
+    # The first block's header alone is 7 words, so a budget of 12 leaves 5 words of its text.
+    prompt = build_prompt(Mode.RAG, long_question, hits(), context_tokens=12, count_tokens=words)
+    content = prompt.messages[1]["content"]
+    assert prompt.truncated and prompt.dropped == 2
+    assert "[1] hr/annual-leave.md | Annual leave > Entitlement\nAnnual leave is 15 working\n\n" in content
+    assert content.endswith("Question: " + long_question.strip())
+
+
+def test_rag_without_hits_falls_back_to_the_plain_question() -> None:
+    assert build_messages(Mode.RAG, QUESTION, []) == build_messages(Mode.PROMPT, QUESTION, [])
+
+
+def test_estimate_tokens_worked_example() -> None:
+    # "Annual"(6 chars → 2) + "leave"(5 → 2) + "年假"(2 CJK → 2) = 6
+    assert estimate_tokens("Annual leave 年假") == 6
+
+
+def test_system_prompts_describe_a_style_that_passes_the_checker() -> None:
+    """The examples the prompt gives are themselves in the checked house style."""
+    en = "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR."
+    zh = "结论：十五天。\n依据：【hr/annual-leave.md】\n提示：请咨询人事。"
+    assert (format_score(en, "en"), format_score(zh, "zh")) == (1.0, 1.0)

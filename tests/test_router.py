@@ -1,0 +1,172 @@
+"""Golden-value tests of the router: the mode and the exact one-line reason for each kind of
+evidence and adapter state, thresholds saved and loaded as JSON, and threshold fitting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from domain.errors import ConfigError
+from domain.router import (
+    AdapterState,
+    RouteFeatures,
+    RouterRow,
+    RouterThresholds,
+    chosen,
+    fit_router,
+    hindsight_best,
+    route,
+    route_features,
+    score_thresholds,
+)
+from domain.types import Mode, RouteDecision
+from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
+
+LEAVE = make_chunk("c1", "hr/annual-leave.md", "Annual leave is 15 days.")
+OVERTIME = make_chunk("c2", "hr/overtime.md", "Overtime is paid at 150%.")
+ZH = make_chunk("c3", "hr/faq-zh.md", "年假十五天。", lang="zh")
+V3 = AdapterState(active=True, label="v3", gate_passed=True)
+NONE = AdapterState()
+Q = "How many days of annual leave do I get?"
+
+
+def hits(d1: float, d2: float = 0.6, b1: float = 2.0, first=LEAVE) -> list:
+    return [make_hit(first, 1, dense=d1, bm25=b1), make_hit(OVERTIME, 2, dense=d2, bm25=1.0)]
+
+
+def test_strong_dense_evidence_with_adapter_goes_tuned_rag() -> None:
+    assert route(Q, hits(0.83), V3) == RouteDecision(
+        Mode.TUNED_RAG, "Tuned + RAG: top passage 0.83 from hr/annual-leave.md; adapter v3 active"
+    )
+
+
+def test_strong_dense_evidence_without_adapter_goes_rag() -> None:
+    assert route(Q, hits(0.83), NONE).reason == "RAG: top passage 0.83 from hr/annual-leave.md; no adapter active"
+
+
+def test_weak_evidence_goes_prompt_or_tuned() -> None:
+    assert route(Q, hits(0.62), NONE) == RouteDecision(
+        Mode.PROMPT, "Prompt: best passage 0.62 is below 0.82; no adapter active"
+    )
+    assert route(Q, hits(0.62), V3) == RouteDecision(Mode.TUNED, "Tuned: best passage 0.62 is below 0.82; adapter v3 active")
+
+
+def test_general_knowledge_cue_raises_the_bar() -> None:
+    q = "What is the capital of France?"
+    assert route(q, hits(0.84, d2=0.83), NONE) == RouteDecision(
+        Mode.PROMPT, "Prompt: general-knowledge question, best passage 0.84 is below 0.85; no adapter active"
+    )
+    assert route("中国的首都是哪座城市？", hits(0.84, d2=0.83, first=ZH), NONE).mode == Mode.PROMPT
+    assert route(q, hits(0.86, d2=0.83), NONE).mode == Mode.RAG
+    assert route(Q, hits(0.84, d2=0.83), NONE).mode == Mode.RAG  # the same score without the cue
+
+
+def test_bm25_counts_only_in_the_question_language() -> None:
+    assert route(Q, hits(0.7, b1=9.5), NONE) == RouteDecision(
+        Mode.RAG, "RAG: keyword match (BM25 9.5) in hr/annual-leave.md; no adapter active"
+    )
+    # an English question whose best passage is Chinese: the BM25 score is ignored
+    assert route(Q, hits(0.7, b1=9.5, first=ZH), NONE).mode == Mode.PROMPT
+
+
+def test_a_clear_margin_lifts_a_gray_zone_score() -> None:
+    assert route(Q, hits(0.80, d2=0.70), NONE) == RouteDecision(
+        Mode.RAG, "RAG: top passage 0.80 from hr/annual-leave.md stands out by 0.10; no adapter active"
+    )
+    assert route(Q, hits(0.80, d2=0.78), NONE).mode == Mode.PROMPT
+
+
+def test_adapter_that_failed_its_gate_is_not_used() -> None:
+    failed = AdapterState(active=True, label="v4", gate_passed=False)
+    assert route(Q, hits(0.9), failed).reason == (
+        "RAG: top passage 0.90 from hr/annual-leave.md; adapter v4 failed its gate, not used"
+    )
+
+
+def test_fitted_flags_can_leave_the_adapter_out() -> None:
+    t = RouterThresholds(adapter_with_rag=False)
+    assert route(Q, hits(0.9), V3, t).reason == (
+        "RAG: top passage 0.90 from hr/annual-leave.md; adapter v3 not used (it did not help here in evaluation)"
+    )
+
+
+def test_no_hits() -> None:
+    assert route(Q, [], V3) == RouteDecision(Mode.TUNED, "Tuned: nothing retrieved; adapter v3 active")
+
+
+def test_user_choice_is_marked_overridden() -> None:
+    assert chosen("rag", Q, hits(0.83)) == RouteDecision(
+        Mode.RAG, "RAG: chosen by you; top passage 0.83 from hr/annual-leave.md", overridden=True
+    )
+    assert chosen(Mode.TUNED, Q, hits(0.83)) == RouteDecision(Mode.TUNED, "Tuned: chosen by you", overridden=True)
+
+
+def test_route_features() -> None:
+    leave, sick = SAMPLE_CHUNKS[:2]
+    f = route_features(Q, [make_hit(sick, 2, dense=0.7, bm25=6.0), make_hit(leave, 1, dense=0.9, bm25=4.0)])
+    assert f == RouteFeatures(dense_top=0.9, bm25_top=6.0, margin=pytest.approx(0.2), top_path="hr/annual-leave.md",
+                              lang="en", same_lang=True, general_cue=False, n_hits=2)
+    assert RouteFeatures.from_json(json.loads(json.dumps(f.to_json()))) == f
+
+
+def test_thresholds_round_trip_and_defaults(tmp_path) -> None:
+    path = tmp_path / "router.json"
+    assert RouterThresholds.load(path) == RouterThresholds()
+    t = RouterThresholds(dense_min=0.871, bm25_min=11.0, adapter_without_rag=False)
+    t.save(path)
+    assert json.loads(path.read_text()) == {
+        "dense_min": 0.871, "bm25_min": 11.0, "margin_min": 0.05, "gray_band": 0.03,
+        "general_penalty": 0.03, "adapter_with_rag": True, "adapter_without_rag": False,
+    }
+    assert RouterThresholds.load(path) == t
+    assert RouterThresholds.from_json({"dense_min": 1}) == RouterThresholds(dense_min=1.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [("{not json", "unreadable"), ("[1]", "not a JSON object"), ('{"dense": 0.8}', "unknown router thresholds"),
+     ('{"dense_min": "high"}', "is not a number"), ('{"adapter_with_rag": 1}', "is not true/false"),
+     ('{"gray_band": -0.1}', "is negative")],
+)
+def test_bad_threshold_files_say_what_is_wrong(tmp_path, content, fragment) -> None:
+    path = tmp_path / "router.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment):
+        RouterThresholds.load(path)
+
+
+def test_hindsight_best_breaks_ties_toward_the_cheaper_mode() -> None:
+    assert hindsight_best({"prompt": 0.5, "rag": 0.9, "tuned": 0.9, "tuned_rag": 0.9}) == Mode.RAG
+    assert hindsight_best({"prompt": 1.0, "rag": 1.0, "tuned": 1.0, "tuned_rag": 1.0}) == Mode.PROMPT
+    assert hindsight_best({"tuned_rag": 0.4, "tuned": 0.3}) == Mode.TUNED_RAG
+
+
+def row(dense: float, best: str, adapter: AdapterState = NONE) -> RouterRow:
+    f = RouteFeatures(dense_top=dense, bm25_top=None, margin=None, top_path="a.md", lang="en",
+                      same_lang=True, general_cue=False, n_hits=1)
+    scores = {"prompt": 0.5, "rag": 0.5, "tuned": 0.5, "tuned_rag": 0.5}
+    scores[best] = 1.0
+    return RouterRow(f, adapter, scores)
+
+
+def test_fit_router_moves_the_dense_threshold_to_the_observed_split() -> None:
+    rows = [row(0.84, "prompt"), row(0.86, "prompt"), row(0.90, "rag"), row(0.95, "rag")]
+    assert score_thresholds(rows, RouterThresholds()) == (0.5, 0.75)  # everything goes to rag
+    fit = fit_router(rows)
+    assert fit.thresholds == replace(RouterThresholds(), dense_min=0.9)
+    assert (fit.agreement, fit.combined, fit.n_rows) == (1.0, 1.0, 4)
+
+
+def test_fit_router_learns_where_the_adapter_helps() -> None:
+    rows = [row(0.95, "tuned_rag", V3), row(0.93, "tuned_rag", V3), row(0.5, "prompt", V3), row(0.6, "prompt", V3)]
+    fit = fit_router(rows)
+    assert (fit.thresholds.adapter_with_rag, fit.thresholds.adapter_without_rag) == (True, False)
+    assert fit.agreement == 1.0
+
+
+def test_fit_router_ignores_rows_missing_a_mode() -> None:
+    partial = RouterRow(row(0.9, "rag").features, NONE, {"prompt": 1.0})
+    fit = fit_router([partial])
+    assert (fit.thresholds, fit.n_rows) == (RouterThresholds(), 0)
