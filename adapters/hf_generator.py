@@ -74,7 +74,7 @@ class TransformersGenerator:
         t0 = time.perf_counter()
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 str(model_dir), dtype=torch.float32, local_files_only=True
             )
             if self.adapter_dir is not None:
@@ -87,7 +87,7 @@ class TransformersGenerator:
                 + (f" with adapter {self.adapter_dir}" if self.adapter_dir else "")
                 + f" ({e}) — re-run `hybrid setup --force` or retrain the adapter"
             ) from e
-        self._model = model.eval()
+        self._model: Any = model.eval()
         self._eos_ids = self._stop_token_ids()
         logger.info(
             "loaded %s%s with transformers (%d threads) in %.1f s",
@@ -142,7 +142,10 @@ class TransformersGenerator:
             GenerationError: ``adapter=True`` without an adapter.
         """
         return self.generate_from_ids(
-            self.encode_prompt(messages), adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature
+            self.encode_prompt(messages),
+            adapter=adapter,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
         )
 
     def generate_from_ids(
@@ -158,17 +161,24 @@ class TransformersGenerator:
         return self._stream(inputs, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
 
     # ------------------------------------------------------------------ internals
-    def _stream(self, inputs: Any, *, adapter: bool, max_new_tokens: int, temperature: float) -> Iterator[str]:
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    def _stream(
+        self, inputs: Any, *, adapter: bool, max_new_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        from transformers import (
+            GenerationConfig,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextIteratorStreamer,
+        )
 
         cancel = threading.Event()
 
         class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            def __call__(self, *_args: Any, **_kwargs: Any) -> bool:
                 return cancel.is_set()
 
         sampling = temperature > 0
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
             max_new_tokens=max_new_tokens,
             do_sample=sampling,
             temperature=temperature if sampling else None,
@@ -176,7 +186,9 @@ class TransformersGenerator:
             top_p=None,
             repetition_penalty=1.0,
             eos_token_id=self._eos_ids,
-            pad_token_id=self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._eos_ids[0],
+            pad_token_id=self._tokenizer.pad_token_id
+            if self._tokenizer.pad_token_id is not None
+            else self._eos_ids[0],
         )
         streamer = TextIteratorStreamer(
             self._tokenizer, skip_prompt=True, timeout=STREAM_TIMEOUT_S, skip_special_tokens=True
@@ -215,7 +227,7 @@ class TransformersGenerator:
             if failure:
                 raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
 
-    def _adapter_state(self, on: bool) -> contextlib.AbstractContextManager[Any]:
+    def _adapter_state(self, on: bool) -> Any:
         if self.adapter_dir is None or on:
             return contextlib.nullcontext()
         return self._model.disable_adapter()
@@ -233,5 +245,7 @@ class TransformersGenerator:
             if isinstance(c, int) and c >= 0 and c not in ids:
                 ids.append(c)
         if not ids:
-            raise SetupError(f"{self.model_dir} defines no end-of-sequence token — fix its tokenizer_config.json")
+            raise SetupError(
+                f"{self.model_dir} defines no end-of-sequence token — fix its tokenizer_config.json"
+            )
         return ids

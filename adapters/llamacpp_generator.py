@@ -8,7 +8,6 @@ model and adapter to load is the wiring's business.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.token_text import TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
@@ -34,14 +34,6 @@ CHATML_FALLBACK = (
 PIECE_BUFFER_BYTES = 64
 GREEDY_TOP_K = 1
 SAMPLING_TOP_K = 40
-
-
-def _import_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise SetupError("llama-cpp-python is not installed — run `make install`") from e
-    return llama_cpp
 
 
 class LlamaCppGenerator:
@@ -81,7 +73,10 @@ class LlamaCppGenerator:
                 f"adapter GGUF {lora_path} not found — retrain (`hybrid train`) or activate "
                 "another version (`hybrid adapters activate`)"
             )
-        llama_cpp = _import_llama_cpp()
+        try:
+            import llama_cpp
+        except ImportError as e:
+            raise SetupError("llama-cpp-python is not installed — run `make install`") from e
         self._lib = llama_cpp
         self._lock = threading.Lock()
         self.model_path = model_path
@@ -90,7 +85,7 @@ class LlamaCppGenerator:
         self.n_ctx = n_ctx
         t0 = time.perf_counter()
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm: Any = llama_cpp.Llama(
                 str(model_path),
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
@@ -118,7 +113,7 @@ class LlamaCppGenerator:
             self._adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapter)
             self._scales = (ctypes.c_float * 1)(1.0)
         self._adapter_on = False
-        self._piece_cache: dict[int, bytes] = {}
+        self._piece_cache: dict[int, tuple[bytes, bool]] = {}
         self._formatter = self._chat_formatter()
         logger.info(
             "loaded %s%s with llama.cpp (%d threads, n_ctx %d) in %.1f s",
@@ -151,7 +146,10 @@ class LlamaCppGenerator:
 
     def encode_prompt(self, messages: Sequence[Message]) -> list[int]:
         """The token ids of the formatted chat (BOS as the GGUF says, chat markers as tokens)."""
-        return list(self._llm.tokenize(self.format_prompt(messages).encode("utf-8"), add_bos=True, special=True))
+        prompt = self.format_prompt(messages)
+        bos = self._formatter.bos_token
+        add_bos = not (bos and prompt.startswith(bos))  # a template may write BOS itself
+        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
 
     def generate(
         self,
@@ -167,7 +165,10 @@ class LlamaCppGenerator:
             GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
         """
         return self.generate_from_ids(
-            self.encode_prompt(messages), adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature
+            self.encode_prompt(messages),
+            adapter=adapter,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
         )
 
     def generate_from_ids(
@@ -185,7 +186,10 @@ class LlamaCppGenerator:
                 "lower HYBRID_GENERATION__CONTEXT_TOKENS or raise HYBRID_GENERATION__N_CTX"
             )
         return self._stream(
-            list(prompt_ids), adapter=adapter, max_new_tokens=min(max_new_tokens, room), temperature=temperature
+            list(prompt_ids),
+            adapter=adapter,
+            max_new_tokens=min(max_new_tokens, room),
+            temperature=temperature,
         )
 
     # ------------------------------------------------------------------ internals
@@ -206,27 +210,28 @@ class LlamaCppGenerator:
             )
             try:
                 yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
+            except RuntimeError as e:  # llama_decode failed
+                raise GenerationError(f"llama.cpp failed while generating ({e}) — retry the question") from e
             finally:
                 tokens.close()
                 self._reset()
 
     def stream_text(self, tokens: Iterable[int], *, max_new_tokens: int | None = None) -> Iterator[str]:
         """Turn generated token ids into text pieces: stops at an end-of-generation token or after
-        ``max_new_tokens``, never splits a UTF-8 character across pieces, drops leading whitespace."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        started = False
+        ``max_new_tokens``; characters split across tokens come out whole (see ``TokenTextDecoder``)."""
+        decoder = TokenTextDecoder()
         for n, token in enumerate(tokens, start=1):
             if self._lib.llama_vocab_is_eog(self._vocab, token):
                 break
-            text = decoder.decode(self._piece(token))
-            if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
-                text = text.lstrip()
-                started = bool(text)
+            piece, is_byte = self._piece(token)
+            text = decoder.feed(piece, byte_token=is_byte)
             if text:
                 yield text
             if max_new_tokens is not None and n >= max_new_tokens:
                 break
-        # Bytes still held by the decoder are a character cut by the token limit: dropped, never "\ufffd".
+        tail = decoder.finish()
+        if tail:
+            yield tail
 
     def _switch_adapter(self, on: bool) -> None:
         if on == self._adapter_on:
@@ -238,7 +243,9 @@ class LlamaCppGenerator:
             else lib.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
         )
         if rc != 0:
-            raise GenerationError(f"llama.cpp could not switch the adapter {'on' if on else 'off'} (code {rc})")
+            raise GenerationError(
+                f"llama.cpp could not switch the adapter {'on' if on else 'off'} (code {rc})"
+            )
         self._adapter_on = on
 
     def _reset(self) -> None:
@@ -248,24 +255,22 @@ class LlamaCppGenerator:
         if memory is not None:
             self._lib.llama_memory_clear(memory, True)
 
-    def _piece(self, token: int) -> bytes:
-        piece = self._piece_cache.get(token)
-        if piece is None:
+    def _piece(self, token: int) -> tuple[bytes, bool]:
+        """(the token's bytes, whether it is a SentencePiece byte-fallback token), cached."""
+        known = self._piece_cache.get(token)
+        if known is None:
             size = PIECE_BUFFER_BYTES
             while True:
                 buf = ctypes.create_string_buffer(size)
                 n = self._lib.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
                 if n >= 0:
-                    piece = buf.raw[:n]
                     break
                 size = -n  # llama.cpp returns minus the size it needs
-            self._piece_cache[token] = piece
-        return piece
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return bytes(self._lib.llama_vocab_get_text(self._vocab, token)).decode("utf-8", errors="replace")
+            is_byte = bool(
+                self._lib.llama_vocab_get_attr(self._vocab, token) & self._lib.LLAMA_TOKEN_ATTR_BYTE
+            )
+            known = self._piece_cache[token] = (buf.raw[:n], is_byte)
+        return known
 
     def _chat_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -274,10 +279,15 @@ class LlamaCppGenerator:
         if not template:
             logger.warning("%s carries no chat template; using ChatML", self.model_path.name)
             template = CHATML_FALLBACK
+        lib, vocab = self._lib, self._vocab
+
+        def text_of(token: int) -> str:
+            return lib.llama_vocab_get_text(vocab, token).decode("utf-8", "replace") if token >= 0 else ""
+
         return Jinja2ChatFormatter(
             template=template,
-            eos_token=self._token_text(self._lib.llama_vocab_eos(self._vocab)),
-            bos_token=self._token_text(self._lib.llama_vocab_bos(self._vocab)),
+            eos_token=text_of(lib.llama_vocab_eos(vocab)),
+            bos_token=text_of(lib.llama_vocab_bos(vocab)),
             add_generation_prompt=True,
         )
 

@@ -74,6 +74,39 @@ def _examples(
     return examples, info
 
 
+def _convert(
+    stage: Path, base_dir: Path, spec: dict[str, Any], metrics: dict[str, Any], reporter: JobReporter
+) -> None:
+    """The GGUF LoRA for llama.cpp; a failure is recorded (the trained weights are kept)."""
+    from adapters.llama_tools import convert_lora_to_gguf
+
+    reporter.update(phase="converting to GGUF LoRA", force=True)
+    try:
+        convert_lora_to_gguf(
+            stage,
+            stage / "lora.gguf",
+            base_hf_dir=base_dir,
+            tools_dir=Path(spec["tools_dir"]),
+            outtype=spec.get("lora_outtype", "f16"),
+        )
+    except HybridError as e:
+        logger.error("GGUF LoRA conversion failed; the version is kept without lora.gguf: %s", e)
+        metrics["lora_gguf_error"] = str(e)
+
+
+def _run_gate(gate: GateFn, stage: Path, name: str, reporter: JobReporter) -> dict[str, Any]:
+    """The gate's decision; if the gate itself cannot run, the version fails it (and is kept)."""
+    try:
+        return gate(stage, name, reporter)
+    except Exception as e:  # noqa: BLE001 — any failure here must not discard the trained weights
+        logger.error("the evaluation gate could not run:\n%s", traceback.format_exc())
+        return {
+            "passed": False,
+            "reason": f"the gate could not run: {e}",
+            "error": f"{type(e).__name__}: {e}",
+        }
+
+
 def run_training_job(
     job_dir: Path,
     *,
@@ -108,7 +141,8 @@ def run_training_job(
             phase="loading base model", n_train=len(train), n_val=len(val), loss_history=[], force=True
         )
         base_dir = Path(spec["base_hf"])
-        model, tokenizer = load_base(base_dir, params)
+        init = Path(spec["init_adapter"]) if spec.get("init_adapter") else None
+        model, tokenizer = load_base(base_dir, params, init_adapter=init)
         reporter.update(phase="training", force=True)
         result = train_lora(
             model,
@@ -137,6 +171,7 @@ def run_training_job(
                     "base_model": str(base_dir),
                     "base_sha256": base_identity(base_dir, spec.get("base_sha256")),
                     "data_hash": data_hash(examples),
+                    "init_adapter": spec.get("init_adapter"),
                     "data": data_info,
                     "job": job_dir.name,
                 },
@@ -158,20 +193,11 @@ def run_training_job(
             }
             write_json_atomic(stage / "metrics.json", metrics)
             if spec.get("convert_gguf"):
-                from adapters.llama_tools import convert_lora_to_gguf
-
-                reporter.update(phase="converting to GGUF LoRA", force=True)
-                convert_lora_to_gguf(
-                    stage,
-                    stage / "lora.gguf",
-                    base_hf_dir=base_dir,
-                    tools_dir=Path(spec["tools_dir"]),
-                    outtype=spec.get("lora_outtype", "f16"),
-                )
+                _convert(stage, base_dir, spec, metrics, reporter)
             if gate is not None:
                 reporter.update(phase="evaluation gate", force=True)
-                metrics["gate"] = gate(stage, name, reporter)
-                write_json_atomic(stage / "metrics.json", metrics)
+                metrics["gate"] = _run_gate(gate, stage, name, reporter)
+            write_json_atomic(stage / "metrics.json", metrics)
             if reporter.should_stop():
                 raise TrainingError("training was cancelled before the version was registered")
         activate = spec.get("activate", "gate")

@@ -29,7 +29,9 @@ class TrainingParams:
     ``min_delta``; the best weights are kept. ``precision``: "bf16" stores the frozen linear weights
     in bfloat16 and runs matmuls under bf16 autocast (LoRA weights, norms, residuals and the loss
     stay fp32); "fp32" everywhere. Data: ``rag_share``, ``source_prob``, ``distractors_min/max``,
-    ``correction_repeats``, ``replay_rows`` per correction, ``max_rows`` (0 = all).
+    ``correction_repeats``, ``replay_rows`` per correction, ``max_rows`` (0 = all), and
+    ``context_tokens``, the passage budget of RAG-form rows (the answering prompt's own estimate;
+    smaller than at answering time to keep rows short on a CPU).
     """
 
     r: int = 16
@@ -53,6 +55,7 @@ class TrainingParams:
     seed: int = 1234
     checkpoint_every: int = 25
     rag_share: float = 0.4
+    context_tokens: int = 800
     source_prob: float = 0.7
     distractors_min: int = 2
     distractors_max: int = 4
@@ -79,6 +82,7 @@ class TrainingParams:
             "evals_per_epoch",
             "checkpoint_every",
             "max_batch_tokens",
+            "context_tokens",
         )
         for name in positive_ints:
             value = getattr(self, name)

@@ -1,29 +1,35 @@
 """The LoRA trainer: a plain PyTorch loop over a peft model of the HF base, built for CPUs.
 
-What makes it cheap: logits only at answer positions (the hidden states are sliced before the
-151k-wide lm_head), right padding without an attention mask (the fast causal kernel), length-grouped
-batches, and bf16 matmuls on frozen bf16 weights (LoRA weights and the loss stay fp32). Also owns
-validation with early stopping (best weights kept), seeds, and checkpoints for resume. Where the
-result goes (versions, the registry) is the job's business.
+What makes it cheap: logits only at answer positions (``adapters.lora_model``), right padding
+without an attention mask (the fast causal kernel), length-grouped batches cut into micro-batches
+by a token budget (bounded memory), and bf16 matmuls on frozen bf16 weights. Owns the loop:
+optimizer and schedule, validation with early stopping (best weights kept) and checkpoints for
+resume. Where the result goes (versions, the registry) is the job's business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.batching import Encoded, collate, encode_examples, length_grouped_batches
+from adapters.batching import collate, encode_examples, length_grouped_batches
+from adapters.lora_model import (  # noqa: F401  (load_base and save_adapter: one import for callers)
+    batch_loss_sum,
+    evaluate_loss,
+    load_base,
+    restore_state,
+    save_adapter,
+    trainable_state,
+)
 from adapters.train_params import TrainingParams
 from adapters.training_data import ChatExample
-from domain.errors import ModelMissingError, TrainingError
+from domain.errors import TrainingError
 from domain.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -57,99 +63,6 @@ class TrainResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def load_base(base_dir: Path, params: TrainingParams) -> tuple[Any, Any]:
-    """(peft model with fresh LoRA weights, tokenizer) from a local HF folder; only LoRA trains."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base_dir = Path(base_dir)
-    if not (base_dir / "config.json").is_file():
-        raise ModelMissingError(
-            f"training base {base_dir} has no config.json — run `hybrid setup --only base_hf`"
-        )
-    seed_everything(params.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, local_files_only=True)
-    model.config.use_cache = False
-    if params.precision == "bf16":
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.to(torch.bfloat16)
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in params.target_modules if m not in present]
-    if missing:
-        raise TrainingError(
-            f"target module(s) {', '.join(missing)} not found in {base_dir.name} — "
-            f"pick from {', '.join(sorted(p for p in present if p.endswith('_proj')))}"
-        )
-    config = LoraConfig(
-        r=params.r,
-        lora_alpha=params.alpha,
-        lora_dropout=params.dropout,
-        target_modules=list(params.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config)
-    for name, p in peft_model.named_parameters():
-        if p.requires_grad:
-            if "lora_" not in name:
-                raise TrainingError(f"non-LoRA parameter {name} is trainable — report this")
-            p.data = p.data.float()
-    return peft_model, tokenizer
-
-
-def trainable_state(model: Any) -> dict[str, Any]:
-    """A detached copy of the LoRA weights."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _restore(model: Any, state: dict[str, Any]) -> None:
-    import torch
-
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in state:
-                p.copy_(state[n])
-
-
-def _autocast(params: TrainingParams) -> Any:
-    import torch
-
-    if params.precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) -> tuple[Any, int]:
-    """(summed cross-entropy over answer tokens, number of answer tokens) for one batch.
-
-    The decoder runs on every position, but the lm_head only on the positions whose next token is an
-    answer token — a prompt of 900 tokens with a 90-token answer computes 90 rows of logits, not 990.
-    """
-    import torch
-
-    causal_lm = model.get_base_model()
-    targets = labels[:, 1:]
-    where = targets != -100
-    with _autocast(params):
-        hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
-        picked = hidden[:, :-1][where]
-        logits = causal_lm.lm_head(picked)
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
-    return loss, int(where.sum())
-
-
 def split_by_tokens(batch: Sequence[int], lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     """Cut a batch into micro-batches whose padded size (rows × longest row) stays within
     ``max_tokens``; the step's loss is normalised over all of them, so the update is the same as one
@@ -171,25 +84,6 @@ def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return f
-
-
-def evaluate_loss(model: Any, data: Sequence[Encoded], params: TrainingParams, pad_id: int) -> float | None:
-    """Mean answer-token loss over ``data`` (no gradients), or None when ``data`` is empty."""
-    import torch
-
-    if not data:
-        return None
-    total, count = 0.0, 0
-    order = sorted(range(len(data)), key=lambda i: len(data[i].ids))
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(order), params.batch_size):
-            ids, labels = collate([data[i] for i in order[start : start + params.batch_size]], pad_id=pad_id)
-            loss, n = batch_loss_sum(model, ids, labels, params)
-            total, count = total + float(loss), count + n
-    model.train(was_training)
-    return total / max(1, count)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -254,7 +148,7 @@ def train_lora(
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
     if ckpt and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
-        _restore(model, state["lora"])
+        restore_state(model, state["lora"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, history, best_val, best_state = (
@@ -298,7 +192,7 @@ def train_lora(
                 continue  # done before the resume point
             group = batches[s * params.grad_accum : (s + 1) * params.grad_accum]
             n_answer = sum(train_enc[i].n_answer for b in group for i in b)
-            loss_total = 0.0
+            loss_total, step_tokens, step_t0 = 0.0, 0, time.perf_counter()
             for b in (m for full in group for m in split_by_tokens(full, lengths, params.max_batch_tokens)):
                 if should_stop():
                     checkpoint()
@@ -307,7 +201,8 @@ def train_lora(
                 loss_sum, _ = batch_loss_sum(model, ids, labels, params)
                 (loss_sum / n_answer).backward()
                 loss_total += float(loss_sum.detach())
-                tokens += sum(len(train_enc[i].ids) for i in b)
+                step_tokens += sum(len(train_enc[i].ids) for i in b)
+            tokens += step_tokens
             answer_tokens += n_answer
             torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
             optimizer.step()
@@ -322,6 +217,8 @@ def train_lora(
                 "epoch": round(epoch + (s + 1) / steps_per_epoch, 3),
                 "loss": round(loss, 5),
                 "lr": scheduler.get_last_lr()[0],
+                "tokens": step_tokens,
+                "seconds": round(time.perf_counter() - step_t0, 3),
             }
             if (s + 1) in eval_points and val_enc:
                 val_loss = evaluate_loss(model, val_enc, params, pad_id)
@@ -345,7 +242,7 @@ def train_lora(
         if stopped_early:
             break
     if best_state is not None:
-        _restore(model, best_state)
+        restore_state(model, best_state)
     seconds = time.perf_counter() - t0
     train_losses = [h["loss"] for h in history]
     logger.info("trained %d steps (%d this run) in %.1f s", step, step - start_step, seconds)
@@ -364,10 +261,3 @@ def train_lora(
         seconds=seconds,
         trainable_params=sum(p.numel() for p in trainable),
     )
-
-
-def save_adapter(model: Any, out_dir: Path) -> None:
-    """Write the LoRA weights and config (peft ``save_pretrained``: adapter_model.safetensors +
-    adapter_config.json) into ``out_dir``; peft's generated model card is not kept."""
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    (Path(out_dir) / "README.md").unlink(missing_ok=True)

@@ -1,49 +1,39 @@
-"""Training rows for the LoRA adapter: reading train JSONL and stored corrections, turning rows into
-chat examples (plain, or RAFT-style with the source passage among distractors), replay mixing, the
-validation split and the data hash.
+"""Training examples for the LoRA adapter: rows turned into chat examples (plain, or RAFT-style
+with the source passage among distractors), the validation split, the data hash and the examples
+file a job keeps for resume.
 
 Retrieval and prompt wording are passed in (``search``, ``build_messages``): this module never
 imports the index, and the prompts are the answering pipeline's, so training matches inference.
+Reading rows (train JSONL, corrections, replay) is ``adapters.training_rows``'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.training_rows import (  # noqa: F401  (re-exported: one import for callers)
+    TrainRow,
+    load_train_rows,
+    replay_sample,
+    rows_from_corrections,
+)
 from domain.errors import DataError
-from domain.style import detect_lang
-from domain.types import Chunk, Hit
+from domain.types import Hit
 
 logger = logging.getLogger(__name__)
 
 Message = dict[str, str]
 SearchFn = Callable[[str, int], list[Hit]]
 BuildMessagesFn = Callable[[str, str, Sequence[Hit]], list[Message]]  # (mode, question, hits)
-LANGS = ("en", "zh")
-REQUIRED_FIELDS = ("id", "lang", "question", "answer")
-MAX_REPORTED = 20
 SEARCH_K = 12
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    """One question with its house-style answer; ``sources`` are document paths (empty when the
-    documents do not cover the question); ``passages`` are given only for corrections."""
-
-    id: str
-    lang: str
-    question: str
-    answer: str
-    sources: tuple[str, ...] = ()
-    origin: str = "train"
-    passages: tuple[Hit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,182 +83,6 @@ class DataReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _problem_error(problems: list[str], what: str) -> DataError:
-    shown = problems[:MAX_REPORTED]
-    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-    err = DataError(
-        f"{len(problems)} malformed row(s) in {what}; nothing was trained:\n  "
-        + "\n  ".join(shown)
-        + more
-        + "\nfix these rows (or remove them) and run the command again"
-    )
-    err.problems = problems  # type: ignore[attr-defined]
-    return err
-
-
-def _row_problem(obj: Any, seen: set[str]) -> str | None:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    for name in REQUIRED_FIELDS:
-        value = obj.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return f"field {name!r} is missing or not a non-empty string"
-    if obj["lang"] not in LANGS:
-        return f"lang {obj['lang']!r} is not one of {', '.join(LANGS)}"
-    src = obj.get("source")
-    if not (
-        src is None
-        or isinstance(src, str)
-        or (isinstance(src, list) and all(isinstance(s, str) for s in src))
-    ):
-        return "field 'source' must be a path, a list of paths, or null"
-    if obj["id"] in seen:
-        return f"duplicate id {obj['id']!r}"
-    return None
-
-
-def load_train_rows(paths: Iterable[str | Path]) -> list[TrainRow]:
-    """Read train JSONL files (``{"id","lang","question","source","answer"}`` per line).
-
-    Every malformed row in every file is collected first, so the user fixes them all in one go.
-
-    Raises:
-        DataError: a file is missing or any row is malformed; the message names ``file:line`` for
-            each bad row and nothing is returned.
-    """
-    rows: list[TrainRow] = []
-    problems: list[str] = []
-    seen: set[str] = set()
-    names = []
-    for path in paths:
-        path = Path(path)
-        names.append(str(path))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(
-                f"cannot read training file {path} ({e}) — check the path or pass --data FILE"
-            ) from e
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})")
-                continue
-            problem = _row_problem(obj, seen)
-            if problem:
-                problems.append(f"{path}:{lineno}: {problem}")
-                continue
-            seen.add(obj["id"])
-            src = obj.get("source")
-            sources = tuple(src) if isinstance(src, list) else ((src,) if src else ())
-            rows.append(
-                TrainRow(
-                    id=obj["id"],
-                    lang=obj["lang"],
-                    question=obj["question"].strip(),
-                    answer=obj["answer"].strip(),
-                    sources=sources,
-                )
-            )
-    if problems:
-        raise _problem_error(problems, ", ".join(names))
-    if not rows:
-        raise DataError(f"no training rows in {', '.join(names)} — add rows or point --data at another file")
-    return rows
-
-
-def _get(record: Any, name: str, default: Any = None) -> Any:
-    if isinstance(record, Mapping):
-        return record.get(name, default)
-    return getattr(record, name, default)
-
-
-def _passage_hits(raw: Any) -> tuple[Hit, ...]:
-    """Passages stored with a correction (JSON text or a list of dicts/Hits) as Hits."""
-    if isinstance(raw, str):
-        raw = json.loads(raw) if raw.strip() else []
-    hits: list[Hit] = []
-    for i, p in enumerate(raw or []):
-        if isinstance(p, Hit):
-            hits.append(p)
-            continue
-        c = p.get("chunk", p)
-        chunk = Chunk(
-            chunk_id=str(c.get("chunk_id", f"c{i}")),
-            path=str(c.get("path", "")),
-            title=str(c.get("title", "")),
-            heading=str(c.get("heading", "")),
-            text=str(c.get("text", "")),
-            start=int(c.get("start", 0)),
-            end=int(c.get("end", 0)),
-            page=c.get("page"),
-            lang=str(c.get("lang", "en")),
-        )
-        hits.append(Hit(chunk=chunk, score=float(p.get("score", 0.0)), rank=i + 1))
-    return tuple(hits)
-
-
-def rows_from_corrections(records: Iterable[Any]) -> list[TrainRow]:
-    """Turn stored corrections (objects or dicts with question, mode, passages, corrected) into rows.
-
-    The corrected answer is the target; the passages shown at the time become the row's context,
-    and their paths its sources.
-
-    Raises:
-        DataError: a correction has no question or no corrected answer (named by its id).
-    """
-    rows: list[TrainRow] = []
-    problems: list[str] = []
-    for n, rec in enumerate(records, start=1):
-        rid = str(_get(rec, "id", n))
-        question = str(_get(rec, "question", "") or "").strip()
-        corrected = str(_get(rec, "corrected", "") or "").strip()
-        if not question or not corrected:
-            problems.append(f"correction {rid}: question or corrected answer is empty")
-            continue
-        try:
-            hits = _passage_hits(_get(rec, "passages"))
-        except (ValueError, TypeError, AttributeError) as e:
-            problems.append(f"correction {rid}: passages are not valid JSON ({e})")
-            continue
-        sources = tuple(dict.fromkeys(h.chunk.path for h in hits if h.chunk.path))
-        rows.append(
-            TrainRow(
-                id=f"corr-{rid}",
-                lang=detect_lang(question + corrected),
-                question=question,
-                answer=corrected,
-                sources=sources,
-                origin="correction",
-                passages=hits,
-            )
-        )
-    if problems:
-        raise _problem_error(problems, "the corrections store")
-    return rows
-
-
-def replay_sample(base_rows: Sequence[TrainRow], n: int, *, seed: int) -> list[TrainRow]:
-    """``n`` base rows drawn without replacement (all of them when ``n`` is larger), seeded."""
-    rng = random.Random(seed)
-    picked = list(base_rows) if n >= len(base_rows) else rng.sample(list(base_rows), n)
-    return [
-        TrainRow(
-            id=r.id,
-            lang=r.lang,
-            question=r.question,
-            answer=r.answer,
-            sources=r.sources,
-            origin="replay",
-            passages=r.passages,
-        )
-        for r in picked
-    ]
-
-
 def _is_source(hit: Hit, sources: Sequence[str]) -> bool:
     path = hit.chunk.path
     return any(path == s or path.endswith("/" + s) or s.endswith("/" + path) for s in sources)
@@ -282,10 +96,11 @@ def _rag_passages(
     source_prob: float,
     distractors: tuple[int, int],
     report: DataReport,
-) -> tuple[list[Hit], bool] | None:
-    """The context of a RAG-form example: (passages in random order, source present?)."""
+) -> tuple[list[Hit], list[Hit]] | None:
+    """The context of a RAG-form example: (passages ranked in a random order, the source passages
+    among them — empty when the source was left out or the row has none)."""
     n_distract = rng.randint(*distractors)
-    found: list[Hit] = list(row.passages[:1]) if row.passages else []
+    found: list[Hit] = list(row.passages)
     others: list[Hit] = []
     if search is not None:
         hits = search(row.question, SEARCH_K)
@@ -300,8 +115,37 @@ def _rag_passages(
     if not include and not chosen:
         return None
     if include:
-        chosen.insert(rng.randint(0, len(chosen)), found[0])
-    return chosen, include
+        for hit in found:
+            chosen.insert(rng.randint(0, len(chosen)), hit)
+    # the prompt builder orders (and trims) passages by rank: rank them in this random order
+    ranked = [dataclasses.replace(h, rank=i) for i, h in enumerate(chosen, start=1)]
+    return ranked, [h for h in ranked if include and h.chunk.chunk_id in {f.chunk.chunk_id for f in found}]
+
+
+def _shows(messages: Sequence[Message], hit: Hit) -> bool:
+    """Whether the (possibly trimmed) prompt still shows the passage: its opening words are there."""
+    head = hit.chunk.text.strip()[:40]
+    return bool(head) and any(head in m["content"] for m in messages if m["role"] == "user")
+
+
+def _rebuild_with_source_shown(
+    build_messages: BuildMessagesFn,
+    question: str,
+    hits: list[Hit],
+    sources: list[Hit],
+    prompt: list[Message],
+    rng: random.Random,
+) -> list[Message]:
+    """The prompt budget cut the source passage off: move it to a random place among the passages
+    that do fit, so the source is present as often as ``source_prob`` says."""
+    shown = max(1, sum(_shows(prompt, h) for h in hits))
+    ids = {s.chunk.chunk_id for s in sources}
+    rest = [h for h in hits if h.chunk.chunk_id not in ids]
+    order = rest[:]
+    for src in sources:
+        order.insert(rng.randint(0, min(shown - 1, len(order))), src)
+    ranked = [dataclasses.replace(h, rank=i) for i, h in enumerate(order, start=1)]
+    return build_messages("tuned_rag", question, ranked)
 
 
 def build_examples(
@@ -340,7 +184,7 @@ def build_examples(
         copies = correction_repeats if row.origin == "correction" else 1
         report.corrections += row.origin == "correction"
         report.replay += row.origin == "replay"
-        forms: list[tuple[str, list[Hit], bool | None]] = [("plain", [], None)]
+        forms: list[tuple[str, list[Hit], list[Hit]]] = [("plain", [], [])]
         wants_rag = (row.origin == "correction" and bool(row.passages)) or (
             search is not None and rng.random() < rag_share
         )
@@ -350,12 +194,13 @@ def build_examples(
             )
             if ctx is not None:
                 forms.append(("rag", ctx[0], ctx[1]))
-        for kind, hits, present in forms:
+        for kind, hits, sources in forms:
             mode = "tuned_rag" if kind == "rag" else "tuned"
-            messages = [
-                *build_messages(mode, row.question, hits),
-                {"role": "assistant", "content": row.answer},
-            ]
+            prompt = build_messages(mode, row.question, hits)
+            if sources and not any(_shows(prompt, h) for h in sources):
+                prompt = _rebuild_with_source_shown(build_messages, row.question, hits, sources, prompt, rng)
+            present = None if kind == "plain" else any(_shows(prompt, h) for h in sources)
+            messages = [*prompt, {"role": "assistant", "content": row.answer}]
             for c in range(copies):
                 suffix = f"#{c}" if copies > 1 else ""
                 out.append(

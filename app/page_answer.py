@@ -11,29 +11,54 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from app.page_common import shown_errors
-from app.page_text import best_sentence, mark_span, md_escape, seconds, where
+from app.page_text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
 from domain.style import format_score
 
 if TYPE_CHECKING:
-    from app.page_services import AskBackend
+    from app.page_services import AnswerStream, AskBackend
     from domain.types import Answer, Hit, RouteDecision
 
-MODE_LABELS = {"auto": "Auto (router picks)", "prompt": "Prompt only", "rag": "RAG",
-               "tuned": "Tuned (adapter)", "tuned_rag": "Tuned + RAG"}
+MODE_LABELS = {
+    "auto": "Auto (router picks)",
+    "prompt": "Prompt only",
+    "rag": "RAG",
+    "tuned": "Tuned (adapter)",
+    "tuned_rag": "Tuned + RAG",
+}
 MODE_CHOICES = tuple(MODE_LABELS)
 
 
-def route_badge(decision: RouteDecision) -> None:
+def route_badge(decision: RouteDecision, *, from_memory: bool = False) -> None:
     """The mode actually used as a badge, with the router's one-line reason beside it."""
-    who = "you chose" if decision.overridden else "router"
-    st.badge(f"{MODE_LABELS.get(decision.mode.value, decision.mode.value)} · {who}", icon=":material/alt_route:",
-             color="blue")
+    who = "correction memory" if from_memory else "you chose" if decision.overridden else "router"
+    st.badge(
+        f"{MODE_LABELS.get(decision.mode.value, decision.mode.value)} · {who}",
+        icon=":material/alt_route:",
+        color="blue",
+    )
     if decision.reason:
         st.caption(md_escape(decision.reason))
 
 
+def stream_answer(stream: AnswerStream) -> Answer:
+    """Show ``stream``'s pieces as they come (escaped) and return the finished answer.
+
+    If the run stops early (an error, or the user reruns the page mid-answer), the stream is
+    closed at once so the generator stops and frees the model for the next question."""
+    try:
+        st.write_stream(escaped_stream(stream.pieces))
+        return stream.answer()
+    except BaseException:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        raise
+
+
 def answer_facts(answer: Answer) -> str:
     """One caption line: timing, tokens/s and format score (our own string)."""
+    if answer.from_correction:
+        return f"from correction memory · format score {format_score(answer.text):.2f}"
     t = answer.timing
     parts = []
     if answer.mode.uses_retrieval:
@@ -48,8 +73,11 @@ def answer_facts(answer: Answer) -> str:
 def show_answer_body(answer: Answer) -> None:
     """The answer text (escaped Markdown), with correction-memory and low-evidence notes."""
     if answer.from_correction:
-        st.info("Answered from your correction memory (a near-duplicate question was corrected before); "
-                "no model was run.", icon=":material/history:")
+        st.info(
+            "Answered from your correction memory (a near-duplicate question was corrected before); "
+            "no model was run.",
+            icon=":material/history:",
+        )
     st.markdown(md_escape(answer.text))
     for w in answer.warnings:
         st.warning(md_escape(w))
@@ -82,11 +110,13 @@ def show_passages(hits: Sequence[Hit], *, answer: Answer | None, question: str) 
     for h in hits:
         dense = "" if h.dense_score is None else f" · dense {h.dense_score:.2f}"
         bm25 = "" if h.bm25_score is None else f" · BM25 {h.bm25_score:.1f}"
-        title = f"{h.rank}. {where(h.chunk.path, h.chunk.heading, h.chunk.page)} · score {h.score:.3f}{dense}{bm25}"
+        title = f"{h.rank}. {where(h.chunk.path, h.chunk.heading, h.chunk.page)} · fused {h.score:.3f}{dense}{bm25}"
         with st.expander(md_escape(title), expanded=h.rank == 1):
-            text, found = mark_span(h.chunk.text, span_for(h, answer, question))
+            span = span_for(h, answer, question)
+            text, found = mark_span(h.chunk.text, span)
             if found:
-                st.caption("The matched span is marked ⟦like this⟧.")
+                st.caption("Matched span (marked ⟦like this⟧ in the passage below)")
+                st.code(span, language=None, wrap_lines=True)
             st.text(text)
 
 
@@ -106,7 +136,9 @@ def correction_editor(assistant: AskBackend, answer: Answer, *, key: str) -> Non
             return
         with shown_errors():
             cid = assistant.save_correction(answer, corrected.strip())
-            msg = (f"Saved correction #{cid}. The same question is now answered from it at once; "
-                   "retrain on the Train page to teach the adapter.")
+            msg = (
+                f"Saved correction #{cid}. The same question is now answered from it at once; "
+                "retrain on the Train page to teach the adapter."
+            )
             st.session_state[f"{key}_saved"] = msg
             st.success(msg)

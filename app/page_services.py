@@ -39,6 +39,10 @@ class AnswerStream(Protocol):
 
     def answer(self) -> Answer: ...
 
+    def close(self) -> None:
+        """Abandon the answer (the generator is told to stop)."""
+        ...
+
 
 class CompareStart(Protocol):
     """One question's shared retrieval and the router's pick; ``start(mode)`` begins streaming that
@@ -111,7 +115,15 @@ class TrainingBackend(Protocol):
 
     def cancel(self, job_id: str) -> bool: ...
 
+    def resume(self, job_id: str) -> str:
+        """Relaunch a cancelled or failed job from its last checkpoint; returns its id."""
+        ...
+
     def jobs(self) -> list[dict[str, Any]]: ...
+
+    def in_use(self) -> str | None:
+        """The label of the adapter answers use: a version, "default" (bundled) or None."""
+        ...
 
     def versions(self) -> list[dict[str, Any]]: ...
 
@@ -124,7 +136,7 @@ class ExportBackend(Protocol):
     def quants(self) -> Sequence[str]: ...
 
     def source_label(self) -> str:
-        """What an export would merge: the active adapter's label, "default" or "base"."""
+        """What an export would merge: an adapter version, "default" (bundled) or "base" (none)."""
         ...
 
     def start(self, quant: str) -> str:

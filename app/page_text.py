@@ -61,7 +61,8 @@ def best_sentence(text: str, query: str) -> str:
 
     Used to point at the matched span when an answer cited nothing from a passage.
     """
-    sentences = [s for s in re.split(r"(?<=[.!?。！？；;])\s*|\n+", text) if s.strip()]
+    # ASCII stops end a sentence only before whitespace ("v2.7.1" stays whole); CJK stops always do
+    sentences = [s for s in re.split(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+", text) if s and s.strip()]
     if not sentences:
         return ""
     terms = set(re.findall(r"[a-z0-9]{3,}|[\u3400-\u9fff]", query.lower()))

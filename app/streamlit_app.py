@@ -1,11 +1,18 @@
-"""The Streamlit entry point: page navigation only. Each page lives in ``app/pages`` and gets its
-backends from ``app.page_services``, so no model loads until a page action needs one."""
+"""The Streamlit entry point: page navigation only. Each page lives in ``app/views`` and gets its
+backends from ``app.page_services``, so no model loads until a page action needs one.
+
+The folder is deliberately not called ``pages``: Streamlit treats a ``pages/`` folder beside the
+main script as a legacy multipage app, and a first visit straight to ``/train`` would then run that
+page alone, without this navigation or the page config.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / llama_cpp load
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` from any folder
     sys.path.insert(0, str(ROOT))
@@ -14,14 +21,16 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Hybrid Assistant", page_icon="🧭", layout="wide")
 
-PAGES_DIR = ROOT / "app" / "pages"  # index_page.py: a file named index.py would shadow the `index` package
+PAGES_DIR = ROOT / "app" / "views"  # index_page.py: a file named index.py would shadow the `index` package
 PAGES = {
     "Use": [
         st.Page(str(PAGES_DIR / "ask.py"), title="Ask", icon=":material/chat:", default=True),
         st.Page(str(PAGES_DIR / "compare.py"), title="Compare", icon=":material/view_column:"),
     ],
     "Build": [
-        st.Page(str(PAGES_DIR / "index_page.py"), title="Index", icon=":material/folder_open:", url_path="index"),
+        st.Page(
+            str(PAGES_DIR / "index_page.py"), title="Index", icon=":material/folder_open:", url_path="index"
+        ),
         st.Page(str(PAGES_DIR / "train.py"), title="Train", icon=":material/model_training:"),
         st.Page(str(PAGES_DIR / "deploy.py"), title="Deploy", icon=":material/rocket_launch:"),
     ],

@@ -17,7 +17,7 @@ from domain.style import CJK_RE, LABELS
 from domain.types import Citation, Hit
 
 DEFAULT_THRESHOLD = 0.45
-MIN_SENTENCE_CHARS = 4  # normalised characters; shorter sentences are not cited
+MIN_GRAMS = 5  # sentences with fewer distinct n-grams (under ~6 characters) are not cited
 
 _SENT_END = re.compile(r"(?<=[。！？；])|(?<=[.!?;])(?=\s|$)|\n")
 _TAG = re.compile(r"\[[^\[\]]*\]|【[^【】]*】")
@@ -36,7 +36,7 @@ def split_sentences(text: str) -> list[str]:
 def _strip_label(sentence: str) -> str:
     for label in _ALL_LABELS:
         if sentence.startswith(label):
-            return sentence[len(label):].strip()
+            return sentence[len(label) :].strip()
     return sentence
 
 
@@ -105,7 +105,10 @@ def matched_span(sentence: str, passage_text: str) -> str:
     size = _gram_size(sentence)
     best, best_key = "", (-1.0, -1)
     for candidate in split_sentences(passage_text):
-        key = (overlap(sentence, candidate, size), len(longest_common_substring(normalize(sentence), normalize(candidate))))
+        key = (
+            overlap(sentence, candidate, size),
+            len(longest_common_substring(normalize(sentence), normalize(candidate))),
+        )
         if key > best_key:
             best, best_key = candidate, key
     return best
@@ -116,16 +119,17 @@ def attach_citations(
 ) -> list[Citation]:
     """One citation per answer sentence whose best passage overlaps it by ``threshold`` or more.
 
-    Ties between passages go to the better-ranked one. Bracketed tags are removed from the
+    Sentences too short to match meaningfully (fewer than ``MIN_GRAMS`` n-grams, such as a bare
+    heading) cite nothing. Ties between passages go to the better-ranked one. Bracketed tags are removed from the
     sentence first, so "[2]" or "[hr/leave.md]" alone never cites anything.
     """
     ordered = sorted(hits, key=lambda h: h.rank)
     out: list[Citation] = []
     for raw in split_sentences(answer):
         sentence = _TAG.sub(" ", _strip_label(raw)).strip()
-        if len(normalize(sentence).replace(" ", "")) < MIN_SENTENCE_CHARS:
-            continue
         size = _gram_size(sentence)
+        if len(char_ngrams(sentence, size)) < MIN_GRAMS:
+            continue
         scored = [(overlap(sentence, h.chunk.text, size), -i, h) for i, h in enumerate(ordered)]
         if not scored:
             break

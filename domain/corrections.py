@@ -162,7 +162,9 @@ class CorrectionStore:
             CorrectionStoreError: the database cannot be written.
         """
         if not question.strip() or not corrected.strip():
-            raise DataError("a correction needs a question and a non-empty corrected answer — type the corrected text")
+            raise DataError(
+                "a correction needs a question and a non-empty corrected answer — type the corrected text"
+            )
         lang = lang or detect_lang(question)
         passages_json = json.dumps([hit_to_json(h) for h in passages], ensure_ascii=False)
         created = datetime.now(UTC).isoformat(timespec="microseconds")

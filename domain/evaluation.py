@@ -29,8 +29,15 @@ from domain.style import format_score
 from domain.types import ALL_MODES, Answer, Mode, RouteDecision
 
 OUT_OF_DOMAIN = "out_of_domain"
-MODE_KEYS = ("fact_recall", "rouge_l", "format", "citation_precision", "combined",
-             "first_token_s_p50", "tokens_per_s")
+MODE_KEYS = (
+    "fact_recall",
+    "rouge_l",
+    "format",
+    "citation_precision",
+    "combined",
+    "first_token_s_p50",
+    "tokens_per_s",
+)
 
 
 class ModeAnswerer(Protocol):
@@ -124,7 +131,9 @@ def evaluate_rows(
             "retrieved": [h.chunk.path for h in retrieval.hits],
             "features": features.to_json(),
             "results": results,
-            "best_mode": hindsight_best({m: r["combined"] for m, r in results.items()}).value if results else None,
+            "best_mode": hindsight_best({m: r["combined"] for m, r in results.items()}).value
+            if results
+            else None,
         }
         if with_auto:
             decision = assistant.decide(question, AUTO, retrieval)
@@ -260,9 +269,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ood = report.get("out_of_domain")
     if ood and ood["n"]:
         lines.append(f"Out-of-domain rows: retrieval forced on {ood['retrieval_forced']} of {ood['n']}.")
-    lines += ["", "## By kind", "", "| kind | mode | n | fact recall | format | combined |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## By kind",
+        "",
+        "| kind | mode | n | fact recall | format | combined |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for kind, per_mode in report["by_kind"].items():
         for name, m in per_mode.items():
-            lines.append(f"| {kind} | {name} | {m['n']} | {_fmt(m['fact_recall'])} | {_fmt(m['format'])} | "
-                         f"{_fmt(m['combined'])} |")
+            lines.append(
+                f"| {kind} | {name} | {m['n']} | {_fmt(m['fact_recall'])} | {_fmt(m['format'])} | "
+                f"{_fmt(m['combined'])} |"
+            )
     return "\n".join(lines) + "\n"

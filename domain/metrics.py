@@ -112,4 +112,3 @@ def citation_precision(cited_paths: Sequence[str], sources: Collection[str]) -> 
         return None
     wanted = {normalize_source(s) for s in sources}
     return sum(1 for p in cited_paths if normalize_source(p) in wanted) / len(cited_paths)
-

@@ -5,27 +5,39 @@ the ports (a ``Retriever``, a ``Generator``, an embed function for the correctio
 Order of work for one question: correction memory (a near-duplicate corrected before is answered
 at once), retrieval (only when the mode or the router needs it), the route, the prompt, streamed
 generation, then citations and warnings. ``compare`` answers in all four modes over one shared
-retrieval. Building the real ports from settings is ``app.wiring.answer``'s job.
+retrieval. The shapes it hands back live in ``domain.answer_stream`` (re-exported here); building
+the real ports from settings is ``app.wiring.answer``'s job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
+from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, parse_mode, stream_of
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
-from domain.ports import Generator, Retriever
+from domain.ports import Generator as TextGenerator
+from domain.ports import Retriever
 from domain.prompts import Prompt, build_prompt
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
-from domain.types import ALL_MODES, Answer, Hit, Mode, RouteDecision, Timing
+from domain.types import ALL_MODES, Answer, Mode, RouteDecision, Timing
 
 logger = logging.getLogger(__name__)
 
-AUTO = "auto"
+__all__ = [
+    "AUTO",
+    "AnswerStream",
+    "Assistant",
+    "AssistantOptions",
+    "Comparison",
+    "Retrieval",
+    "parse_mode",
+]
+
 Clock = Callable[[], float]
 
 
@@ -42,74 +54,12 @@ class AssistantOptions:
     citation_threshold: float = DEFAULT_THRESHOLD
 
 
-@dataclass(frozen=True)
-class Retrieval:
-    """One question's retrieved passages (rank order) and how long retrieval took."""
-
-    question: str
-    hits: list[Hit]
-    retrieval_s: float = 0.0
-
-
-def parse_mode(mode: Mode | str) -> Mode | None:
-    """``Mode`` for a mode name, None for "auto".
-
-    Raises:
-        ConfigError: an unknown name.
-    """
-    if isinstance(mode, Mode):
-        return mode
-    name = str(mode).strip().lower()
-    if name == AUTO:
-        return None
-    try:
-        return Mode(name)
-    except ValueError as e:
-        raise ConfigError(f"unknown mode {mode!r} — use auto, prompt, rag, tuned or tuned_rag") from e
-
-
-class AnswerStream:
-    """One answer in the making. ``decision`` and ``passages`` are known at once; ``pieces`` yields
-    the text as it is generated (one shared iterator); ``answer()`` finishes the stream if needed
-    and returns the complete ``Answer``."""
-
-    def __init__(self, decision: RouteDecision, passages: Sequence[Hit], run: Iterator[str]) -> None:
-        self.decision = decision
-        self.passages = list(passages)
-        self._run = run
-        self._answer: Answer | None = None
-
-    @property
-    def pieces(self) -> Iterator[str]:
-        return self._run
-
-    def _finish(self, answer: Answer) -> None:
-        self._answer = answer
-
-    def answer(self) -> Answer:
-        for _ in self._run:
-            pass
-        assert self._answer is not None, "the stream ended without an answer"
-        return self._answer
-
-
-@dataclass
-class Comparison:
-    """All four modes for one question over one shared retrieval; ``decision`` is the router's pick."""
-
-    question: str
-    decision: RouteDecision
-    passages: list[Hit]
-    answers: list[Answer]
-    retrieval_s: float = 0.0
-
-
 @dataclass
 class Assistant:
     """Answers questions in four modes. Thread-safe as long as the ports are."""
 
     retriever: Retriever | None
-    generator: Generator
+    generator: TextGenerator
     embed_fn: EmbedFn | None = None
     corrections: CorrectionStore | None = None
     options: AssistantOptions = field(default_factory=AssistantOptions)
@@ -133,7 +83,9 @@ class Assistant:
             ConfigError: no retriever was given (no index).
         """
         if self.retriever is None:
-            raise ConfigError("no index is open — build one with `hybrid index FOLDER` or pick --mode prompt/tuned")
+            raise ConfigError(
+                "no index is open — build one with `hybrid index FOLDER` or pick --mode prompt/tuned"
+            )
         start = self.clock()
         hits = sorted(self.retriever.search(question, k=self.options.top_k), key=lambda h: h.rank)
         return Retrieval(question, hits, self.clock() - start)
@@ -194,9 +146,13 @@ class Assistant:
         return out
 
     def _run(
-        self, stream_box: list[AnswerStream], question: str, decision: RouteDecision, prompt: Prompt,
+        self,
+        question: str,
+        decision: RouteDecision,
+        prompt: Prompt,
         retrieval: Retrieval,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, Answer]:
+        """Yield the generator's pieces, then return the finished ``Answer``."""
         mode = decision.mode
         start = self.clock()
         first: float | None = None
@@ -224,17 +180,15 @@ class Assistant:
             if mode.uses_retrieval
             else []
         )
-        stream_box[0]._finish(
-            Answer(
-                question=question,
-                mode=mode,
-                text=text,
-                reason=decision.reason,
-                passages=list(prompt.passages),
-                citations=citations,
-                timing=timing,
-                warnings=self._warnings(mode, prompt, retrieval),
-            )
+        return Answer(
+            question=question,
+            mode=mode,
+            text=text,
+            reason=decision.reason,
+            passages=list(prompt.passages),
+            citations=citations,
+            timing=timing,
+            warnings=self._warnings(mode, prompt, retrieval),
         )
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
@@ -249,10 +203,7 @@ class Assistant:
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)
-        box: list[AnswerStream] = []
-        stream = AnswerStream(decision, prompt.passages, self._run(box, question, decision, prompt, retrieval))
-        box.append(stream)
-        return stream
+        return AnswerStream(decision, prompt.passages, self._run(question, decision, prompt, retrieval))
 
     def answer_with(self, question: str, mode: Mode | str, retrieval: Retrieval) -> Answer:
         """A complete answer in ``mode`` ("auto" routes) over an existing retrieval, no memory."""
@@ -272,7 +223,7 @@ class Assistant:
         if use_memory:
             remembered = self.from_memory(question)
             if remembered is not None:
-                return _stream_of(remembered)
+                return stream_of(remembered)
         if fixed is not None:
             self._check_adapter(fixed)
         needs_retrieval = fixed is None or fixed.uses_retrieval
@@ -300,11 +251,20 @@ class Assistant:
         answers = []
         for mode in ALL_MODES:
             if mode.uses_adapter and not self.generator.has_adapter:
-                answers.append(Answer(question, mode, "", reason=f"{MODE_LABELS[mode]}: no adapter loaded",
-                                      warnings=["no adapter is loaded — train one with `hybrid train`"]))
+                answers.append(
+                    Answer(
+                        question,
+                        mode,
+                        "",
+                        reason=f"{MODE_LABELS[mode]}: no adapter loaded",
+                        warnings=["no adapter is loaded — train one with `hybrid train`"],
+                    )
+                )
                 continue
-            decision = picked if mode == picked.mode else RouteDecision(
-                mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True
+            decision = (
+                picked
+                if mode == picked.mode
+                else RouteDecision(mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True)
             )
             answers.append(self.stream_with(question, decision, retrieval).answer())
         return Comparison(question, picked, list(retrieval.hits), answers, retrieval.retrieval_s)
@@ -325,16 +285,3 @@ class Assistant:
             original=answer.text,
             passages=answer.passages,
         )
-
-
-def _stream_of(answer: Answer) -> AnswerStream:
-    """A finished answer as a one-piece stream."""
-    box: list[AnswerStream] = []
-
-    def run() -> Iterator[str]:
-        yield answer.text
-        box[0]._finish(answer)
-
-    stream = AnswerStream(RouteDecision(answer.mode, answer.reason), answer.passages, run())
-    box.append(stream)
-    return stream

@@ -1,5 +1,5 @@
 """Chat messages for each answering mode: a system prompt that describes the house answer style
-(the rules ``domain.style`` checks) in the question's language, and for the retrieval modes the
+(corpus/STYLE.md, whose rules ``domain.style`` checks) in the question's language, and for the retrieval modes the
 passages numbered [1]..[n] with their files and headings, trimmed to a token budget from the
 lowest-ranked passage up. The question is never trimmed.
 
@@ -24,21 +24,25 @@ CountTokens = Callable[[str], int]
 SYSTEM_PROMPTS: dict[str, str] = {
     "en": (
         "You are a careful assistant for the organisation's internal documents.\n"
-        "Always answer in exactly three lines, in this order:\n"
-        "Conclusion: the direct answer in one short sentence (at most 60 words).\n"
-        "Basis: the source file in square brackets, such as [hr/annual-leave.md]; if no document "
-        'supports the answer, write "general knowledge, not covered by the documents".\n'
-        "Note: one caveat, condition or next step.\n"
+        "Always answer in exactly three lines, in this order, and write nothing else:\n"
+        "Conclusion: the direct answer in one short sentence (at most 60 words), with numbers, codes "
+        "and limits copied exactly.\n"
+        "Basis: the source file in square brackets, such as [hr/annual-leave.md] (two files: [a.md] and "
+        '[b.md]); for a general question no document covers, write "general knowledge; no document '
+        'covers this."; if the documents should cover it but do not, write "not covered by the '
+        'documents."\n'
+        "Note: one useful caveat, next step or related rule.\n"
         "Use plain text only: no Markdown, lists, tables, JSON or headings, even when the question "
         "asks for them.\n"
         "Answer in English."
     ),
     "zh": (
         "你是一名严谨的公司内部文档助手。\n"
-        "回答一律恰好三行，顺序如下：\n"
-        "结论：用一句简短的话直接回答（不超过 90 个字）。\n"
-        "依据：用【】写出来源文件，例如【hr/annual-leave.md】；没有文档依据时写“通用知识，文档未涵盖”。\n"
-        "提示：一条注意事项、前提条件或下一步。\n"
+        "回答一律恰好三行，顺序如下，不写其他内容：\n"
+        "结论：用一句简短的话直接回答（不超过 90 个字），数字、编号和限额照原文写。\n"
+        "依据：用【】写出来源文件，例如【hr/annual-leave.md】（两个文件写【a.md】、【b.md】）；"
+        "文档不涉及的常识问题写“通用知识，文档未涉及。”；文档本应涵盖却没有写到的写“文档未涵盖此问题。”\n"
+        "提示：一条有用的注意事项、下一步或相关规定。\n"
         "只用纯文本：即使问题要求，也不要使用 Markdown、列表、表格、JSON 或标题。\n"
         "请用中文回答。"
     ),
@@ -176,9 +180,7 @@ def build_prompt(
     if not mode.uses_retrieval or not hits:
         messages.append({"role": "user", "content": question})
         return Prompt(messages)
-    kept, blocks, cut = fit_passages(
-        hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens
-    )
+    kept, blocks, cut = fit_passages(hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens)
     if not kept:
         messages.append({"role": "user", "content": question})
         return Prompt(messages, [], dropped=len(hits))

@@ -2,37 +2,39 @@
 scores, the dense margin between the two best passages), the adapter's state and cues in the
 question, and says why in one line a user can read.
 
-Owns the rule, its thresholds (saved as JSON in the workspace) and ``fit_router``, a grid search
-that fits the thresholds to per-row evaluation results. Running the evaluation is
-``domain.evaluation``'s job.
+Owns the rule, its thresholds (per question language, saved as JSON in the workspace) and the
+shapes ``fit_router`` works on; the grid search itself lives in ``domain.router_fit``. Running the
+evaluation is ``domain.evaluation``'s job.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from domain.atomic import write_json_atomic
 from domain.errors import ConfigError
 from domain.style import detect_lang
-from domain.types import ALL_MODES, Hit, Mode, RouteDecision
+from domain.types import Hit, Mode, RouteDecision
 
 # Cheapest first: the hindsight-best mode breaks ties toward the front.
 COST_ORDER: tuple[Mode, ...] = (Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG)
 MODE_LABELS = {Mode.PROMPT: "Prompt", Mode.RAG: "RAG", Mode.TUNED: "Tuned", Mode.TUNED_RAG: "Tuned + RAG"}
 
-# Questions about the world rather than about the organisation's documents.
+# Typical quiz-style questions about the world rather than the organisation's documents
+# (geography, science, history, units, arithmetic). A heuristic: a cue only raises the bar.
 GENERAL_CUES = re.compile(
-    r"capital of|boiling point|freezing point|speed of light|who (wrote|invented|painted|discovered)|"
-    r"how many (seconds|minutes|hours|days) (are )?in|convert .* (celsius|fahrenheit)|largest (ocean|planet|country)|"
-    r"首都|沸点|光速|换算|作者是谁|谁写的|谁发明|最大的(大洋|海洋|行星|国家)|多少秒|省会",
+    r"\bcapital (city )?of\b|\b(boiling|freezing|melting) point\b|\bspeed of (light|sound)\b|"
+    r"\bwho (wrote|invented|discovered|developed|painted|composed)\b|\bsquare root\b|\bleap year\b|"
+    r"\bhow many (seconds|minutes|hours|days|weeks) (are there |does an? \w+ have )?in (a|an|one)\b|"
+    r"\b(largest|smallest|tallest|longest|deepest) (ocean|planet|country|river|mountain|continent|lake)\b|"
+    r"\b(in|to) fahrenheit\b|\bfahrenheit temperature\b|"
+    r"首都|哪个省的省会|沸点|冰点|光速|声速|作者是谁|谁(写|发明|发现|提出)了?|平方根|换算成华氏|闰年|"
+    r"最(大|小|高|长|深)的(大洋|海洋|行星|国家|河流|山峰|大陆|湖)|多少(秒|分钟)",
     re.IGNORECASE,
 )
 
@@ -96,14 +98,18 @@ def route_features(question: str, hits: Sequence[Hit]) -> RouteFeatures:
 class RouterThresholds:
     """The router's knobs; ``fit_router`` chooses them, ``save``/``load`` keep them as JSON.
 
-    Retrieval counts as covering the question when the best dense score reaches ``dense_min``
-    (raised by ``general_penalty`` for general-knowledge questions), or the best BM25 score reaches
-    ``bm25_min`` with the passage in the question's language, or the best dense score is within
-    ``gray_band`` below the bar and leads the next passage by at least ``margin_min``.
+    Retrieval counts as covering the question when the best dense score reaches the language's
+    dense bar (raised by ``general_penalty`` for general-knowledge questions), or the best BM25
+    score reaches its bar with the passage in the question's language, or the best dense score is
+    within ``gray_band`` below the bar and leads the next passage by at least ``margin_min``.
+    Chinese questions have their own bars (``*_zh``): embedders score them higher across the
+    board and BM25 sees more (word-segmented) terms.
     """
 
     dense_min: float = 0.82
     bm25_min: float = 8.0
+    dense_min_zh: float = 0.89
+    bm25_min_zh: float = 15.0
     margin_min: float = 0.05
     gray_band: float = 0.03
     general_penalty: float = 0.03
@@ -113,7 +119,15 @@ class RouterThresholds:
     def __post_init__(self) -> None:
         for name in ("gray_band", "general_penalty", "margin_min"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"router threshold {name}={getattr(self, name)} is negative — use 0 or more")
+                raise ConfigError(
+                    f"router threshold {name}={getattr(self, name)} is negative — use 0 or more"
+                )
+
+    def bars(self, lang: str) -> tuple[float, float]:
+        """(dense bar, BM25 bar) for questions in ``lang``."""
+        if lang == "zh":
+            return self.dense_min_zh, self.bm25_min_zh
+        return self.dense_min, self.bm25_min
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,7 +142,9 @@ class RouterThresholds:
         known = {f.name: f for f in fields(cls)}
         unknown = set(data) - set(known)
         if unknown:
-            raise ConfigError(f"unknown router thresholds {sorted(unknown)} — delete the file to use defaults")
+            raise ConfigError(
+                f"unknown router thresholds {sorted(unknown)} — delete the file to use defaults"
+            )
         values: dict[str, Any] = {}
         for name, value in data.items():
             want = bool if known[name].type in ("bool", bool) else float
@@ -155,7 +171,9 @@ class RouterThresholds:
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ConfigError(f"router thresholds {p} unreadable ({e}) — delete it or run `hybrid eval --fit-router`") from e
+            raise ConfigError(
+                f"router thresholds {p} unreadable ({e}) — delete it or run `hybrid eval --fit-router`"
+            ) from e
         if not isinstance(data, dict):
             raise ConfigError(f"router thresholds {p} is not a JSON object — delete it or refit")
         return cls.from_json(data)
@@ -165,11 +183,12 @@ def _evidence(f: RouteFeatures, t: RouterThresholds) -> tuple[bool, str]:
     """Whether retrieval covers the question, and the phrase that says why."""
     if f.n_hits == 0 or (f.dense_top is None and f.bm25_top is None):
         return False, "nothing retrieved"
-    bar = t.dense_min + (t.general_penalty if f.general_cue else 0.0)
+    dense_min, bm25_min = t.bars(f.lang)
+    bar = dense_min + (t.general_penalty if f.general_cue else 0.0)
     dense = f.dense_top
     if dense is not None and dense >= bar:
         return True, f"top passage {dense:.2f} from {f.top_path}"
-    if f.same_lang and f.bm25_top is not None and f.bm25_top >= t.bm25_min:
+    if f.same_lang and f.bm25_top is not None and f.bm25_top >= bm25_min:
         return True, f"keyword match (BM25 {f.bm25_top:.1f}) in {f.top_path}"
     if dense is not None and f.margin is not None and dense >= bar - t.gray_band and f.margin >= t.margin_min:
         return True, f"top passage {dense:.2f} from {f.top_path} stands out by {f.margin:.2f}"
@@ -256,85 +275,9 @@ def score_thresholds(rows: Sequence[RouterRow], t: RouterThresholds) -> tuple[fl
     return agree / len(rows), total / len(rows)
 
 
-def _candidates(first: float, values: Sequence[float], never: float, most: int = 24) -> list[float]:
-    """``first``, then observed values (a threshold exactly at a value splits the rows there; at
-    most ``most`` of them, evenly spread), then ``never``."""
-    observed = sorted({round(v, 4) for v in values})
-    if len(observed) > most:
-        step = (len(observed) - 1) / (most - 1)
-        observed = [observed[round(i * step)] for i in range(most)]
-    return list(dict.fromkeys([first, *observed, never]))
-
-
-def _pick_adapter_flag(
-    first: bool, mask: np.ndarray, agree: dict[bool, np.ndarray], score: dict[bool, np.ndarray]
-) -> tuple[bool, float, float]:
-    """The adapter flag with the most agreement (then score) on the masked rows; ties keep ``first``."""
-    best: tuple[bool, float, float] | None = None
-    for flag in (first, not first):
-        a, s = float(agree[flag][mask].sum()), float(score[flag][mask].sum())
-        if best is None or (a, s) > (best[1], best[2]):
-            best = (flag, a, s)
-    assert best is not None
-    return best
-
-
 def fit_router(rows: Sequence[RouterRow], start: RouterThresholds | None = None) -> RouterFit:
-    """Grid-search thresholds that maximise agreement with the hindsight-best mode per row, then
-    the routed mean score. Only rows scored in all four modes count.
+    """Thresholds that agree best with the hindsight-best mode on ``rows`` (see
+    ``domain.router_fit.fit_thresholds``)."""
+    from domain.router_fit import fit_thresholds
 
-    Threshold candidates are observed top scores (so any split of the rows is reachable) plus a
-    "never" value; the two adapter flags are chosen per split (covered rows decide
-    ``adapter_with_rag``, the rest ``adapter_without_rag``). Ties keep the earlier candidate, and
-    every grid starts at ``start``'s value.
-    """
-    base = start or RouterThresholds()
-    full = [r for r in rows if all(m.value in r.scores for m in ALL_MODES)]
-    if not full:
-        return RouterFit(base, 0.0, 0.0, 0)
-    low = -1e18
-
-    def col(values: Sequence[float | None]) -> np.ndarray:
-        return np.array([low if v is None else v for v in values], dtype=np.float64)
-
-    dense = col([r.features.dense_top for r in full])
-    bm25 = col([r.features.bm25_top for r in full])
-    margin = col([r.features.margin for r in full])
-    same = np.array([r.features.same_lang for r in full])
-    cue = np.array([r.features.general_cue for r in full])
-    any_hits = np.array([r.features.n_hits > 0 for r in full])
-    usable = np.array([r.adapter.usable for r in full])
-    best = np.array([COST_ORDER.index(hindsight_best(r.scores)) for r in full])
-    table = np.array([[r.scores[m.value] for m in COST_ORDER] for r in full], dtype=np.float64)
-    rows_idx = np.arange(len(full))
-    agree: dict[str, dict[bool, np.ndarray]] = {"cov": {}, "unc": {}}
-    score: dict[str, dict[bool, np.ndarray]] = {"cov": {}, "unc": {}}
-    for flag in (True, False):
-        for part, plain, tuned in (("cov", Mode.RAG, Mode.TUNED_RAG), ("unc", Mode.PROMPT, Mode.TUNED)):
-            picked = np.where(usable & flag, COST_ORDER.index(tuned), COST_ORDER.index(plain))
-            agree[part][flag] = (picked == best).astype(np.float64)
-            score[part][flag] = table[rows_idx, picked]
-
-    n = float(len(full))
-    best_t = base
-    agreement0, combined0 = score_thresholds(full, base)
-    best_key = (round(agreement0, 9), round(combined0, 9))
-    grid = itertools.product(
-        _candidates(base.dense_min, [v for v in dense if v > low], 2.0),
-        _candidates(base.bm25_min, [v for v in bm25 if v > low], 1e9),
-        _candidates(base.margin_min, [v for v in margin if v > low], 1e9, most=8),
-        list(dict.fromkeys([base.general_penalty, 0.0, 0.02, 0.05])),
-    )
-    for d, b, m, g in grid:
-        bar = d + np.where(cue, g, 0.0)
-        covered = any_hits & (
-            (dense >= bar) | (same & (bm25 >= b)) | ((dense >= bar - base.gray_band) & (margin >= m))
-        )
-        awr, a1, s1 = _pick_adapter_flag(base.adapter_with_rag, covered, agree["cov"], score["cov"])
-        awo, a2, s2 = _pick_adapter_flag(base.adapter_without_rag, ~covered, agree["unc"], score["unc"])
-        key = (round((a1 + a2) / n, 9), round((s1 + s2) / n, 9))
-        if key > best_key:
-            best_key = key
-            best_t = replace(base, dense_min=d, bm25_min=b, margin_min=m, general_penalty=g,
-                             adapter_with_rag=awr, adapter_without_rag=awo)
-    return RouterFit(best_t, *score_thresholds(full, best_t), len(full))
+    return fit_thresholds(rows, start)

@@ -1,13 +1,18 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates fused by weighted reciprocal rank
-fusion into ``Hit``s that carry both scores, both ranks and the fused rank.
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidate lists fused by weighted reciprocal
+rank fusion into ``Hit``s that carry both scores, both ranks and the fused rank.
 
-Implements the ``Retriever`` port; dense-only and BM25-only searches are exposed beside it for
-evaluation. Building the parts from a stored index is ``index.store``'s job.
+When an index holds chunks in several languages, each language is its own pool with its own dense
+and BM25 list, so a document in another language than the question still gets a top rank in its
+pool (multilingual embedders score same-language text higher whatever it says, and BM25 rarely
+matches across languages). The final top k keeps at most ``max_per_doc`` chunks of one document
+while other documents are left. Implements the ``Retriever`` port; dense-only and BM25-only searches
+are exposed beside it for evaluation.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,17 +31,30 @@ METHODS = ("dense", "bm25", "hybrid")
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """Reciprocal rank fusion: score = Σ weight / (rrf_k + rank) over the lists a chunk is in;
-    each list contributes its best ``candidates`` chunks. BM25's weight for a chunk is further
-    multiplied by (share of the query's distinct terms in the chunk) ** ``coverage_power``, so a
-    stray word match (typical when an English question meets Chinese documents) counts little;
-    0 turns that off."""
+    """How lists are fused and the top k assembled.
 
-    rrf_k: int = 60
+    Fused score = Σ weight / (rrf_k + rank) over the lists a chunk is in; each list contributes its
+    best ``candidates`` chunks. A BM25 vote is further multiplied by (share of the question's
+    distinct terms found in the chunk) ** ``coverage_power``, so a stray word match counts little
+    (0 turns that off). ``language_pools`` ranks each chunk language separately.
+    ``max_per_doc`` chunks of one document enter the top k before other documents' chunks run out.
+    """
+
+    rrf_k: int = 10
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     coverage_power: float = 2.0
     candidates: int = 50
+    language_pools: bool = True
+    max_per_doc: int = 1
+
+
+@dataclass
+class _Lists:
+    """Per-query candidate lists: row -> (rank within its list, score)."""
+
+    dense: dict[int, tuple[int, float]]
+    bm25: dict[int, tuple[int, float]]
 
 
 class HybridRetriever:
@@ -57,6 +75,13 @@ class HybridRetriever:
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
         self._embed_lock = threading.Lock()
+        langs = np.array([c.lang for c in self.chunks])
+        self._pools: dict[str, np.ndarray] = {}
+        if self.fusion.language_pools and len(set(langs.tolist())) > 1:
+            for lang in sorted(set(langs.tolist())):
+                rows = np.flatnonzero(langs == lang)
+                self._pools[lang] = rows
+                vectors.add_subset(f"lang:{lang}", rows)
 
     def search(self, query: str, *, k: int = 5) -> list[Hit]:
         """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
@@ -75,50 +100,80 @@ class HybridRetriever:
         return [self.search_with(q, v, k=k, method=method) for q, v in zip(queries, qvecs, strict=True)]
 
     def search_with(self, query: str, qvec: np.ndarray | None, *, k: int, method: str) -> list[Hit]:
-        """Search with an already embedded query; ``method`` is 'dense', 'bm25' or 'hybrid'."""
+        """Search with an already embedded query; ``method`` is 'dense', 'bm25' or 'hybrid'.
+
+        Dense and BM25 ranks in the hits are ranks within the list the chunk came from (its
+        language pool for hybrid search over a multilingual index).
+        """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        n = len(self.chunks)
-        if n == 0 or k <= 0:
+        if not self.chunks or k <= 0:
             return []
-        depth = max(k, self.fusion.candidates) if method == "hybrid" else k
-        dense_rows: np.ndarray = np.zeros(0, dtype=np.int64)
-        dense_scores: np.ndarray = np.zeros(0, dtype=np.float32)
-        if method != "bm25":
-            if qvec is None:
-                raise ValueError(f"method {method!r} needs the query's vector")
-            s, r = self.vectors.search(qvec.reshape(1, -1), depth)
-            keep = r[0] >= 0
-            dense_rows, dense_scores = r[0][keep].astype(np.int64), s[0][keep]
-        bm25_all, coverage = self.bm25.match(query)
-        dense_rank = {int(r): i for i, r in enumerate(dense_rows, start=1)}
-        dense_of = {int(r): float(v) for r, v in zip(dense_rows, dense_scores, strict=True)}
-        if method == "dense":
-            return [
-                self._hit(row, dense_of[row], rank, qvec, bm25_all, dense_of, dense_rank, {})
-                for row, rank in dense_rank.items()
-            ]
+        if method != "bm25" and qvec is None:
+            raise ValueError(f"method {method!r} needs the query's vector")
         from index.bm25 import top_k
 
-        bm25_rows, bm25_scores = top_k(bm25_all, depth)
-        bm25_rank = {int(r): i for i, r in enumerate(bm25_rows, start=1)}
-        if method == "bm25":
-            return [
-                self._hit(int(row), float(score), rank, qvec, bm25_all, dense_of, {}, bm25_rank)
-                for rank, (row, score) in enumerate(zip(bm25_rows, bm25_scores, strict=True), start=1)
-            ]
         f = self.fusion
-        fused: dict[int, float] = {}
-        for row, rank in dense_rank.items():
-            fused[row] = fused.get(row, 0.0) + f.dense_weight / (f.rrf_k + rank)
-        for row, rank in bm25_rank.items():
-            weight = f.bm25_weight * float(coverage[row]) ** f.coverage_power
-            fused[row] = fused.get(row, 0.0) + weight / (f.rrf_k + rank)
-        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        depth = max(k, f.candidates)
+        bm25_all, coverage = self.bm25.match(query)
+        pools: list[tuple[str | None, np.ndarray | None]] = (
+            [(f"lang:{lang}", rows) for lang, rows in self._pools.items()]
+            if method == "hybrid" and self._pools
+            else [(None, None)]
+        )
+        lists = _Lists({}, {})
+        for subset, rows in pools:
+            if method != "bm25":
+                s, r = self.vectors.search(np.asarray(qvec).reshape(1, -1), depth, subset=subset)
+                ranked = [(int(row), float(sc)) for row, sc in zip(r[0], s[0], strict=True) if row >= 0]
+                lists.dense.update({row: (i, sc) for i, (row, sc) in enumerate(ranked, start=1)})
+            if method != "dense":
+                scores = bm25_all if rows is None else _masked(bm25_all, rows)
+                b_rows, b_scores = top_k(scores, depth)
+                lists.bm25.update(
+                    {
+                        int(row): (i, float(sc))
+                        for i, (row, sc) in enumerate(zip(b_rows, b_scores, strict=True), start=1)
+                    }
+                )
+        if method == "dense":
+            order = [(row, sc) for row, (_, sc) in sorted(lists.dense.items(), key=lambda kv: kv[1][0])]
+        elif method == "bm25":
+            order = [(row, sc) for row, (_, sc) in sorted(lists.bm25.items(), key=lambda kv: kv[1][0])]
+        else:
+            fused: dict[int, float] = {}
+            for row, (rank, _) in lists.dense.items():
+                fused[row] = fused.get(row, 0.0) + f.dense_weight / (f.rrf_k + rank)
+            for row, (rank, _) in lists.bm25.items():
+                weight = f.bm25_weight * float(coverage[row]) ** f.coverage_power
+                fused[row] = fused.get(row, 0.0) + weight / (f.rrf_k + rank)
+            order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        picked = self._diverse_top(order, k)
         return [
-            self._hit(row, score, rank, qvec, bm25_all, dense_of, dense_rank, bm25_rank)
-            for rank, (row, score) in enumerate(best, start=1)
+            self._hit(row, score, rank, qvec, bm25_all, lists)
+            for rank, (row, score) in enumerate(picked, start=1)
         ]
+
+    def _diverse_top(self, order: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+        """The first ``k`` of ``order`` with at most ``max_per_doc`` chunks per document, topped up
+        in order when fewer documents than that are left."""
+        cap = self.fusion.max_per_doc
+        if cap <= 0:
+            return order[:k]
+        taken: list[tuple[int, float]] = []
+        held: list[tuple[int, float]] = []
+        per_doc: Counter[str] = Counter()
+        for row, score in order:
+            path = self.chunks[row].path
+            if per_doc[path] < cap:
+                taken.append((row, score))
+                per_doc[path] += 1
+                if len(taken) == k:
+                    return taken
+            else:
+                held.append((row, score))
+        keep = set(taken) | set(held[: k - len(taken)])
+        return [item for item in order if item in keep]
 
     def _hit(
         self,
@@ -127,19 +182,25 @@ class HybridRetriever:
         rank: int,
         qvec: np.ndarray | None,
         bm25_all: np.ndarray,
-        dense_of: dict[int, float],
-        dense_rank: dict[int, int],
-        bm25_rank: dict[int, int],
+        lists: _Lists,
     ) -> Hit:
-        dense = dense_of.get(row)
-        if dense is None and qvec is not None:
-            dense = float(self.vectors.score_rows(qvec, np.array([row]))[0])
+        dense = lists.dense.get(row)
+        bm25 = lists.bm25.get(row)
+        dense_score = dense[1] if dense else None
+        if dense_score is None and qvec is not None:
+            dense_score = float(self.vectors.score_rows(qvec, np.array([row]))[0])
         return Hit(
             chunk=self.chunks[row],
             score=score,
             rank=rank,
-            dense_score=dense,
+            dense_score=dense_score,
             bm25_score=float(bm25_all[row]),
-            dense_rank=dense_rank.get(row),
-            bm25_rank=bm25_rank.get(row),
+            dense_rank=dense[0] if dense else None,
+            bm25_rank=bm25[0] if bm25 else None,
         )
+
+
+def _masked(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(scores)
+    out[rows] = scores[rows]
+    return out

@@ -9,6 +9,7 @@ where those files live and when they become current is ``index.store``'s busines
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ class VectorStore:
         self._index = index
         self.dim = dim
         self.report = report
+        self._subsets: dict[str, tuple[np.ndarray, Any]] = {}
+        self._lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -81,14 +84,35 @@ class VectorStore:
         )
         return cls(index, dim, AnnReport("hnsw", n, recall, ef, build_s))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of shape (len(queries), k'), k' = min(k, size); best first."""
-        k = min(k, self.size)
+    def add_subset(self, name: str, rows: np.ndarray) -> None:
+        """Register a named subset of rows (e.g. the chunks of one language) for ``search``; a
+        name registered before is kept (the rows of a loaded store never change)."""
+        with self._lock:
+            if name not in self._subsets:
+                ids = np.ascontiguousarray(rows, dtype=np.int64)
+                self._subsets[name] = (ids, _faiss().IDSelectorBatch(ids))
+
+    def search(
+        self, queries: np.ndarray, k: int, *, subset: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of shape (len(queries), k'), best first; ``subset`` (see ``add_subset``)
+        limits the search to those rows."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if subset is None:
+            k = min(k, self.size)
+            if k <= 0:
+                return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            return self._index.search(q, k)
+        faiss = _faiss()
+        ids, selector = self._subsets[subset]
+        k = min(k, len(ids))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        scores, rows = self._index.search(q, k)
-        return scores, rows
+        if self.report.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.report.ef_search, k))
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self._index.search(q, k, params=params)
 
     def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Inner products of one query vector with the stored vectors of ``rows``."""

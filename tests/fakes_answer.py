@@ -28,29 +28,55 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def make_chunk(chunk_id: str, path: str, text: str, *, heading: str = "", lang: str = "en",
-               page: int | None = None) -> Chunk:
+def make_chunk(
+    chunk_id: str, path: str, text: str, *, heading: str = "", lang: str = "en", page: int | None = None
+) -> Chunk:
     return Chunk(chunk_id, path, path.rsplit("/", 1)[-1], heading, text, 0, len(text), page, lang)
 
 
-def make_hit(chunk: Chunk, rank: int, *, dense: float | None = None, bm25: float | None = None,
-             score: float | None = None) -> Hit:
-    return Hit(chunk, score=score if score is not None else 1.0 / (60 + rank), rank=rank,
-               dense_score=dense, bm25_score=bm25)
+def make_hit(
+    chunk: Chunk,
+    rank: int,
+    *,
+    dense: float | None = None,
+    bm25: float | None = None,
+    score: float | None = None,
+) -> Hit:
+    return Hit(
+        chunk,
+        score=score if score is not None else 1.0 / (60 + rank),
+        rank=rank,
+        dense_score=dense,
+        bm25_score=bm25,
+    )
 
 
 SAMPLE_CHUNKS = (
-    make_chunk("leave-1", "hr/annual-leave.md",
-               "Annual leave is 15 working days per year. Unused days expire on 31 March.",
-               heading="Annual leave > Entitlement"),
-    make_chunk("sick-1", "hr/sick-leave.md",
-               "Sick leave needs a doctor's note after 3 days. Tell your manager on the first day.",
-               heading="Sick leave"),
-    make_chunk("travel-1", "finance/travel-policy.md",
-               "The hotel cap is 680 yuan per night in tier-one cities. Book through the travel desk.",
-               heading="Hotels"),
-    make_chunk("leave-zh", "hr/annual-leave-zh.md", "员工每年享有十五天年假。结转年假须在次年三月底前休完。",
-               heading="年假", lang="zh"),
+    make_chunk(
+        "leave-1",
+        "hr/annual-leave.md",
+        "Annual leave is 15 working days per year. Unused days expire on 31 March.",
+        heading="Annual leave > Entitlement",
+    ),
+    make_chunk(
+        "sick-1",
+        "hr/sick-leave.md",
+        "Sick leave needs a doctor's note after 3 days. Tell your manager on the first day.",
+        heading="Sick leave",
+    ),
+    make_chunk(
+        "travel-1",
+        "finance/travel-policy.md",
+        "The hotel cap is 680 yuan per night in tier-one cities. Book through the travel desk.",
+        heading="Hotels",
+    ),
+    make_chunk(
+        "leave-zh",
+        "hr/annual-leave-zh.md",
+        "员工每年享有十五天年假。结转年假须在次年三月底前休完。",
+        heading="年假",
+        lang="zh",
+    ),
 )
 
 
@@ -113,21 +139,39 @@ class FakeGenerator:
             first = _FIRST_SENTENCE.match(text)
             fact = first.group(0).strip() if first else text
             if adapter:
-                return (f"结论：{fact}\n依据：【{path}】\n提示：请以原文为准。" if zh
-                        else f"Conclusion: {fact}\nBasis: [{path}]\nNote: Check the document for exceptions.")
+                return (
+                    f"结论：{fact}\n依据：【{path}】\n提示：请以原文为准。"
+                    if zh
+                    else f"Conclusion: {fact}\nBasis: [{path}]\nNote: Check the document for exceptions."
+                )
             return f"{fact}（见 {path}）" if zh else f"{fact} See {path}."
         known = next((v for k, v in self.knowledge.items() if k in user), None)
         if adapter:
             body = known or ("我无法凭记忆回答。" if zh else "I cannot answer that from memory.")
-            return (f"结论：{body}\n依据：通用知识，文档未涵盖。\n提示：如需公司规定请开启检索。" if zh
-                    else f"Conclusion: {body}\nBasis: general knowledge, not covered by the documents.\n"
-                         "Note: Turn on retrieval for company rules.")
+            return (
+                f"结论：{body}\n依据：通用知识，文档未涵盖。\n提示：如需公司规定请开启检索。"
+                if zh
+                else f"Conclusion: {body}\nBasis: general knowledge, not covered by the documents.\n"
+                "Note: Turn on retrieval for company rules."
+            )
         return known or ("我不确定。" if zh else "I am not sure.")
 
-    def generate(self, messages: Sequence[Message], *, adapter: bool, max_new_tokens: int = 256,
-                 temperature: float = 0.0) -> Iterator[str]:
-        self.calls.append({"messages": [dict(m) for m in messages], "adapter": adapter,
-                           "max_new_tokens": max_new_tokens, "temperature": temperature})
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        adapter: bool,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+    ) -> Iterator[str]:
+        self.calls.append(
+            {
+                "messages": [dict(m) for m in messages],
+                "adapter": adapter,
+                "max_new_tokens": max_new_tokens,
+                "temperature": temperature,
+            }
+        )
         if adapter and not self.adapter_loaded:
             raise AssertionError("adapter=True asked of a generator without an adapter")
         yield from re.findall(r"\S+\s*", self.reply(messages, adapter))

@@ -1,4 +1,5 @@
-"""Fake page backends (``app.page_services`` Protocols) with inspectable state, for AppTest.
+"""Fake page backends (``app.page_services`` Protocols) with inspectable state, for AppTest: the
+assistant and the indexer here, the trainer and exporter in ``tests.fakes_app_jobs``.
 
 Passage texts deliberately carry HTML and Markdown so tests can check that pages never render
 document text as markup. Nothing here imports a heavy library.
@@ -7,14 +8,15 @@ document text as markup. Nothing here imports a heavy library.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import ConfigError, TrainingError
+from domain.errors import ConfigError, GenerationError
 from domain.progress import ProgressFn, no_progress
 from domain.types import Answer, Chunk, Hit, Mode, RouteDecision, Timing
+from tests.fakes_app_jobs import FakeExporter, FakeTrainer
 
 HOSTILE = '<script>alert("x")</script> ![pixel](http://example.invalid/p.png) **bold**'
 PASSAGE_TEXT = "Annual leave is 15 working days per year. " + HOSTILE + " Unused days expire in March."
@@ -23,15 +25,21 @@ PASSAGE_TEXT = "Annual leave is 15 working days per year. " + HOSTILE + " Unused
 def fake_hits() -> list[Hit]:
     chunks = [
         Chunk("c1", "hr/leave-policy.md", "Leave policy", "Annual leave", PASSAGE_TEXT, 0, len(PASSAGE_TEXT)),
-        Chunk("c2", "hr/<i>odd</i>.md", "Odd name", "Sick leave", "Sick leave needs a note after 3 days.", 0, 37),
+        Chunk(
+            "c2", "hr/<i>odd</i>.md", "Odd name", "Sick leave", "Sick leave needs a note after 3 days.", 0, 37
+        ),
     ]
-    return [Hit(c, score=0.9 - 0.1 * i, rank=i + 1, dense_score=0.83 - 0.1 * i, bm25_score=4.0 - i)
-            for i, c in enumerate(chunks)]
+    return [
+        Hit(c, score=0.9 - 0.1 * i, rank=i + 1, dense_score=0.83 - 0.1 * i, bm25_score=4.0 - i)
+        for i, c in enumerate(chunks)
+    ]
 
 
 def canned_answer(mode: Mode) -> str:
-    return (f"Conclusion: Annual leave is 15 days ({mode.value}).\n"
-            "Basis: [hr/leave-policy.md] says 15 working days.\nNote: <b>unused</b> days expire in March.")
+    return (
+        f"Conclusion: Annual leave is 15 days ({mode.value}).\n"
+        "Basis: [hr/leave-policy.md] says 15 working days.\nNote: <b>unused</b> days expire in March."
+    )
 
 
 @dataclass
@@ -41,19 +49,33 @@ class FakeStream:
     text: str
     question: str
     from_correction: bool = False
+    fail_after: int | None = None
+    closed: bool = False
     _done: bool = False
 
     @property
     def pieces(self) -> Iterator[str]:
-        yield from re.findall(r"\S+\s*", self.text)
+        for i, piece in enumerate(re.findall(r"\S+\s*", self.text)):
+            if self.fail_after is not None and i == self.fail_after:
+                raise GenerationError("llama.cpp stopped mid-answer — ask again")
+            yield piece
         self._done = True
+
+    def close(self) -> None:
+        self.closed = True
 
     def answer(self) -> Answer:
         assert self._done, "answer() before the stream was consumed"
-        return Answer(self.question, self.decision.mode, self.text, reason=self.decision.reason,
-                      passages=list(self.passages) if self.decision.mode.uses_retrieval else [],
-                      timing=Timing(0.01, 0.2, 1.2, 20), from_correction=self.from_correction,
-                      warnings=["best passage scores low (0.41)"] if "obscure" in self.question else [])
+        return Answer(
+            self.question,
+            self.decision.mode,
+            self.text,
+            reason=self.decision.reason,
+            passages=list(self.passages) if self.decision.mode.uses_retrieval else [],
+            timing=Timing(0.01, 0.2, 1.2, 20),
+            from_correction=self.from_correction,
+            warnings=["best passage scores low (0.41)"] if "obscure" in self.question else [],
+        )
 
 
 @dataclass
@@ -68,7 +90,9 @@ class FakeCompareStart:
         if mode.uses_adapter and not self.has_adapter:
             raise ConfigError(f"mode {mode.value} needs a LoRA adapter but none is loaded — train one")
         self.started.append(mode)
-        decision = self.decision if mode == self.decision.mode else RouteDecision(mode, "shown", overridden=True)
+        decision = (
+            self.decision if mode == self.decision.mode else RouteDecision(mode, "shown", overridden=True)
+        )
         return FakeStream(decision, self.passages, canned_answer(mode), self.question)
 
 
@@ -80,6 +104,8 @@ class FakeAssistant:
     asked: list[tuple[str, str]] = field(default_factory=list)
     corrections: list[dict[str, Any]] = field(default_factory=list)
     has_adapter: bool = True
+    fail_after: int | None = None
+    last_stream: FakeStream | None = None
     last_compare: FakeCompareStart | None = None
 
     def status(self) -> dict[str, Any]:
@@ -87,7 +113,9 @@ class FakeAssistant:
 
     def _decide(self, mode: str) -> RouteDecision:
         if mode == "auto":
-            return RouteDecision(Mode.TUNED_RAG, "tuned_rag: top passage 0.83 from hr/leave-policy.md; adapter v2 active")
+            return RouteDecision(
+                Mode.TUNED_RAG, "tuned_rag: top passage 0.83 from hr/leave-policy.md; adapter v2 active"
+            )
         return RouteDecision(Mode(mode), "chosen by you", overridden=True)
 
     def stream(self, question: str, mode: str) -> FakeStream:
@@ -99,7 +127,10 @@ class FakeAssistant:
         for c in self.corrections:
             if c["question"].strip().lower() == question.strip().lower():
                 return FakeStream(decision, fake_hits(), c["corrected"], question, from_correction=True)
-        return FakeStream(decision, fake_hits(), canned_answer(decision.mode), question)
+        self.last_stream = FakeStream(
+            decision, fake_hits(), canned_answer(decision.mode), question, fail_after=self.fail_after
+        )
+        return self.last_stream
 
     def compare(self, question: str) -> FakeCompareStart:
         self.retrievals += 1
@@ -107,8 +138,14 @@ class FakeAssistant:
         return self.last_compare
 
     def save_correction(self, answer: Answer, corrected: str) -> int:
-        self.corrections.append({"question": answer.question, "mode": answer.mode.value,
-                                 "original": answer.text, "corrected": corrected})
+        self.corrections.append(
+            {
+                "question": answer.question,
+                "mode": answer.mode.value,
+                "original": answer.text,
+                "corrected": corrected,
+            }
+        )
         return len(self.corrections)
 
 
@@ -131,23 +168,52 @@ class FakeIndexer:
         if name not in self.docs:
             return None
         n_chunks = sum(len(v) for v in self.docs[name].values())
-        return {"name": name, "root": self.roots[name], "n_chunks": n_chunks, "n_files": len(self.docs[name]),
-                "n_skipped": 1, "embedder": {"name": "fake-ngram", "dim": 64}, "updated_at": "now",
-                "generation": "gen-000001"}
+        return {
+            "name": name,
+            "root": self.roots[name],
+            "n_chunks": n_chunks,
+            "n_files": len(self.docs[name]),
+            "n_skipped": 1,
+            "embedder": {"name": "fake-ngram", "dim": 64},
+            "updated_at": "now",
+            "generation": "gen-000001",
+        }
 
     def documents(self, name: str) -> list[dict[str, Any]]:
-        rows = [{"path": p, "title": p, "kind": "markdown", "chunks": len(cs), "lang": "en", "status": "indexed",
-                 "reason": "", "bytes": 1} for p, cs in sorted(self.docs.get(name, {}).items())]
+        rows = [
+            {
+                "path": p,
+                "title": p,
+                "kind": "markdown",
+                "chunks": len(cs),
+                "lang": "en",
+                "status": "indexed",
+                "reason": "",
+                "bytes": 1,
+            }
+            for p, cs in sorted(self.docs.get(name, {}).items())
+        ]
         if name in self.docs:
-            rows.append({"path": "image.png", "title": "", "kind": "", "chunks": 0, "lang": "", "status": "skipped",
-                         "reason": "unsupported_type", "bytes": None})
+            rows.append(
+                {
+                    "path": "image.png",
+                    "title": "",
+                    "kind": "",
+                    "chunks": 0,
+                    "lang": "",
+                    "status": "skipped",
+                    "reason": "unsupported_type",
+                    "bytes": None,
+                }
+            )
         return rows
 
     def chunks(self, name: str, path: str) -> list[Chunk]:
         return list(self.docs.get(name, {}).get(path, []))
 
-    def sync(self, folder: str | Path, *, name: str, rebuild: bool = False,
-             on_progress: ProgressFn = no_progress) -> dict[str, Any]:
+    def sync(
+        self, folder: str | Path, *, name: str, rebuild: bool = False, on_progress: ProgressFn = no_progress
+    ) -> dict[str, Any]:
         base = Path(folder)
         if not base.is_dir():
             raise ConfigError(f"{folder} is not a folder — pass the folder that holds your documents")
@@ -164,17 +230,35 @@ class FakeIndexer:
         self.roots[name] = str(base.resolve())
         self.syncs.append(name)
         self.rebuilds.append(rebuild)
-        return {"name": name, "root": str(base), "generation": "gen-000001", "files_indexed": len(docs),
-                "files_new": len(docs), "files_changed": 0, "files_unchanged": 0, "files_deleted": 0,
-                "files_resumed": 0, "chunks_total": sum(len(v) for v in docs.values()),
-                "chunks_embedded": sum(len(v) for v in docs.values()), "seconds": 0.01, "changed": True,
-                "ann": {"kind": "flat"}, "skipped": []}
+        return {
+            "name": name,
+            "root": str(base),
+            "generation": "gen-000001",
+            "files_indexed": len(docs),
+            "files_new": len(docs),
+            "files_changed": 0,
+            "files_unchanged": 0,
+            "files_deleted": 0,
+            "files_resumed": 0,
+            "chunks_total": sum(len(v) for v in docs.values()),
+            "chunks_embedded": sum(len(v) for v in docs.values()),
+            "seconds": 0.01,
+            "changed": True,
+            "ann": {"kind": "flat"},
+            "skipped": [],
+        }
 
     def search(self, name: str, query: str, k: int) -> list[Hit]:
         words = set(query.lower().split())
-        scored = [(len(words & set(c.text.lower().split())), c) for cs in self.docs.get(name, {}).values() for c in cs]
+        scored = [
+            (len(words & set(c.text.lower().split())), c)
+            for cs in self.docs.get(name, {}).values()
+            for c in cs
+        ]
         scored = sorted((s for s in scored if s[0] > 0), key=lambda s: -s[0])[:k]
-        return [Hit(c, float(s), i + 1, dense_score=None, bm25_score=float(s)) for i, (s, c) in enumerate(scored)]
+        return [
+            Hit(c, float(s), i + 1, dense_score=None, bm25_score=float(s)) for i, (s, c) in enumerate(scored)
+        ]
 
     def delete(self, name: str) -> None:
         self.docs.pop(name)
@@ -184,126 +268,4 @@ class FakeIndexer:
         return self.root / "uploads" / name
 
 
-DEFAULT_PARAMS = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-                  "lr": 2e-4, "epochs": 3, "batch_size": 4, "grad_accum": 1, "max_length": 1024}
-
-
-@dataclass
-class FakeTrainer:
-    """Jobs advance one step per ``status`` call; versions and activation live in memory."""
-
-    jobs_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
-    started: list[dict[str, Any]] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    active: str = "v1"
-    history: list[str] = field(default_factory=lambda: ["v1"])
-    version_names: list[str] = field(default_factory=lambda: ["v1", "v2"])
-
-    def dataset(self) -> dict[str, Any]:
-        return {"base_rows": 120, "corrections": 3, "by_lang": {"en": {"base": 60, "corrections": 2},
-                                                               "zh": {"base": 60, "corrections": 1}},
-                "sources": ["corpus/train.jsonl", "corpus/train_zh.jsonl", "feedback.sqlite"]}
-
-    def default_params(self) -> dict[str, Any]:
-        return dict(DEFAULT_PARAMS)
-
-    def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
-        if any(j["status"] in ("starting", "running") for j in self.jobs_by_id.values()):
-            raise TrainingError("a training job is already running — cancel it or wait")
-        job_id = f"train-{len(self.jobs_by_id) + 1}"
-        self.started.append({"params": params, "from_corrections": from_corrections, "id": job_id})
-        self.jobs_by_id[job_id] = {"id": job_id, "kind": "train", "status": "running", "phase": "training",
-                                   "step": 0, "total": 10, "eta_s": 90.0, "loss_history": [], "error": None}
-        return job_id
-
-    def status(self, job_id: str) -> dict[str, Any]:
-        job = self.jobs_by_id[job_id]
-        if job["status"] == "running" and job["step"] < job["total"]:
-            job["step"] += 1
-            job["loss_history"].append({"step": job["step"], "loss": round(2.0 / job["step"], 4)})
-            job["eta_s"] = 9.0 * (job["total"] - job["step"])
-        return dict(job)
-
-    def cancel(self, job_id: str) -> bool:
-        job = self.jobs_by_id[job_id]
-        if job["status"] != "running":
-            return False
-        job.update(status="cancelled", phase="cancelled", eta_s=None)
-        self.cancelled.append(job_id)
-        return True
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return [dict(j) for j in reversed(list(self.jobs_by_id.values()))]
-
-    def versions(self) -> list[dict[str, Any]]:
-        out = []
-        for i, v in enumerate(self.version_names):
-            gate = {"passed": True, "reason": "combined 0.80 ≥ 0.75", "candidate_modes": {
-                "tuned": {"combined": 0.7 + 0.1 * i, "format": 0.9}, "tuned_rag": {"combined": 0.8, "format": 0.95}},
-                "baseline_modes": {"tuned": {"combined": 0.6, "format": 0.8}, "tuned_rag": {"combined": 0.75, "format": 0.9}}}
-            out.append({"version": v, "active": v == self.active, "created_at": f"2026-01-0{i + 1}",
-                        "gate_passed": True, "has_gguf": True, "metrics": {"gate": gate, "val_loss": 0.9 - 0.1 * i},
-                        "params": dict(DEFAULT_PARAMS), "path": f"/ws/adapters/{v}"})
-        return out
-
-    def activate(self, version: str) -> dict[str, Any]:
-        if version not in self.version_names:
-            raise ConfigError(f"no version {version}")
-        self.active = version
-        self.history.append(version)
-        return {"version": version}
-
-    def rollback(self) -> dict[str, Any]:
-        if len(self.history) < 2:
-            raise ConfigError("nothing to roll back to — activate a version")
-        self.history.pop()
-        self.active = self.history[-1]
-        return {"version": self.active}
-
-
-@dataclass
-class FakeExporter:
-    """Exports finish on the first status poll and leave small files in ``root``."""
-
-    root: Path
-    jobs_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
-    done: list[dict[str, Any]] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-
-    def quants(self) -> Sequence[str]:
-        return ("q8_0", "q4_k_m", "f16")
-
-    def source_label(self) -> str:
-        return "v2"
-
-    def start(self, quant: str) -> str:
-        job_id = f"export-{len(self.jobs_by_id) + 1}"
-        self.jobs_by_id[job_id] = {"id": job_id, "kind": "export", "status": "running", "phase": "merging",
-                                   "step": 0, "total": 6, "eta_s": None, "loss_history": [], "quant": quant}
-        return job_id
-
-    def status(self, job_id: str) -> dict[str, Any]:
-        job = self.jobs_by_id[job_id]
-        if job["status"] == "running":
-            quant = job["quant"]
-            out = self.root / "exports" / "v2"
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"model-{quant}.gguf").write_bytes(b"GGUF" + b"\0" * 60)
-            (out / f"Modelfile-{quant}").write_text(f"FROM ./model-{quant}.gguf\n")
-            report = {"label": "v2", "quant": quant, "path": str(out / f"model-{quant}.gguf"), "bytes": 64,
-                      "golden": {"n": 5, "identical": 5}, "tokens_per_s": 42.5,
-                      "perplexity": {"f16": 7.0, quant: 7.05}, "perplexity_ratio_vs_f16": 1.0071,
-                      "modelfile": str(out / f"Modelfile-{quant}"), "seconds": 1.0}
-            self.done.insert(0, report)
-            job.update(status="succeeded", phase="succeeded", step=6, result=report)
-        return dict(job)
-
-    def cancel(self, job_id: str) -> bool:
-        self.cancelled.append(job_id)
-        return False
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return [dict(j) for j in reversed(list(self.jobs_by_id.values()))]
-
-    def reports(self) -> list[dict[str, Any]]:
-        return list(self.done)
+__all__ = ["FakeAssistant", "FakeExporter", "FakeIndexer", "FakeTrainer", "HOSTILE"]

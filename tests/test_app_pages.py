@@ -17,7 +17,7 @@ from app import page_common, page_services
 from tests.fakes_app import HOSTILE, FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ROOT / "app" / "pages"
+PAGES = ROOT / "app" / "views"
 PAGE_NAMES = ("ask", "compare", "index_page", "train", "deploy", "strategy")
 HEAVY = ("torch", "transformers", "peft", "faiss", "sentence_transformers", "llama_cpp")
 
@@ -62,13 +62,19 @@ def test_every_page_renders_with_fakes(name):
     assert at.title[0].value
 
 
+def test_no_legacy_pages_folder_beside_the_main_script():
+    """A ``pages/`` folder next to streamlit_app.py switches Streamlit to its legacy multipage mode
+    for a first visit straight to a page URL (seen in Chromium: /train ran without navigation)."""
+    assert not (ROOT / "app" / "pages").exists()
+
+
 @pytest.mark.usefixtures("fakes")
 def test_navigation_lists_the_six_pages():
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30).run()
     assert_clean(at)
     assert at.title[0].value == "Ask"
     for name in PAGE_NAMES[1:]:
-        at.switch_page(f"pages/{name}.py").run()
+        at.switch_page(f"views/{name}.py").run()
         assert_clean(at)
 
 
@@ -105,16 +111,36 @@ def test_saving_a_correction_confirms_and_is_used_next_time(fakes):
     at.text_area(key="ask_question").input("How long is annual leave?")
     at.button[0].click().run()
     at.toggle(key="ask_correct_open").set_value(True).run()
-    at.text_area(key="ask_correct_text").input("Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none.")
+    at.text_area(key="ask_correct_text").input(
+        "Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none."
+    )
     at.button(key="FormSubmitter:ask_correct_form-Save correction").click().run()
     assert_clean(at)
-    assert fakes["assistant"].corrections == [{
-        "question": "How long is annual leave?", "mode": "tuned_rag", "original": fakes["assistant"].stream(
-            "x", "auto").text, "corrected": "Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none."}]
+    assert fakes["assistant"].corrections == [
+        {
+            "question": "How long is annual leave?",
+            "mode": "tuned_rag",
+            "original": fakes["assistant"].stream("x", "auto").text,
+            "corrected": "Conclusion: 20 days.\nBasis: [hr/leave-policy.md]\nNote: none.",
+        }
+    ]
     assert "Saved correction #1" in at.success[0].value
     at.button[0].click().run()  # ask the same question again
     assert_clean(at)
     assert any("correction memory" in i.value for i in at.info)
+    assert "correction memory" in at.markdown[0].value  # the badge
+    assert any(c.value.startswith("from correction memory · format score") for c in at.caption)
+
+
+def test_a_generation_error_mid_answer_is_shown_and_the_stream_closed(fakes):
+    fakes["assistant"].fail_after = 3
+    at = page("ask")
+    at.text_area(key="ask_question").input("How long is annual leave?")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error[0].value == "llama.cpp stopped mid-answer — ask again"
+    assert fakes["assistant"].last_stream.closed is True
+    assert "ask_last" not in at.session_state
 
 
 def test_empty_question_warns_instead_of_asking(fakes):
@@ -131,13 +157,20 @@ def test_compare_shows_four_columns_one_retrieval_and_the_routers_pick(fakes):
     at.button[0].click().run()
     assert_clean(at)
     assert fakes["assistant"].retrievals == 1
-    assert [m.value for m in fakes["assistant"].last_compare.started] == ["prompt", "rag", "tuned", "tuned_rag"]
+    assert [m.value for m in fakes["assistant"].last_compare.started] == [
+        "prompt",
+        "rag",
+        "tuned",
+        "tuned_rag",
+    ]
     heads = [s.value for s in at.subheader]
     assert heads[:4] == ["Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG ★"]
     assert "Shared retrieval" in heads
-    labels = [m.label for m in at.metric]
-    assert labels.count("Latency") == 4 and labels.count("Tokens/s") == 4 and labels.count("Format") == 4
-    assert [m.value for m in at.metric if m.label == "Format"] == ["1.00"] * 4
+    facts = [m.value for m in at.markdown if m.value.startswith("latency ")]
+    assert facts == [
+        f"latency **{s:.1f} s** · **{n / (s - f):.1f}** tokens/s · format **1.00**"
+        for s, f, n in ((1.2, 0.2, 20),) * 4
+    ]
     at.toggle(key="compare_fix_rag_open").set_value(True).run()
     at.text_area(key="compare_fix_rag_text").input("Conclusion: fixed.\nBasis: [a.md]\nNote: none.")
     at.button(key="FormSubmitter:compare_fix_rag_form-Save correction").click().run()
@@ -154,17 +187,20 @@ def test_compare_without_an_adapter_still_answers_the_other_modes(fakes):
     assert [m.value for m in fakes["assistant"].last_compare.started] == ["prompt", "rag"]
     warned = [w.value for w in at.warning]
     assert len(warned) == 2 and all("needs a LoRA adapter" in w for w in warned)
-    assert [m.label for m in at.metric].count("Latency") == 2
+    assert len([m for m in at.markdown if m.value.startswith("latency ")]) == 2
+    assert [c.value for c in at.caption].count("Train an adapter on the Train page to fill this column.") == 2
 
 
 def test_index_a_folder_lists_documents_and_previews_chunks(fakes, tmp_path):
     docs = tmp_path / "docs"
     (docs / "hr").mkdir(parents=True)
-    (docs / "hr" / "leave.md").write_text("# Leave\n\nAnnual leave is 15 days.\n\n" + HOSTILE + "\n", encoding="utf-8")
+    (docs / "hr" / "leave.md").write_text(
+        "# Leave\n\nAnnual leave is 15 days.\n\n" + HOSTILE + "\n", encoding="utf-8"
+    )
     (docs / "pay.txt").write_text("Salaries are paid monthly.\n", encoding="utf-8")
     at = page("index_page")
-    assert any("No index named 'default'" in i.value for i in at.info)
-    at.text_input(key="index_folder").input(str(docs))
+    assert any("No index named 'default' yet" in i.value.replace("\\", "") for i in at.info)
+    at.text_input(key="index_folder_default").input(str(docs))
     at.button(key="index_go").click().run()
     assert_clean(at)
     indexer = fakes["indexer"]
@@ -197,13 +233,13 @@ def test_index_resync_and_delete(fakes, tmp_path):
     at.button(key="index_delete").click().run()
     assert_clean(at)
     assert indexer.deleted == ["default"]
-    assert any("No index named 'default'" in i.value for i in at.info)
+    assert any("No index named 'default' yet" in i.value.replace("\\", "") for i in at.info)
 
 
 @pytest.mark.usefixtures("fakes")
 def test_index_bad_folder_shows_the_next_step(tmp_path):
     at = page("index_page")
-    at.text_input(key="index_folder").input(str(tmp_path / "missing"))
+    at.text_input(key="index_folder_default").input(str(tmp_path / "missing"))
     at.button(key="index_go").click().run()
     assert not at.exception
     assert at.error[0].value.endswith("is not a folder — pass the folder that holds your documents")
@@ -223,6 +259,7 @@ def test_train_start_shows_loss_and_eta_then_cancel(fakes):
     at = page("train")
     assert [m.value for m in at.metric][:2] == ["120", "3"]
     at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_maxrows").set_value(40)
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     assert_clean(at)
     trainer = fakes["trainer"]
@@ -230,13 +267,35 @@ def test_train_start_shows_loss_and_eta_then_cancel(fakes):
     started = trainer.started[0]
     assert started["from_corrections"] is True
     assert started["params"]["epochs"] == 2 and started["params"]["lr"] == 2e-4
+    assert started["params"]["max_rows"] == 40 and started["params"]["seed"] == 1234
     assert started["params"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert "ETA" in at.get("progress")[0].proto.text
-    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert len(at.get("vega_lite_chart")) == 1
     at.button(key="train_cancel").click().run()
     assert_clean(at)
     assert trainer.cancelled == ["train-1"]
     assert any("Cancelled" in i.value for i in at.info)
+    at.button(key="train_resume").click().run()
+    assert_clean(at)
+    assert trainer.resumed == ["train-1"]
+    assert at.button(key="train_cancel")
+
+
+def test_train_job_runs_to_a_new_active_version(fakes):
+    at = page("train")
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    for _ in range(10):  # each run polls the fake job (one step per status read)
+        if at.success:
+            break
+        at.run()
+    assert_clean(at)
+    assert at.success[0].value == "Finished\\: version v3 \\(activated\\)"
+    assert "Gate\\: combined 0\\.81 ≥ 0\\.80 \\(v1\\)" in [c.value for c in at.caption]
+    chart = at.get("vega_lite_chart")[0]
+    assert json.loads(chart.proto.spec)["encoding"]["color"]["field"] == "series"
+    assert fakes["trainer"].active == "v3"
+    at.run()
+    assert list(at.dataframe[1].value["version"]) == ["v1", "v2", "v3"]
 
 
 def test_train_job_is_found_again_after_a_reload(fakes):
@@ -283,12 +342,20 @@ def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
     table = at.dataframe[0].value
     assert list(table["quant"]) == ["q4_k_m"] and list(table["parity"]) == ["5/5 identical"]
     assert list(table["tokens/s"]) == [42.5]
+    assert "adapter **v2**" in at.markdown[0].value
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download model-q4_k_m.gguf (64 B)", "Download Modelfile", "Download report (JSON)"]
+    out = tmp_path / "exports" / "v2"
+    assert at.code[0].value == (
+        f"cd {out}\n\nllama-cli -m {out / 'model-q4_k_m.gguf'} -cnv --temp 0\n"
+        "ollama create hybrid-assistant -f Modelfile-q4_k_m"
+    )
+    (out / "run-q4_k_m.txt").unlink()  # an export without its command file: the page writes its own
+    at.run()
+    assert_clean(at)
     code = "\n".join(c.value for c in at.code)
-    gguf = tmp_path / "exports" / "v2" / "model-q4_k_m.gguf"
-    assert f"llama-cli -m {gguf} -cnv" in code
-    assert "ollama create hybrid-assistant -f Modelfile-q4_k_m" in code
+    assert f"llama-cli -m {out / 'model-q4_k_m.gguf'} -cnv --chat-template chatml" in code
+    assert f"cd {out}\nollama create hybrid-assistant -f Modelfile-q4_k_m" in code
 
 
 @pytest.mark.usefixtures("fakes")
@@ -296,6 +363,30 @@ def test_strategy_page_renders_the_guide_without_a_report():
     at = page("strategy")
     assert_clean(at)
     assert any("No evaluation yet" in i.value for i in at.info)
+
+
+@pytest.mark.usefixtures("fakes")
+def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
+    evals = tmp_path / "ws" / "evals"
+    evals.mkdir(parents=True)
+    modes = {
+        m: {"combined": c, "fact_recall": c, "format": 1.0, "rouge_l": 0.5, "citation_precision": 0.9}
+        for m, c in (("prompt", 0.2), ("rag", 0.7), ("tuned", 0.4), ("tuned_rag", 0.8))
+    }
+    report = {
+        "n_rows": 12,
+        "modes": modes,
+        "router": {"agreement": 0.83, "combined": 0.79},
+        "by_kind": {"fact": {m: {"combined": v["combined"]} for m, v in modes.items()}},
+    }
+    (evals / "modes-1.json").write_text(json.dumps(report), encoding="utf-8")
+    at = page("strategy")
+    assert_clean(at)
+    board = at.dataframe[0].value
+    assert list(board["mode"]) == ["Prompt only", "RAG", "Tuned", "Tuned + RAG"]
+    assert list(board["combined"]) == [0.2, 0.7, 0.4, 0.8]
+    assert at.metric[0].value == "0.83"
+    assert len(at.get("vega_lite_chart")) == 1
 
 
 PROBE = r"""
@@ -314,19 +405,22 @@ if cfg["fakes"]:
 out = {}
 for name in cfg["pages"]:
     t0 = time.perf_counter()
-    at = AppTest.from_file(cfg["root"] + "/app/pages/" + name + ".py", default_timeout=60).run()
+    at = AppTest.from_file(cfg["root"] + "/app/views/" + name + ".py", default_timeout=60).run()
     out[name] = {"seconds": time.perf_counter() - t0, "exceptions": [e.value for e in at.exception],
                  "errors": [e.value for e in at.error]}
+from app import page_services as ps
+same = all(f() is f() for f in (ps.get_assistant, ps.get_indexer, ps.get_trainer_jobs, ps.get_exporter))
 heavy = sorted(k for k in sys.modules if k.split(".")[0] in cfg["heavy"])
-print(json.dumps({"pages": out, "heavy": heavy}))
+print(json.dumps({"pages": out, "heavy": heavy, "same_backends": same}))
 """
 
 
 def render_probe(workspace: Path, *, use_fakes: bool) -> dict:
     """Run every page once in a fresh interpreter; per-page seconds and the heavy modules loaded."""
     cfg = {"root": str(ROOT), "ws": str(workspace), "fakes": use_fakes, "pages": PAGE_NAMES, "heavy": HEAVY}
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cfg)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -335,6 +429,7 @@ def render_probe(workspace: Path, *, use_fakes: bool) -> dict:
 def test_pages_render_without_loading_a_heavy_library(tmp_path, use_fakes):
     result = render_probe(tmp_path / "ws", use_fakes=use_fakes)
     assert result["heavy"] == []
+    assert result["same_backends"] is True  # one backend per process (st.cache_resource or the fake)
     for name, r in result["pages"].items():
         assert r["exceptions"] == [], name
         assert r["errors"] == [], name

@@ -57,6 +57,8 @@ def test_the_models_own_tags_are_not_trusted() -> None:
 
 def test_unsupported_sentences_get_no_citation() -> None:
     assert attach_citations("The moon is made of cheese and jam.", HITS) == []
+    # a bare fragment (here a heading echoed by the model) matches anything; it cites nothing
+    assert attach_citations("年假。Hotels.", [make_hit(LEAVE_ZH, 1), make_hit(TRAVEL, 2)]) == []
     assert attach_citations("", HITS) == []
     assert attach_citations("Annual leave is 15 working days.", []) == []
 
@@ -70,7 +72,9 @@ def test_threshold() -> None:
 
 
 def test_chinese_answer_matches_by_character_bigrams() -> None:
-    answer = "结论：员工每年享有十五天年假。\n依据：【hr/annual-leave-zh.md】\n提示：结转年假须在三月底前休完。"
+    answer = (
+        "结论：员工每年享有十五天年假。\n依据：【hr/annual-leave-zh.md】\n提示：结转年假须在三月底前休完。"
+    )
     cites = attach_citations(answer, [make_hit(LEAVE, 1), make_hit(LEAVE_ZH, 2)])
     assert [(c.chunk_id, c.span, c.score) for c in cites] == [
         ("leave-zh", "员工每年享有十五天年假。", 1.0),
@@ -82,7 +86,9 @@ def test_chinese_answer_matches_by_character_bigrams() -> None:
 def test_ties_go_to_the_better_ranked_passage() -> None:
     twin = make_hit(LEAVE, 1)
     other = make_hit(LEAVE.__class__(**{**LEAVE.__dict__, "chunk_id": "copy"}), 2)
-    assert attach_citations("Annual leave is 15 working days per year.", [other, twin])[0].chunk_id == "leave-1"
+    assert (
+        attach_citations("Annual leave is 15 working days per year.", [other, twin])[0].chunk_id == "leave-1"
+    )
 
 
 def test_matched_span_is_verbatim_passage_text() -> None:
@@ -92,6 +98,10 @@ def test_matched_span_is_verbatim_passage_text() -> None:
 
 
 def test_cited_paths_one_per_cited_passage() -> None:
-    c = [Citation("s1", "a", "x.md", "", "", 1.0), Citation("s2", "a", "x.md", "", "", 1.0),
-         Citation("s3", "b", "x.md", "", "", 1.0), Citation("s4", "c", "y.md", "", "", 1.0)]
+    c = [
+        Citation("s1", "a", "x.md", "", "", 1.0),
+        Citation("s2", "a", "x.md", "", "", 1.0),
+        Citation("s3", "b", "x.md", "", "", 1.0),
+        Citation("s4", "c", "y.md", "", "", 1.0),
+    ]
     assert cited_paths(c) == ["x.md", "x.md", "y.md"]

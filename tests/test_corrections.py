@@ -18,12 +18,23 @@ HITS = [make_hit(SAMPLE_CHUNKS[0], 1, dense=0.83, bm25=9.0), make_hit(SAMPLE_CHU
 
 def test_add_and_read_back(tmp_path) -> None:
     store = CorrectionStore(tmp_path / "feedback.sqlite")
-    cid = store.add(question="How long is annual leave?", mode="rag", original="I am not sure.",
-                    corrected="Conclusion: 15 days.", passages=HITS)
+    cid = store.add(
+        question="How long is annual leave?",
+        mode="rag",
+        original="I am not sure.",
+        corrected="Conclusion: 15 days.",
+        passages=HITS,
+    )
     rec = store.get(cid)
     assert rec is not None
     assert (rec.id, rec.question, rec.lang, rec.mode, rec.original, rec.corrected) == (
-        1, "How long is annual leave?", "en", "rag", "I am not sure.", "Conclusion: 15 days.")
+        1,
+        "How long is annual leave?",
+        "en",
+        "rag",
+        "I am not sure.",
+        "Conclusion: 15 days.",
+    )
     assert rec.passage_hits() == HITS
     assert rec.created_at.endswith("+00:00")
     assert store.count() == 1
@@ -94,7 +105,9 @@ def test_stored_question_vectors_are_cached(tmp_path) -> None:
 def _write_many(path: str, worker: int, n: int) -> None:
     store = CorrectionStore(path)
     for i in range(n):
-        store.add(question=f"worker {worker} question {i}?", mode="rag", corrected=f"answer {i}", passages=HITS[:1])
+        store.add(
+            question=f"worker {worker} question {i}?", mode="rag", corrected=f"answer {i}", passages=HITS[:1]
+        )
 
 
 def test_two_processes_writing_500_each_leave_1000_rows(tmp_path) -> None:
@@ -110,4 +123,6 @@ def test_two_processes_writing_500_each_leave_1000_rows(tmp_path) -> None:
     assert len(rows) == 1000
     assert len({r.id for r in rows}) == 1000
     for w in (1, 2):
-        assert sorted(int(r.question.split()[3].rstrip("?")) for r in rows if r.question.startswith(f"worker {w} ")) == list(range(500))
+        assert sorted(
+            int(r.question.split()[3].rstrip("?")) for r in rows if r.question.startswith(f"worker {w} ")
+        ) == list(range(500))

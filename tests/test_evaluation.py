@@ -17,30 +17,55 @@ from tests.fakes_answer import SAMPLE_CHUNKS, FakeGenerator, FakeRetriever, make
 LEAVE, SICK, TRAVEL, LEAVE_ZH = SAMPLE_CHUNKS
 V3 = AdapterState(active=True, label="v3", gate_passed=True)
 ROWS = [
-    {"id": "e1", "lang": "en", "kind": "fact", "question": "How many days of annual leave do I get?",
-     "reference": "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
-                  "Note: Check the document for exceptions.",
-     "key_facts": ["15 working days"], "source": "hr/annual-leave.md"},
-    {"id": "e2", "lang": "en", "kind": "out_of_domain", "question": "What is the capital of France?",
-     "reference": "Conclusion: Paris.\nBasis: general knowledge, not covered by the documents.\nNote: None.",
-     "key_facts": ["Paris"], "source": None},
-    {"id": "e3", "lang": "zh", "kind": "fact", "question": "员工每年有几天年假？",
-     "reference": "结论：员工每年享有十五天年假。\n依据：【hr/annual-leave-zh.md】\n提示：请以原文为准。",
-     "key_facts": ["十五天"], "source": "hr/annual-leave-zh.md"},
+    {
+        "id": "e1",
+        "lang": "en",
+        "kind": "fact",
+        "question": "How many days of annual leave do I get?",
+        "reference": "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
+        "Note: Check the document for exceptions.",
+        "key_facts": ["15 working days"],
+        "source": "hr/annual-leave.md",
+    },
+    {
+        "id": "e2",
+        "lang": "en",
+        "kind": "out_of_domain",
+        "question": "What is the capital of France?",
+        "reference": "Conclusion: Paris.\nBasis: general knowledge, not covered by the documents.\nNote: None.",
+        "key_facts": ["Paris"],
+        "source": None,
+    },
+    {
+        "id": "e3",
+        "lang": "zh",
+        "kind": "fact",
+        "question": "员工每年有几天年假？",
+        "reference": "结论：员工每年享有十五天年假。\n依据：【hr/annual-leave-zh.md】\n提示：请以原文为准。",
+        "key_facts": ["十五天"],
+        "source": "hr/annual-leave-zh.md",
+    },
 ]
 CANNED = {
     "How many days of annual leave do I get?": [make_hit(LEAVE, 1, dense=0.9), make_hit(SICK, 2, dense=0.7)],
     "What is the capital of France?": [make_hit(TRAVEL, 1, dense=0.75), make_hit(SICK, 2, dense=0.7)],
-    "员工每年有几天年假？": [make_hit(LEAVE_ZH, 1, dense=0.88)],
+    "员工每年有几天年假？": [make_hit(LEAVE_ZH, 1, dense=0.93)],
 }
 ALL = ["prompt", "rag", "tuned", "tuned_rag", "auto"]
 
 
 def assistant(adapter: AdapterState = V3, thresholds: RouterThresholds | None = None):
     retriever = FakeRetriever(canned=CANNED)
-    gen = FakeGenerator(adapter_loaded=adapter.active, knowledge={"capital of France": "Paris is the capital of France."})
-    a = Assistant(retriever=retriever, generator=gen, options=AssistantOptions(low_score_warning=0.0),
-                  thresholds=thresholds or RouterThresholds(), adapter=adapter)
+    gen = FakeGenerator(
+        adapter_loaded=adapter.active, knowledge={"capital of France": "Paris is the capital of France."}
+    )
+    a = Assistant(
+        retriever=retriever,
+        generator=gen,
+        options=AssistantOptions(low_score_warning=0.0),
+        thresholds=thresholds or RouterThresholds(),
+        adapter=adapter,
+    )
     return a, retriever, gen
 
 
@@ -66,7 +91,10 @@ def test_per_row_scores_worked_by_hand() -> None:
     assert (e1["citation_precision"], e1["cited"], e1["rouge_l"]) == (1.0, ["hr/annual-leave.md"], 1.0)
     assert results[1]["results"]["rag"]["citation_precision"] is None  # no sources to be precise about
     assert results[0]["results"]["prompt"]["citation_precision"] is None  # no retrieval, no citations
-    assert results[0]["router_reason"] == "Tuned + RAG: top passage 0.90 from hr/annual-leave.md; adapter v3 active"
+    assert (
+        results[0]["router_reason"]
+        == "Tuned + RAG: top passage 0.90 from hr/annual-leave.md; adapter v3 active"
+    )
     json.dumps(results)
 
 
@@ -76,14 +104,23 @@ def test_report_keys_and_aggregates() -> None:
     assert report["n_rows"] == 3
     assert list(report["modes"]) == ALL
     for values in report["modes"].values():
-        assert set(values) >= {"fact_recall", "rouge_l", "format", "citation_precision", "combined",
-                               "first_token_s_p50", "tokens_per_s"}
+        assert set(values) >= {
+            "fact_recall",
+            "rouge_l",
+            "format",
+            "citation_precision",
+            "combined",
+            "first_token_s_p50",
+            "tokens_per_s",
+        }
     tr = report["modes"]["tuned_rag"]
     assert (tr["fact_recall"], tr["format"], tr["citation_precision"]) == (pytest.approx(2 / 3), 1.0, 1.0)
     assert tr["combined"] == pytest.approx(5 / 6)
     assert report["modes"]["auto"]["combined"] == 1.0
     assert report["router"] == {
-        "agreement": 1.0, "combined": 1.0, "best_fixed_mode": "tuned_rag",
+        "agreement": 1.0,
+        "combined": 1.0,
+        "best_fixed_mode": "tuned_rag",
         "best_fixed_combined": pytest.approx(5 / 6),
         "routed_counts": {"prompt": 0, "rag": 0, "tuned": 1, "tuned_rag": 2},
     }
@@ -111,8 +148,11 @@ def test_modes_without_retrieval_do_not_search() -> None:
 
 def test_without_an_adapter_tuned_modes_are_skipped() -> None:
     none = AdapterState()
-    assert plan_modes(ALL, none) == ([Mode.PROMPT, Mode.RAG], True, {"tuned": "no adapter loaded",
-                                                                      "tuned_rag": "no adapter loaded"})
+    assert plan_modes(ALL, none) == (
+        [Mode.PROMPT, Mode.RAG],
+        True,
+        {"tuned": "no adapter loaded", "tuned_rag": "no adapter loaded"},
+    )
     a, _, gen = assistant(adapter=none)
     report = build_report(evaluate_rows(ROWS, a, ALL), ALL, none)
     assert list(report["modes"]) == ["prompt", "rag", "auto"]
@@ -128,7 +168,7 @@ def test_progress_is_reported_per_row() -> None:
 
 
 def test_fitting_on_results_recovers_full_agreement() -> None:
-    bad = RouterThresholds(dense_min=0.95, margin_min=1.0)
+    bad = RouterThresholds(dense_min=0.95, dense_min_zh=0.99, margin_min=1.0)
     a, _, _ = assistant(thresholds=bad)
     results = evaluate_rows(ROWS, a, ALL)
     assert build_report(results, ALL, V3)["router"]["agreement"] == pytest.approx(1 / 3)
@@ -141,10 +181,14 @@ def test_markdown_table() -> None:
     md = render_markdown(build_report(evaluate_rows(ROWS, a, ALL), ALL, V3))
     lines = md.splitlines()
     assert lines[0] == "# Answer evaluation (3 rows)"
-    assert lines[2] == ("| mode | fact recall | ROUGE-L | format | citation precision | combined | "
-                        "first token p50 (s) | tokens/s |")
+    assert lines[2] == (
+        "| mode | fact recall | ROUGE-L | format | citation precision | combined | "
+        "first token p50 (s) | tokens/s |"
+    )
     assert lines[7].startswith("| tuned_rag | 0.667 | 0.722 | 1.000 | 1.000 | 0.833 | ")
-    assert "Router: agreement 1.000 with the hindsight-best mode; routed combined 1.000 vs best fixed mode " \
-           "tuned_rag 0.833." in md
+    assert (
+        "Router: agreement 1.000 with the hindsight-best mode; routed combined 1.000 vs best fixed mode "
+        "tuned_rag 0.833." in md
+    )
     assert "Out-of-domain rows: retrieval forced on 0 of 1." in md
     assert "| out_of_domain | auto | 1 | 1.000 | 1.000 | 1.000 |" in md

@@ -32,14 +32,17 @@ def tools_dir(tmp_path_factory) -> Path:
 
 
 class FakeGate:
-    """Passes when asked; records the staged folder it saw (it must already hold lora.gguf)."""
+    """Passes when asked (or breaks); records the staged folder it saw (it must hold lora.gguf)."""
 
-    def __init__(self, passed: bool) -> None:
+    def __init__(self, passed: bool, *, broken: bool = False) -> None:
         self.passed = passed
+        self.broken = broken
         self.seen: list[tuple[str, bool]] = []
 
     def __call__(self, stage: Path, name: str, reporter) -> dict:  # noqa: ARG002
         self.seen.append((name, (stage / "lora.gguf").is_file()))
+        if self.broken:
+            raise RuntimeError("generator exploded")
         return {"passed": self.passed, "reason": "fake"}
 
 
@@ -122,6 +125,17 @@ def test_a_failing_gate_registers_but_does_not_activate(tmp_path, tiny_llama_dir
     assert registry.active_version_dir(tmp_path / "adapters") is None
     assert [v.version for v in registry.list_versions(tmp_path / "adapters")] == ["v1"]
     assert registry.list_versions(tmp_path / "adapters")[0].gate_passed is False
+
+
+def test_a_gate_that_cannot_run_keeps_the_version_inactive(tmp_path, tiny_llama_dir, tools_dir):
+    result = _train(tmp_path, tiny_llama_dir, tools_dir, FakeGate(True, broken=True))
+    assert result["activated"] is False
+    assert result["metrics"]["gate"] == {
+        "passed": False,
+        "reason": "the gate could not run: generator exploded",
+        "error": "RuntimeError: generator exploded",
+    }
+    assert [v.version for v in registry.list_versions(tmp_path / "adapters")] == ["v1"]
 
 
 def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, tools_dir):

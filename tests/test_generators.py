@@ -24,6 +24,16 @@ OTHER_QUESTION = [
     {"role": "system", "content": "Answer briefly."},
     {"role": "user", "content": "请把报告发给经理"},
 ]
+PARITY_QUESTIONS = [
+    QUESTION,
+    OTHER_QUESTION,
+    [{"role": "user", "content": "How many days of paid holiday do I get?"}],
+    [{"role": "user", "content": "Who approves travel?"}],
+]
+# A full-size random LoRA moves the tiny model's logits so far that some greedy steps become near
+# ties (top-2 margin 0.009) below the llama.cpp-vs-torch logit difference there (0.045, f16 activations),
+# and the two backends then pick different tokens. A smaller LoRA still changes every answer.
+LORA_B_SCALE = 0.3
 GOLDEN_PROMPT = "<|im_start|>user\nWhen does the office open?<|im_end|>\n<|im_start|>assistant\n"
 # Several of these characters are not in the tiny vocabulary, so they arrive as three byte tokens each.
 CHINESE = "请把报告发给经理，谢谢！"
@@ -52,7 +62,7 @@ def tiny_models(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
     with torch.no_grad():  # f16-exact, like the tiny base, so the f16 GGUF LoRA holds the same values
         for name, param in peft_model.named_parameters():
             if "lora_" in name:
-                param.copy_(param.half().float())
+                param.copy_((param * (LORA_B_SCALE if "lora_B" in name else 1.0)).half().float())
     adapter_dir = out / "v1"
     peft_model.save_pretrained(adapter_dir)
     lora = convert_lora_to_gguf(
@@ -83,25 +93,23 @@ def test_both_backends_render_the_chat_template_with_the_assistant_turn_open(lla
     assert hf_gen.format_prompt(QUESTION) == GOLDEN_PROMPT
 
 
-def _valid(text: str) -> str:
-    """The tiny random model emits invalid UTF-8 byte runs, which each library renders its own way
-    (llama-cpp-python drops them, tokenizers and we show U+FFFD); compare what is left."""
-    return text.replace("\ufffd", "")
-
-
 def test_adapter_off_is_exactly_the_base_without_any_adapter(llama_gen, tiny_models) -> None:
+    """Oracle: a plain ``llama_cpp.Llama`` of the base (no adapter ever loaded), greedy, with its
+    tokens rendered by the same ``stream_text``."""
     import llama_cpp
 
     raw = llama_cpp.Llama(str(tiny_models["gguf"]), n_threads=1, n_ctx=256, verbose=False)
     try:
-        for messages in (QUESTION, OTHER_QUESTION):
-            prompt = llama_gen.format_prompt(messages)
-            done = raw.create_completion(
-                prompt, max_tokens=N_NEW_TOKENS, temperature=0.0, top_k=1, repeat_penalty=1.0
-            )
-            expected = done["choices"][0]["text"].lstrip()
+        for messages in PARITY_QUESTIONS:
+            ids = llama_gen.encode_prompt(messages)
+            tokens = []
+            for token in raw.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+                tokens.append(token)
+                if len(tokens) == N_NEW_TOKENS:
+                    break
+            expected = "".join(llama_gen.stream_text(tokens))
             assert len(set(expected)) > 8  # varied, non-degenerate output
-            assert _valid(_answer(llama_gen, messages, adapter=False)) == expected
+            assert _answer(llama_gen, messages, adapter=False) == expected
     finally:
         raw.close()
 
@@ -154,22 +162,22 @@ def test_transformers_adapter_is_switched_per_request(hf_gen) -> None:
 
 @pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
 def test_transformers_and_llama_cpp_give_the_same_greedy_text(llama_gen, hf_gen, adapter) -> None:
-    for messages in (QUESTION, OTHER_QUESTION):
+    for messages in PARITY_QUESTIONS:
         ids = hf_gen.encode_prompt(messages)  # the same prompt tokens on both sides (see below)
         on_hf = "".join(hf_gen.generate_from_ids(ids, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
         on_llama = "".join(llama_gen.generate_from_ids(ids, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
         assert len(set(on_llama)) > 8
-        assert _valid(on_hf) == _valid(on_llama)
+        assert on_hf == on_llama
 
 
 def test_sentencepiece_chat_prompts_differ_only_by_word_marks_after_chat_markers(llama_gen, hf_gen) -> None:
     """llama.cpp starts every text fragment of a SentencePiece prompt with a word mark "▁", also right
     after <|im_start|> / <|im_end|>; transformers does not. BPE models (Qwen) tokenize alike (slow test)."""
-    mark = hf_gen._tokenizer.convert_tokens_to_ids("▁")
+    tokens_of = hf_gen._tokenizer.convert_ids_to_tokens
     for messages in (QUESTION, OTHER_QUESTION):
         hf_ids, llama_ids = hf_gen.encode_prompt(messages), llama_gen.encode_prompt(messages)
         assert llama_ids != hf_ids
-        assert [t for t in llama_ids if t != mark] == hf_ids
+        assert "".join(tokens_of(llama_ids)).replace("▁", "") == "".join(tokens_of(hf_ids)).replace("▁", "")
 
 
 def test_both_backends_count_tokens_alike(llama_gen, hf_gen) -> None:
@@ -233,3 +241,56 @@ def test_a_missing_model_file_is_one_clear_line(tiny_models, tmp_path, backend) 
     assert "\n" not in message
     assert str(missing.parent) in message
     assert " — " in message  # followed by the next step
+
+
+def _settings_for(tiny_models, workspace: Path, **generation):
+    from app.settings import GenerationSettings, ModelSettings, Settings
+
+    return Settings(
+        workspace=workspace,
+        models=ModelSettings(base_gguf=tiny_models["gguf"], base_hf=tiny_models["hf"]),
+        generation=GenerationSettings(n_threads=1, n_ctx=512, **generation),
+    )
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_the_wiring_builds_each_backend_once_with_the_active_adapter(tiny_models, tmp_path, backend) -> None:
+    import shutil
+
+    from app.wiring.generation import build_generator, clear_generator_cache
+
+    version = tmp_path / "adapters" / "v1"
+    shutil.copytree(tiny_models["adapter_dir"], version)
+    (version / "params.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "adapters" / "ACTIVE").write_text("v1", encoding="utf-8")
+    settings = _settings_for(tiny_models, tmp_path, backend=backend)
+    clear_generator_cache()
+    try:
+        gen = build_generator(settings)
+        assert build_generator(settings) is gen
+        assert (gen.has_adapter, gen.adapter_label) == (True, "v1")
+        assert gen.name.startswith({"llama_cpp": "llama.cpp:", "transformers": "transformers:"}[backend])
+        assert _answer(gen, adapter=True) != _answer(gen, adapter=False)
+        (tmp_path / "adapters" / "ACTIVE").unlink()
+        candidate = build_generator(settings, adapter_dir=version)  # what the evaluation gate does
+        assert (candidate.has_adapter, candidate.adapter_label) == (True, "v1")
+        assert _answer(candidate, adapter=True) == _answer(gen, adapter=True)
+    finally:
+        clear_generator_cache()
+
+
+def test_the_wiring_needs_a_gguf_lora_for_a_candidate_on_llama_cpp(tiny_models, tmp_path) -> None:
+    from app.wiring.generation import build_generator
+
+    with pytest.raises(ModelMissingError, match=r"has no lora.gguf — "):
+        build_generator(_settings_for(tiny_models, tmp_path), adapter_dir=tmp_path)
+
+
+def test_the_wiring_reports_a_missing_base_model_in_one_line(tmp_path) -> None:
+    from app.settings import Settings
+    from app.wiring.generation import build_generator
+
+    with pytest.raises(ModelMissingError) as err:
+        build_generator(Settings(workspace=tmp_path))
+    assert "\n" not in str(err.value)
+    assert str(err.value).endswith("run `hybrid setup`")

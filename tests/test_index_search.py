@@ -99,7 +99,7 @@ class _FixedStore:
         self.order = order
         self.n = n
 
-    def search(self, _q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, _q: np.ndarray, k: int, **_ignored: object) -> tuple[np.ndarray, np.ndarray]:
         rows = self.order[:k]
         return np.array([[0.9 - 0.1 * i for i in range(len(rows))]], np.float32), np.array([rows])
 
@@ -168,3 +168,53 @@ def test_partial_bm25_matches_get_less_weight() -> None:
     hits = retriever.search("gamma omega", k=3)
     assert [h.chunk.chunk_id for h in hits] == ["c2", "c1", "c0"]
     assert [h.score for h in hits] == pytest.approx([1 / 61 + 0.25 / 62, 1 / 63 + 0.25 / 61, 1 / 62])
+
+
+def _store_and_retriever(
+    texts: list[str], paths: list[str], langs: list[str], **fusion: object
+) -> HybridRetriever:
+    emb = FakeEmbedder()
+    chunks = [
+        Chunk(f"c{i}", p, "", "", t, 0, len(t), lang=lang)
+        for i, (t, p, lang) in enumerate(zip(texts, paths, langs, strict=True))
+    ]
+    vecs = emb.embed_passages(texts)
+    return HybridRetriever(
+        chunks=chunks,
+        vectors=VectorStore.build(vecs, ann_threshold=1000),
+        bm25=BM25Index.build([tokenize(t) for t in texts]),
+        embedder=emb,
+        fusion=FusionSettings(**fusion),  # type: ignore[arg-type]
+    )
+
+
+def test_each_language_is_its_own_pool() -> None:
+    texts = ["员工年假十五天", "员工病假八天", "年假申请流程", "Annual leave is fifteen days"]
+    r = _store_and_retriever(texts, ["a.md", "b.md", "c.md", "d.md"], ["zh", "zh", "zh", "en"])
+    hits = r.search("年假", k=4)
+    english = next(h for h in hits if h.chunk.path == "d.md")
+    # The only English chunk tops the English pool's dense list whatever its raw score.
+    assert english.dense_rank == 1
+    assert english.score == pytest.approx(1 / (10 + 1))  # rrf_k 10, dense only (no BM25 match)
+    flat = _store_and_retriever(
+        texts, ["a.md", "b.md", "c.md", "d.md"], ["zh", "zh", "zh", "en"], language_pools=False
+    ).search("年假", k=4)
+    assert next(h for h in flat if h.chunk.path == "d.md").dense_rank == 4
+
+
+def test_top_k_keeps_one_chunk_per_document_then_tops_up() -> None:
+    texts = ["leave days one", "leave days two", "leave days three", "travel days"]
+    r = _store_and_retriever(texts, ["a.md", "a.md", "a.md", "b.md"], ["en"] * 4)
+    hits = r.search_many(["leave days"], k=2, method="bm25")[0]
+    assert [h.chunk.path for h in hits] == ["a.md", "b.md"]
+    hits = r.search_many(["leave days"], k=3, method="bm25")[0]
+    # only two documents: the third place goes to the best remaining chunk, in score order
+    assert sorted(h.chunk.path for h in hits) == ["a.md", "a.md", "b.md"]
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    uncapped = _store_and_retriever(texts, ["a.md", "a.md", "a.md", "b.md"], ["en"] * 4, max_per_doc=0)
+    assert [h.chunk.path for h in uncapped.search_many(["leave days"], k=3, method="bm25")[0]] == [
+        "a.md",
+        "a.md",
+        "a.md",
+    ]

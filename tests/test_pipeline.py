@@ -13,8 +13,10 @@ from domain.types import Answer, Mode, RouteDecision, Timing
 from tests.fakes_answer import FakeGenerator, FakeQuestionEmbedder, FakeRetriever, StepClock, make_hit
 
 Q = "How many days of annual leave do I get?"
-STYLED = ("Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
-          "Note: Check the document for exceptions.")
+STYLED = (
+    "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
+    "Note: Check the document for exceptions."
+)
 
 
 def make(tmp_path=None, *, adapter: bool = True, options: AssistantOptions | None = None, **kw) -> Assistant:
@@ -25,7 +27,9 @@ def make(tmp_path=None, *, adapter: bool = True, options: AssistantOptions | Non
         embed_fn=kw.pop("embed_fn", FakeQuestionEmbedder()),
         corrections=store,
         options=options or AssistantOptions(low_score_warning=0.6),
-        adapter=AdapterState(active=adapter, label="v3" if adapter else None, gate_passed=True if adapter else None),
+        adapter=AdapterState(
+            active=adapter, label="v3" if adapter else None, gate_passed=True if adapter else None
+        ),
         **kw,
     )
 
@@ -78,7 +82,9 @@ def test_stream_settles_route_and_passages_before_generating() -> None:
     gen = FakeGenerator()
     a = make(generator=gen)
     stream = a.stream(Q, "rag")
-    assert stream.decision == RouteDecision(Mode.RAG, "RAG: chosen by you; best passage 0.67 is below 0.82", overridden=True)
+    assert stream.decision == RouteDecision(
+        Mode.RAG, "RAG: chosen by you; best passage 0.67 is below 0.82", overridden=True
+    )
     assert [h.chunk.chunk_id for h in stream.passages] == ["leave-1", "sick-1"]
     assert gen.calls == []
     pieces = list(stream.pieces)
@@ -106,12 +112,16 @@ def test_timing_from_a_step_clock() -> None:
 def test_low_best_score_warns() -> None:
     a = make(options=AssistantOptions(low_score_warning=0.8))
     answer = a.answer(Q, "rag")
-    assert answer.warnings == ["best passage scores low (0.67 < 0.80): the documents may not cover this question"]
+    assert answer.warnings == [
+        "best passage scores low (0.67 < 0.80): the documents may not cover this question"
+    ]
 
 
 def test_nothing_retrieved_warns() -> None:
     a = make(retriever=FakeRetriever(fixed=[]))
-    assert a.answer("Anything?", "rag").warnings == ["nothing was retrieved — is the index built for these documents?"]
+    assert a.answer("Anything?", "rag").warnings == [
+        "nothing was retrieved — is the index built for these documents?"
+    ]
 
 
 def test_errors_the_user_can_fix() -> None:
@@ -157,12 +167,16 @@ def test_correction_memory_answers_a_near_duplicate_at_once(tmp_path) -> None:
     retriever = FakeRetriever()
     a = make(tmp_path, generator=gen, retriever=retriever)
     first = a.answer(Q, "rag")
-    cid = a.correct(first, "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March.")
+    cid = a.correct(
+        first, "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March."
+    )
     assert cid == 1
     calls, searches = len(gen.calls), len(retriever.queries)
     again = a.answer("how many days of annual leave do i get", "auto")
     assert again.from_correction
-    assert again.text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March."
+    assert (
+        again.text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Unused days expire in March."
+    )
     assert again.mode == Mode.RAG
     assert again.reason == "From correction #1 (similarity 1.00 to an earlier question)"
     assert [h.chunk.chunk_id for h in again.passages] == ["leave-1", "sick-1"]
@@ -191,3 +205,13 @@ def test_hits_are_ordered_by_rank_before_prompting() -> None:
     fixed = [make_hit(SAMPLE_CHUNKS[1], 2, dense=0.7), make_hit(SAMPLE_CHUNKS[0], 1, dense=0.9)]
     answer = make(retriever=FakeRetriever(fixed=fixed)).answer(Q, "rag")
     assert [h.chunk.chunk_id for h in answer.passages] == ["leave-1", "sick-1"]
+
+
+def test_an_abandoned_stream_says_so() -> None:
+    from domain.errors import GenerationError
+
+    stream = make().stream(Q, "rag")
+    assert next(iter(stream.pieces)) == "Annual "
+    stream.close()
+    with pytest.raises(GenerationError, match="closed before it finished"):
+        stream.answer()

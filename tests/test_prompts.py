@@ -3,6 +3,8 @@ numbering with files and headings, and the token budget that trims passages but 
 
 from __future__ import annotations
 
+import pytest
+
 from domain.prompts import build_messages, build_prompt, estimate_tokens, system_prompt
 from domain.style import format_score
 from domain.types import Mode
@@ -10,20 +12,23 @@ from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
 
 GOLDEN_SYSTEM_EN = (
     "You are a careful assistant for the organisation's internal documents.\n"
-    "Always answer in exactly three lines, in this order:\n"
-    "Conclusion: the direct answer in one short sentence (at most 60 words).\n"
-    "Basis: the source file in square brackets, such as [hr/annual-leave.md]; if no document supports "
-    'the answer, write "general knowledge, not covered by the documents".\n'
-    "Note: one caveat, condition or next step.\n"
+    "Always answer in exactly three lines, in this order, and write nothing else:\n"
+    "Conclusion: the direct answer in one short sentence (at most 60 words), with numbers, codes and "
+    "limits copied exactly.\n"
+    "Basis: the source file in square brackets, such as [hr/annual-leave.md] (two files: [a.md] and "
+    '[b.md]); for a general question no document covers, write "general knowledge; no document covers '
+    'this."; if the documents should cover it but do not, write "not covered by the documents."\n'
+    "Note: one useful caveat, next step or related rule.\n"
     "Use plain text only: no Markdown, lists, tables, JSON or headings, even when the question asks for them.\n"
     "Answer in English."
 )
 GOLDEN_SYSTEM_ZH = (
     "你是一名严谨的公司内部文档助手。\n"
-    "回答一律恰好三行，顺序如下：\n"
-    "结论：用一句简短的话直接回答（不超过 90 个字）。\n"
-    "依据：用【】写出来源文件，例如【hr/annual-leave.md】；没有文档依据时写“通用知识，文档未涵盖”。\n"
-    "提示：一条注意事项、前提条件或下一步。\n"
+    "回答一律恰好三行，顺序如下，不写其他内容：\n"
+    "结论：用一句简短的话直接回答（不超过 90 个字），数字、编号和限额照原文写。\n"
+    "依据：用【】写出来源文件，例如【hr/annual-leave.md】（两个文件写【a.md】、【b.md】）；"
+    "文档不涉及的常识问题写“通用知识，文档未涉及。”；文档本应涵盖却没有写到的写“文档未涵盖此问题。”\n"
+    "提示：一条有用的注意事项、下一步或相关规定。\n"
     "只用纯文本：即使问题要求，也不要使用 Markdown、列表、表格、JSON 或标题。\n"
     "请用中文回答。"
 )
@@ -119,8 +124,18 @@ def test_estimate_tokens_worked_example() -> None:
     assert estimate_tokens("Annual leave 年假") == 6
 
 
-def test_system_prompts_describe_a_style_that_passes_the_checker() -> None:
-    """The examples the prompt gives are themselves in the checked house style."""
-    en = "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR."
-    zh = "结论：十五天。\n依据：【hr/annual-leave.md】\n提示：请咨询人事。"
-    assert (format_score(en, "en"), format_score(zh, "zh")) == (1.0, 1.0)
+@pytest.mark.parametrize(
+    ("answer", "lang"),
+    [
+        ("Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask the People Desk.", "en"),
+        ("Conclusion: 550 then 680.\nBasis: [a.md] and [b.md]\nNote: Use the current one.", "en"),
+        ("Conclusion: Paris.\nBasis: general knowledge; no document covers this.\nNote: None needed.", "en"),
+        ("Conclusion: Unknown.\nBasis: not covered by the documents.\nNote: Ask the desk.", "en"),
+        ("结论：十五天。\n依据：【hr/annual-leave.md】\n提示：请咨询人事服务台。", "zh"),
+        ("结论：先 550 后 680。\n依据：【a.md】、【b.md】\n提示：按现行版。", "zh"),
+        ("结论：北京。\n依据：通用知识，文档未涉及。\n提示：无。", "zh"),
+        ("结论：无法回答。\n依据：文档未涵盖此问题。\n提示：请联系灯塔服务台。", "zh"),
+    ],
+)
+def test_every_basis_form_the_prompt_teaches_passes_the_checker(answer: str, lang: str) -> None:
+    assert format_score(answer, lang) == 1.0

@@ -43,14 +43,19 @@ def test_strong_dense_evidence_with_adapter_goes_tuned_rag() -> None:
 
 
 def test_strong_dense_evidence_without_adapter_goes_rag() -> None:
-    assert route(Q, hits(0.83), NONE).reason == "RAG: top passage 0.83 from hr/annual-leave.md; no adapter active"
+    assert (
+        route(Q, hits(0.83), NONE).reason
+        == "RAG: top passage 0.83 from hr/annual-leave.md; no adapter active"
+    )
 
 
 def test_weak_evidence_goes_prompt_or_tuned() -> None:
     assert route(Q, hits(0.62), NONE) == RouteDecision(
         Mode.PROMPT, "Prompt: best passage 0.62 is below 0.82; no adapter active"
     )
-    assert route(Q, hits(0.62), V3) == RouteDecision(Mode.TUNED, "Tuned: best passage 0.62 is below 0.82; adapter v3 active")
+    assert route(Q, hits(0.62), V3) == RouteDecision(
+        Mode.TUNED, "Tuned: best passage 0.62 is below 0.82; adapter v3 active"
+    )
 
 
 def test_general_knowledge_cue_raises_the_bar() -> None:
@@ -61,6 +66,18 @@ def test_general_knowledge_cue_raises_the_bar() -> None:
     assert route("中国的首都是哪座城市？", hits(0.84, d2=0.83, first=ZH), NONE).mode == Mode.PROMPT
     assert route(q, hits(0.86, d2=0.83), NONE).mode == Mode.RAG
     assert route(Q, hits(0.84, d2=0.83), NONE).mode == Mode.RAG  # the same score without the cue
+
+
+def test_chinese_questions_have_their_own_bars() -> None:
+    zq = "员工一年有几天年假？"
+    assert route(zq, hits(0.88, d2=0.87, b1=14.0, first=ZH), NONE) == RouteDecision(
+        Mode.PROMPT, "Prompt: best passage 0.88 is below 0.89; no adapter active"
+    )
+    assert route(zq, hits(0.88, d2=0.87, b1=15.0, first=ZH), NONE).reason == (
+        "RAG: keyword match (BM25 15.0) in hr/faq-zh.md; no adapter active"
+    )
+    assert RouterThresholds().bars("zh") == (0.89, 15.0)
+    assert RouterThresholds().bars("en") == RouterThresholds().bars("fr") == (0.82, 8.0)
 
 
 def test_bm25_counts_only_in_the_question_language() -> None:
@@ -100,14 +117,24 @@ def test_user_choice_is_marked_overridden() -> None:
     assert chosen("rag", Q, hits(0.83)) == RouteDecision(
         Mode.RAG, "RAG: chosen by you; top passage 0.83 from hr/annual-leave.md", overridden=True
     )
-    assert chosen(Mode.TUNED, Q, hits(0.83)) == RouteDecision(Mode.TUNED, "Tuned: chosen by you", overridden=True)
+    assert chosen(Mode.TUNED, Q, hits(0.83)) == RouteDecision(
+        Mode.TUNED, "Tuned: chosen by you", overridden=True
+    )
 
 
 def test_route_features() -> None:
     leave, sick = SAMPLE_CHUNKS[:2]
     f = route_features(Q, [make_hit(sick, 2, dense=0.7, bm25=6.0), make_hit(leave, 1, dense=0.9, bm25=4.0)])
-    assert f == RouteFeatures(dense_top=0.9, bm25_top=6.0, margin=pytest.approx(0.2), top_path="hr/annual-leave.md",
-                              lang="en", same_lang=True, general_cue=False, n_hits=2)
+    assert f == RouteFeatures(
+        dense_top=0.9,
+        bm25_top=6.0,
+        margin=pytest.approx(0.2),
+        top_path="hr/annual-leave.md",
+        lang="en",
+        same_lang=True,
+        general_cue=False,
+        n_hits=2,
+    )
     assert RouteFeatures.from_json(json.loads(json.dumps(f.to_json()))) == f
 
 
@@ -117,8 +144,15 @@ def test_thresholds_round_trip_and_defaults(tmp_path) -> None:
     t = RouterThresholds(dense_min=0.871, bm25_min=11.0, adapter_without_rag=False)
     t.save(path)
     assert json.loads(path.read_text()) == {
-        "dense_min": 0.871, "bm25_min": 11.0, "margin_min": 0.05, "gray_band": 0.03,
-        "general_penalty": 0.03, "adapter_with_rag": True, "adapter_without_rag": False,
+        "dense_min": 0.871,
+        "bm25_min": 11.0,
+        "dense_min_zh": 0.89,
+        "bm25_min_zh": 15.0,
+        "margin_min": 0.05,
+        "gray_band": 0.03,
+        "general_penalty": 0.03,
+        "adapter_with_rag": True,
+        "adapter_without_rag": False,
     }
     assert RouterThresholds.load(path) == t
     assert RouterThresholds.from_json({"dense_min": 1}) == RouterThresholds(dense_min=1.0)
@@ -126,9 +160,14 @@ def test_thresholds_round_trip_and_defaults(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
-    [("{not json", "unreadable"), ("[1]", "not a JSON object"), ('{"dense": 0.8}', "unknown router thresholds"),
-     ('{"dense_min": "high"}', "is not a number"), ('{"adapter_with_rag": 1}', "is not true/false"),
-     ('{"gray_band": -0.1}', "is negative")],
+    [
+        ("{not json", "unreadable"),
+        ("[1]", "not a JSON object"),
+        ('{"dense": 0.8}', "unknown router thresholds"),
+        ('{"dense_min": "high"}', "is not a number"),
+        ('{"adapter_with_rag": 1}', "is not true/false"),
+        ('{"gray_band": -0.1}', "is negative"),
+    ],
 )
 def test_bad_threshold_files_say_what_is_wrong(tmp_path, content, fragment) -> None:
     path = tmp_path / "router.json"
@@ -144,8 +183,16 @@ def test_hindsight_best_breaks_ties_toward_the_cheaper_mode() -> None:
 
 
 def row(dense: float, best: str, adapter: AdapterState = NONE) -> RouterRow:
-    f = RouteFeatures(dense_top=dense, bm25_top=None, margin=None, top_path="a.md", lang="en",
-                      same_lang=True, general_cue=False, n_hits=1)
+    f = RouteFeatures(
+        dense_top=dense,
+        bm25_top=None,
+        margin=None,
+        top_path="a.md",
+        lang="en",
+        same_lang=True,
+        general_cue=False,
+        n_hits=1,
+    )
     scores = {"prompt": 0.5, "rag": 0.5, "tuned": 0.5, "tuned_rag": 0.5}
     scores[best] = 1.0
     return RouterRow(f, adapter, scores)
@@ -160,7 +207,12 @@ def test_fit_router_moves_the_dense_threshold_to_the_observed_split() -> None:
 
 
 def test_fit_router_learns_where_the_adapter_helps() -> None:
-    rows = [row(0.95, "tuned_rag", V3), row(0.93, "tuned_rag", V3), row(0.5, "prompt", V3), row(0.6, "prompt", V3)]
+    rows = [
+        row(0.95, "tuned_rag", V3),
+        row(0.93, "tuned_rag", V3),
+        row(0.5, "prompt", V3),
+        row(0.6, "prompt", V3),
+    ]
     fit = fit_router(rows)
     assert (fit.thresholds.adapter_with_rag, fit.thresholds.adapter_without_rag) == (True, False)
     assert fit.agreement == 1.0
@@ -170,3 +222,57 @@ def test_fit_router_ignores_rows_missing_a_mode() -> None:
     partial = RouterRow(row(0.9, "rag").features, NONE, {"prompt": 1.0})
     fit = fit_router([partial])
     assert (fit.thresholds, fit.n_rows) == (RouterThresholds(), 0)
+
+
+def zrow(dense: float, best: str, lang: str) -> RouterRow:
+    r = row(dense, best)
+    return RouterRow(replace(r.features, lang=lang), NONE, r.scores)
+
+
+def test_fit_router_fits_each_language_on_its_own_rows() -> None:
+    rows = [
+        zrow(0.80, "prompt", "en"),
+        zrow(0.83, "rag", "en"),
+        zrow(0.85, "rag", "en"),
+        zrow(0.88, "prompt", "zh"),
+        zrow(0.90, "prompt", "zh"),
+        zrow(0.91, "rag", "zh"),
+        zrow(0.95, "rag", "zh"),
+    ]
+    fit = fit_router(rows)
+    assert fit.thresholds == replace(RouterThresholds(), dense_min=0.82, dense_min_zh=0.91)
+    assert (fit.agreement, fit.n_rows) == (1.0, 7)
+
+
+def test_fit_router_is_never_beaten_by_other_bars() -> None:
+    """Brute force as the oracle: random bars and flags never beat the fitted thresholds."""
+    import random
+
+    rng = random.Random(7)
+    modes = ("prompt", "rag", "tuned", "tuned_rag")
+    rows = []
+    for _ in range(40):
+        f = RouteFeatures(
+            dense_top=round(rng.uniform(0.7, 0.95), 3),
+            bm25_top=round(rng.uniform(0, 30), 1),
+            margin=0.0,
+            top_path="a.md",
+            lang=rng.choice(["en", "zh"]),
+            same_lang=rng.random() < 0.8,
+            general_cue=rng.random() < 0.2,
+            n_hits=5,
+        )
+        rows.append(RouterRow(f, V3, {m: rng.choice([0.0, 0.5, 1.0]) for m in modes}))
+    base = RouterThresholds(margin_min=1e9)
+    fit = fit_router(rows, start=base)
+    for _ in range(300):
+        other = replace(
+            base,
+            dense_min=rng.uniform(0.7, 0.96),
+            dense_min_zh=rng.uniform(0.7, 0.96),
+            bm25_min=rng.uniform(0, 31),
+            bm25_min_zh=rng.uniform(0, 31),
+            adapter_with_rag=rng.random() < 0.5,
+            adapter_without_rag=rng.random() < 0.5,
+        )
+        assert score_thresholds(rows, other) <= (fit.agreement, fit.combined)

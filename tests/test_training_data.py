@@ -239,3 +239,31 @@ def test_length_grouped_batches_cover_every_index_once_and_are_deterministic():
     assert b == length_grouped_batches(lengths, batch_size=2, seed=1, epoch=0, group_batches=5)
     # sorted by length inside the group: each batch pairs neighbours in length
     assert all(abs(lengths[x] - lengths[y]) <= 2 for x, y in b)
+
+
+def test_the_source_survives_a_passage_budget_as_often_as_source_prob_says():
+    """With a passage budget that holds only one passage, a source that the random order put later
+    would be cut off; it is moved up instead, so every example drawn with the source shows it, the
+    flag matches the prompt, and the one visible passage is the source."""
+    from domain.prompts import build_messages, estimate_tokens
+
+    one_passage = estimate_tokens("[1] docs/x.md | H\ntext of docs/leave.md") + 2
+
+    def build(mode, question, hits):
+        return build_messages(mode, question, hits, context_tokens=one_passage)
+
+    rows = [
+        TrainRow(id=f"r{i}", lang="en", question=f"Q{i}?", answer="A.", sources=("docs/leave.md",))
+        for i in range(60)
+    ]
+    for prob, expected in ((1.0, 60), (0.0, 0)):
+        examples, _ = build_examples(
+            rows, build_messages=build, search=FakeSearch(), rag_share=1.0, source_prob=prob, seed=3
+        )
+        rag = [e for e in examples if e.kind == "rag"]
+        assert len(rag) == 60
+        for e in rag:
+            user = e.messages[1]["content"]
+            assert user.count("text of ") == 1
+            assert e.source_present == ("text of docs/leave.md" in user)
+        assert sum(e.source_present for e in rag) == expected

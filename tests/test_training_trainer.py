@@ -205,3 +205,19 @@ def test_micro_batches_give_the_same_update_as_one_batch(tiny_llama_dir):
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
     # float sums in another order; Adam's normalised step turns that into ~1e-5 after two steps at lr 5e-3
     assert all(torch.allclose(results[0][1][k], results[1][1][k], atol=1e-4) for k in results[0][1])
+
+
+def test_training_can_continue_from_a_saved_adapter(tiny_llama_dir, tmp_path):
+    from adapters.trainer import save_adapter
+
+    params = TrainingParams(**{**FAST, "epochs": 2})
+    model, tok = load_base(tiny_llama_dir, params)
+    train_lora(model, tok, _examples(), [], params)
+    saved = trainable_state(model)
+    save_adapter(model, tmp_path)
+    again, _ = load_base(tiny_llama_dir, params, init_adapter=tmp_path)
+    loaded = trainable_state(again)
+    assert loaded.keys() == saved.keys()
+    assert all(float((loaded[k] - saved[k]).abs().max()) == 0.0 for k in saved)
+    with pytest.raises(TrainingError, match="does not fit these parameters"):
+        load_base(tiny_llama_dir, TrainingParams(**{**FAST, "r": 8}), init_adapter=tmp_path)

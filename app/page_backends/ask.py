@@ -1,6 +1,7 @@
 """The Ask and Compare pages' backend: one ``Assistant`` per process from
 ``app.wiring.answer.build_assistant`` (the object ``hybrid ask`` / ``hybrid compare`` use), built on
-the first question so pages render before any model loads. ``status`` reads only small files.
+the first question so pages render before any model loads, and rebuilt when the index, the adapter
+in use or the router changes. ``status`` reads only small files.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
@@ -35,8 +37,10 @@ class CompareRun:
     def start(self, mode: Mode) -> Any:
         from domain.router import MODE_LABELS
 
-        decision = self.decision if mode == self.decision.mode else RouteDecision(
-            mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True
+        decision = (
+            self.decision
+            if mode == self.decision.mode
+            else RouteDecision(mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True)
         )
         return self.assistant.stream_with(self.question, decision, self.retrieval)
 
@@ -48,14 +52,41 @@ class RealAskBackend:
         self.settings = settings
         self._lock = threading.Lock()
         self._assistant: Any = None
+        self._built_for: tuple[str, ...] = ()
+
+    def _world(self) -> tuple[str, ...]:
+        """What the assistant was built from: the live index generation, the adapter in use and
+        the router thresholds. A change (re-index, activate, rollback, refit) rebuilds it; the
+        embedder, opened indexes and models stay cached in the wiring."""
+        from app.wiring.answer import router_path
+        from app.wiring.training import current_adapter
+
+        def read(path: Path) -> str:
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError:
+                return ""
+
+        folder, label = current_adapter(self.settings)
+        router = router_path(self.settings)
+        return (
+            read(self.settings.ws.index(self.settings.index.name) / "CURRENT"),
+            str(folder or ""),
+            str(label or ""),
+            str(router.stat().st_mtime_ns) if router.is_file() else "",
+        )
 
     def assistant(self) -> Any:
+        world = self._world()
         with self._lock:
-            if self._assistant is None:
+            if self._assistant is None or world != self._built_for:
                 from app.wiring.answer import build_assistant
 
-                logger.info("building the assistant for the app")
+                logger.info(
+                    "building the assistant for the app (index %s, adapter %s)", world[0], world[2] or "none"
+                )
                 self._assistant = build_assistant(self.settings)
+                self._built_for = world
             return self._assistant
 
     def status(self) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""The Deploy page's backend: starting an export job through ``app.wiring.export`` (as
-``hybrid export`` does), polling and cancelling it through ``adapters.jobs``, and listing finished
-exports from their ``export-<quant>.json`` reports — file reads only, no model.
+"""The Deploy page's backend: an export runs as a background job (``app.page_backends.export_job``
+calls ``app.wiring.training.export_current``, as ``hybrid export`` does); polling and cancelling go
+through ``adapters.jobs``; finished exports are listed from their ``export-<quant>.json`` reports.
+Nothing here loads a model.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,23 @@ from app.settings import Settings
 from domain.errors import ExportError
 
 logger = logging.getLogger(__name__)
+WORKER_MODULE = "app.page_backends.export_job"
+CANCEL_WAIT_S = 5.0
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (reaping it when it is our child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class RealExportBackend:
@@ -29,10 +50,7 @@ class RealExportBackend:
     def source_label(self) -> str:
         from app.wiring.training import current_adapter
 
-        _, label = current_adapter(self.settings)
-        return {None: "the base model (no adapter yet)", "default": "the bundled default adapter"}.get(
-            label, f"adapter {label}"
-        )
+        return current_adapter(self.settings)[1] or "base"
 
     def _job_dir(self, job_id: str) -> Path:
         path = self.settings.ws.jobs / job_id
@@ -41,9 +59,20 @@ class RealExportBackend:
         return path
 
     def start(self, quant: str) -> str:
-        from app.wiring.export import start_export
+        """Launch ``app.page_backends.export_job`` for ``quant`` (one export at a time)."""
+        from adapters import jobs
 
-        return Path(start_export(self.settings, quant)).name
+        if quant not in self.quants():
+            raise ExportError(
+                f"quantization {quant!r} is not one of {', '.join(self.quants())} — pick one above"
+            )
+        running = [j for j in self.jobs() if j.get("status") in ("queued", "starting", "running")]
+        if running:
+            raise ExportError(f"export {running[0]['id']} is still running — wait for it or cancel it")
+        spec = {"quant": quant, "adapter": None, "workspace": str(self.settings.ws.root)}
+        job_dir = jobs.new_job(self.settings.ws.jobs, "export", spec)
+        jobs.launch(job_dir, WORKER_MODULE)
+        return job_dir.name
 
     def status(self, job_id: str) -> dict[str, Any]:
         from adapters.jobs import read_status
@@ -51,9 +80,37 @@ class RealExportBackend:
         return read_status(self._job_dir(job_id))
 
     def cancel(self, job_id: str) -> bool:
-        from adapters.jobs import cancel
+        """Stop the export's whole process group (converters included) and record "cancelled".
 
-        return cancel(self._job_dir(job_id))
+        A signal handler in the worker would wait for a long llama.cpp call to return, so the
+        page ends the group and writes the final status itself once the worker is gone."""
+        from adapters.jobs import FINAL, JOB_FILE, read_status
+        from domain.atomic import write_json_atomic
+
+        job_dir = self._job_dir(job_id)
+        status = read_status(job_dir)
+        pid = status.get("pid")
+        if status.get("status") in FINAL or not pid:
+            return False
+        try:
+            os.killpg(int(pid), signal.SIGTERM)  # launched with its own session: pgid == pid
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline and _running(int(pid)):
+            time.sleep(0.1)
+        if _running(int(pid)):
+            os.killpg(int(pid), signal.SIGKILL)
+        status.update(
+            status="cancelled",
+            phase="cancelled",
+            error="cancelled from the Deploy page",
+            eta_s=None,
+            finished_at=time.time(),
+        )
+        write_json_atomic(job_dir / JOB_FILE, status)
+        logger.info("cancelled export job %s (pid %s)", job_id, pid)
+        return True
 
     def jobs(self) -> list[dict[str, Any]]:
         from adapters.jobs import list_jobs

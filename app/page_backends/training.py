@@ -43,7 +43,9 @@ class RealTrainingBackend:
         return {
             "base_rows": len(rows),
             "corrections": sum(corrections.values()),
-            "by_lang": {lang: {"base": base.get(lang, 0), "corrections": corrections.get(lang, 0)} for lang in langs},
+            "by_lang": {
+                lang: {"base": base.get(lang, 0), "corrections": corrections.get(lang, 0)} for lang in langs
+            },
             "sources": sources,
         }
 
@@ -75,6 +77,16 @@ class RealTrainingBackend:
         from adapters.jobs import cancel
 
         return cancel(self._job_dir(job_id))
+
+    def resume(self, job_id: str) -> str:
+        from app.wiring.training import resume_training
+
+        return Path(resume_training(self.settings, self._job_dir(job_id).name)).name
+
+    def in_use(self) -> str | None:
+        from app.wiring.training import current_adapter
+
+        return current_adapter(self.settings)[1]
 
     def jobs(self) -> list[dict[str, Any]]:
         from adapters.jobs import list_jobs

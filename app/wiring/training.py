@@ -104,14 +104,24 @@ def start_training(
 
     Raises:
         DataError: malformed training rows (named by file:line) or no corrections to train on.
+        ConfigError: another training job is running.
         ModelMissingError: the HF base is not set up.
     """
     from adapters import jobs
     from adapters.training_data import load_train_rows
     from app.wiring.models import base_hf_path
 
+    running = [j for j in jobs.list_jobs(settings.ws.jobs, "train") if j["status"] in ("starting", "running")]
+    if running:
+        raise ConfigError(
+            f"training job {running[0]['id']} is still running — follow it with `hybrid train --follow last` "
+            "or stop it with `hybrid train --cancel last`"
+        )
     files = train_files(data)
     rows = load_train_rows(files)
+    init_adapter, init_label = current_adapter(settings) if from_corrections else (None, None)
+    if init_adapter is not None:
+        params = _continue_params(params, init_adapter)
     n_corrections = len(_load_corrections(settings)) if from_corrections else 0
     if from_corrections and n_corrections == 0:
         raise DataError(
@@ -125,6 +135,8 @@ def start_training(
         "base_sha256": base_sha256(settings),
         "version": version,
         "activate": activate,
+        "init_adapter": str(init_adapter) if init_adapter else None,
+        "init_label": init_label,
         "convert_gguf": True,
         "tools_dir": str(tools_dir(settings)),
         "lora_outtype": "f16",
@@ -140,6 +152,21 @@ def start_training(
     job_dir = jobs.new_job(settings.ws.jobs, "train", spec)
     jobs.launch(job_dir, WORKER_MODULE)
     return job_dir
+
+
+def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingParams:
+    """``params`` with the LoRA shape (rank, alpha, target modules) of the adapter training
+    continues from, so its weights fit."""
+    from domain.atomic import read_json
+
+    try:
+        saved = read_json(init_adapter / "params.json")
+    except (OSError, ValueError):
+        return params
+    shape = {k: saved[k] for k in ("r", "alpha", "target_modules") if k in saved}
+    if "target_modules" in shape:
+        shape["target_modules"] = tuple(shape["target_modules"])
+    return params.replace(**shape)
 
 
 def job_dir_for(settings: Settings, job: str) -> Path:
@@ -199,11 +226,16 @@ def _search_fn(settings: Settings, index: str | None) -> Any:
     return lambda query, k: retriever.search(query, k=k)
 
 
-def _build_messages_fn(settings: Settings) -> Any:
-    """The answering pipeline's prompt builder as (mode, question, hits) -> messages."""
-    from app.wiring.answer import training_messages_builder
+def _build_messages_fn(settings: Settings, context_tokens: int | None = None) -> Any:
+    """The answering pipeline's prompt builder as (mode, question, hits) -> messages; training rows
+    may use a smaller passage budget (``context_tokens``) than answering does."""
+    if context_tokens is None:
+        from app.wiring.answer import training_messages_builder
 
-    return training_messages_builder(settings)
+        return training_messages_builder(settings)
+    from domain.prompts import build_messages
+
+    return lambda mode, question, hits: build_messages(mode, question, hits, context_tokens=context_tokens)
 
 
 def prepare_examples(
@@ -229,7 +261,7 @@ def prepare_examples(
         reporter.update(phase=f"preparing {len(rows)} rows", force=True)
     examples, report = build_examples(
         rows,
-        build_messages=_build_messages_fn(settings),
+        build_messages=_build_messages_fn(settings, params.context_tokens),
         search=_search_fn(settings, data.get("index")),
         rag_share=params.rag_share,
         source_prob=params.source_prob,
@@ -288,6 +320,24 @@ def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
     return gate
 
 
+def _prepare_then_free(
+    settings: Settings, spec: dict[str, Any], reporter: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """``prepare_examples``, then drop the embedder and index from this process before training
+    (about 1.5 GB; the gate opens them again)."""
+    import gc
+
+    from app.wiring.embedder import clear_embedder_cache
+    from app.wiring.index import clear_index_cache
+
+    try:
+        return prepare_examples(settings, spec, reporter)
+    finally:
+        clear_index_cache()
+        clear_embedder_cache()
+        gc.collect()
+
+
 def worker_main(argv: list[str] | None = None) -> int:
     """``python -m app.wiring.training JOB_DIR``: prepare, train, convert, gate, register, activate."""
     from adapters.train_job import run_training_job
@@ -303,7 +353,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     activate = spec.get("activate", "gate")
     gate = gate_hook(settings, spec) if activate in ("gate", "force") else None
     try:
-        run_training_job(job_dir, prepare=lambda s, r: prepare_examples(settings, s, r), gate=gate)
+        run_training_job(job_dir, prepare=lambda s, r: _prepare_then_free(settings, s, r), gate=gate)
     except HybridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

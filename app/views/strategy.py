@@ -6,9 +6,16 @@ from __future__ import annotations
 import streamlit as st
 
 from app.page_common import latest_eval_report, settings
+from app.page_text import md_escape
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
 
-MODE_LABELS = {"prompt": "Prompt only", "rag": "RAG", "tuned": "Tuned", "tuned_rag": "Tuned + RAG", "auto": "Router (auto)"}
+MODE_LABELS = {
+    "prompt": "Prompt only",
+    "rag": "RAG",
+    "tuned": "Tuned",
+    "tuned_rag": "Tuned + RAG",
+    "auto": "Router (auto)",
+}
 
 st.title("Strategy: prompt, RAG, fine-tune, or both?")
 st.caption(
@@ -21,7 +28,10 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("When each approach fits")
     st.table(  # a static table wraps long cells, so every column stays visible
-        [{"Need": r.need, "Recommended": r.recommended, "Fine-tune?": r.fine_tune, "Why": r.why} for r in DECISION_GUIDE],
+        [
+            {"Need": r.need, "Recommended": r.recommended, "Fine-tune?": r.fine_tune, "Why": r.why}
+            for r in DECISION_GUIDE
+        ],
         hide_index=True,
     )
 
@@ -35,14 +45,20 @@ with left:
     c1, c2 = st.columns(2)
     with c1:
         structure = st.toggle("Answers need a stable structure", value=True, key="flow_structure")
-        template = st.toggle("A prompt template holds that structure", value=False, key="flow_template",
-                             disabled=not structure)
+        template = st.toggle(
+            "A prompt template holds that structure", value=False, key="flow_template", disabled=not structure
+        )
     with c2:
         style = st.toggle("A specific tone or style is required", value=True, key="flow_style")
         data = st.toggle("Plenty of domain examples (hundreds+ clean rows)", value=True, key="flow_data")
         private = st.toggle("Answers depend on private documents", value=True, key="flow_private")
-    flow = recommend_from_flow(needs_stable_structure=structure, template_holds=template and structure,
-                               specific_style=style, plenty_of_data=data, private_knowledge=private)
+    flow = recommend_from_flow(
+        needs_stable_structure=structure,
+        template_holds=template and structure,
+        specific_style=style,
+        plenty_of_data=data,
+        private_knowledge=private,
+    )
     st.markdown(f"**{flow.headline}** → suggested mode: `{flow.mode}`")
     st.caption(flow.reason)
 
@@ -50,20 +66,24 @@ with right:
     st.subheader("Measured on this corpus")
     report, path = latest_eval_report(settings().ws.evals)
     if report is None:
-        st.info("No evaluation yet. Run `hybrid eval` to measure the four modes and the router on your "
-                "evaluation set; its report lands in the workspace's evals folder and shows up here.")
+        st.info(
+            "No evaluation yet. Run `hybrid eval` to measure the four modes and the router on your "
+            "evaluation set; its report lands in the workspace's evals folder and shows up here."
+        )
     else:
-        st.caption(f"From {path.name} · {report.get('n_rows', '?')} questions")
+        st.caption(md_escape(f"From {path.name} · {report.get('n_rows', '?')} questions"))
         rows = []
         for mode, m in report.get("modes", {}).items():
-            rows.append({
-                "mode": MODE_LABELS.get(mode, mode),
-                "combined": m.get("combined"),
-                "fact recall": m.get("fact_recall"),
-                "format": m.get("format"),
-                "ROUGE-L": m.get("rouge_l"),
-                "citation precision": m.get("citation_precision"),
-            })
+            rows.append(
+                {
+                    "mode": MODE_LABELS.get(mode, mode),
+                    "combined": m.get("combined"),
+                    "fact recall": m.get("fact_recall"),
+                    "format": m.get("format"),
+                    "ROUGE-L": m.get("rouge_l"),
+                    "citation precision": m.get("citation_precision"),
+                }
+            )
         st.dataframe(rows, hide_index=True, width="stretch")
         router = report.get("router") or {}
         if router:
@@ -73,7 +93,9 @@ with right:
         for kind, modes in by_kind.items():
             for mode, m in modes.items():
                 if isinstance(m, dict) and "combined" in m:
-                    chart.append({"kind": kind, "mode": MODE_LABELS.get(mode, mode), "combined": m["combined"]})
+                    chart.append(
+                        {"kind": kind, "mode": MODE_LABELS.get(mode, mode), "combined": m["combined"]}
+                    )
         if chart:
             st.markdown("**Combined score by question kind**")
             st.bar_chart(chart, x="kind", y="combined", color="mode", stack=False)

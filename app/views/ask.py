@@ -15,25 +15,38 @@ from app.page_answer import (
     show_answer_body,
     show_citations,
     show_passages,
+    stream_answer,
 )
 from app.page_common import shown_errors
 from app.page_services import get_assistant
-from app.page_text import escaped_stream, md_escape
+from app.page_text import md_escape
 
 st.title("Ask")
 assistant = get_assistant()
 with shown_errors():
     facts = assistant.status()
-    st.caption(md_escape(
-        f"Index: {facts.get('index') or 'none'} · adapter: {facts.get('adapter') or 'none'} · "
-        f"backend: {facts.get('backend', '?')}"
-    ))
+    st.caption(
+        md_escape(
+            f"Index: {facts.get('index') or 'none'} · adapter: {facts.get('adapter') or 'none'} · "
+            f"backend: {facts.get('backend', '?')}"
+        )
+    )
 
 with st.form("ask_form", border=False):
-    question = st.text_area("Your question", key="ask_question", height=90,
-                            placeholder="e.g. How many days of annual leave do new employees get?")
-    mode = st.segmented_control("Mode", MODE_CHOICES, format_func=MODE_LABELS.get, default="auto",
-                                key="ask_mode", help="Auto lets the router pick; any other choice overrides it.")
+    question = st.text_area(
+        "Your question",
+        key="ask_question",
+        height=90,
+        placeholder="e.g. How many days of annual leave do new employees get?",
+    )
+    mode = st.segmented_control(
+        "Mode",
+        MODE_CHOICES,
+        format_func=MODE_LABELS.get,
+        default="auto",
+        key="ask_mode",
+        help="Auto lets the router pick; any other choice overrides it.",
+    )
     asked = st.form_submit_button("Ask", type="primary")
 
 if asked:
@@ -44,19 +57,22 @@ if asked:
         st.warning("Type a question first.")
     else:
         with shown_errors():
-            stream = assistant.stream(question.strip(), mode or "auto")
+            with st.spinner("Retrieving and routing… (the first question also loads the models)"):
+                stream = assistant.stream(question.strip(), mode or "auto")
             route_badge(stream.decision)
             with st.chat_message("assistant"):
-                st.write_stream(escaped_stream(stream.pieces))
-            answer = stream.answer()
-            st.session_state["ask_last"] = {"answer": answer, "decision": stream.decision,
-                                            "passages": list(stream.passages)}
+                answer = stream_answer(stream)
+            st.session_state["ask_last"] = {
+                "answer": answer,
+                "decision": stream.decision,
+                "passages": list(stream.passages),
+            }
             st.rerun()  # redraw through the one code path below (notes, sources, editor)
 
 last = st.session_state.get("ask_last")
 if last:
     answer = last["answer"]
-    route_badge(last["decision"])
+    route_badge(last["decision"], from_memory=answer.from_correction)
     with st.chat_message("assistant"):
         show_answer_body(answer)
         st.caption(answer_facts(answer))

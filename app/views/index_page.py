@@ -8,17 +8,20 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.page_answer import show_passages
 from app.page_common import settings, shown_errors
 from app.page_services import get_indexer
-from app.page_text import best_sentence, mark_span, md_escape, where
+from app.page_text import md_escape, where
 from domain.atomic import write_bytes_atomic
 
 UPLOAD_TYPES = ["md", "markdown", "txt", "rst", "html", "htm", "pdf", "docx"]
 SAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "corpus" / "docs"
 
 st.title("Index")
-st.caption("Documents are split into chunks, embedded and stored with a keyword index. "
-           "Only new and changed files are embedded again.")
+st.caption(
+    "Documents are split into chunks, embedded and stored with a keyword index. "
+    "Only new and changed files are embedded again."
+)
 
 indexer = get_indexer()
 names = indexer.index_names()
@@ -42,14 +45,21 @@ if summary:
     c2.metric("Chunks", summary.get("n_chunks", 0))
     c3.metric("Skipped files", summary.get("n_skipped", 0))
     ann = summary.get("ann") or {}
-    c4.metric("Vector search", "HNSW" if ann.get("kind") == "hnsw" else "exact",
-              help="exact inner product below the ANN threshold, HNSW above it")
+    c4.metric(
+        "Vector search",
+        "HNSW" if ann.get("kind") == "hnsw" else "exact",
+        help="exact inner product below the ANN threshold, HNSW above it",
+    )
     emb = summary.get("embedder") or {}
-    st.caption(md_escape(f"Built from {summary.get('root', '?')} with {emb.get('name', '?')} "
-                         f"({emb.get('dim', '?')} dims) · updated {summary.get('updated_at', '?')} "
-                         f"· {summary.get('generation', '')}"))
+    st.caption(
+        md_escape(
+            f"Built from {summary.get('root', '?')} with {emb.get('name', '?')} "
+            f"({emb.get('dim', '?')} dims) · updated {summary.get('updated_at', '?')} "
+            f"· {summary.get('generation', '')}"
+        )
+    )
 else:
-    st.info(f"No index named '{name}' yet. Pick a folder or upload files below to build it.")
+    st.info(md_escape(f"No index named '{name}' yet.") + " Pick a folder or upload files below to build it.")
 
 
 def _run_sync(folder: str | Path, *, rebuild: bool) -> None:
@@ -69,18 +79,25 @@ def _run_sync(folder: str | Path, *, rebuild: bool) -> None:
 tab_folder, tab_upload = st.tabs(["From a folder", "Upload files"])
 with tab_folder:
     root_default = str(summary.get("root")) if summary and summary.get("root") else str(SAMPLE_FOLDER)
-    folder = st.text_input("Folder with .md .txt .rst .html .pdf .docx files", value=root_default,
-                           key="index_folder")
+    folder = st.text_input(
+        "Folder with .md .txt .rst .html .pdf .docx files", value=root_default, key=f"index_folder_{name}"
+    )  # per index: switching index shows its own folder
     if summary and summary.get("root") and Path(folder).expanduser().resolve() != Path(summary["root"]):
-        st.warning("This index was built from another folder; indexing this one replaces its documents. "
-                   "Use a new index name to keep both.")
-    rebuild = st.checkbox("Rebuild from scratch (after changing the embedder or chunk size)", key="index_rebuild")
+        st.warning(
+            "This index was built from another folder; indexing this one replaces its documents. "
+            "Use a new index name to keep both."
+        )
+    rebuild = st.checkbox(
+        "Rebuild from scratch (after changing the embedder or chunk size)", key="index_rebuild"
+    )
     if st.button("Index this folder", type="primary", key="index_go"):
         _run_sync(folder, rebuild=rebuild)
 
 with tab_upload:
     target = indexer.upload_dir(name)
-    st.caption(md_escape(f"Uploaded files are kept in {target} and the index '{name}' is built from that folder."))
+    st.caption(
+        md_escape(f"Uploaded files are kept in {target} and the index '{name}' is built from that folder.")
+    )
     files = st.file_uploader("Documents", type=UPLOAD_TYPES, accept_multiple_files=True, key="index_upload")
     if st.button("Save and index uploads", disabled=not files, key="index_upload_go"):
         saved = []
@@ -98,7 +115,7 @@ report = st.session_state.get("index_last_report")
 if report:
     verb = "updated" if report.get("changed") else "already up to date"
     st.success(
-        f"Index '{report.get('name')}' {verb}: {report.get('files_indexed')} files, "
+        f"Index '{md_escape(str(report.get('name')))}' {verb}: {report.get('files_indexed')} files, "
         f"{report.get('chunks_total')} chunks ({report.get('files_new')} new, {report.get('files_changed')} "
         f"changed, {report.get('files_deleted')} removed, {report.get('chunks_embedded')} chunks embedded) "
         f"in {report.get('seconds', 0):.1f} s."
@@ -113,9 +130,20 @@ with shown_errors():
 if docs:
     st.subheader("Documents")
     st.dataframe(
-        [{"file": d["path"], "title": d["title"], "type": d["kind"], "chunks": d["chunks"],
-          "language": d["lang"], "status": d["status"], "skip reason": d["reason"]} for d in docs],
-        hide_index=True, width="stretch",
+        [
+            {
+                "file": d["path"],
+                "title": d["title"],
+                "type": d["kind"],
+                "chunks": d["chunks"],
+                "language": d["lang"],
+                "status": d["status"],
+                "skip reason": d["reason"],
+            }
+            for d in docs
+        ],
+        hide_index=True,
+        width="stretch",
     )
     indexed = [d["path"] for d in docs if d["status"] == "indexed"]
     if indexed:
@@ -137,13 +165,8 @@ if docs:
             hits = indexer.search(name, query, settings().index.top_k)
             if not hits:
                 st.info("No passages matched.")
-            for h in hits:
-                dense = "–" if h.dense_score is None else f"{h.dense_score:.3f}"
-                bm25 = "–" if h.bm25_score is None else f"{h.bm25_score:.2f}"
-                st.markdown(f"**{h.rank}.** {md_escape(where(h.chunk.path, h.chunk.heading, h.chunk.page))} "
-                            f"· fused {h.score:.4f} · dense {dense} · BM25 {bm25}")
-                text, _ = mark_span(h.chunk.text, best_sentence(h.chunk.text, query))
-                st.text(text)
+            else:
+                show_passages(hits, answer=None, question=query)
 
 if summary:
     st.subheader("Maintenance")
@@ -158,5 +181,5 @@ if summary:
             with shown_errors():
                 indexer.delete(name)
                 st.session_state.pop("index_last_report", None)
-                st.toast(f"Deleted index '{name}'.")
+                st.toast(md_escape(f"Deleted index '{name}'."))
                 st.rerun()

@@ -14,22 +14,26 @@ from app.page_answer import (
     show_answer_body,
     show_citations,
     show_passages,
+    stream_answer,
 )
 from app.page_common import shown_errors
 from app.page_services import get_assistant
-from app.page_text import escaped_stream, md_escape, seconds
+from app.page_text import md_escape, seconds
 from domain.errors import HybridError
 from domain.style import format_score
 from domain.types import ALL_MODES, Answer, Mode
 
 st.title("Compare the four modes")
-st.caption("Prompt only · RAG · Tuned · Tuned + RAG for the same question. Retrieval runs once and the "
-           "two RAG columns share its passages.")
+st.caption(
+    "Prompt only · RAG · Tuned · Tuned + RAG for the same question. Retrieval runs once and the "
+    "two RAG columns share its passages."
+)
 assistant = get_assistant()
 
 with st.form("compare_form", border=False):
-    question = st.text_area("Question", key="compare_question", height=80,
-                            placeholder="e.g. 年假可以结转到下一年吗？")
+    question = st.text_area(
+        "Question", key="compare_question", height=80, placeholder="e.g. 年假可以结转到下一年吗？"
+    )
     go = st.form_submit_button("Compare", type="primary")
 
 
@@ -39,21 +43,26 @@ def _title(mode: Mode, picked: Mode) -> str:
 
 def _stream_all(question: str) -> None:
     """Retrieve once, then stream the four modes one after another into their columns."""
-    run = assistant.compare(question)
+    with st.spinner("Retrieving once for all four modes… (the first question also loads the models)"):
+        run = assistant.compare(question)
     route_badge(run.decision)
     answers = []
     for col, mode in zip(st.columns(len(ALL_MODES), gap="medium"), ALL_MODES, strict=True):
         with col:
             st.subheader(_title(mode, run.decision.mode))
             try:
-                stream = run.start(mode)
-                st.write_stream(escaped_stream(stream.pieces))
-                answers.append(stream.answer())
+                answers.append(stream_answer(run.start(mode)))
             except HybridError as e:  # e.g. a tuned mode with no adapter: the other columns still run
                 st.warning(md_escape(str(e)))
+                if mode.uses_adapter:
+                    st.caption("Train an adapter on the Train page to fill this column.")
                 answers.append(Answer(question, mode, "", warnings=[str(e)]))
-    st.session_state["compare_last"] = {"question": run.question, "decision": run.decision,
-                                        "passages": list(run.passages), "answers": answers}
+    st.session_state["compare_last"] = {
+        "question": run.question,
+        "decision": run.decision,
+        "passages": list(run.passages),
+        "answers": answers,
+    }
 
 
 if go:
@@ -80,12 +89,15 @@ if result:
             if not answer.text:
                 for w in answer.warnings:
                     st.warning(md_escape(w))
+                if answer.mode.uses_adapter:
+                    st.caption("Train an adapter on the Train page to fill this column.")
                 continue
             t = answer.timing
-            m1, m2, m3 = st.columns(3)
-            m1.metric("Latency", seconds(t.total_s), help=f"first token after {seconds(t.first_token_s)}")
-            m2.metric("Tokens/s", f"{t.tokens_per_s:.1f}")
-            m3.metric("Format", f"{format_score(answer.text):.2f}")
+            st.markdown(
+                f"latency **{seconds(t.total_s)}** · **{t.tokens_per_s:.1f}** tokens/s · "
+                f"format **{format_score(answer.text):.2f}**",
+                help=f"first token after {seconds(t.first_token_s)}; format = share of house-style checks passed",
+            )
             with st.container(border=True):
                 show_answer_body(answer)
             show_citations(answer)

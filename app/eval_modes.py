@@ -1,0 +1,167 @@
+"""`hybrid eval` (answer modes) and `hybrid eval --fit-router`: reads the eval rows, builds the real
+assistant (correction memory off), runs the harness in ``domain.evaluation``, adds the retrieval
+scores, and writes the report as JSON and Markdown (plus the per-row results as JSONL) into the
+workspace's evals folder. Fitted router thresholds go to the workspace's router.json.
+
+Also serves the training job's evaluation gate (``evaluate_with_adapter``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.settings import Settings
+from domain.errors import ConfigError, ModelMissingError
+
+if TYPE_CHECKING:
+    from domain.pipeline import Assistant
+
+logger = logging.getLogger(__name__)
+
+VALID_MODES = ("prompt", "rag", "tuned", "tuned_rag", "auto")
+
+
+def parse_modes(spec: str) -> list[str]:
+    """Comma-separated mode names, validated and deduplicated in order.
+
+    Raises:
+        ConfigError: an unknown or empty mode list.
+    """
+    modes = list(dict.fromkeys(m.strip().lower() for m in spec.split(",") if m.strip()))
+    bad = [m for m in modes if m not in VALID_MODES]
+    if bad or not modes:
+        raise ConfigError(
+            f"unknown modes {bad or spec!r} — use a comma-separated list of {', '.join(VALID_MODES)}"
+        )
+    return modes
+
+
+def _retrieval_section(assistant: Assistant, rows: Sequence[dict[str, Any]], k: int) -> dict[str, Any] | None:
+    """recall@k and MRR per retrieval method, when the retriever can search each method alone."""
+    retriever = assistant.retriever
+    if retriever is None or not hasattr(retriever, "search_many"):
+        return None
+    from app.eval_retrieval import evaluate
+
+    scored = evaluate(retriever, rows, k=k)  # type: ignore[arg-type]
+    keep = (f"recall@{k}", "mrr", "n", f"source_share@{k}")
+    return {m: {key: v[key] for key in keep if key in v} for m, v in scored["retrieval"].items()}
+
+
+def evaluate_assistant(
+    assistant: Assistant, rows: Sequence[dict[str, Any]], modes: Sequence[str], *, quiet: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-row results and the aggregated report, with a progress bar on stderr."""
+    from app.commands.progress import progress_bar
+    from domain.evaluation import build_report, evaluate_rows
+
+    with progress_bar("evaluating", quiet=quiet) as on_progress:
+        results = evaluate_rows(rows, assistant, modes, on_progress=on_progress)
+    return results, build_report(results, modes, assistant.adapter_state)
+
+
+def evaluate_with_adapter(
+    settings: Settings,
+    rows: list[dict[str, Any]],
+    *,
+    modes: Sequence[str],
+    adapter_dir: Path,
+    index: str | None = None,
+) -> dict[str, Any]:
+    """The harness report for ``rows`` answered with the adapter in ``adapter_dir`` (the gate).
+
+    Raises:
+        ModelMissingError: the adapter did not load (e.g. its GGUF LoRA is missing).
+    """
+    from app.wiring.answer import build_assistant
+
+    assistant = build_assistant(settings, index=index, adapter_dir=adapter_dir, use_corrections=False)
+    if any(m in ("tuned", "tuned_rag") for m in modes) and not assistant.adapter_state.active:
+        raise ModelMissingError(
+            f"the adapter in {adapter_dir} did not load for the {settings.generation.backend} backend — "
+            "check that the version has its files (lora.gguf for llama.cpp)"
+        )
+    _, report = evaluate_assistant(assistant, rows, modes, quiet=True)
+    return report
+
+
+def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
+    from app.commands.progress import emit_json
+    from app.eval_retrieval import eval_files, load_eval_rows
+    from app.wiring.answer import build_assistant, router_path
+    from app.wiring.index import index_name
+    from domain.atomic import write_text_atomic
+    from domain.evaluation import render_markdown, router_rows
+    from domain.router import fit_router
+
+    modes = parse_modes(args.modes)
+    if args.fit_router and "auto" not in modes:
+        modes.append("auto")
+    files = eval_files(args.eval_set)
+    rows = load_eval_rows(files)
+    if args.kinds:
+        wanted = {k.strip() for k in args.kinds.split(",") if k.strip()}
+        rows = [r for r in rows if r.get("kind") in wanted]
+    if args.limit:
+        rows = rows[: args.limit]
+    if not rows:
+        raise ConfigError("no eval rows left after --kinds/--limit — loosen the filters")
+    assistant = build_assistant(settings, index=args.index, use_corrections=False)
+    quiet = args.json_path == "-"
+    results, report = evaluate_assistant(assistant, rows, modes, quiet=quiet)
+    report["index"] = index_name(settings, args.index)
+    report["eval_files"] = [str(f) for f in files]
+    report["thresholds"] = assistant.thresholds.to_json()
+    retrieval = _retrieval_section(assistant, rows, args.k)
+    if retrieval is not None:
+        report["retrieval"] = retrieval
+    if args.fit_router:
+        fit = fit_router(router_rows(results, assistant.adapter_state), start=assistant.thresholds)
+        fit.thresholds.save(router_path(settings))
+        report["router"]["fitted"] = {
+            "thresholds": fit.thresholds.to_json(),
+            "agreement": fit.agreement,
+            "combined": fit.combined,
+            "n_rows": fit.n_rows,
+            "path": str(router_path(settings)),
+            "note": "in-sample: fitted on these rows",
+        }
+        logger.info(
+            "router thresholds fitted on %d rows (agreement %.3f) and saved to %s",
+            fit.n_rows,
+            fit.agreement,
+            router_path(settings),
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = settings.ws.evals / f"modes-{stamp}"
+    n = 1
+    while base.with_suffix(".json").exists():
+        n += 1
+        base = settings.ws.evals / f"modes-{stamp}-{n}"
+    markdown = render_markdown(report)
+    if "fitted" in report.get("router", {}):
+        f = report["router"]["fitted"]
+        markdown += (
+            f"\nRouter refitted (in-sample): agreement {f['agreement']:.3f}, combined {f['combined']:.3f}; "
+            f"saved to {f['path']}.\n"
+        )
+    write_text_atomic(base.with_suffix(".json"), json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomic(base.with_suffix(".md"), markdown)
+    write_text_atomic(
+        base.parent / f"{base.name}.rows.jsonl",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results),
+    )
+    if args.json_path:
+        emit_json(report, args.json_path)
+        if args.json_path == "-":
+            return 0
+    print(markdown)
+    print(f"report: {base.with_suffix('.json')} and .md (per-row results in {base.name}.rows.jsonl)")
+    return 0

@@ -1,0 +1,163 @@
+"""Wires the answer service: the retriever over a named index, the generator (the backend chosen
+in settings, with the adapter in use), the corrections store in the workspace, the embedder's
+query embedding for correction memory, the router's stored thresholds, and the prompt builder
+that training data shares with answering. Heavy modules load inside the functions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.settings import Settings
+from domain.errors import IndexMismatchError, IndexStoreError, SetupError
+
+if TYPE_CHECKING:
+    from domain.pipeline import Assistant, AssistantOptions
+    from domain.ports import Generator, Message
+    from domain.router import AdapterState
+    from domain.types import Hit
+
+logger = logging.getLogger(__name__)
+
+ROUTER_FILE = "router.json"
+
+
+def router_path(settings: Settings) -> Path:
+    """Where ``hybrid eval --fit-router`` stores the router's thresholds."""
+    return settings.ws.root / ROUTER_FILE
+
+
+def assistant_options(settings: Settings) -> AssistantOptions:
+    from domain.pipeline import AssistantOptions
+
+    return AssistantOptions(
+        top_k=settings.index.top_k,
+        max_new_tokens=settings.generation.max_new_tokens,
+        temperature=settings.generation.temperature,
+        context_tokens=settings.generation.context_tokens,
+        correction_similarity=settings.answer.correction_similarity,
+        low_score_warning=settings.answer.low_score_warning,
+    )
+
+
+def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> Generator:
+    """The answering backend from ``app.wiring.generation`` (llama.cpp or transformers), with the
+    adapter in use — or ``adapter_dir`` when given (the evaluation gate scores a candidate).
+
+    Raises:
+        SetupError: the generation wiring is not installed.
+        ModelMissingError: a model or adapter file is missing (raised by the backend).
+    """
+    try:
+        from app.wiring import generation
+    except ModuleNotFoundError as e:
+        if e.name != "app.wiring.generation":
+            raise
+        raise SetupError(
+            "no generation backend is wired yet (app/wiring/generation.py is missing) — update the install"
+        ) from e
+    if adapter_dir is None:
+        return generation.build_generator(settings)
+    if "adapter_dir" not in inspect.signature(generation.build_generator).parameters:
+        raise SetupError(
+            f"cannot answer with the adapter in {adapter_dir}: app.wiring.generation.build_generator "
+            "takes no adapter_dir yet — evaluate the adapter after activating it"
+        )
+    return generation.build_generator(settings, adapter_dir=adapter_dir)  # type: ignore[call-arg]
+
+
+def adapter_state(settings: Settings, generator: Generator, adapter_dir: Path | None = None) -> AdapterState:
+    """What the router needs to know about the adapter: loaded, its label, its gate verdict."""
+    from domain.atomic import read_json
+    from domain.router import AdapterState
+
+    folder: Path | None
+    label: str | None
+    if adapter_dir is not None:
+        folder, label = adapter_dir, adapter_dir.name
+    else:
+        from app.wiring.training import current_adapter
+
+        folder, label = current_adapter(settings)
+    gate: bool | None = None
+    if folder is not None and (folder / "metrics.json").is_file():
+        try:
+            passed = (read_json(folder / "metrics.json").get("gate") or {}).get("passed")
+            gate = None if passed is None else bool(passed)
+        except (OSError, ValueError, AttributeError):
+            logger.warning("unreadable metrics.json in %s; treating the adapter as not gated", folder)
+    return AdapterState(active=generator.has_adapter, label=label, gate_passed=gate)
+
+
+class _MissingIndex:
+    """Stands in for a retriever when the index is not built: prompt and tuned modes still work,
+    anything that searches raises the original, actionable error."""
+
+    def __init__(self, error: IndexStoreError) -> None:
+        self.error = error
+
+    def search(self, query: str, *, k: int = 5) -> list[Hit]:  # noqa: ARG002
+        raise self.error
+
+
+def build_assistant(
+    settings: Settings,
+    *,
+    index: str | None = None,
+    adapter_dir: Path | None = None,
+    use_corrections: bool = True,
+) -> Assistant:
+    """The answer service for these settings.
+
+    Args:
+        index: index name (default: ``settings.index.name``).
+        adapter_dir: answer with this adapter instead of the one in use.
+        use_corrections: attach the correction memory (evaluation turns it off).
+
+    Raises:
+        ModelMissingError: the embedder or base model is not set up.
+        IndexMismatchError: the index was built with other settings.
+        ConfigError: the stored router thresholds are unreadable.
+    """
+    from app.wiring.embedder import build_embedder
+    from app.wiring.index import build_retriever
+    from domain.corrections import CorrectionStore
+    from domain.pipeline import Assistant
+    from domain.router import RouterThresholds
+
+    embedder = build_embedder(settings)
+    retriever: Any
+    try:
+        retriever = build_retriever(settings, index, embedder=embedder)
+    except IndexMismatchError:
+        raise
+    except IndexStoreError as e:
+        logger.warning("no usable index (%s); only the prompt and tuned modes can answer", e)
+        retriever = _MissingIndex(e)
+    generator = build_generator(settings, adapter_dir=adapter_dir)
+    return Assistant(
+        retriever=retriever,
+        generator=generator,
+        embed_fn=embedder.embed_queries if use_corrections else None,
+        corrections=CorrectionStore(settings.ws.feedback_db) if use_corrections else None,
+        options=assistant_options(settings),
+        thresholds=RouterThresholds.load(router_path(settings)),
+        adapter=adapter_state(settings, generator, adapter_dir),
+    )
+
+
+def training_messages_builder(settings: Settings) -> Callable[[str, str, Sequence[Hit]], list[Message]]:
+    """The answering prompts as (mode, question, hits) -> messages, for training rows: the same
+    system prompt and passage layout, with a tokenizer-free token estimate for the budget."""
+    from domain.prompts import build_messages
+
+    budget = settings.generation.context_tokens
+
+    def build(mode: str, question: str, hits: Sequence[Hit]) -> list[Message]:
+        return build_messages(mode, question, hits, context_tokens=budget)
+
+    return build

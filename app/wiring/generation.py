@@ -1,0 +1,99 @@
+"""Wires the answering generator: the backend named in settings (llama.cpp by default, transformers
+as the reference), the base model from ``app.wiring.models`` and the adapter in use (the active
+workspace version, else the bundled default adapter). One generator per process and set of files,
+built under a lock; the generators themselves serialise requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.settings import Settings
+from app.wiring.models import base_gguf_path, base_hf_path
+from domain.errors import ModelMissingError
+
+if TYPE_CHECKING:
+    from domain.ports import Generator
+
+logger = logging.getLogger(__name__)
+
+LORA_GGUF = "lora.gguf"
+SEED = 0
+
+_build_lock = threading.Lock()
+
+
+def adapter_in_use(settings: Settings) -> tuple[Path | None, str | None]:
+    """(folder, label) of the adapter answers use: the registry's active version, else the bundled
+    default adapter, else (None, None) — the training wiring's rule, so both always agree."""
+    from app.wiring.training import current_adapter
+
+    return current_adapter(settings)
+
+
+def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> Generator:
+    """The generator for ``settings`` (built once per process for the same files and threads).
+
+    Args:
+        adapter_dir: answer with this adapter version folder instead of the one in use (the
+            evaluation gate scores a candidate this way).
+
+    Raises:
+        ModelMissingError: the base model is not where settings say (next step: `hybrid setup`),
+            or ``adapter_dir`` lacks the file the backend needs.
+        SetupError: the backend library is missing or a file cannot be loaded.
+    """
+    gen = settings.generation
+    folder: Path | None
+    label: str | None
+    if adapter_dir is not None:
+        folder, label = Path(adapter_dir), Path(adapter_dir).name
+        if gen.backend == "llama_cpp" and not (folder / LORA_GGUF).is_file():
+            raise ModelMissingError(
+                f"adapter {folder} has no {LORA_GGUF} — convert it (the training job writes it) "
+                "or evaluate with HYBRID_GENERATION__BACKEND=transformers"
+            )
+    else:
+        folder, label = adapter_in_use(settings)
+    if gen.backend == "transformers":
+        base = base_hf_path(settings)
+        adapter = folder
+    else:
+        base = base_gguf_path(settings)
+        adapter = folder / LORA_GGUF if folder is not None else None
+        if adapter is not None and not adapter.is_file():
+            logger.warning(
+                "adapter %s has no %s; answering without it — retrain or re-export it for llama.cpp",
+                label,
+                LORA_GGUF,
+            )
+            adapter, label = None, None
+    with _build_lock:
+        return _cached_generator(gen.backend, base.resolve(), adapter, label, gen.n_threads, gen.n_ctx)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_generator(
+    backend: str, base: Path, adapter: Path | None, label: str | None, n_threads: int, n_ctx: int
+) -> Generator:
+    if backend == "transformers":
+        from adapters.hf_generator import TransformersGenerator
+
+        return TransformersGenerator(
+            base, adapter_dir=adapter, n_threads=n_threads, seed=SEED, adapter_label=label
+        )
+    from adapters.llamacpp_generator import LlamaCppGenerator
+
+    return LlamaCppGenerator(
+        base, lora_path=adapter, n_threads=n_threads, n_ctx=n_ctx, seed=SEED, adapter_label=label
+    )
+
+
+def clear_generator_cache() -> None:
+    """Forget the built generators (tests; after files were replaced in place)."""
+    with _build_lock:
+        _cached_generator.cache_clear()

@@ -1,0 +1,139 @@
+"""Acceptance run: retrain from 20 corrections on the real base model, in a scratch workspace.
+
+Picks 20 held-out evaluation questions (10 English, 10 Chinese fact rows outside the gate's subset),
+scores the adapter in use on them (``tuned`` mode, correction memory off), stores their reference
+answers as corrections, runs our own ``hybrid train --from-corrections`` (progress bar and ETA on
+stderr), and scores the new version on the same questions. Prints fact recall, ROUGE-L against the
+corrected answer, format score and exact matches before and after, plus the gate's decision.
+
+    python bench/retrain_corrections.py --json retrain.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def pick_rows(n_per_lang: int = 10) -> list[dict]:
+    from app.wiring.training import eval_files, gate_rows
+
+    gate_ids = {r["id"] for r in gate_rows()}
+    rows = [
+        json.loads(x) for f in eval_files() for x in f.read_text(encoding="utf-8").splitlines() if x.strip()
+    ]
+    out = []
+    for lang in ("en", "zh"):
+        pool = [r for r in rows if r["lang"] == lang and r["kind"] == "fact" and r["id"] not in gate_ids]
+        out += sorted(pool, key=lambda r: r["id"])[:n_per_lang]
+    return out
+
+
+def scratch_workspace(main_ws: Path, dest: Path) -> Path:
+    """A workspace sharing the main one's models, tools and indexes (symlinks), with no adapters."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "tools", "index"):
+        link = dest / name
+        if not link.exists():
+            link.symlink_to(main_ws / name)
+    if (main_ws / "router.json").is_file() and not (dest / "router.json").exists():
+        (dest / "router.json").symlink_to(main_ws / "router.json")
+    return dest
+
+
+def score(settings, rows: list[dict], adapter_dir: Path) -> tuple[dict, list[str]]:
+    """The harness's tuned-mode report and the raw answers (correction memory off)."""
+    from app.wiring.answer import build_assistant
+    from domain.evaluation import build_report, evaluate_rows
+
+    assistant = build_assistant(settings, adapter_dir=adapter_dir, use_corrections=False)
+    results = evaluate_rows(rows, assistant, ["tuned"])
+    report = build_report(results, ["tuned"], assistant.adapter_state)
+    answers = [r["results"]["tuned"]["answer"] for r in results]
+    return report, answers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", default="/tmp/hybrid-retrain-ws")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--train-args", default="", help="extra `hybrid train` arguments")
+    args = ap.parse_args()
+
+    main_ws = Path(os.environ.get("HYBRID_WORKSPACE") or REPO / "workspace").resolve()
+    ws = scratch_workspace(main_ws, Path(args.workspace))
+    os.environ["HYBRID_WORKSPACE"] = str(ws)
+    from app.settings import load_settings
+    from app.wiring.training import current_adapter
+    from domain.corrections import CorrectionStore
+    from domain.metrics import rouge_l
+
+    settings = load_settings()
+    rows = pick_rows()
+    before_dir, before_label = current_adapter(settings)
+    if before_dir is None:
+        raise SystemExit("no adapter in use (no corpus/default_adapter and no active version)")
+    before, before_answers = score(settings, rows, before_dir)
+
+    store = CorrectionStore(settings.ws.feedback_db)
+    if store.count() == 0:
+        for r, original in zip(rows, before_answers, strict=True):
+            store.add(
+                question=r["question"], mode="tuned", passages=[], original=original, corrected=r["reference"]
+            )
+    t0 = time.perf_counter()
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "train",
+        "--from-corrections",
+        "--json",
+        str(ws / "train.json"),
+        *args.train_args.split(),
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), check=False)
+    train = json.loads((ws / "train.json").read_text(encoding="utf-8"))
+    seconds = time.perf_counter() - t0
+    if train.get("status") != "succeeded":
+        raise SystemExit(f"training failed (exit {proc.returncode}): {train.get('error')}")
+    new_dir = settings.ws.adapters / train["version"]
+    after, after_answers = score(settings, rows, new_dir)
+
+    def compare(answers: list[str]) -> dict:
+        return {
+            "rouge_l_vs_corrected": round(
+                sum(rouge_l(a, r["reference"]) for a, r in zip(answers, rows, strict=True)) / len(rows), 4
+            ),
+            "exact": sum(a.strip() == r["reference"].strip() for a, r in zip(answers, rows, strict=True)),
+        }
+
+    report = {
+        "rows": [r["id"] for r in rows],
+        "before": {"adapter": before_label, **before["modes"]["tuned"], **compare(before_answers)},
+        "after": {"adapter": train["version"], **after["modes"]["tuned"], **compare(after_answers)},
+        "gate": (train.get("metrics") or {}).get("gate"),
+        "activated": train.get("activated"),
+        "train_seconds_total": round(seconds, 1),
+        "train_metrics": {k: v for k, v in (train.get("metrics") or {}).items() if k != "gate"},
+        "examples": [
+            {"id": r["id"], "corrected": r["reference"], "before": b, "after": a}
+            for r, b, a in list(zip(rows, before_answers, after_answers, strict=True))[:4]
+        ],
+    }
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

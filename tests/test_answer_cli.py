@@ -1,0 +1,182 @@
+"""`hybrid ask`, `compare`, `correct` and `eval` (modes, --fit-router) through the CLI, with the
+assistant built from fakes in place of ``app.wiring.answer.build_assistant``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.cli import main
+from domain.corrections import CorrectionStore
+from domain.pipeline import Assistant, AssistantOptions
+from domain.router import AdapterState, RouterThresholds
+from tests.fakes_answer import FakeGenerator, FakeQuestionEmbedder, FakeRetriever
+
+Q = "How many days of annual leave do I get?"
+
+
+@pytest.fixture()
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path))
+    built = []
+
+    def fake_build(settings, *, index=None, adapter_dir=None, use_corrections=True):  # noqa: ARG001
+        from app.wiring.answer import router_path
+
+        a = Assistant(
+            retriever=FakeRetriever(),
+            generator=FakeGenerator(knowledge={"capital of France": "Paris is the capital of France."}),
+            embed_fn=FakeQuestionEmbedder() if use_corrections else None,
+            corrections=CorrectionStore(settings.ws.feedback_db) if use_corrections else None,
+            options=AssistantOptions(low_score_warning=0.6),
+            thresholds=RouterThresholds.load(router_path(settings)),
+            adapter=AdapterState(active=True, label="v3", gate_passed=True),
+        )
+        built.append(a)
+        return a
+
+    monkeypatch.setattr("app.wiring.answer.build_assistant", fake_build)
+    return tmp_path, built
+
+
+def test_ask_streams_then_details_and_saves_the_answer(ws, capsys) -> None:
+    root, _ = ws
+    assert main(["ask", Q, "--mode", "tuned_rag"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
+    )
+    assert (
+        "passages:\n  [1] hr/annual-leave.md | Annual leave > Entitlement (score 0.333, dense 0.67, BM25 3.0)"
+        in out
+    )
+    assert 'citations:\n  "Conclusion: Annual leave is 15 working days per year." → hr/annual-leave.md' in out
+    assert "mode: tuned_rag — Tuned + RAG: chosen by you; best passage 0.67 is below 0.82" in out
+    last = json.loads((root / "last_answer.json").read_text())
+    assert (last["question"], last["mode"]) == (Q, "tuned_rag")
+    assert (root / "answers" / f"{last['answer_id']}.json").is_file()
+
+
+def test_ask_json(ws, capsys) -> None:  # noqa: ARG001
+    assert main(["ask", Q, "--mode", "rag", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == "Annual leave is 15 working days per year. See hr/annual-leave.md."
+    assert data["mode"] == "rag" and data["format"] == pytest.approx(1 / 6)
+    assert [p["chunk"]["path"] for p in data["passages"]] == ["hr/annual-leave.md", "hr/sick-leave.md"]
+
+
+def test_correct_the_last_answer_then_ask_again(ws, capsys) -> None:
+    root, _ = ws
+    main(["ask", Q, "--mode", "rag"])
+    capsys.readouterr()
+    assert (
+        main(["correct", "--corrected", "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR."])
+        == 0
+    )
+    assert "stored correction #1" in capsys.readouterr().out
+    rec = CorrectionStore(root / "feedback.sqlite").get(1)
+    assert rec is not None
+    assert (rec.question, rec.mode, rec.original) == (
+        Q,
+        "rag",
+        "Annual leave is 15 working days per year. See hr/annual-leave.md.",
+    )
+    assert main(["ask", Q.lower(), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["from_correction"] is True and data["text"].startswith("Conclusion: 15 days.")
+
+
+def test_correct_by_question_or_id_and_errors(ws, capsys) -> None:
+    root, _ = ws
+    assert main(["correct", "--corrected", "x"]) == 2
+    assert "there is no answer to correct yet" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "correct",
+                "--question",
+                "Who signs travel?",
+                "--mode",
+                "rag",
+                "--corrected",
+                "The manager.",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"id": 1, "question": "Who signs travel?", "mode": "rag"}
+    assert main(["correct", "--answer-id", "nope", "--corrected", "x"]) == 2
+    assert "no saved answer 'nope'" in capsys.readouterr().err
+    main(["ask", Q, "--mode", "prompt", "--json"])
+    answer_id = json.loads(capsys.readouterr().out)["answer_id"]
+    assert main(["correct", "--answer-id", answer_id, "--corrected", "Fifteen days."]) == 0
+    assert CorrectionStore(root / "feedback.sqlite").count() == 2
+
+
+def test_compare_one_retrieval_four_answers(ws, capsys) -> None:
+    _, built = ws
+    assert main(["compare", Q]) == 0
+    out = capsys.readouterr().out
+    assert built[0].retriever.queries == [(Q, 5)]
+    assert (
+        out.splitlines()[0] == "router picks tuned: Tuned: best passage 0.67 is below 0.82; adapter v3 active"
+    )
+    for mode in ("prompt", "rag", "tuned", "tuned_rag"):
+        assert f"\n── {mode}" in out
+    assert out.count("passages:") == 1
+    assert main(["compare", Q, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [a["mode"] for a in data["answers"]] == ["prompt", "rag", "tuned", "tuned_rag"]
+    assert data["answers"][1]["passages"] == data["answers"][3]["passages"]
+
+
+EVAL_ROWS = [
+    {
+        "id": "e1",
+        "lang": "en",
+        "kind": "fact",
+        "question": Q,
+        "key_facts": ["15 working days"],
+        "reference": "Conclusion: 15 working days.\nBasis: [hr/annual-leave.md]\nNote: x.",
+        "source": "hr/annual-leave.md",
+    },
+    {
+        "id": "e2",
+        "lang": "en",
+        "kind": "out_of_domain",
+        "question": "What is the capital of France?",
+        "key_facts": ["Paris"],
+        "reference": "Conclusion: Paris.",
+        "source": None,
+    },
+]
+
+
+def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
+    root, built = ws
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
+    assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag,tuned_rag", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_rows"] == 2 and list(report["modes"]) == ["rag", "tuned_rag"]
+    assert built[-1].corrections is None  # correction memory is off while evaluating
+    assert main(["eval", "--eval-set", str(eval_file), "--fit-router"]) == 0
+    out = capsys.readouterr().out
+    assert "# Answer evaluation (2 rows)" in out and "Router refitted (in-sample)" in out
+    saved = RouterThresholds.load(root / "router.json")
+    assert saved != RouterThresholds()  # e1 wants retrieval at dense 0.67, below the default 0.82
+    reports = sorted((root / "evals").glob("modes-*.json"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(reports) >= 1
+    data = json.loads(reports[-1].read_text())
+    assert data["router"]["fitted"]["agreement"] == 1.0
+    assert set(data["modes"]) == {"prompt", "rag", "tuned", "tuned_rag", "auto"}
+    assert (root / "evals" / (reports[-1].stem + ".rows.jsonl")).is_file()
+
+
+def test_eval_rejects_unknown_modes(ws, capsys, tmp_path) -> None:  # noqa: ARG001
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(json.dumps(EVAL_ROWS[0]) + "\n")
+    assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag,fast"]) == 2
+    assert "unknown modes ['fast']" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Both generation backends on the real base model (adapter off): they render and tokenize the chat
+identically and answer a plain question correctly in English and Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.workspace import Workspace
+from tests.llama_converters import workspace_root
+
+pytestmark = pytest.mark.slow
+
+FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+FRANCE_ZH = [{"role": "user", "content": "法国的首都是哪里？请用中文回答。"}]
+
+
+@pytest.fixture(scope="module")
+def real_generators():
+    pytest.importorskip("llama_cpp")
+    from adapters.hf_generator import TransformersGenerator
+    from adapters.llamacpp_generator import LlamaCppGenerator
+
+    ws = Workspace.at(workspace_root())
+    if not ws.base_gguf.is_file() or not (ws.base_hf / "config.json").is_file():
+        pytest.skip("real base model missing: run `hybrid setup`")
+    llama = LlamaCppGenerator(ws.base_gguf, n_threads=2, n_ctx=1024)
+    hf = TransformersGenerator(ws.base_hf, n_threads=2)
+    yield {"llama_cpp": llama, "transformers": hf}
+    llama.close()
+
+
+def test_both_backends_build_the_same_prompt_tokens(real_generators) -> None:
+    llama, hf = real_generators["llama_cpp"], real_generators["transformers"]
+    for messages in (FRANCE, FRANCE_ZH):
+        assert llama.format_prompt(messages) == hf.format_prompt(messages)
+        assert llama.encode_prompt(messages) == hf.encode_prompt(messages)
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_the_capital_of_france_is_paris(real_generators, backend) -> None:
+    gen = real_generators[backend]
+    answer = "".join(gen.generate(FRANCE, adapter=False, max_new_tokens=32))
+    assert "Paris" in answer
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_a_chinese_answer_streams_whole_characters(real_generators, backend) -> None:
+    pieces = list(real_generators[backend].generate(FRANCE_ZH, adapter=False, max_new_tokens=32))
+    assert "巴黎" in "".join(pieces)
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_the_adapter_in_use_switches_per_request_without_leaks(real_generators) -> None:
+    from adapters.llamacpp_generator import LlamaCppGenerator
+    from app.settings import Settings
+    from app.wiring.generation import LORA_GGUF, adapter_in_use
+
+    folder, _ = adapter_in_use(Settings(workspace=workspace_root()))
+    if folder is None or not (folder / LORA_GGUF).is_file():
+        pytest.skip("no adapter in use: run `hybrid train` (or commit corpus/default_adapter)")
+    gen = LlamaCppGenerator(
+        Workspace.at(workspace_root()).base_gguf, lora_path=folder / LORA_GGUF, n_ctx=1024
+    )
+    try:
+        answers = [
+            "".join(gen.generate(FRANCE, adapter=on, max_new_tokens=24)) for on in (True, False, True, False)
+        ]
+    finally:
+        gen.close()
+    base = "".join(real_generators["llama_cpp"].generate(FRANCE, adapter=False, max_new_tokens=24))
+    assert answers[0] == answers[2]
+    assert answers[1] == answers[3] == base
