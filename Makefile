@@ -21,7 +21,7 @@ export OMP_WAIT_POLICY := PASSIVE
 
 run: install setup sample-index app
 
-test: install-test setup
+test: install-test sample-index
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 $(BIN)/python:
