@@ -43,7 +43,7 @@ class TrainingParams:
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 1024
-    max_batch_tokens: int = 2048
+    max_batch_tokens: int = 1024
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

@@ -174,6 +174,7 @@ def run_ours(args, examples, kind: str) -> dict:
         val_share=0.0,
         max_length=args.max_length,
         checkpoint_every=10_000,
+        **({"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens else {}),
         warmup_ratio=0.0,
     )
     model, tok = load_base(Path(args.base), params)
@@ -332,6 +333,8 @@ def _spawn(args, kind: str) -> dict:
         str(args.seed),
         "--max-length",
         str(args.max_length),
+        "--max-batch-tokens",
+        str(args.max_batch_tokens),
         "--examples",
         args.examples,
     ]
@@ -356,6 +359,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=420)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument(
+        "--max-batch-tokens", type=int, default=0, help="ours: padded tokens per pass (0 = default)"
+    )
     ap.add_argument("--precision-check", action="store_true", help="also run ours in fp32 and compare losses")
     ap.add_argument("--all-linear", action="store_true", help="also run ours with LoRA on all linear layers")
     ap.add_argument("--skip-baseline", action="store_true")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domain.errors import DataError, HybridError
+from domain.errors import CorrectionStoreError, DataError
 from domain.serialize import hit_to_json, hits_from_json
 from domain.style import detect_lang
 from domain.types import Hit
@@ -46,10 +46,6 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS corrections_lang ON corrections(lang)",
 )
 _COLUMNS = "id, question, lang, mode, passages, original, corrected, created_at"
-
-
-class CorrectionStoreError(HybridError):
-    """The corrections database cannot be opened or written."""
 
 
 @dataclass(frozen=True)

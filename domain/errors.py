@@ -72,3 +72,7 @@ class RegistryError(HybridError):
 
 class ExportError(HybridError):
     """Merging, converting or quantizing an export failed."""
+
+
+class CorrectionStoreError(HybridError):
+    """The corrections database cannot be opened or written."""

@@ -16,6 +16,7 @@ def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressF
     if quiet:
         yield no_progress
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -32,6 +33,7 @@ def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressF
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[msg]}"),
+        console=Console(stderr=True),
         transient=False,
         disable=quiet,
     ) as prog:

@@ -6,14 +6,13 @@ that training data shares with answering. Heavy modules load inside the function
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from domain.errors import IndexMismatchError, IndexStoreError, SetupError
+from domain.errors import IndexMismatchError, IndexStoreError
 
 if TYPE_CHECKING:
     from domain.pipeline import Assistant, AssistantOptions
@@ -49,25 +48,12 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
     adapter in use — or ``adapter_dir`` when given (the evaluation gate scores a candidate).
 
     Raises:
-        SetupError: the generation wiring is not installed.
         ModelMissingError: a model or adapter file is missing (raised by the backend).
+        SetupError: the backend library is missing or a file cannot be loaded.
     """
-    try:
-        from app.wiring import generation
-    except ModuleNotFoundError as e:
-        if e.name != "app.wiring.generation":
-            raise
-        raise SetupError(
-            "no generation backend is wired yet (app/wiring/generation.py is missing) — update the install"
-        ) from e
-    if adapter_dir is None:
-        return generation.build_generator(settings)
-    if "adapter_dir" not in inspect.signature(generation.build_generator).parameters:
-        raise SetupError(
-            f"cannot answer with the adapter in {adapter_dir}: app.wiring.generation.build_generator "
-            "takes no adapter_dir yet — evaluate the adapter after activating it"
-        )
-    return generation.build_generator(settings, adapter_dir=adapter_dir)  # type: ignore[call-arg]
+    from app.wiring import generation
+
+    return generation.build_generator(settings, adapter_dir=adapter_dir)
 
 
 def adapter_state(settings: Settings, generator: Generator, adapter_dir: Path | None = None) -> AdapterState:
