@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from domain.progress import ProgressFn, no_progress
+from domain.style import CJK_RE as _CJK_RE
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,15 @@ class BM25Index:
         """BM25 score of every chunk for ``query`` (float32, zeros when no term matches)."""
         return self.match(query)[0]
 
-    def match(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, query: str, latin_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(BM25 score of every chunk, share of the query's distinct terms each chunk contains).
 
         The share is what hybrid fusion uses to weigh BM25's vote: a chunk that matches two stray
-        words of a long question explains little of it, however rare those words are.
+        words of a long question explains little of it, however rare those words are. For chunks
+        in ``latin_rows`` (a boolean mask of chunks written without Chinese), the share counts only
+        the question's terms without Chinese characters, when at least ``MIN_LATIN_TERMS`` of them
+        are in the index: an English passage cannot contain the Chinese words of a question, but
+        it can contain every product code and number in it (one lone number is too weak a sign).
         """
         terms = tokenize(query)
         zeros = np.zeros(self.n_docs, dtype=np.float32)
@@ -133,14 +138,24 @@ class BM25Index:
         scores = np.bincount(indices[at], weights=data[at], minlength=s["num_docs"])
         distinct = sorted(set(ids))
         at_once = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in distinct])
-        found = np.bincount(indices[at_once], minlength=s["num_docs"])
-        coverage = found[: self.n_docs] / len(set(terms))
+        found = np.bincount(indices[at_once], minlength=s["num_docs"])[: self.n_docs]
+        coverage = found / len(set(terms))
+        latin_terms = {t for t in terms if not _CJK_RE.search(t)}
+        if latin_rows is not None and latin_terms and len(latin_terms) < len(set(terms)):
+            latin_ids = sorted(set(self._model.get_tokens_ids(sorted(latin_terms))))
+            if len(latin_ids) >= MIN_LATIN_TERMS:
+                at_latin = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in latin_ids])
+                found_latin = np.bincount(indices[at_latin], minlength=s["num_docs"])[: self.n_docs]
+                coverage = np.where(latin_rows, found_latin / len(latin_terms), coverage)
         return scores[: self.n_docs].astype(np.float32), coverage.astype(np.float32)
 
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk rows, scores) of the best ``k`` chunks with a positive score, best first."""
         scores = self.scores(query)
         return top_k(scores, k)
+
+
+MIN_LATIN_TERMS = 2
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

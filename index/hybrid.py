@@ -36,7 +36,9 @@ class FusionSettings:
     Fused score = Σ weight / (rrf_k + rank) over the lists a chunk is in; each list contributes its
     best ``candidates`` chunks. A BM25 vote is further multiplied by (share of the question's
     distinct terms found in the chunk) ** ``coverage_power``, so a stray word match counts little
-    (0 turns that off). ``language_pools`` ranks each chunk language separately.
+    (0 turns that off); for chunks written without Chinese, a Chinese question's share counts only
+    its Latin-script terms (codes, numbers, names) when it has at least two that the index knows.
+    ``language_pools`` ranks each chunk language separately.
     ``max_per_doc`` chunks of one document enter the top k before other documents' chunks run out.
     """
 
@@ -82,6 +84,7 @@ class HybridRetriever:
                 rows = np.flatnonzero(langs == lang)
                 self._pools[lang] = rows
                 vectors.add_subset(f"lang:{lang}", rows)
+        self._latin_rows = np.array([c.lang != "zh" for c in self.chunks], dtype=bool)
 
     def search(self, query: str, *, k: int = 5) -> list[Hit]:
         """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
@@ -115,7 +118,7 @@ class HybridRetriever:
 
         f = self.fusion
         depth = max(k, f.candidates)
-        bm25_all, coverage = self.bm25.match(query)
+        bm25_all, coverage = self.bm25.match(query, self._latin_rows if method == "hybrid" else None)
         pools: list[tuple[str | None, np.ndarray | None]] = (
             [(f"lang:{lang}", rows) for lang, rows in self._pools.items()]
             if method == "hybrid" and self._pools

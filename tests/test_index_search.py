@@ -154,6 +154,26 @@ def test_bm25_match_reports_query_term_coverage() -> None:
     assert coverage.tolist() == pytest.approx([2 / 3, 1 / 3, 1 / 3])
 
 
+def test_english_chunks_count_only_latin_terms_of_a_chinese_question() -> None:
+    docs = [
+        "Error E-417 on the LT-350 means the humidity sensor is not responding.",
+        "LT-350 屏幕显示 E-417 时请晾干传感器",
+        "年假 规定",
+    ]
+    index = BM25Index.build([tokenize(d) for d in docs])
+    latin = np.array([True, False, False])
+    question = "LT-350 屏幕显示 E-417，应该怎么处理？"
+    _, plain = index.match(question)
+    _, pooled = index.match(question, latin)
+    assert pooled[0] == pytest.approx(1.0)  # lt, 350, e, 417 all present in the English chunk
+    assert plain[0] < 0.3  # the Chinese words would otherwise count against it
+    assert pooled[1] == pytest.approx(plain[1])  # Chinese chunks keep the whole question's share
+    # a single Latin term ("2") is too weak a sign: the share stays the plain one
+    _, one = index.match("会员回访打了 2 分", latin)
+    _, one_plain = index.match("会员回访打了 2 分")
+    assert one.tolist() == pytest.approx(one_plain.tolist())
+
+
 def test_partial_bm25_matches_get_less_weight() -> None:
     texts = ["alpha beta", "beta gamma", "gamma delta", "delta epsilon"]
     bm25 = BM25Index.build([tokenize(t) for t in texts])
