@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test install install-test setup sample-index app lint bench clean-venv
+.PHONY: run test install install-test setup sample-index default-adapter app lint bench clean-venv
 
 run: install setup sample-index app
 
@@ -62,6 +62,12 @@ setup: install
 
 sample-index: setup
 	$(BIN)/hybrid index corpus/docs --name default
+
+# Rebuilds the bundled default adapter (corpus/default_adapter) from corpus/train.jsonl: one epoch
+# (about 30 min on 2 cores), no gate (it would compare against the adapter being replaced).
+default-adapter: sample-index
+	$(BIN)/hybrid train --epochs 1 --no-gate
+	$(BIN)/hybrid adapters publish latest
 
 app:
 	$(BIN)/streamlit run app/streamlit_app.py --server.address $(HOST) --server.port $(PORT)

@@ -279,3 +279,48 @@ def rollback(root: Path) -> VersionInfo:
     write_text_atomic(root / ACTIVE, target + "\n")
     logger.info("rolled back adapter %s -> %s", current, target)
     return next(v for v in list_versions(root) if v.version == target)
+
+
+PUBLISHED_FILES = (*REQUIRED_FILES, "lora.gguf", "metrics.json", "loss.json")
+
+
+def publish(root: Path, version: str, target: Path) -> Path:
+    """Copy ``version`` (a name, "active" or "latest") to ``target`` — the bundled default
+    adapter's folder — replacing what is there only once the copy is complete.
+
+    Raises:
+        RegistryError: no such complete version, or it lacks its GGUF LoRA.
+    """
+    root, target = Path(root), Path(target)
+    if version == "active":
+        version = _read_active(root) or ""
+    elif version == "latest":
+        found = sorted(list_versions(root), key=lambda v: v.created_at)
+        version = found[-1].version if found else ""
+    source = root / version if version else None
+    if source is None or not VERSION_RE.match(version) or not is_complete(source):
+        known = ", ".join(v.version for v in list_versions(root)) or "none yet — run `hybrid train`"
+        raise RegistryError(f"adapter version {version or '(none)'!r} not found in {root} — known: {known}")
+    missing = [f for f in PUBLISHED_FILES if not (source / f).is_file()]
+    if missing:
+        raise RegistryError(f"version {version} lacks {', '.join(missing)} — retrain it with `hybrid train`")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.publish-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for name in PUBLISHED_FILES:
+            shutil.copy2(source / name, staging / name)
+        write_json_atomic(
+            staging / "SOURCE.json", {"version": version, "published_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        )
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.rename(target, old)
+        os.rename(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("published adapter %s to %s", version, target)
+    return target

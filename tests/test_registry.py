@@ -152,3 +152,27 @@ def test_gate_compares_with_the_adapter_in_use_and_caches_its_score(tmp_path):
     first = run_gate(tmp_path / "v1", evaluate=ev, baseline_dir=None, baseline_label=None, subset=subset)
     assert first.passed and first.baseline_score is None
     assert combined_score({"modes": {"tuned": {"combined": 0.4}}}) == pytest.approx(0.4)
+
+
+def test_publish_copies_a_whole_version_and_replaces_the_old_default(tmp_path):
+    root, target = tmp_path / "adapters", tmp_path / "corpus" / "default_adapter"
+    with registry.staged_version(root, "v1") as (stage, _):
+        _fill(stage)
+    with pytest.raises(RegistryError, match="lacks lora.gguf, metrics.json, loss.json"):
+        registry.publish(root, "v1", target)
+    assert not target.exists()
+    with registry.staged_version(root, "v2") as (stage, _):
+        _fill(stage, combined=0.5)
+        for name in ("lora.gguf", "loss.json"):
+            (stage / name).write_bytes(b"v2")
+    registry.activate(root, "v2")
+    (target).mkdir(parents=True)
+    (target / "stale.txt").write_text("old default")
+    registry.publish(root, "active", target)
+    assert sorted(p.name for p in target.iterdir()) == sorted([*registry.PUBLISHED_FILES, "SOURCE.json"])
+    assert (target / "lora.gguf").read_bytes() == b"v2"
+    assert json.loads((target / "SOURCE.json").read_text())["version"] == "v2"
+    assert registry.is_complete(target)
+    assert [p.name for p in target.parent.iterdir()] == ["default_adapter"]  # no temp folders left
+    with pytest.raises(RegistryError, match="'nope' not found"):
+        registry.publish(root, "nope", target)

@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     act.set_defaults(func=run_activate)
     rb = asub.add_parser("rollback", help="re-activate the previously active version")
     rb.set_defaults(func=run_rollback)
+    pub = asub.add_parser(
+        "publish", help="copy a version to the bundled default adapter (corpus/default_adapter)"
+    )
+    pub.add_argument("version", help='a version name, "active" or "latest"')
+    pub.add_argument("--to", default=None, help="target folder (default: corpus/default_adapter)")
+    pub.set_defaults(func=run_publish)
 
 
 def _params(args: argparse.Namespace) -> Any:
@@ -244,4 +250,15 @@ def run_rollback(args: argparse.Namespace, settings: Settings) -> int:  # noqa: 
 
     info = rollback(settings.ws.adapters)
     print(f"rolled back; active adapter: {info.version}")
+    return 0
+
+
+def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from adapters.registry import publish
+    from app.wiring.training import DEFAULT_ADAPTER_DIR
+
+    target = publish(settings.ws.adapters, args.version, Path(args.to) if args.to else DEFAULT_ADAPTER_DIR)
+    print(f"published {args.version} to {target}")
     return 0
