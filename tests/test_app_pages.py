@@ -359,10 +359,12 @@ def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
 
 
 @pytest.mark.usefixtures("fakes")
-def test_strategy_page_renders_the_guide_without_a_report():
-    at = page("strategy")
+def test_strategy_page_shows_our_sample_corpus_scoreboard_until_the_workspace_has_one():
+    at = page("strategy")  # the fake workspace has no evals folder
     assert_clean(at)
-    assert any("No evaluation yet" in i.value for i in at.info)
+    assert any("Measured by us on the sample corpus" in c.value for c in at.caption)
+    board = at.dataframe[0].value
+    assert set(board["mode"]) >= {"Prompt only", "RAG", "Tuned", "Tuned + RAG"}
 
 
 @pytest.mark.usefixtures("fakes")

@@ -7,7 +7,11 @@ import streamlit as st
 
 from app.page_common import latest_eval_report, settings
 from app.page_text import md_escape
+from app.wiring.training import CORPUS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
+
+# our own measurement on the sample corpus, shown until the workspace has a report of its own
+BUNDLED_REPORT = CORPUS / "measured" / "modes-sample-corpus.json"
 
 MODE_LABELS = {
     "prompt": "Prompt only",
@@ -65,6 +69,9 @@ with left:
 with right:
     st.subheader("Measured on this corpus")
     report, path = latest_eval_report(settings().ws.evals)
+    bundled = report is None and BUNDLED_REPORT.is_file()
+    if bundled:
+        report, path = latest_eval_report(BUNDLED_REPORT.parent)
     if report is None:
         st.info(
             "No evaluation yet. Run `hybrid eval` to measure the four modes and the router on your "
@@ -72,6 +79,12 @@ with right:
         )
     else:
         st.caption(md_escape(f"From {path.name} · {report.get('n_rows', '?')} questions"))
+        if bundled:
+            st.caption(
+                "Measured by us on the sample corpus with the bundled default adapter. "
+                "Run `hybrid eval --modes prompt,rag,tuned,tuned_rag,auto` to measure yours; "
+                "your report then replaces this one."
+            )
         rows = []
         for mode, m in report.get("modes", {}).items():
             rows.append(
