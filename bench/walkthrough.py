@@ -13,70 +13,19 @@ per step says what the page showed.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser_kit import chromium, start_app, stop_app  # noqa: E402
+
 ASK_ZH = "LT-350 屏幕显示 E-417，应该怎么处理？"
 COMPARE_EN = "How many days of annual leave can be carried over to the next year?"
 SEARCH = "warranty period LT-200"
 LONG_S = 900
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_app(ws: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, HYBRID_WORKSPACE=str(ws), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py"]
-            + ["--server.address", "127.0.0.1", "--server.port", str(port)]
-            + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"streamlit exited; see {log}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    sys.exit(f"streamlit did not start; see {log}")
-
-
-def _driver(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1500,2200",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
 class Walk:
@@ -162,8 +111,8 @@ def main() -> None:
     shots = ws / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="walk-"))
-    proc, url = _start_app(ws, tmp / "streamlit.log")
-    drv = _driver(tmp / "profile")
+    proc, url = start_app(ws, tmp / "streamlit.log")
+    drv = chromium(tmp / "profile", window="1500,2200")
     w = Walk(drv, url, shots)
     try:
         # 1. Ask, auto mode, Chinese question about an English document
@@ -217,8 +166,7 @@ def main() -> None:
         print(f"app RSS at the end: {psutil.Process(proc.pid).memory_info().rss / 2**20:.0f} MiB")
     finally:
         drv.quit()
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_app(proc)
 
 
 if __name__ == "__main__":

@@ -10,20 +10,16 @@ first render time in the browser and the app's RSS with the models loaded.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser_kit import AppStartError, chromium, missing_browser, start_app, stop_app
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 QUESTION = "What ingress protection rating and weight does the LT-200 have?"
 PAGES = ("ask", "compare", "index", "train", "deploy", "strategy")
 TITLES = {
@@ -41,27 +37,6 @@ def _workspace() -> Path:
     return Path(os.environ.get("HYBRID_WORKSPACE", ROOT / "workspace")).resolve()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not become healthy within {timeout_s} s; log:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     ws = _workspace()
@@ -69,78 +44,27 @@ def app_url(tmp_path_factory):
         pytest.fail(
             f"no sample index in {ws} — run `hybrid setup` and `hybrid index corpus/docs` (make sample-index)"
         )
-    port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = dict(
-        os.environ,
-        HYBRID_WORKSPACE=str(ws),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app/streamlit_app.py",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log)
+        proc, url = start_app(ws, log)
+    except AppStartError as e:
+        pytest.fail(str(e))
+    try:
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
         print(f"streamlit log: {log}")
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    missing = missing_browser()
     if missing:
         pytest.fail(
             f"{', '.join(missing)} not found — install Debian's browser with "
             "`apt-get install -y chromium chromium-driver`"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1500,1900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    drv = chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield drv
     drv.quit()
 
