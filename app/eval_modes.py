@@ -93,13 +93,9 @@ def evaluate_with_adapter(
 
 def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
-    from app.commands.progress import emit_json
     from app.eval_retrieval import eval_files, load_eval_rows
-    from app.wiring.answer import build_assistant, router_path
+    from app.wiring.answer import build_assistant
     from app.wiring.index import index_name
-    from domain.atomic import write_text_atomic
-    from domain.evaluation import render_markdown, router_rows
-    from domain.router import fit_router
 
     modes = parse_modes(args.modes)
     if args.fit_router and "auto" not in modes:
@@ -123,22 +119,75 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     if retrieval is not None:
         report["retrieval"] = retrieval
     if args.fit_router:
-        fit = fit_router(router_rows(results, assistant.adapter_state), start=assistant.thresholds)
-        fit.thresholds.save(router_path(settings))
-        report["router"]["fitted"] = {
-            "thresholds": fit.thresholds.to_json(),
-            "agreement": fit.agreement,
-            "combined": fit.combined,
-            "n_rows": fit.n_rows,
-            "path": str(router_path(settings)),
-            "note": "in-sample: fitted on these rows",
-        }
-        logger.info(
-            "router thresholds fitted on %d rows (agreement %.3f) and saved to %s",
-            fit.n_rows,
-            fit.agreement,
-            router_path(settings),
-        )
+        _fit_and_save(settings, report, results, assistant.adapter_state, assistant.thresholds)
+    return _write_report(settings, args, report, results)
+
+
+def _fit_and_save(
+    settings: Settings,
+    report: dict[str, Any],
+    results: list[dict[str, Any]],
+    adapter: Any,
+    start: Any,
+) -> None:
+    """Fit the router on ``results``, store the thresholds and note the fit in ``report``."""
+    from app.wiring.answer import router_path
+    from domain.evaluation import router_rows
+    from domain.router import fit_router
+
+    fit = fit_router(router_rows(results, adapter), start=start)
+    fit.thresholds.save(router_path(settings))
+    report.setdefault("router", {})["fitted"] = {
+        "thresholds": fit.thresholds.to_json(),
+        "agreement": fit.agreement,
+        "combined": fit.combined,
+        "n_rows": fit.n_rows,
+        "path": str(router_path(settings)),
+        "note": "in-sample: fitted on these rows",
+    }
+    logger.info(
+        "router thresholds fitted on %d rows (agreement %.3f, combined %.3f) and saved to %s",
+        fit.n_rows,
+        fit.agreement,
+        fit.combined,
+        router_path(settings),
+    )
+
+
+def run_refit(args: argparse.Namespace, settings: Settings) -> int:
+    """`hybrid eval --refit RUN.rows.jsonl`: fit the router again from a saved run (its report
+    JSON beside it gives the adapter state); writes a new report, runs no model.
+
+    Raises:
+        ConfigError: the rows file or its report is missing or unreadable.
+    """
+    from domain.router import AdapterState, RouterThresholds
+
+    rows_path = Path(args.refit)
+    report_path = rows_path.with_name(rows_path.name.removesuffix(".rows.jsonl") + ".json")
+    try:
+        results = [
+            json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot read the saved run {rows_path} and its report {report_path.name}: {e} — "
+            "pass a modes-*.rows.jsonl file written by `hybrid eval`"
+        ) from e
+    adapter = AdapterState(**report.get("adapter", {}))
+    _fit_and_save(settings, report, results, adapter, RouterThresholds())
+    report["router"]["fitted"]["refit_from"] = str(rows_path)
+    return _write_report(settings, args, report, results)
+
+
+def _write_report(
+    settings: Settings, args: argparse.Namespace, report: dict[str, Any], results: list[dict[str, Any]]
+) -> int:
+    from app.commands.progress import emit_json
+    from domain.atomic import write_text_atomic
+    from domain.evaluation import render_markdown
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = settings.ws.evals / f"modes-{stamp}"
     n = 1

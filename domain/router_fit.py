@@ -1,5 +1,9 @@
 """Fitting the router's thresholds to evaluation results: a vectorised grid search that maximises
-agreement with each row's hindsight-best mode, then the routed mean score.
+agreement with each row's hindsight-best mode plus the routed score (both summed over the rows, so
+one more agreeing row weighs as much as one more full point of score). Maximising agreement alone
+fitted a router that agreed more but scored below always answering in the best fixed mode
+(measured on the sample corpus: agreement 0.727, combined 0.709 vs 0.746 for tuned_rag); the sum
+gave agreement 0.720 at combined 0.746.
 
 The dense and BM25 bars are fitted per question language (each language's rows only depend on
 its own bars); the margin rule, the general-knowledge penalty and the two adapter flags are shared.
@@ -74,7 +78,7 @@ def _group_keys(
     gray: float,
 ) -> dict[tuple[bool, bool], np.ndarray]:
     """For each (adapter_with_rag, adapter_without_rag): a (dense, bm25) grid of keys
-    agreement·(n+1) + score summed over the masked rows (lexicographic: scores sum to at most n)."""
+    agreement + score summed over the masked rows."""
     dense, bm25, margin = r.dense[mask], r.bm25[mask], r.margin[mask]
     bar = np.array(dense_c)[:, None, None] + np.where(r.cue[mask], penalty, 0.0)[None, None, :]
     covered = (
@@ -89,7 +93,7 @@ def _group_keys(
         for awo in (True, False):
             agree = cov @ r.agree["cov", awr][mask] + unc @ r.agree["unc", awo][mask]
             score = cov @ r.score["cov", awr][mask] + unc @ r.score["unc", awo][mask]
-            out[awr, awo] = agree * (r.n + 1) + score
+            out[awr, awo] = agree + score
     return out
 
 

@@ -175,6 +175,23 @@ def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
     assert (root / "evals" / (reports[-1].stem + ".rows.jsonl")).is_file()
 
 
+def test_refit_fits_the_router_again_from_a_saved_run_without_models(ws, capsys, tmp_path) -> None:
+    root, built = ws
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
+    assert main(["eval", "--eval-set", str(eval_file)]) == 0
+    run = max((root / "evals").glob("modes-*.rows.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+    (root / "router.json").unlink(missing_ok=True)
+    n_built = len(built)
+    capsys.readouterr()
+    assert main(["eval", "--refit", str(run)]) == 0
+    assert len(built) == n_built  # no assistant (and no model) was built
+    assert "Router refitted (in-sample)" in capsys.readouterr().out
+    assert RouterThresholds.load(root / "router.json") != RouterThresholds()
+    assert main(["eval", "--refit", str(tmp_path / "missing.rows.jsonl")]) == 2
+    assert "cannot read the saved run" in capsys.readouterr().err
+
+
 def test_eval_rejects_unknown_modes(ws, capsys, tmp_path) -> None:  # noqa: ARG001
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text(json.dumps(EVAL_ROWS[0]) + "\n")

@@ -245,7 +245,8 @@ def test_fit_router_fits_each_language_on_its_own_rows() -> None:
 
 
 def test_fit_router_is_never_beaten_by_other_bars() -> None:
-    """Brute force as the oracle: random bars and flags never beat the fitted thresholds."""
+    """Brute force as the oracle: random bars and flags never beat the fitted thresholds on the
+    fit's objective, agreement plus mean routed score."""
     import random
 
     rng = random.Random(7)
@@ -275,4 +276,5 @@ def test_fit_router_is_never_beaten_by_other_bars() -> None:
             adapter_with_rag=rng.random() < 0.5,
             adapter_without_rag=rng.random() < 0.5,
         )
-        assert score_thresholds(rows, other) <= (fit.agreement, fit.combined)
+        agreement, combined = score_thresholds(rows, other)
+        assert agreement + combined <= fit.agreement + fit.combined + 1e-9

@@ -14,13 +14,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score retrieval and the four answering modes on an eval set")
     p.add_argument("--retrieval", action="store_true", help="only evaluate retrieval (dense, BM25, hybrid)")
     p.add_argument("--fit-router", action="store_true", help="fit the router's thresholds and store them")
+    p.add_argument(
+        "--refit",
+        metavar="ROWS_JSONL",
+        default=None,
+        help="fit the router again from a saved run's per-row results (modes-*.rows.jsonl; no model runs)",
+    )
     p.add_argument("--modes", default="prompt,rag,tuned,tuned_rag,auto", help="comma-separated modes")
-    p.add_argument("--eval-set", default=None, help="JSONL in the eval.jsonl schema (default: corpus/eval.jsonl)")
+    p.add_argument(
+        "--eval-set", default=None, help="JSONL in the eval.jsonl schema (default: corpus/eval.jsonl)"
+    )
     p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows")
     p.add_argument("--kinds", default=None, help="comma-separated row kinds to keep")
     p.add_argument("--k", type=int, default=5, help="passages per question")
-    p.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here ('-' = stdout)")
+    p.add_argument(
+        "--json", dest="json_path", default=None, help="write the report as JSON here ('-' = stdout)"
+    )
     p.set_defaults(func=run)
 
 
@@ -29,6 +39,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from app.eval_retrieval import run_retrieval_eval
 
         return run_retrieval_eval(args, settings)
-    from app.eval_modes import run_mode_eval
+    from app.eval_modes import run_mode_eval, run_refit
 
+    if args.refit:
+        return run_refit(args, settings)
     return run_mode_eval(args, settings)
