@@ -64,7 +64,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="passed to hybrid train")
     ap.add_argument("--reset-corrections", action="store_true")
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()
+    args.train_args = extra  # anything else goes to `hybrid train`
 
     from app.eval_retrieval import load_eval_rows
     from app.settings import load_settings
@@ -103,6 +104,7 @@ def main() -> None:
     for r in picked:
         _hybrid("correct", "--question", r["question"], "--mode", "tuned", "--corrected", r["reference"])
     train_args = ["train", "--from-corrections", "--json", str(settings.ws.evals / "corrections-train.json")]
+    train_args += args.train_args or []
     if args.epochs:
         train_args += ["--epochs", str(args.epochs)]
     t1 = time.perf_counter()

@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-rows", type=int, default=None, help="train on a seeded sample of N rows")
     p.add_argument("--precision", choices=("bf16", "fp32"), default=None)
+    p.add_argument(
+        "--val-share",
+        type=float,
+        default=None,
+        help="share of rows held out for validation and early stopping (default 0.1; 0 with "
+        "--from-corrections: the gate guards quality, and best-validation weights on replayed rows "
+        "would undo the corrections)",
+    )
+    p.add_argument("--correction-repeats", type=int, default=None, help="copies of each correction")
+    p.add_argument("--replay-rows", type=int, default=None, help="training-set rows replayed per correction")
     p.add_argument("--target-modules", default=None, help="comma-separated, e.g. q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--version", default=None, help="name of the new version (default: v<N+1>)")
@@ -101,6 +111,11 @@ def _params(args: argparse.Namespace) -> Any:
         precision=args.precision,
         target_modules=modules,
         seed=args.seed,
+        correction_repeats=args.correction_repeats,
+        replay_rows=args.replay_rows,
+        val_share=args.val_share
+        if args.val_share is not None
+        else (0.0 if getattr(args, "from_corrections", False) else None),
     )
 
 
