@@ -62,3 +62,16 @@ def test_invalid_parameters_are_one_clear_line(capsys):
     assert capsys.readouterr().err.startswith(
         "error: training parameter lr=5.0 is invalid: must be in (0, 0.1]"
     )
+
+
+def test_training_from_corrections_holds_out_no_validation_rows_unless_told() -> None:
+    from app.cli import build_parser
+    from app.commands.train_cmd import _params
+
+    parser = build_parser()
+    assert _params(parser.parse_args(["train"])).val_share == 0.1
+    assert _params(parser.parse_args(["train", "--from-corrections"])).val_share == 0.0
+    told = parser.parse_args(
+        ["train", "--from-corrections", "--val-share", "0.2", "--correction-repeats", "5"]
+    )
+    assert (_params(told).val_share, _params(told).correction_repeats) == (0.2, 5)
