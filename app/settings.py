@@ -48,9 +48,7 @@ class IndexSettings(BaseModel):
 
 
 class GenerationSettings(BaseModel):
-    backend: Literal["llama_cpp", "transformers"] = Field(
-        "llama_cpp", description="Answering backend."
-    )
+    backend: Literal["llama_cpp", "transformers"] = Field("llama_cpp", description="Answering backend.")
     n_threads: int = Field(2, ge=1, description="CPU threads for generation.")
     n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
@@ -74,9 +72,7 @@ class ServeSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="HYBRID_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="HYBRID_", env_nested_delimiter="__", extra="ignore")
 
     workspace: Path = Field(Path("workspace"), description="Folder for everything the app creates.")
     log_level: str = Field("INFO", description="Logging level.")

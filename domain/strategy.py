@@ -20,20 +20,45 @@ class GuideRow:
 
 DECISION_GUIDE: tuple[GuideRow, ...] = (
     GuideRow("General Q&A, chit-chat", "Prompting", "no", "A general model already does this well."),
-    GuideRow("Internal knowledge / document assistant", "RAG", "no",
-             "Knowledge changes often; an index is easier to keep current than weights."),
-    GuideRow("Fixed output format (report, SQL, JSON)", "Prompt template + few-shot examples", "usually no",
-             "A prompt constrains structure cheaply; fine-tune only if it does not hold."),
-    GuideRow("A distinctive voice or writing style", "Fine-tune + templates", "yes",
-             "Style is learned best in the weights."),
-    GuideRow("Specialised professional work (medical, legal)", "Fine-tune + RAG", "yes",
-             "Structured answers and professional language from the adapter, facts from retrieval."),
-    GuideRow("Cost or private deployment", "Fine-tune or distil a small local model", "yes",
-             "A small local model is cheap to run and keeps data in-house."),
-    GuideRow("Only about 200 examples", "Prompting + few-shot", "no",
-             "Too little data: a fine-tune would overfit."),
-    GuideRow("Millisecond latency, high concurrency", "Fine-tuned small model on an optimised runtime", "yes",
-             "Small tuned models deploy at the edge."),
+    GuideRow(
+        "Internal knowledge / document assistant",
+        "RAG",
+        "no",
+        "Knowledge changes often; an index is easier to keep current than weights.",
+    ),
+    GuideRow(
+        "Fixed output format (report, SQL, JSON)",
+        "Prompt template + few-shot examples",
+        "usually no",
+        "A prompt constrains structure cheaply; fine-tune only if it does not hold.",
+    ),
+    GuideRow(
+        "A distinctive voice or writing style",
+        "Fine-tune + templates",
+        "yes",
+        "Style is learned best in the weights.",
+    ),
+    GuideRow(
+        "Specialised professional work (medical, legal)",
+        "Fine-tune + RAG",
+        "yes",
+        "Structured answers and professional language from the adapter, facts from retrieval.",
+    ),
+    GuideRow(
+        "Cost or private deployment",
+        "Fine-tune or distil a small local model",
+        "yes",
+        "A small local model is cheap to run and keeps data in-house.",
+    ),
+    GuideRow(
+        "Only about 200 examples", "Prompting + few-shot", "no", "Too little data: a fine-tune would overfit."
+    ),
+    GuideRow(
+        "Millisecond latency, high concurrency",
+        "Fine-tuned small model on an optimised runtime",
+        "yes",
+        "Small tuned models deploy at the edge.",
+    ),
 )
 
 SELF_TEST: tuple[tuple[str, str], ...] = (
@@ -97,14 +122,26 @@ def recommend_from_flow(
     """
     knowledge = "rag" if private_knowledge else "prompt"
     if needs_stable_structure and template_holds:
-        return Recommendation(knowledge, "A prompt template holds the structure: no fine-tuning",
-                              "Keep the format in the prompt; add retrieval for private facts.")
+        return Recommendation(
+            knowledge,
+            "A prompt template holds the structure: no fine-tuning",
+            "Keep the format in the prompt; add retrieval for private facts.",
+        )
     if not specific_style:
-        return Recommendation(knowledge, "No particular tone or style: RAG or a plain model",
-                              "Fine-tuning would buy nothing a prompt cannot.")
+        return Recommendation(
+            knowledge,
+            "No particular tone or style: RAG or a plain model",
+            "Fine-tuning would buy nothing a prompt cannot.",
+        )
     if plenty_of_data:
         mode = "tuned_rag" if private_knowledge else "tuned"
-        return Recommendation(mode, "A specific style and plenty of data: fine-tune",
-                              "Train a LoRA adapter for the style; retrieval still supplies the facts.")
-    return Recommendation(knowledge, "A specific style but little data: prompt + RAG",
-                          "Too few examples to fine-tune safely; use few-shot examples in the prompt.")
+        return Recommendation(
+            mode,
+            "A specific style and plenty of data: fine-tune",
+            "Train a LoRA adapter for the style; retrieval still supplies the facts.",
+        )
+    return Recommendation(
+        knowledge,
+        "A specific style but little data: prompt + RAG",
+        "Too few examples to fine-tune safely; use few-shot examples in the prompt.",
+    )

@@ -78,16 +78,20 @@ def check_format(answer: str, lang: str | None = None) -> FormatReport:
     passed = dict.fromkeys(CHECKS, False)
     passed["three_lines"] = len(lines) == 3
     starts = [next((i for i, ln in enumerate(lines) if ln.startswith(lb)), -1) for lb in labels]
-    passed["labels_in_order"] = all(s >= 0 for s in starts) and starts == sorted(starts) and len(set(starts)) == 3
-    passed["label_language"] = bool(lines) and all(_label_lang(ln) in (lang, None) for ln in lines) and any(
-        _label_lang(ln) == lang for ln in lines
+    passed["labels_in_order"] = (
+        all(s >= 0 for s in starts) and starts == sorted(starts) and len(set(starts)) == 3
+    )
+    passed["label_language"] = (
+        bool(lines)
+        and all(_label_lang(ln) in (lang, None) for ln in lines)
+        and any(_label_lang(ln) == lang for ln in lines)
     )
     basis = next((ln for ln in lines if ln.startswith(labels[1])), "")
     low = basis.lower()
     passed["basis_names_source"] = bool(SOURCE_RE.search(basis)) or any(p in low for p in NO_SOURCE_PHRASES)
     passed["no_markdown"] = bool(lines) and not any(MARKDOWN_RE.search(ln) for ln in lines)
     conclusion = next((ln for ln in lines if ln.startswith(labels[0])), "")
-    body = conclusion[len(labels[0]):].strip()
+    body = conclusion[len(labels[0]) :].strip()
     size = len(body) if lang == "zh" else len(body.split())
     passed["short_conclusion"] = 0 < size <= MAX_CONCLUSION.get(lang, 60)
     return FormatReport(passed)

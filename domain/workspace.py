@@ -77,7 +77,15 @@ class Workspace:
 
     def ensure(self) -> Workspace:
         """Create the top-level folders (idempotent) and return self."""
-        for p in (self.models, self.tools, self.indexes, self.adapters, self.evals,
-                  self.exports, self.jobs, self.uploads):
+        for p in (
+            self.models,
+            self.tools,
+            self.indexes,
+            self.adapters,
+            self.evals,
+            self.exports,
+            self.jobs,
+            self.uploads,
+        ):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -57,7 +57,9 @@ def test_the_adapter_in_use_switches_per_request_without_leaks(real_generators) 
 
     folder, _ = adapter_in_use(Settings(workspace=workspace_root()))
     if folder is None or not (folder / LORA_GGUF).is_file():
-        pytest.fail("no adapter in use: corpus/default_adapter is bundled — rebuild it with `make default-adapter`")
+        pytest.fail(
+            "no adapter in use: corpus/default_adapter is bundled — rebuild it with `make default-adapter`"
+        )
     gen = LlamaCppGenerator(
         Workspace.at(workspace_root()).base_gguf, lora_path=folder / LORA_GGUF, n_ctx=1024
     )

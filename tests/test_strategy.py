@@ -29,14 +29,62 @@ def test_self_test_rejects_unknown_question() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "mode"),
     [
-        ({"needs_stable_structure": True, "template_holds": True, "specific_style": True, "plenty_of_data": True}, "rag"),
-        ({"needs_stable_structure": False, "template_holds": False, "specific_style": False, "plenty_of_data": True}, "rag"),
-        ({"needs_stable_structure": True, "template_holds": False, "specific_style": True, "plenty_of_data": True}, "tuned_rag"),
-        ({"needs_stable_structure": True, "template_holds": False, "specific_style": True, "plenty_of_data": False}, "rag"),
-        ({"needs_stable_structure": False, "template_holds": False, "specific_style": True, "plenty_of_data": True,
-          "private_knowledge": False}, "tuned"),
-        ({"needs_stable_structure": False, "template_holds": False, "specific_style": False, "plenty_of_data": False,
-          "private_knowledge": False}, "prompt"),
+        (
+            {
+                "needs_stable_structure": True,
+                "template_holds": True,
+                "specific_style": True,
+                "plenty_of_data": True,
+            },
+            "rag",
+        ),
+        (
+            {
+                "needs_stable_structure": False,
+                "template_holds": False,
+                "specific_style": False,
+                "plenty_of_data": True,
+            },
+            "rag",
+        ),
+        (
+            {
+                "needs_stable_structure": True,
+                "template_holds": False,
+                "specific_style": True,
+                "plenty_of_data": True,
+            },
+            "tuned_rag",
+        ),
+        (
+            {
+                "needs_stable_structure": True,
+                "template_holds": False,
+                "specific_style": True,
+                "plenty_of_data": False,
+            },
+            "rag",
+        ),
+        (
+            {
+                "needs_stable_structure": False,
+                "template_holds": False,
+                "specific_style": True,
+                "plenty_of_data": True,
+                "private_knowledge": False,
+            },
+            "tuned",
+        ),
+        (
+            {
+                "needs_stable_structure": False,
+                "template_holds": False,
+                "specific_style": False,
+                "plenty_of_data": False,
+                "private_knowledge": False,
+            },
+            "prompt",
+        ),
     ],
 )
 def test_flow(kwargs, mode) -> None:
@@ -45,4 +93,13 @@ def test_flow(kwargs, mode) -> None:
 
 def test_guide_has_the_eight_needs() -> None:
     assert len(DECISION_GUIDE) == 8
-    assert [r.fine_tune for r in DECISION_GUIDE] == ["no", "no", "usually no", "yes", "yes", "yes", "no", "yes"]
+    assert [r.fine_tune for r in DECISION_GUIDE] == [
+        "no",
+        "no",
+        "usually no",
+        "yes",
+        "yes",
+        "yes",
+        "no",
+        "yes",
+    ]

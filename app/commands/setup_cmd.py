@@ -10,10 +10,18 @@ from app.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("setup", help="assemble the base model, convert the embedder, extract converters")
-    p.add_argument("--only", default=None, help="comma-separated steps: base_gguf,base_hf,embedder,converters")
+    p.add_argument(
+        "--only", default=None, help="comma-separated steps: base_gguf,base_hf,embedder,converters"
+    )
     p.add_argument("--force", action="store_true", help="redo steps that are already done")
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", default=None,
-                   help="print the report as JSON (or write it to FILE)")
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help="print the report as JSON (or write it to FILE)",
+    )
     p.set_defaults(func=run)
 
 
@@ -48,10 +56,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for col in ("item", "status", "path", "size", "check", "seconds"):
             table.add_column(col)
         for it in report["items"]:
-            check = it.get("sha256") or (
-                f"parity min cos {it['parity_min_cos']:.5f}" if "parity_min_cos" in it else ""
-            ) or (f"version {it['version']}" if "version" in it else "")
-            table.add_row(it["name"], str(it.get("status", "")), str(it.get("path", "")),
-                          _human_bytes(it.get("bytes")), str(check), f"{it.get('seconds', 0):.1f}")
+            check = (
+                it.get("sha256")
+                or (f"parity min cos {it['parity_min_cos']:.5f}" if "parity_min_cos" in it else "")
+                or (f"version {it['version']}" if "version" in it else "")
+            )
+            table.add_row(
+                it["name"],
+                str(it.get("status", "")),
+                str(it.get("path", "")),
+                _human_bytes(it.get("bytes")),
+                str(check),
+                f"{it.get('seconds', 0):.1f}",
+            )
         Console(stderr=False).print(table)
     return 0
