@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.commands.progress import emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
 
@@ -23,14 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: settings.generation.n_threads)"
     )
-    p.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help="print the report as JSON (to stdout, or to FILE)",
-    )
+    add_json_option(p, "the report")
     p.set_defaults(func=run_export)
 
 

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from app.commands.progress import emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
 
@@ -19,14 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="folder with .md .txt .rst .html .pdf .docx files")
     p.add_argument("--name", default=None, help="index name (default: settings.index.name)")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
-    p.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help="print the summary as JSON (to stdout, or to FILE)",
-    )
+    add_json_option(p, "the summary")
     p.set_defaults(func=run_index)
 
     s = sub.add_parser("search", help="search an index (hybrid dense + BM25)")

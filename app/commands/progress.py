@@ -45,6 +45,18 @@ def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressF
         yield on_progress
 
 
+def add_json_option(parser: Any, what: str) -> None:
+    """``--json [FILE]``: print ``what`` as JSON to stdout, or write it to FILE (dest ``json_path``)."""
+    parser.add_argument(
+        "--json",
+        dest="json_path",
+        nargs="?",
+        const="-",
+        default=None,
+        help=f"print {what} as JSON (to stdout, or to FILE)",
+    )
+
+
 def emit_json(obj: Any, path: str | None) -> None:
     """Write ``obj`` as JSON to ``path``, or to stdout when ``path`` is '-' or None."""
     text = json.dumps(obj, ensure_ascii=False, indent=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands.progress import emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
 
@@ -14,14 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--only", default=None, help="comma-separated steps: base_gguf,base_hf,embedder,converters"
     )
     p.add_argument("--force", action="store_true", help="redo steps that are already done")
-    p.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help="print the report as JSON (or write it to FILE)",
-    )
+    add_json_option(p, "the report")
     p.set_defaults(func=run)
 
 

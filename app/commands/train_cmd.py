@@ -9,19 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from app.commands.progress import emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
-
-
-def _json_opt(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help=f"print {what} as JSON (to stdout, or to FILE)",
-    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,13 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cancel", metavar="JOB", default=None, help="cancel a running job (no version is created)"
     )
     p.add_argument("--jobs", action="store_true", help="list training jobs")
-    _json_opt(p, "the result")
+    add_json_option(p, "the result")
     p.set_defaults(func=run_train)
 
     a = sub.add_parser("adapters", help="list, activate or roll back adapter versions")
     asub = a.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
     lst = asub.add_parser("list", help="list versions (active one marked)")
-    _json_opt(lst, "the versions")
+    add_json_option(lst, "the versions")
     lst.set_defaults(func=run_list)
     act = asub.add_parser("activate", help="make VERSION the active adapter")
     act.add_argument("version")
