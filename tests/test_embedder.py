@@ -120,6 +120,51 @@ def test_concurrent_callers_get_the_serial_results(embedder) -> None:
         np.testing.assert_allclose(r, expected, atol=1e-6)
 
 
+def test_bf16_gives_float32_unit_rows_close_to_fp32(tiny_st_dir, embedder) -> None:
+    import torch
+
+    half = SentenceTransformerEmbedder(tiny_st_dir, precision="bf16")
+    assert half.precision == "bf16"
+    assert next(half._model.parameters()).dtype == torch.bfloat16
+    texts = ["hello world", "员工每年有十五天年假", "disk alert on the LT-350"]
+    low, full = half.embed_passages(texts), embedder.embed_passages(texts)
+    assert low.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(low, axis=1), np.ones(3), atol=1e-5)
+    cos = (low * full).sum(axis=1)
+    assert cos.min() > 0.99
+    assert not np.array_equal(low, full)
+
+
+def test_unknown_precision_is_refused(tiny_st_dir) -> None:
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        SentenceTransformerEmbedder(tiny_st_dir, precision="int8")
+
+
+def test_wiring_applies_the_precision_setting(tmp_path, tiny_st_dir, monkeypatch) -> None:
+    import index.embedder
+    from app.settings import IndexSettings
+    from app.wiring.embedder import build_embedder, clear_embedder_cache
+
+    clear_embedder_cache()
+    made = {
+        p: build_embedder(
+            Settings(
+                workspace=tmp_path,
+                models=ModelSettings(embedder=str(tiny_st_dir)),
+                index=IndexSettings(embed_precision=p),
+            )
+        )
+        for p in ("fp32", "bf16")
+    }
+    assert {p: e.precision for p, e in made.items()} == {"fp32": "fp32", "bf16": "bf16"}
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        clear_embedder_cache()
+        monkeypatch.setattr(index.embedder, "fast_bf16_cpu", lambda native=native: native)
+        auto = build_embedder(Settings(workspace=tmp_path, models=ModelSettings(embedder=str(tiny_st_dir))))
+        assert auto.precision == expected
+    clear_embedder_cache()
+
+
 def test_missing_folder_says_to_run_setup(tmp_path) -> None:
     with pytest.raises(ModelMissingError, match="hybrid setup"):
         SentenceTransformerEmbedder(tmp_path / "nowhere")

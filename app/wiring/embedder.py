@@ -46,15 +46,20 @@ def build_embedder(settings: Settings) -> Embedder:
         ModelMissingError: the folder is missing or does not load (message says to run `hybrid setup`).
     """
     folder, name = resolve_embedder(settings)
+    precision = settings.index.embed_precision
+    if precision == "auto":
+        from index.embedder import fast_bf16_cpu
+
+        precision = "bf16" if fast_bf16_cpu() else "fp32"
     with _BUILD_LOCK:
-        return _load(str(folder), name)
+        return _load(str(folder), name, precision)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(folder: str, name: str) -> Embedder:
+def _load(folder: str, name: str, precision: str) -> Embedder:
     from index.embedder import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(Path(folder), name=name)
+    return SentenceTransformerEmbedder(Path(folder), name=name, precision=precision)
 
 
 def clear_embedder_cache() -> None:
