@@ -4,7 +4,11 @@ rank fusion into ``Hit``s that carry both scores, both ranks and the fused rank.
 When an index holds chunks in several languages, each language is its own pool with its own dense
 and BM25 list, so a document in another language than the question still gets a top rank in its
 pool (multilingual embedders score same-language text higher whatever it says, and BM25 rarely
-matches across languages). The final top k keeps at most ``max_per_doc`` chunks of one document
+matches across languages). When a pool in another language than the question is searched, the
+question's vector first has the mean vector of its own language's chunks taken off: that shared
+"this is Chinese" (or English) direction says nothing about the content, yet it decides which
+foreign chunks look closest (the chunks with some text in the question's language). Reported dense
+scores stay plain cosines. The final top k keeps at most ``max_per_doc`` chunks of one document
 while other documents are left. Implements the ``Retriever`` port; dense-only and BM25-only searches
 are exposed beside it for evaluation.
 """
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domain.types import Chunk, Hit
+from index.splitter import detect_lang
 
 if TYPE_CHECKING:
     from domain.ports import Embedder
@@ -40,6 +45,8 @@ class FusionSettings:
     its Latin-script terms (codes, numbers, names) when it has at least two that the index knows.
     ``language_pools`` ranks each chunk language separately.
     ``max_per_doc`` chunks of one document enter the top k before other documents' chunks run out.
+    ``cross_lingual_centering`` is the share of the question language's mean chunk vector taken off
+    the question's vector when another language's pool is searched (0 turns that off).
     """
 
     rrf_k: int = 10
@@ -49,6 +56,7 @@ class FusionSettings:
     candidates: int = 50
     language_pools: bool = True
     max_per_doc: int = 1
+    cross_lingual_centering: float = 1.0
 
 
 @dataclass
@@ -79,11 +87,14 @@ class HybridRetriever:
         self._embed_lock = threading.Lock()
         langs = np.array([c.lang for c in self.chunks])
         self._pools: dict[str, np.ndarray] = {}
+        self._centroids: dict[str, np.ndarray] = {}
         if self.fusion.language_pools and len(set(langs.tolist())) > 1:
             for lang in sorted(set(langs.tolist())):
                 rows = np.flatnonzero(langs == lang)
                 self._pools[lang] = rows
                 vectors.add_subset(f"lang:{lang}", rows)
+                if self.fusion.cross_lingual_centering:
+                    self._centroids[lang] = vectors.mean_vector(rows)
         self._latin_rows = np.array([c.lang != "zh" for c in self.chunks], dtype=bool)
 
     def search(self, query: str, *, k: int = 5) -> list[Hit]:
@@ -125,11 +136,10 @@ class HybridRetriever:
             else [(None, None)]
         )
         lists = _Lists({}, {})
+        q_lang = detect_lang(query) if self._centroids else ""
         for subset, rows in pools:
             if method != "bm25":
-                s, r = self.vectors.search(np.asarray(qvec).reshape(1, -1), depth, subset=subset)
-                ranked = [(int(row), float(sc)) for row, sc in zip(r[0], s[0], strict=True) if row >= 0]
-                lists.dense.update({row: (i, sc) for i, (row, sc) in enumerate(ranked, start=1)})
+                lists.dense.update(self._dense_list(np.asarray(qvec), q_lang, subset, depth))
             if method != "dense":
                 scores = bm25_all if rows is None else _masked(bm25_all, rows)
                 b_rows, b_scores = top_k(scores, depth)
@@ -156,6 +166,24 @@ class HybridRetriever:
             self._hit(row, score, rank, qvec, bm25_all, lists)
             for rank, (row, score) in enumerate(picked, start=1)
         ]
+
+    def _dense_list(
+        self, qvec: np.ndarray, q_lang: str, subset: str | None, depth: int
+    ) -> dict[int, tuple[int, float]]:
+        """row -> (rank, cosine) of the ``depth`` best chunks of ``subset`` (a ``lang:xx`` pool or
+        everything); another language's pool is ranked with the question's language centroid taken
+        off its vector, and the cosines are then those of the plain vector."""
+        pool_lang = subset.split(":", 1)[1] if subset and subset.startswith("lang:") else ""
+        shift = self.fusion.cross_lingual_centering
+        centroid = self._centroids.get(q_lang)
+        foreign = bool(shift and centroid is not None and pool_lang and pool_lang != q_lang)
+        query = qvec - shift * centroid if foreign else qvec
+        s, r = self.vectors.search(query.reshape(1, -1), depth, subset=subset)
+        rows = np.array([int(row) for row in r[0] if row >= 0], dtype=np.int64)
+        scores = self.vectors.score_rows(qvec, rows) if foreign else s[0][: len(rows)]
+        return {
+            int(row): (i, float(sc)) for i, (row, sc) in enumerate(zip(rows, scores, strict=True), start=1)
+        }
 
     def _diverse_top(self, order: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
         """The first ``k`` of ``order`` with at most ``max_per_doc`` chunks per document, topped up

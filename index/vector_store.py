@@ -114,6 +114,14 @@ class VectorStore:
             params = faiss.SearchParameters(sel=selector)
         return self._index.search(q, k, params=params)
 
+    def mean_vector(self, rows: np.ndarray, *, batch: int = 8192) -> np.ndarray:
+        """Mean of the stored vectors of ``rows`` (read back in batches, so memory stays small)."""
+        total = np.zeros(self.dim, dtype=np.float64)
+        ids = np.asarray(rows, dtype=np.int64)
+        for start in range(0, len(ids), batch):
+            total += self._index.reconstruct_batch(ids[start : start + batch]).sum(axis=0)
+        return (total / max(1, len(ids))).astype(np.float32)
+
     def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Inner products of one query vector with the stored vectors of ``rows``."""
         if len(rows) == 0:

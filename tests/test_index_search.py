@@ -238,3 +238,47 @@ def test_top_k_keeps_one_chunk_per_document_then_tops_up() -> None:
         "a.md",
         "a.md",
     ]
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_foreign_pool_is_ranked_without_the_question_language_direction() -> None:
+    # Axis 0 stands for "written in Chinese", axes 1 and 2 for two topics. The Chinese question is
+    # about topic 2; of the English chunks, "mixed" merely shares some Chinese-ness, "relevant"
+    # is about topic 2.
+    vecs = np.vstack(
+        [
+            _unit(1.0, 0.3, 0.0),  # zh chunk, topic 1
+            _unit(1.0, 0.0, 0.3),  # zh chunk, topic 2
+            _unit(0.6, 0.3, 0.3),  # en chunk "mixed"
+            _unit(0.0, 0.1, 1.0),  # en chunk "relevant"
+        ]
+    )
+    texts = ["甲", "乙", "alpha", "beta"]
+    chunks = [
+        Chunk(f"c{i}", f"d{i}.md", "", "", t, 0, len(t), lang=lang)
+        for i, (t, lang) in enumerate(zip(texts, ["zh", "zh", "en", "en"], strict=True))
+    ]
+    q = _unit(1.0, 0.0, 0.5)
+    plain_cos = vecs @ q
+    assert plain_cos[2] > plain_cos[3]  # without centering the mixed chunk looks closer
+
+    def en_pool_top(shift: float) -> list:
+        retriever = HybridRetriever(
+            chunks=chunks,
+            vectors=VectorStore.build(vecs, ann_threshold=1000),
+            bm25=BM25Index.build([tokenize(t) for t in texts]),
+            embedder=FakeEmbedder(),
+            fusion=FusionSettings(cross_lingual_centering=shift),
+        )
+        hits = retriever.search_with("丙丁怎么算", q, k=4, method="hybrid")
+        return sorted((h for h in hits if h.chunk.lang == "en"), key=lambda h: h.dense_rank)
+
+    centered = en_pool_top(1.0)
+    assert [h.chunk.chunk_id for h in centered] == ["c3", "c2"]
+    # reported dense scores stay the plain cosines of the question's own vector
+    assert [h.dense_score for h in centered] == pytest.approx([plain_cos[3], plain_cos[2]])
+    assert [h.chunk.chunk_id for h in en_pool_top(0.0)] == ["c2", "c3"]
