@@ -29,6 +29,10 @@ from domain.progress import ProgressFn, no_progress
 logger = logging.getLogger(__name__)
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
+# q8_0 keeps the token embedding (also the output matrix in tied models such as Qwen2.5-0.5B) in
+# f16: on our default adapter that made greedy answers match transformers + peft on 4 of 5 golden
+# prompts instead of 3, for 931 MB instead of 676 MB. q4_k_m keeps llama.cpp's own recipe.
+EMBEDDING_TYPE = {"q8_0": "f16"}
 Message = dict[str, str]
 STAGES = 6
 
@@ -208,7 +212,7 @@ def export_model(
     target = out / f"model-{quant}.gguf"
     if quant != "f16":
         on_progress(2, STAGES, f"quantizing to {quant}")
-        quantize_gguf(f16, target, quant, n_threads=n_threads)
+        quantize_gguf(f16, target, quant, n_threads=n_threads, embedding_type=EMBEDDING_TYPE.get(quant))
 
     on_progress(3, STAGES, "golden answers and speed in llama.cpp")
     answers, tps = answers_and_speed(target, prompt_ids, max_new_tokens=max_new_tokens, n_threads=n_threads)
@@ -236,6 +240,7 @@ def export_model(
     report = {
         "label": label,
         "quant": quant,
+        "embedding_type": EMBEDDING_TYPE.get(quant, quant),
         "path": str(target),
         "bytes": target.stat().st_size,
         "f16_bytes": f16.stat().st_size,

@@ -125,7 +125,13 @@ QUANT_FTYPES = {
 }
 
 
-def quantize_gguf(src: Path, dst: Path, qtype: str, *, n_threads: int = 0) -> Path:
+# ggml_type numbers (ggml.h) for the tensors llama.cpp lets a quantization keep apart.
+EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
+
+
+def quantize_gguf(
+    src: Path, dst: Path, qtype: str, *, n_threads: int = 0, embedding_type: str | None = None
+) -> Path:
     """Quantize an f32/f16 GGUF to ``qtype`` with llama.cpp's own quantizer (in process).
 
     Args:
@@ -133,6 +139,8 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, n_threads: int = 0) -> Pa
         dst: the file to write (via a temp file beside it and a rename).
         qtype: "q8_0", "q4_k_m", "q4_0" or "f16".
         n_threads: quantizer threads (0 = all cores).
+        embedding_type: keep the token embedding and output matrices in this type ("f16" or
+            "q8_0") instead of the quantization's own choice.
 
     Raises:
         ExportError: unknown ``qtype``, missing ``src``, or llama.cpp reported failure.
@@ -140,6 +148,10 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, n_threads: int = 0) -> Pa
     if qtype not in QUANT_FTYPES:
         raise ExportError(
             f"quantization {qtype!r} is not one of {', '.join(QUANT_FTYPES)} — pick one of those"
+        )
+    if embedding_type is not None and embedding_type not in EMBEDDING_TYPES:
+        raise ExportError(
+            f"embedding type {embedding_type!r} is not one of {', '.join(EMBEDDING_TYPES)} — pick one of those"
         )
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -159,6 +171,9 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, n_threads: int = 0) -> Pa
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = getattr(llama_cpp, QUANT_FTYPES[qtype])
         params.nthread = n_threads
+        if embedding_type is not None:
+            params.token_embedding_type = EMBEDDING_TYPES[embedding_type]
+            params.output_tensor_type = EMBEDDING_TYPES[embedding_type]
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
             raise ExportError(

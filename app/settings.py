@@ -64,6 +64,12 @@ class GenerationSettings(BaseModel):
 
 
 class AnswerSettings(BaseModel):
+    passages_per_doc: int = Field(
+        2,
+        ge=0,
+        description="Passages one document may give an answer among its top_k (0 = no limit). "
+        "Search results list documents, one passage each.",
+    )
     correction_similarity: float = Field(
         0.92, ge=0.0, le=1.0, description="Cosine above which a corrected answer is reused at once."
     )

@@ -104,6 +104,20 @@ def test_quantized_files_are_smaller_and_of_the_asked_types(tiny_ggufs) -> None:
     assert types["q4_k_m"] == {"Q4_K": 13, "Q6_K": 3, "F32": 5}
 
 
+def test_embeddings_can_keep_their_own_type(tiny_ggufs, tmp_path) -> None:
+    from gguf import GGUFReader
+
+    path = quantize_gguf(
+        tiny_ggufs["f16"], tmp_path / "q8-f16emb.gguf", "q8_0", n_threads=1, embedding_type="f16"
+    )
+    types = {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
+    assert types["token_embd.weight"] == "F16"
+    assert types["output.weight"] == "F16"
+    assert Counter(types.values()) == {"Q8_0": 14, "F16": 2, "F32": 5}
+    with pytest.raises(ExportError, match="embedding type"):
+        quantize_gguf(tiny_ggufs["f16"], tmp_path / "x.gguf", "q8_0", embedding_type="q2_k")
+
+
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_k_m"])
 def test_quantized_ggufs_load_and_generate(tiny_ggufs, qtype) -> None:
     llm = _open_llama(tiny_ggufs[qtype])

@@ -44,7 +44,8 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print(r: dict[str, Any]) -> None:
     g = r["golden"]
-    print(f"{r['path']}  ({r['bytes'] / 1e6:.1f} MB; f16 {r['f16_bytes'] / 1e6:.1f} MB)")
+    emb = r.get("embedding_type", r.get("quant"))
+    print(f"{r['path']}  ({r['bytes'] / 1e6:.1f} MB, embeddings {emb}; f16 {r['f16_bytes'] / 1e6:.1f} MB)")
     print(f"  golden prompts identical to transformers + peft: {g['identical']}/{g['n']}")
     ppl = ", ".join(f"{k} {v:.3f}" for k, v in r["perplexity"].items())
     print(

@@ -118,7 +118,9 @@ def build_assistant(
     embedder = build_embedder(settings)
     retriever: Any
     try:
-        retriever = build_retriever(settings, index, embedder=embedder)
+        retriever = build_retriever(
+            settings, index, embedder=embedder, per_doc=settings.answer.passages_per_doc
+        )
     except IndexMismatchError:
         raise
     except IndexStoreError as e:

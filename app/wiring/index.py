@@ -109,13 +109,20 @@ def _open_cached(
 
 
 def build_retriever(
-    settings: Settings, name: str | None = None, *, embedder: Embedder | None = None
+    settings: Settings,
+    name: str | None = None,
+    *,
+    embedder: Embedder | None = None,
+    per_doc: int | None = None,
 ) -> HybridRetriever:
-    """A ``Retriever`` (hybrid dense + BM25) over the named index."""
+    """A ``Retriever`` (hybrid dense + BM25) over the named index; ``per_doc`` passages of one
+    document may enter the top k (default: one, so search results are distinct documents)."""
     from app.wiring.embedder import build_embedder
+    from index.hybrid import FusionSettings
 
     emb = embedder or build_embedder(settings)
-    return open_index(settings, name, embedder=emb).retriever(emb)
+    fusion = FusionSettings() if per_doc is None else FusionSettings(max_per_doc=per_doc)
+    return open_index(settings, name, embedder=emb).retriever(emb, fusion)
 
 
 def clear_index_cache() -> None:
