@@ -124,3 +124,26 @@ def test_search_without_index_is_one_clear_error(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "error: no index named 'nope'" in err
     assert "hybrid index PATH --name nope" in err
+
+
+def test_answers_may_get_two_passages_of_a_document_while_search_lists_documents(cli_env: Path) -> None:
+    from app.settings import load_settings
+    from app.wiring.index import build_retriever
+
+    docs = cli_env / "docs"
+    docs.mkdir()
+    long_doc = "\n\n".join(
+        f"## Section {i}\n\nLeave rule {i}: annual leave carries over for {i} days when approved."
+        for i in range(12)
+    )
+    (docs / "leave.md").write_text("# Leave\n\n" + long_doc + "\n", encoding="utf-8")
+    (docs / "travel.md").write_text("# Travel\n\nHotel caps apply to travel.\n", encoding="utf-8")
+    assert main(["index", str(docs)]) == 0
+    settings = load_settings()
+    search = build_retriever(settings)
+    answering = build_retriever(settings, per_doc=settings.answer.passages_per_doc)
+    assert (search.fusion.max_per_doc, answering.fusion.max_per_doc) == (1, 2)
+    listed = [h.chunk.path for h in search.search("annual leave carries over", k=2)]
+    packed = [h.chunk.path for h in answering.search("annual leave carries over", k=2)]
+    assert listed == ["leave.md", "travel.md"]  # one passage per document while others are left
+    assert packed == ["leave.md", "leave.md"]
