@@ -44,7 +44,7 @@ class SyncOptions:
     ann_threshold: int = 50_000
     batch_size: int = 8
     rebuild: bool = False
-    batches_per_checkpoint: int = 32
+    batches_per_checkpoint: int = 512
 
 
 @dataclass
