@@ -55,6 +55,45 @@ RAG_INSTRUCTIONS: dict[str, str] = {
     ),
     "zh": "请根据下面的资料回答，并在“依据”一行写出所用文件。资料不能回答时，请说明文档未涵盖。",
 }
+# One worked exchange per language and kind, shown before the question in the modes without the
+# adapter (prompt, rag): the source documents recommend a template plus few-shot examples for a
+# fixed output format, so the base model gets that before it is compared with the adapter. The
+# facts are invented and appear nowhere in the sample corpus. Tuned modes are trained without them.
+EXAMPLE_PASSAGE = {
+    "en": (
+        "it/meeting-rooms.md",
+        "Meeting Rooms > Booking",
+        "Rooms are booked in the calendar up to 30 days ahead. A booking not checked in within "
+        "15 minutes of its start is released automatically.",
+    ),
+    "zh": (
+        "it/meeting-rooms.md",
+        "会议室 > 预订",
+        "会议室在日历中最多可提前 30 天预订。开始后 15 分钟内未签到的预订会被自动释放。",
+    ),
+}
+EXAMPLE_QUESTION = {
+    "en": "How soon must I check in to a booked meeting room?",
+    "zh": "预订的会议室要在多久内签到？",
+}
+EXAMPLE_ANSWER = {
+    "en": {
+        "rag": "Conclusion: Check in within 15 minutes of the start, or the booking is released.\n"
+        "Basis: [it/meeting-rooms.md]\n"
+        "Note: Rooms can be booked up to 30 days ahead.",
+        "plain": "Conclusion: I cannot confirm the check-in time without the booking rules.\n"
+        "Basis: not covered by the documents.\n"
+        "Note: Check the meeting room booking rules of your office.",
+    },
+    "zh": {
+        "rag": "结论：须在开始后 15 分钟内签到，否则预订会被自动释放。\n"
+        "依据：【it/meeting-rooms.md】\n"
+        "提示：会议室最多可提前 30 天预订。",
+        "plain": "结论：没有预订规则，无法确认签到时限。\n"
+        "依据：文档未涵盖此问题。\n"
+        "提示：请查阅所在办公室的会议室预订规定。",
+    },
+}
 PASSAGES_LABEL = {"en": "Passages:", "zh": "资料："}
 QUESTION_LABEL = {"en": "Question:", "zh": "问题："}
 
@@ -150,6 +189,29 @@ def fit_passages(
     return [best], [f"{head}\n{text.rstrip()}"], True
 
 
+def _rag_user_message(key: str, blocks: Sequence[str], question: str) -> str:
+    return "\n\n".join(
+        [
+            RAG_INSTRUCTIONS[key],
+            PASSAGES_LABEL[key] + "\n" + "\n\n".join(blocks),
+            f"{QUESTION_LABEL[key]} {question}" if key == "en" else f"{QUESTION_LABEL[key]}{question}",
+        ]
+    )
+
+
+def example_messages(lang: str, *, with_passages: bool) -> list[Message]:
+    """The worked exchange (user turn, assistant turn) shown to the modes without the adapter."""
+    key = lang if lang in EXAMPLE_QUESTION else "en"
+    question = EXAMPLE_QUESTION[key]
+    if with_passages:
+        path, heading, text = EXAMPLE_PASSAGE[key]
+        user = _rag_user_message(key, [f"[1] {path} | {heading}\n{text}"], question)
+        answer = EXAMPLE_ANSWER[key]["rag"]
+    else:
+        user, answer = question, EXAMPLE_ANSWER[key]["plain"]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+
+
 def build_prompt(
     mode: Mode | str,
     question: str,
@@ -163,7 +225,8 @@ def build_prompt(
 
     Modes without retrieval ignore ``hits``: the user message is the question alone. Retrieval
     modes put the instructions, the numbered passages (within ``context_tokens``) and the question
-    into the user message; with no passage left they fall back to the plain question.
+    into the user message; with no passage left they fall back to the plain question. Modes
+    without the adapter get one worked exchange (``example_messages``) before the question.
 
     Args:
         mode: one of the four modes (the adapter is the generator's business, not the prompt's).
@@ -177,22 +240,18 @@ def build_prompt(
     lang = lang or prompt_lang(question)
     question = question.strip()
     messages: list[Message] = [{"role": "system", "content": system_prompt(lang)}]
-    if not mode.uses_retrieval or not hits:
-        messages.append({"role": "user", "content": question})
-        return Prompt(messages)
-    kept, blocks, cut = fit_passages(hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens)
+    kept, blocks, cut = (
+        fit_passages(hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens)
+        if mode.uses_retrieval and hits
+        else ([], [], False)
+    )
+    if not mode.uses_adapter:
+        messages += example_messages(lang, with_passages=bool(kept))
     if not kept:
         messages.append({"role": "user", "content": question})
-        return Prompt(messages, [], dropped=len(hits))
+        return Prompt(messages, [], dropped=len(hits) if mode.uses_retrieval else 0)
     key = lang if lang in RAG_INSTRUCTIONS else "en"
-    content = "\n\n".join(
-        [
-            RAG_INSTRUCTIONS[key],
-            PASSAGES_LABEL[key] + "\n" + "\n\n".join(blocks),
-            f"{QUESTION_LABEL[key]} {question}" if key == "en" else f"{QUESTION_LABEL[key]}{question}",
-        ]
-    )
-    messages.append({"role": "user", "content": content})
+    messages.append({"role": "user", "content": _rag_user_message(key, blocks, question)})
     return Prompt(messages, kept, dropped=len(hits) - len(kept), truncated=cut)
 
 

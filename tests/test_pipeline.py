@@ -67,7 +67,10 @@ def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:
     gen = a.generator
     assert isinstance(gen, FakeGenerator)
     assert [c["adapter"] for c in gen.calls] == [False, True]
-    assert gen.calls[0]["messages"] == gen.calls[1]["messages"]
+    # the same system prompt and passages; the base model also sees one worked exchange first
+    base, tuned = gen.calls[0]["messages"], gen.calls[1]["messages"]
+    assert [base[0], base[-1]] == tuned
+    assert [m["role"] for m in base[1:3]] == ["user", "assistant"]
 
 
 def test_modes_without_retrieval_do_not_search() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.prompts import build_messages, build_prompt, estimate_tokens, system_prompt
+from domain.prompts import build_messages, build_prompt, estimate_tokens, example_messages, system_prompt
 from domain.style import format_score
 from domain.types import Mode
 from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
@@ -40,11 +40,52 @@ def hits():
     return [make_hit(leave, 1, dense=0.83), make_hit(sick, 2, dense=0.7), make_hit(travel, 3, dense=0.6)]
 
 
-def test_prompt_mode_english_is_system_plus_question() -> None:
+GOLDEN_EXAMPLE_PLAIN_EN = [
+    {"role": "user", "content": "How soon must I check in to a booked meeting room?"},
+    {
+        "role": "assistant",
+        "content": "Conclusion: I cannot confirm the check-in time without the booking rules.\n"
+        "Basis: not covered by the documents.\n"
+        "Note: Check the meeting room booking rules of your office.",
+    },
+]
+GOLDEN_EXAMPLE_RAG_ZH = [
+    {
+        "role": "user",
+        "content": "请根据下面的资料回答，并在“依据”一行写出所用文件。资料不能回答时，请说明文档未涵盖。\n\n"
+        "资料：\n[1] it/meeting-rooms.md | 会议室 > 预订\n"
+        "会议室在日历中最多可提前 30 天预订。开始后 15 分钟内未签到的预订会被自动释放。\n\n"
+        "问题：预订的会议室要在多久内签到？",
+    },
+    {
+        "role": "assistant",
+        "content": "结论：须在开始后 15 分钟内签到，否则预订会被自动释放。\n"
+        "依据：【it/meeting-rooms.md】\n"
+        "提示：会议室最多可提前 30 天预订。",
+    },
+]
+
+
+def test_prompt_mode_is_system_then_one_worked_exchange_then_question() -> None:
     assert build_messages(Mode.PROMPT, f"  {QUESTION} ", hits()) == [
+        {"role": "system", "content": GOLDEN_SYSTEM_EN},
+        *GOLDEN_EXAMPLE_PLAIN_EN,
+        {"role": "user", "content": QUESTION},
+    ]
+
+
+def test_tuned_mode_is_system_plus_question_as_in_training() -> None:
+    assert build_messages(Mode.TUNED, f"  {QUESTION} ", hits()) == [
         {"role": "system", "content": GOLDEN_SYSTEM_EN},
         {"role": "user", "content": QUESTION},
     ]
+
+
+def test_worked_examples_follow_the_house_style() -> None:
+    for lang in ("en", "zh"):
+        for with_passages in (False, True):
+            answer = example_messages(lang, with_passages=with_passages)[1]["content"]
+            assert format_score(answer, lang) == 1.0, (lang, with_passages)
 
 
 def test_every_mode_gets_the_house_style_system_prompt() -> None:
@@ -55,11 +96,11 @@ def test_every_mode_gets_the_house_style_system_prompt() -> None:
 
 
 def test_tuned_mode_ignores_passages() -> None:
-    assert build_messages(Mode.TUNED, QUESTION, hits()) == build_messages(Mode.PROMPT, QUESTION, hits())
+    assert build_messages(Mode.TUNED, QUESTION, hits()) == build_messages(Mode.TUNED, QUESTION, [])
 
 
 def test_rag_prompt_numbers_passages_and_names_files_and_headings() -> None:
-    prompt = build_prompt(Mode.RAG, QUESTION, list(reversed(hits())))
+    prompt = build_prompt(Mode.TUNED_RAG, QUESTION, list(reversed(hits())))
     assert prompt.messages[1] == {
         "role": "user",
         "content": (
@@ -77,6 +118,13 @@ def test_rag_prompt_numbers_passages_and_names_files_and_headings() -> None:
     }
     assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1", "travel-1"]
     assert (prompt.dropped, prompt.truncated) == (0, False)
+
+
+def test_rag_mode_gets_the_worked_exchange_with_a_passage() -> None:
+    chunk = make_chunk("p", "hr/手册.pdf", "年假十五天。", page=3, lang="zh")
+    rag = build_messages(Mode.RAG, "年假有几天？", [make_hit(chunk, 1)])
+    tuned_rag = build_messages(Mode.TUNED_RAG, "年假有几天？", [make_hit(chunk, 1)])
+    assert rag == [tuned_rag[0], *GOLDEN_EXAMPLE_RAG_ZH, tuned_rag[1]]
 
 
 def test_chinese_rag_prompt_with_page_and_no_heading() -> None:
@@ -101,15 +149,15 @@ def test_budget_drops_lowest_ranked_passages_first_and_keeps_the_question() -> N
     prompt = build_prompt(Mode.RAG, QUESTION, hits(), context_tokens=42, count_tokens=words)
     assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1"]
     assert prompt.dropped == 1
-    assert prompt.messages[1]["content"].endswith("\n\nQuestion: How many days of annual leave do I get?")
-    assert "[3]" not in prompt.messages[1]["content"]
+    assert prompt.messages[-1]["content"].endswith("\n\nQuestion: How many days of annual leave do I get?")
+    assert "[3]" not in prompt.messages[-1]["content"]
 
 
 def test_budget_cuts_the_best_passage_when_nothing_fits_whole() -> None:
     long_question = "why " * 200
     # The first block's header alone is 7 words, so a budget of 12 leaves 5 words of its text.
     prompt = build_prompt(Mode.RAG, long_question, hits(), context_tokens=12, count_tokens=words)
-    content = prompt.messages[1]["content"]
+    content = prompt.messages[-1]["content"]
     assert prompt.truncated and prompt.dropped == 2
     assert "[1] hr/annual-leave.md | Annual leave > Entitlement\nAnnual leave is 15 working\n\n" in content
     assert content.endswith("Question: " + long_question.strip())
