@@ -98,6 +98,11 @@ with right:
                 }
             )
         st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(
+            "Prompt only and RAG get the house-style system prompt plus one worked example "
+            "(template + few-shot, the cheap way to a fixed format); the tuned modes get the system "
+            "prompt alone, as in training. Combined = mean of fact recall and format."
+        )
         router = report.get("router") or {}
         if router:
             st.metric("Router agreement with hindsight-best mode", f"{router.get('agreement', 0):.2f}")
