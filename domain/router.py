@@ -19,7 +19,7 @@ from typing import Any
 from domain.atomic import write_json_atomic
 from domain.errors import ConfigError
 from domain.style import detect_lang
-from domain.types import Hit, Mode, RouteDecision
+from domain.types import ALL_MODES, Hit, Mode, RouteDecision
 
 # Cheapest first: the hindsight-best mode breaks ties toward the front.
 COST_ORDER: tuple[Mode, ...] = (Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG)
@@ -246,6 +246,10 @@ def hindsight_best(scores: Mapping[str, float]) -> Mode:
     return max(present, key=lambda m: (scores[m.value], -COST_ORDER.index(m)))
 
 
+SCORE_WEIGHTS = (1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
+SCORE_SLACK = 0.02  # routed score may trail the best fixed mode by this much
+
+
 @dataclass(frozen=True)
 class RouterRow:
     """One evaluation row for fitting: the router's inputs and each mode's score (``combined``)."""
@@ -276,8 +280,18 @@ def score_thresholds(rows: Sequence[RouterRow], t: RouterThresholds) -> tuple[fl
 
 
 def fit_router(rows: Sequence[RouterRow], start: RouterThresholds | None = None) -> RouterFit:
-    """Thresholds that agree best with the hindsight-best mode on ``rows`` (see
-    ``domain.router_fit.fit_thresholds``)."""
+    """Thresholds that agree best with the hindsight-best mode on ``rows`` while the routed score
+    stays within ``SCORE_SLACK`` of the best fixed mode's (see ``domain.router_fit``): fits for
+    each weight in ``SCORE_WEIGHTS``, the most agreeing one that keeps the score; when none does,
+    the best-scoring one."""
     from domain.router_fit import fit_thresholds
 
-    return fit_thresholds(rows, start)
+    fits = [fit_thresholds(rows, start, score_weight=w) for w in SCORE_WEIGHTS]
+    full = [r for r in rows if all(m.value in r.scores for m in ALL_MODES)]
+    if not full:
+        return fits[0]
+    best_fixed = max(sum(r.scores[m.value] for r in full) / len(full) for m in ALL_MODES)
+    keeping = [f for f in fits if f.combined >= best_fixed - SCORE_SLACK - 1e-9]
+    if keeping:
+        return max(keeping, key=lambda f: f.agreement)  # max keeps the first (lowest weight) on ties
+    return max(fits, key=lambda f: f.combined)

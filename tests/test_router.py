@@ -15,12 +15,14 @@ from domain.router import (
     RouterRow,
     RouterThresholds,
     chosen,
+    decide,
     fit_router,
     hindsight_best,
     route,
     route_features,
     score_thresholds,
 )
+from domain.router_fit import fit_thresholds
 from domain.types import Mode, RouteDecision
 from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
 
@@ -29,6 +31,7 @@ OVERTIME = make_chunk("c2", "hr/overtime.md", "Overtime is paid at 150%.")
 ZH = make_chunk("c3", "hr/faq-zh.md", "年假十五天。", lang="zh")
 V3 = AdapterState(active=True, label="v3", gate_passed=True)
 NONE = AdapterState()
+MODES = ("prompt", "rag", "tuned", "tuned_rag")
 Q = "How many days of annual leave do I get?"
 
 
@@ -244,6 +247,19 @@ def test_fit_router_fits_each_language_on_its_own_rows() -> None:
     assert (fit.agreement, fit.n_rows) == (1.0, 7)
 
 
+def test_fit_router_keeps_the_routed_score_near_the_best_fixed_mode() -> None:
+    # Identical evidence on every row: three rows where all modes tie (hindsight best = prompt, the
+    # cheapest) and one where tuned + RAG is clearly better. Agreement alone says "prompt".
+    ties = [RouterRow(row(0.5, "prompt", V3).features, V3, dict.fromkeys(MODES, 0.5)) for _ in range(3)]
+    helps = RouterRow(row(0.5, "tuned_rag", V3).features, V3, {**dict.fromkeys(MODES, 0.5), "tuned_rag": 1.0})
+    rows = [*ties, helps]
+    agreeing = fit_thresholds(rows, score_weight=1.0)
+    assert (agreeing.agreement, agreeing.combined) == (0.75, 0.5)  # 0.125 below always tuned + RAG
+    fit = fit_router(rows)
+    assert (fit.agreement, fit.combined) == (0.25, 0.625)  # the best fixed mode's score, kept
+    assert decide(rows[0].features, V3, fit.thresholds).mode == Mode.TUNED_RAG
+
+
 def test_fit_router_is_never_beaten_by_other_bars() -> None:
     """Brute force as the oracle: random bars and flags never beat the fitted thresholds on the
     fit's objective, agreement plus mean routed score."""
@@ -265,7 +281,7 @@ def test_fit_router_is_never_beaten_by_other_bars() -> None:
         )
         rows.append(RouterRow(f, V3, {m: rng.choice([0.0, 0.5, 1.0]) for m in modes}))
     base = RouterThresholds(margin_min=1e9)
-    fit = fit_router(rows, start=base)
+    fit = fit_thresholds(rows, start=base, score_weight=1.0)
     for _ in range(300):
         other = replace(
             base,
