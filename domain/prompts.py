@@ -20,6 +20,7 @@ from domain.style import CJK_RE, detect_lang
 from domain.types import Hit, Mode
 
 CountTokens = Callable[[str], int]
+PROMPT_VERSION = 2  # bump when the messages change: cached gate scores are then re-measured
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "en": (

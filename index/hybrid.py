@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from index.vector_store import VectorStore
 
 METHODS = ("dense", "bm25", "hybrid")
+RETRIEVAL_VERSION = 2  # bump when ranking changes: cached gate scores are then re-measured
 
 
 @dataclass(frozen=True)

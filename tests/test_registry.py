@@ -176,3 +176,17 @@ def test_publish_copies_a_whole_version_and_replaces_the_old_default(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["default_adapter"]  # no temp folders left
     with pytest.raises(RegistryError, match="'nope' not found"):
         registry.publish(root, "nope", target)
+
+
+def test_gate_cache_key_changes_with_the_answering_settings(tmp_path) -> None:
+    from app.settings import AnswerSettings, GenerationSettings, Settings
+    from app.wiring.training import answering_fingerprint
+
+    base = Settings(workspace=tmp_path)
+    same = Settings(workspace=tmp_path)
+    assert answering_fingerprint(base) == answering_fingerprint(same)
+    others = [
+        Settings(workspace=tmp_path, answer=AnswerSettings(passages_per_doc=1)),
+        Settings(workspace=tmp_path, generation=GenerationSettings(context_tokens=700)),
+    ]
+    assert len({answering_fingerprint(s) for s in [base, *others]}) == 3

@@ -295,6 +295,33 @@ def evaluate_adapter(
     return evaluate_with_adapter(settings, rows, modes=GATE_MODES, adapter_dir=adapter_dir, index=index)
 
 
+def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
+    """A short hash of everything besides the adapter that moves gate scores: the generation,
+    index and answer settings, the prompt and retrieval versions, and the index generation. Part
+    of the gate cache key, so a baseline scored under other settings is scored again."""
+    import hashlib
+    import json
+
+    from app.wiring.index import index_dir
+    from domain.prompts import PROMPT_VERSION
+    from index.hybrid import RETRIEVAL_VERSION
+    from index.store import current_generation
+
+    try:
+        gen = current_generation(index_dir(settings, index))
+    except HybridError:
+        gen = None
+    parts = {
+        "generation": settings.generation.model_dump(mode="json"),
+        "index": settings.index.model_dump(mode="json"),
+        "answer": settings.answer.model_dump(mode="json"),
+        "prompt": PROMPT_VERSION,
+        "retrieval": RETRIEVAL_VERSION,
+        "index_generation": gen.name if gen else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
     from adapters.gate import run_gate, subset_id
     from adapters.train_job import file_sha256
@@ -311,7 +338,7 @@ def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
             evaluate=lambda d: evaluate_adapter(settings, d, rows, spec["data"].get("index")),
             baseline_dir=baseline_dir,
             baseline_label=label,
-            subset=subset_id([r["id"] for r in rows]),
+            subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, spec['data'].get('index'))}",
             modes=GATE_MODES,
             cache=settings.ws.evals / "gate_cache.json",
         )
