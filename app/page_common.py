@@ -51,10 +51,15 @@ def call_shown(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     return None
 
 
+FULL_MODES = ("prompt", "rag", "tuned", "tuned_rag")
+
+
 def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
-    """The newest evaluation report JSON in ``evals_dir`` that has a "modes" section."""
+    """The newest evaluation report JSON in ``evals_dir`` that scores all four modes, else the
+    newest that has a "modes" section at all (a run of one mode or kind does not hide a full one)."""
     if not evals_dir.is_dir():
         return None, None
+    fallback: tuple[dict[str, Any] | None, Path | None] = (None, None)
     for path in sorted(evals_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -62,5 +67,8 @@ def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | N
             logger.warning("skipping unreadable eval report %s", path)
             continue
         if isinstance(data, dict) and isinstance(data.get("modes"), dict):
-            return data, path
-    return None, None
+            if set(FULL_MODES) <= set(data["modes"]):
+                return data, path
+            if fallback[0] is None:
+                fallback = (data, path)
+    return fallback

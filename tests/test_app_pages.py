@@ -6,8 +6,10 @@ or any other heavy library, with the fakes and with the real (lazy) backends."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -382,6 +384,11 @@ def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
         "by_kind": {"fact": {m: {"combined": v["combined"]} for m, v in modes.items()}},
     }
     (evals / "modes-1.json").write_text(json.dumps(report), encoding="utf-8")
+    # a newer run of one mode on a few rows does not hide the full scoreboard
+    partial = {"n_rows": 3, "modes": {"rag": modes["rag"]}}
+    newer = evals / "modes-2.json"
+    newer.write_text(json.dumps(partial), encoding="utf-8")
+    os.utime(newer, (time.time() + 5, time.time() + 5))
     at = page("strategy")
     assert_clean(at)
     board = at.dataframe[0].value
