@@ -135,6 +135,12 @@ class TrainingParams:
             )
         return cls(**obj)
 
+    def for_corrections(self) -> TrainingParams:
+        """The parameters for training from corrections: no validation rows. Validation would
+        run on replayed base rows only, and restoring the best-validation weights then undoes the
+        corrections; the evaluation gate guards quality instead."""
+        return self.replace(val_share=0.0)
+
     def replace(self, **changes: Any) -> TrainingParams:
         """A copy with ``changes`` (None values are ignored, so CLI options can be passed through)."""
         data = self.to_json()

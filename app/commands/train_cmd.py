@@ -89,7 +89,7 @@ def _params(args: argparse.Namespace) -> Any:
     modules = (
         tuple(m.strip() for m in args.target_modules.split(",") if m.strip()) if args.target_modules else None
     )
-    return TrainingParams().replace(
+    params = TrainingParams().replace(
         epochs=args.epochs,
         lr=args.lr,
         r=args.r,
@@ -102,10 +102,11 @@ def _params(args: argparse.Namespace) -> Any:
         seed=args.seed,
         correction_repeats=args.correction_repeats,
         replay_rows=args.replay_rows,
-        val_share=args.val_share
-        if args.val_share is not None
-        else (0.0 if getattr(args, "from_corrections", False) else None),
+        val_share=args.val_share,
     )
+    if getattr(args, "from_corrections", False) and args.val_share is None:
+        return params.for_corrections()
+    return params
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:

@@ -65,8 +65,8 @@ class RealTrainingBackend:
         from app.wiring.training import start_training
 
         checked = TrainingParams.from_json(params)
-        if from_corrections:  # the gate guards quality; see `hybrid train --val-share`
-            checked = checked.replace(val_share=0.0)
+        if from_corrections:
+            checked = checked.for_corrections()
         job_dir = start_training(self.settings, checked, from_corrections=from_corrections)
         return Path(job_dir).name
 
