@@ -17,6 +17,7 @@ import streamlit as st
 
 from app.settings import Settings, load_settings
 from domain.errors import HybridError
+from domain.types import ALL_MODES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,9 +52,6 @@ def call_shown(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     return None
 
 
-FULL_MODES = ("prompt", "rag", "tuned", "tuned_rag")
-
-
 def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The newest evaluation report JSON in ``evals_dir`` that scores all four modes, else the
     newest that has a "modes" section at all (a run of one mode or kind does not hide a full one)."""
@@ -67,7 +65,7 @@ def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | N
             logger.warning("skipping unreadable eval report %s", path)
             continue
         if isinstance(data, dict) and isinstance(data.get("modes"), dict):
-            if set(FULL_MODES) <= set(data["modes"]):
+            if {m.value for m in ALL_MODES} <= set(data["modes"]):
                 return data, path
             if fallback[0] is None:
                 fallback = (data, path)

@@ -126,7 +126,7 @@ class VectorStore:
         """Inner products of one query vector with the stored vectors of ``rows``."""
         if len(rows) == 0:
             return np.zeros(0, dtype=np.float32)
-        stored = np.vstack([self._index.reconstruct(int(r)) for r in rows])
+        stored = self._index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
         return (stored @ np.asarray(query, dtype=np.float32).reshape(-1)).astype(np.float32)
 
     def save(self, folder: Path) -> None:
