@@ -90,8 +90,16 @@ def answers_and_speed(
     return answers, statistics.median(speeds) if speeds else 0.0
 
 
-def perplexity(path: Path, token_ids: Sequence[int], *, window: int = 512, n_threads: int = 2) -> float:
-    """exp(mean next-token NLL) of ``token_ids``, in independent windows of ``window`` tokens.
+def perplexity(
+    path: Path,
+    token_ids: Sequence[int],
+    *,
+    window: int = 512,
+    n_threads: int = 2,
+    lora_path: Path | None = None,
+) -> float:
+    """exp(mean next-token NLL) of ``token_ids``, in independent windows of ``window`` tokens
+    (with ``lora_path``, a GGUF LoRA applied to the model at full scale).
 
     Raises:
         ExportError: fewer than two tokens.
@@ -101,7 +109,7 @@ def perplexity(path: Path, token_ids: Sequence[int], *, window: int = 512, n_thr
     if len(token_ids) < 2:
         raise ExportError("held-out text is too short for perplexity — give at least a few sentences")
     nll, count = 0.0, 0
-    with open_gguf(path, n_ctx=window, n_threads=n_threads, logits_all=True) as llm:
+    with open_gguf(path, n_ctx=window, n_threads=n_threads, logits_all=True, lora_path=lora_path) as llm:
         for start in range(0, len(token_ids) - 1, window):
             chunk = list(token_ids[start : start + window])
             if len(chunk) < 2:

@@ -7,12 +7,15 @@ What to convert and when (merging adapters, export jobs) is the export module's 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from adapters.converter_extract import MARKER_NAME, extract_converters, installed_llama_cpp_version
 from domain.errors import ExportError
@@ -129,8 +132,33 @@ QUANT_FTYPES = {
 EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
 
 
+def _imatrix_array(imatrix: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+    """``llama_model_imatrix_data`` entries ending in a NULL name, and the buffers they point into."""
+    import llama_cpp
+    import numpy as np
+
+    keep: list[Any] = []
+    entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
+    for i, (name, values) in enumerate(sorted(imatrix.items())):
+        arr = np.ascontiguousarray(values, dtype=np.float32)
+        if arr.ndim != 1 or not np.isfinite(arr).all():
+            raise ExportError(f"importance matrix for {name} is not a finite vector — re-run the export")
+        keep.append(arr)
+        entries[i].name = name.encode()
+        entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entries[i].size = arr.size
+    entries[len(imatrix)].name = None
+    return entries, keep
+
+
 def quantize_gguf(
-    src: Path, dst: Path, qtype: str, *, n_threads: int = 0, embedding_type: str | None = None
+    src: Path,
+    dst: Path,
+    qtype: str,
+    *,
+    n_threads: int = 0,
+    embedding_type: str | None = None,
+    imatrix: Mapping[str, Any] | None = None,
 ) -> Path:
     """Quantize an f32/f16 GGUF to ``qtype`` with llama.cpp's own quantizer (in process).
 
@@ -141,6 +169,8 @@ def quantize_gguf(
         n_threads: quantizer threads (0 = all cores).
         embedding_type: keep the token embedding and output matrices in this type ("f16" or
             "q8_0") instead of the quantization's own choice.
+        imatrix: GGUF tensor name -> mean squared input activation per column (see
+            ``adapters.imatrix``); llama.cpp then weights each column's rounding error by it.
 
     Raises:
         ExportError: unknown ``qtype``, missing ``src``, or llama.cpp reported failure.
@@ -174,6 +204,9 @@ def quantize_gguf(
         if embedding_type is not None:
             params.token_embedding_type = EMBEDDING_TYPES[embedding_type]
             params.output_tensor_type = EMBEDDING_TYPES[embedding_type]
+        if imatrix:
+            entries, _buffers = _imatrix_array(imatrix)  # both stay alive through the call below
+            params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
             raise ExportError(

@@ -21,6 +21,7 @@ QUESTION = "How many leave days in team 3?"
 HELDOUT = (
     "The office opens at eight and closes at seven on weekdays. Visitors sign in at the front desk. " * 8
 )
+CALIBRATION = "How many leave days in team 3?\nConclusion: twenty days.\n" * 20
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +140,13 @@ def test_a_gate_that_cannot_run_keeps_the_version_inactive(tmp_path, tiny_llama_
 
 
 def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, tools_dir):
+    from safetensors.numpy import load_file
+
     from adapters.export import export_model
+    from adapters.llama_tools import convert_hf_to_gguf
 
     tmp, _ = trained
+    base_gguf = convert_hf_to_gguf(tiny_llama_dir, tmp / "served-base-f16.gguf", tools_dir=tools_dir)
     prompts = [default_build_messages("tuned", f"How many leave days in team {i}?", []) for i in range(5)]
     stages: list[int] = []
     report = export_model(
@@ -153,6 +158,8 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
         quant="q8_0",
         golden_prompts=prompts,
         heldout_text=HELDOUT,
+        calibration_text=CALIBRATION,
+        served_base_gguf=base_gguf,
         system_prompt="Answer briefly.",
         n_threads=1,
         max_new_tokens=24,
@@ -164,10 +171,22 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
     assert report["golden"]["n"] == 5 and report["golden"]["identical"] >= 4
     assert report["golden"]["reference_answers"][0].startswith("Conclusion: twenty days.")
     # the tiny random model is very sensitive to rounding; the real-model bounds are in the closing note
-    assert set(report["perplexity"]) == {"f16", "q8_0"} and 0.5 < report["perplexity_ratio_vs_f16"] < 2.0
+    assert (
+        set(report["perplexity"]) == {"f16", "q8_0", "served"}
+        and 0.5 < report["perplexity_ratio_vs_f16"] < 2.0
+    )
+    # base f16 + the f16 GGUF LoRA at run time is the merged f16 model up to f16 rounding
+    assert report["served"]["lora"] == str(tmp / "adapters" / "v1" / "lora.gguf")
+    assert 0.98 < report["served"]["perplexity_ratio_vs_f16"] < 1.02
+    assert report["imatrix"] is False  # q8_0's quantizer has no use for one
+    imatrix = load_file(str(out / "imatrix.safetensors"))
+    assert set(imatrix) >= {"blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight"}
+    assert imatrix["blk.1.ffn_down.weight"].shape == (512,) and (imatrix["blk.0.attn_q.weight"] > 0).all()
     modelfile = (out / "Modelfile-q8_0").read_text()
     assert modelfile.startswith("FROM ./model-q8_0.gguf\n") and 'SYSTEM """Answer briefly."""' in modelfile
-    assert "llama-server -m " + str(out / "model-q8_0.gguf") in (out / "run-q8_0.txt").read_text()
+    commands = (out / "run-q8_0.txt").read_text()
+    assert "llama-server -m " + str(out / "model-q8_0.gguf") in commands
+    assert f"llama-server -m {base_gguf} --lora {tmp / 'adapters' / 'v1' / 'lora.gguf'}" in commands
     assert read_json(out / "export-q8_0.json") == report
     # a second quantization reuses the merged f16 file
     again = export_model(
@@ -179,10 +198,29 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
         quant="f16",
         golden_prompts=prompts,
         heldout_text=HELDOUT,
+        calibration_text=CALIBRATION,
         n_threads=1,
         max_new_tokens=24,
     )
     assert again["golden"]["identical"] == 5 and again["perplexity_ratio_vs_f16"] == 1.0
+    assert again["served"] is None  # no base GGUF named
+    # q4_k_m takes the importance matrix measured when the f16 file was merged
+    stages.clear()
+    q4 = export_model(
+        base_hf=tiny_llama_dir,
+        adapter_dir=tmp / "adapters" / "v1",
+        label="v1",
+        exports_root=tmp / "exports",
+        tools_dir=tools_dir,
+        quant="q4_k_m",
+        golden_prompts=prompts,
+        heldout_text=HELDOUT,
+        calibration_text=CALIBRATION,
+        n_threads=1,
+        max_new_tokens=24,
+        on_progress=lambda d, _t, _m="": stages.append(d),
+    )
+    assert stages[0] == 2 and q4["imatrix"] is True and q4["bytes"] < report["bytes"]
 
 
 def test_perplexity_matches_transformers_on_an_f16_exact_model(tiny_llama_dir, tools_dir, tmp_path):

@@ -51,6 +51,13 @@ def _print(r: dict[str, Any]) -> None:
     print(
         f"  perplexity on {r['heldout_tokens']} held-out tokens: {ppl} (ratio {r['perplexity_ratio_vs_f16']:.4f})"
     )
+    if r.get("imatrix"):
+        print("  quantized with an importance matrix measured on the training text")
+    served = r.get("served")
+    if served:
+        print(
+            f"  served by the app (base GGUF + GGUF LoRA, not merged): ratio {served['perplexity_ratio_vs_f16']:.4f}"
+        )
     print(f"  speed: {r['tokens_per_s']:.1f} tokens/s")
     print(f"  Ollama: {r['modelfile']}")
     print(f"  llama.cpp commands: {r['commands']}")

@@ -122,6 +122,7 @@ else:
                 "tokens/s": round(float(r.get("tokens_per_s") or 0), 1),
                 "perplexity": (r.get("perplexity") or {}).get(r.get("quant", ""), None),
                 "ppl vs f16": r.get("perplexity_ratio_vs_f16"),
+                "served (base + LoRA) vs f16": (r.get("served") or {}).get("perplexity_ratio_vs_f16"),
                 "parity": f"{(r.get('golden') or {}).get('identical', '?')}/{(r.get('golden') or {}).get('n', '?')} identical",
                 "file": Path(str(r.get("path", ""))).name,
             }
@@ -133,7 +134,10 @@ else:
     st.caption(
         "Parity: greedy answers of the GGUF to the golden prompts, compared token by token with "
         "transformers + peft. Perplexity on held-out domain text; the ratio is against the f16 file. "
-        "q8_0 keeps the token embedding and output matrix in f16 (better parity, about 250 MB more)."
+        "q8_0 keeps the token embedding and output matrix in f16 (better parity, about 250 MB more). "
+        "q4_k_m is quantized with an importance matrix measured on the training text. The served column "
+        "is the base GGUF with the adapter's GGUF LoRA applied at run time, as this app answers: the "
+        "base is already 4-bit, and re-quantizing the merged weights costs more than keeping them apart."
     )
 
     names = [f"{r.get('label')} · {r.get('quant')}" for r in reports]

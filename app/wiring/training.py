@@ -409,6 +409,20 @@ def heldout_text() -> str:
     return "\n\n".join(r for r in refs if r)
 
 
+def calibration_text() -> str:
+    """Text for the q4_k_m importance matrix: the training questions and answers, languages
+    interleaved so the first few thousand tokens cover both — never the held-out evaluation text."""
+    from itertools import chain, zip_longest
+
+    from adapters.training_rows import load_train_rows
+
+    by_lang: dict[str, list[str]] = {}
+    for row in load_train_rows(train_files()):
+        by_lang.setdefault(row.lang, []).append(f"{row.question}\n{row.answer}")
+    mixed = chain.from_iterable(zip_longest(*by_lang.values()))
+    return "\n\n".join(t for t in mixed if t)
+
+
 def export_current(
     settings: Settings,
     *,
@@ -425,7 +439,7 @@ def export_current(
     """
     from adapters.export import export_model
     from adapters.registry import is_complete
-    from app.wiring.models import base_hf_path
+    from app.wiring.models import base_gguf_path, base_hf_path
     from domain.errors import RegistryError
     from domain.progress import no_progress
 
@@ -451,6 +465,8 @@ def export_current(
         quant=quant,
         golden_prompts=prompts,
         heldout_text=heldout_text(),
+        calibration_text=calibration_text(),
+        served_base_gguf=base_gguf_path(settings),
         system_prompt=system,
         n_threads=n_threads or settings.generation.n_threads,
         on_progress=on_progress or no_progress,
