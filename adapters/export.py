@@ -22,7 +22,7 @@ from typing import Any
 
 from adapters.fsutil import fresh_temp_dir
 from adapters.gguf_checks import answers_and_speed, perplexity
-from adapters.imatrix import calibration_windows, importance_matrix
+from adapters.imatrix import adapter_tensor_pattern, calibration_windows, importance_matrix
 from adapters.llama_tools import convert_hf_to_gguf, quantize_gguf
 from adapters.train_job import file_sha256
 from domain.atomic import read_json, write_json_atomic, write_text_atomic
@@ -40,6 +40,13 @@ EMBEDDING_TYPE = {"q8_0": "f16"}
 # (never the held-out text): on the default adapter the perplexity ratio to f16 went from 1.0714
 # to 1.0621. Q8_0's quantizer ignores importance matrices.
 IMATRIX_QUANTS = ("q4_k_m",)
+# The base GGUF is already 4-bit, so the merged weights are "base on a 4-bit grid + a small LoRA
+# delta"; rounding them to 4–5 bits again loses much of the delta. q4_k_m therefore keeps the
+# matrices the adapter changed (attention q/k/v/o by default) at q8_0 and the rest at llama.cpp's
+# Q4_K_M recipe: on the default adapter perplexity went from 1.0612x to 1.0027x the f16 file, for
+# 507 MB instead of 491 MB. Measured before choosing: every tensor the adapter leaves alone
+# re-quantizes to the same perplexity as the base's own blocks (14.667 spliced vs 14.672).
+ADAPTER_TENSOR_TYPE = {"q4_k_m": "q8_0"}
 CALIBRATION_WINDOW = 512
 CALIBRATION_TOKENS = 8192
 IMATRIX_FILE = "imatrix.safetensors"
@@ -121,6 +128,16 @@ def _reference_and_merge(
     del model
     gc.collect()
     return prompt_ids, answers, stops
+
+
+def _adapter_tensor_types(adapter_dir: Path | None, quant: str) -> dict[str, str] | None:
+    """{pattern of the GGUF weights the adapter changes: finer type} for ``quant``, or None."""
+    kind = ADAPTER_TENSOR_TYPE.get(quant)
+    if adapter_dir is None or kind is None:
+        return None
+    config = read_json(Path(adapter_dir) / "adapter_config.json")
+    pattern = adapter_tensor_pattern(config.get("target_modules") or [])
+    return {pattern: kind} if pattern else None
 
 
 def modelfile_text(gguf_name: str, *, system_prompt: str, chatml: bool) -> str:
@@ -272,6 +289,7 @@ def export_model(
         )
     target = out / f"model-{quant}.gguf"
     imatrix = None
+    adapter_types = _adapter_tensor_types(adapter_dir, quant)
     if quant != "f16":
         on_progress(2, STAGES, f"quantizing to {quant}")
         if quant in IMATRIX_QUANTS and calibration_text:
@@ -285,6 +303,7 @@ def export_model(
             n_threads=n_threads,
             embedding_type=EMBEDDING_TYPE.get(quant),
             imatrix=imatrix,
+            tensor_types=adapter_types,
         )
 
     on_progress(3, STAGES, "golden answers and speed in llama.cpp")
@@ -341,6 +360,11 @@ def export_model(
         "perplexity": {k: round(v, 4) for k, v in ppl.items()},
         "perplexity_ratio_vs_f16": round(ppl[quant] / ppl["f16"], 4),
         "imatrix": imatrix is not None,
+        "adapter_tensors": (
+            {"pattern": next(iter(adapter_types)), "type": next(iter(adapter_types.values()))}
+            if adapter_types
+            else None
+        ),
         "served": {
             "base": str(served_base_gguf),
             "lora": str(lora_gguf),

@@ -5,6 +5,9 @@ llama.cpp weights each column's rounding error by how large that column's input 
 Python bindings cannot hook. We measure the same statistic on the merged HF model with forward
 hooks on its linear layers and hand it to ``llama_model_quantize`` as ``llama_model_imatrix_data``.
 
+The same name map gives the export a pattern for the GGUF weights an adapter changes when merged
+(``adapter_tensor_pattern``), which q4_k_m keeps at a finer type.
+
 Layer names are mapped to GGUF tensor names for the Llama family of layouts (Llama, Qwen2,
 Mistral, SmolLM): ``model.layers.N.self_attn.q_proj`` -> ``blk.N.attn_q.weight`` and so on. Layers
 with no GGUF name are skipped; llama.cpp quantizes a tensor without an entry as it would anyway.
@@ -38,6 +41,21 @@ def gguf_tensor_name(module_name: str) -> str | None:
     if not m:
         return None
     return f"blk.{m.group(1)}.{_GGUF_PART[m.group(2)]}.weight"
+
+
+def adapter_tensor_pattern(target_modules: Iterable[str] | str) -> str | None:
+    """A regular expression for the GGUF weights a LoRA with these target modules changes when
+    merged (``["q_proj", "v_proj"]`` -> ``^blk\\.\\d+\\.(attn_q|attn_v)\\.weight$``), or None when
+    none of them has a GGUF name we know (peft's regex form of ``target_modules`` included)."""
+    if isinstance(target_modules, str):
+        return None
+    found = set()
+    for name in target_modules:
+        m = re.fullmatch(r"(q|k|v|o|gate|up|down)_proj", name.rsplit(".", 1)[-1])
+        if m:
+            found.add(_GGUF_PART[m.group(1)])
+    parts = [p for p in _GGUF_PART.values() if p in found]  # a fixed order: peft stores a set
+    return rf"^blk\.\d+\.({'|'.join(parts)})\.weight$" if parts else None
 
 
 def calibration_windows(token_ids: Sequence[int], *, window: int, max_tokens: int) -> list[list[int]]:

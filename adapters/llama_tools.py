@@ -128,7 +128,7 @@ QUANT_FTYPES = {
 }
 
 
-# ggml_type numbers (ggml.h) for the tensors llama.cpp lets a quantization keep apart.
+# ggml_type numbers (ggml.h) for tensors a quantization may keep in another type than its recipe's.
 EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
 
 
@@ -159,6 +159,7 @@ def quantize_gguf(
     n_threads: int = 0,
     embedding_type: str | None = None,
     imatrix: Mapping[str, Any] | None = None,
+    tensor_types: Mapping[str, str] | None = None,
 ) -> Path:
     """Quantize an f32/f16 GGUF to ``qtype`` with llama.cpp's own quantizer (in process).
 
@@ -171,6 +172,8 @@ def quantize_gguf(
             "q8_0") instead of the quantization's own choice.
         imatrix: GGUF tensor name -> mean squared input activation per column (see
             ``adapters.imatrix``); llama.cpp then weights each column's rounding error by it.
+        tensor_types: regular expression (searched in GGUF tensor names) -> "f16" or "q8_0" for
+            the tensors it matches, instead of the recipe's type.
 
     Raises:
         ExportError: unknown ``qtype``, missing ``src``, or llama.cpp reported failure.
@@ -183,6 +186,11 @@ def quantize_gguf(
         raise ExportError(
             f"embedding type {embedding_type!r} is not one of {', '.join(EMBEDDING_TYPES)} — pick one of those"
         )
+    for pattern, kind in (tensor_types or {}).items():
+        if kind not in EMBEDDING_TYPES:
+            raise ExportError(
+                f"tensor type {kind!r} for {pattern!r} is not one of {', '.join(EMBEDDING_TYPES)} — pick one of those"
+            )
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise ExportError(f"GGUF {src} not found — convert the model first")
@@ -207,6 +215,15 @@ def quantize_gguf(
         if imatrix:
             entries, _buffers = _imatrix_array(imatrix)  # both stay alive through the call below
             params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+        if tensor_types:
+            overrides = (llama_cpp.llama_model_tensor_override * (len(tensor_types) + 1))()
+            for i, (pattern, kind) in enumerate(tensor_types.items()):
+                overrides[i].pattern = pattern.encode()
+                overrides[i].type = EMBEDDING_TYPES[kind]
+            overrides[len(tensor_types)].pattern = None
+            params.tt_overrides = ctypes.cast(
+                overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override)
+            )
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
             raise ExportError(

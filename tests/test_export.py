@@ -221,6 +221,20 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
         on_progress=lambda d, _t, _m="": stages.append(d),
     )
     assert stages[0] == 2 and q4["imatrix"] is True and q4["bytes"] < report["bytes"]
+    # the weights the adapter changed (attention q/k/v/o) stay q8_0; the rest follow Q4_K_M
+    from collections import Counter
+
+    from gguf import GGUFReader
+
+    assert q4["adapter_tensors"] == {
+        "pattern": r"^blk\.\d+\.(attn_q|attn_k|attn_v|attn_output)\.weight$",
+        "type": "q8_0",
+    }
+    types = {t.name: t.tensor_type.name for t in GGUFReader(q4["path"]).tensors}
+    assert {types[f"blk.{i}.attn_{p}.weight"] for i in range(2) for p in ("q", "k", "v", "output")} == {
+        "Q8_0"
+    }
+    assert Counter(t for n, t in types.items() if "attn_" not in n and t != "F32") == {"Q4_K": 6, "Q6_K": 2}
 
 
 def test_perplexity_matches_transformers_on_an_f16_exact_model(tiny_llama_dir, tools_dir, tmp_path):

@@ -118,6 +118,24 @@ def test_embeddings_can_keep_their_own_type(tiny_ggufs, tmp_path) -> None:
         quantize_gguf(tiny_ggufs["f16"], tmp_path / "x.gguf", "q8_0", embedding_type="q2_k")
 
 
+def test_tensor_type_overrides_pick_tensors_by_pattern(tiny_ggufs, tmp_path) -> None:
+    from gguf import GGUFReader
+
+    path = quantize_gguf(
+        tiny_ggufs["f16"],
+        tmp_path / "q4-mixed.gguf",
+        "q4_k_m",
+        n_threads=1,
+        tensor_types={r"^blk\.1\.ffn_(up|gate)\.weight$": "q8_0", r"attn_k\.weight$": "f16"},
+    )
+    types = {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
+    assert types["blk.1.ffn_up.weight"] == types["blk.1.ffn_gate.weight"] == "Q8_0"
+    assert types["blk.0.ffn_up.weight"] == "Q4_K"
+    assert types["blk.0.attn_k.weight"] == types["blk.1.attn_k.weight"] == "F16"
+    with pytest.raises(ExportError, match="tensor type 'q2_k'"):
+        quantize_gguf(tiny_ggufs["f16"], tmp_path / "x.gguf", "q4_k_m", tensor_types={"attn": "q2_k"})
+
+
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_k_m"])
 def test_quantized_ggufs_load_and_generate(tiny_ggufs, qtype) -> None:
     llm = _open_llama(tiny_ggufs[qtype])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.imatrix import calibration_windows, gguf_tensor_name, importance_matrix
+from adapters.imatrix import adapter_tensor_pattern, calibration_windows, gguf_tensor_name, importance_matrix
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,16 @@ from adapters.imatrix import calibration_windows, gguf_tensor_name, importance_m
 )
 def test_gguf_names(hf, gguf) -> None:
     assert gguf_tensor_name(hf) == gguf
+
+
+def test_adapter_tensor_pattern() -> None:
+    import re
+
+    pattern = adapter_tensor_pattern(["q_proj", "v_proj", "model.layers.0.mlp.down_proj", "q_proj"])
+    assert pattern == r"^blk\.\d+\.(attn_q|attn_v|ffn_down)\.weight$"
+    assert re.search(pattern, "blk.12.attn_v.weight") and not re.search(pattern, "blk.12.attn_k.weight")
+    assert adapter_tensor_pattern(".*_proj") is None  # peft's regex form: no guessing
+    assert adapter_tensor_pattern(["lm_head", "embed_tokens"]) is None
 
 
 def test_calibration_windows_cap_and_drop_a_tiny_tail() -> None:

@@ -53,6 +53,9 @@ def _print(r: dict[str, Any]) -> None:
     )
     if r.get("imatrix"):
         print("  quantized with an importance matrix measured on the training text")
+    if r.get("adapter_tensors"):
+        a = r["adapter_tensors"]
+        print(f"  weights the adapter changed ({a['pattern']}) kept at {a['type']}")
     served = r.get("served")
     if served:
         print(

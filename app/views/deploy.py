@@ -118,6 +118,7 @@ else:
                 "adapter": r.get("label"),
                 "quant": r.get("quant"),
                 "embeddings": r.get("embedding_type", r.get("quant")),
+                "adapter weights": (r.get("adapter_tensors") or {}).get("type", r.get("quant")),
                 "size": size(r.get("bytes")),
                 "tokens/s": round(float(r.get("tokens_per_s") or 0), 1),
                 "perplexity": (r.get("perplexity") or {}).get(r.get("quant", ""), None),
@@ -135,9 +136,11 @@ else:
         "Parity: greedy answers of the GGUF to the golden prompts, compared token by token with "
         "transformers + peft. Perplexity on held-out domain text; the ratio is against the f16 file. "
         "q8_0 keeps the token embedding and output matrix in f16 (better parity, about 250 MB more). "
-        "q4_k_m is quantized with an importance matrix measured on the training text. The served column "
+        "q4_k_m is quantized with an importance matrix measured on the training text and keeps the "
+        "weights the adapter changed at q8_0 (about 16 MB more): the base is already 4-bit, and "
+        "rounding base + adapter to 4 bits again loses much of the adapter. The served column "
         "is the base GGUF with the adapter's GGUF LoRA applied at run time, as this app answers: the "
-        "base is already 4-bit, and re-quantizing the merged weights costs more than keeping them apart."
+        "pair needs no merge at all."
     )
 
     names = [f"{r.get('label')} · {r.get('quant')}" for r in reports]
