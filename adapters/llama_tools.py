@@ -12,8 +12,10 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,38 @@ QUANT_FTYPES = {
 EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
 
 
+@contextmanager
+def _llama_output_captured() -> Iterator[list[str]]:
+    """Collect what llama.cpp prints during the block instead of showing it: its log messages (the
+    quantizer logs a line per tensor override, and llama-cpp-python's level table shows this
+    llama.cpp's warnings while hiding its errors) and what ggml writes straight to file
+    descriptor 2 (a line per tensor type fallback). Yields a list holding the lines once the
+    block has ended."""
+    import llama_cpp
+    import llama_cpp._logger as lib_log
+
+    lines: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(_level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        lines.append(text.decode("utf-8", "replace").rstrip("\n"))
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+        try:
+            yield lines
+        finally:
+            llama_cpp.llama_log_set(lib_log.llama_log_callback, ctypes.c_void_p(0))
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            lines += f.read().decode("utf-8", "replace").splitlines()
+
+
 def _imatrix_array(imatrix: Mapping[str, Any]) -> tuple[Any, list[Any]]:
     """``llama_model_imatrix_data`` entries ending in a NULL name, and the buffers they point into."""
     import llama_cpp
@@ -200,11 +234,8 @@ def quantize_gguf(
         raise ExportError("llama-cpp-python is not installed — run `make install`") from e
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    lib_logger = logging.getLogger("llama-cpp-python")
-    old_level = lib_logger.level
     t0 = time.perf_counter()
     try:
-        lib_logger.setLevel(logging.ERROR)  # llama.cpp logs every tensor at INFO on stderr
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = getattr(llama_cpp, QUANT_FTYPES[qtype])
@@ -224,15 +255,20 @@ def quantize_gguf(
             params.tt_overrides = ctypes.cast(
                 overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override)
             )
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+        with _llama_output_captured() as noise:
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+        logger.debug("llama.cpp quantize said:\n%s", "\n".join(noise))
         if rc != 0 or not tmp.is_file():
+            said = next((ln for ln in reversed(noise) if "failed to quantize" in ln), "")
+            reason = said.split("failed to quantize:", 1)[-1].strip()
             raise ExportError(
-                f"llama.cpp could not quantize {src.name} to {qtype} (code {rc}) — the source "
+                f"llama.cpp could not quantize {src.name} to {qtype}: {reason} — fix that input and re-run the export"
+                if reason
+                else f"llama.cpp could not quantize {src.name} to {qtype} (code {rc}) — the source "
                 "must be an f32/f16 GGUF; re-run the export from the merged model"
             )
         os.replace(tmp, dst)
     finally:
-        lib_logger.setLevel(old_level)
         tmp.unlink(missing_ok=True)
     logger.info(
         "quantized %s -> %s %s (%d bytes) in %.1f s",

@@ -96,6 +96,6 @@ def test_quantizer_uses_the_matrix_and_refuses_a_bad_one(tiny_llama_dir, tmp_pat
 
     with pytest.raises(ExportError, match="not a finite vector"):
         quantize_gguf(f16, tmp_path / "nan.gguf", "q4_k_m", imatrix={"blk.0.attn_q.weight": weights * np.nan})
-    with pytest.raises(ExportError, match="could not quantize"):
+    with pytest.raises(ExportError, match="could not quantize .*imatrix size 100 is different"):
         quantize_gguf(f16, tmp_path / "short.gguf", "q4_k_m", imatrix={"blk.0.attn_q.weight": weights[:100]})
     assert not (tmp_path / "short.gguf").exists()
