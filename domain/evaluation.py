@@ -1,8 +1,9 @@
 """The evaluation harness core: answers every eval row in every asked mode over one retrieval per
 row, scores each answer (fact recall, ROUGE-L, format, citation precision, combined = mean of fact
-recall and format), finds the hindsight-best mode per row (ties to the cheaper mode), scores the
-router against it, and aggregates a report (overall, per kind, out-of-domain retrieval) with a
-Markdown rendering.
+recall and format), finds the hindsight-best modes per row (every mode tied for the best score;
+the cheapest of them names the row in counts), scores the router against them (agreement: the
+routed mode is one of them; strict agreement: it is the cheapest), and aggregates a report
+(overall, per kind, out-of-domain retrieval) with a Markdown rendering.
 
 Reading eval files, building the assistant and writing reports belong to ``app.eval_modes``.
 """
@@ -22,6 +23,7 @@ from domain.router import (
     AdapterState,
     RouteFeatures,
     RouterRow,
+    best_modes,
     hindsight_best,
     route_features,
 )
@@ -122,6 +124,7 @@ def evaluate_rows(
         retrieval = assistant.retrieve(question) if needs_retrieval else Retrieval(question, [], 0.0)
         features = route_features(question, retrieval.hits)
         results = {m.value: score_answer(assistant.answer_with(question, m, retrieval), row) for m in fixed}
+        combined = {m: r["combined"] for m, r in results.items()}
         item: dict[str, Any] = {
             "id": str(row.get("id", i)),
             "kind": str(row.get("kind", "")),
@@ -131,9 +134,8 @@ def evaluate_rows(
             "retrieved": [h.chunk.path for h in retrieval.hits],
             "features": features.to_json(),
             "results": results,
-            "best_mode": hindsight_best({m: r["combined"] for m, r in results.items()}).value
-            if results
-            else None,
+            "best_mode": hindsight_best(combined).value if results else None,
+            "best_modes": sorted(m.value for m in best_modes(combined)) if results else [],
         }
         if with_auto:
             decision = assistant.decide(question, AUTO, retrieval)
@@ -202,11 +204,13 @@ def build_report(
             counts[r["best_mode"]] += 1
     report["best_mode_counts"] = counts
     if with_auto:
-        agree = [r["routed_mode"] == r["best_mode"] for r in rows]
+        agree = [r["routed_mode"] in _best_of(r) for r in rows]
+        strict = [r["routed_mode"] == r["best_mode"] for r in rows]
         fixed_combined = {m: report["modes"][m]["combined"] or 0.0 for m in counts}
         best_fixed = max(fixed_combined, key=lambda m: fixed_combined[m]) if fixed_combined else None
         report["router"] = {
             "agreement": sum(agree) / len(agree) if agree else None,
+            "agreement_strict": sum(strict) / len(strict) if strict else None,
             "combined": report["modes"][AUTO]["combined"],
             "best_fixed_mode": best_fixed,
             "best_fixed_combined": fixed_combined.get(best_fixed) if best_fixed else None,
@@ -221,6 +225,13 @@ def build_report(
             "rows": forced,
         }
     return report
+
+
+def _best_of(row: Mapping[str, Any]) -> list[str]:
+    """The row's hindsight-best modes (rows saved before ties were kept name only the cheapest)."""
+    if "best_modes" in row:
+        return list(row["best_modes"])
+    return sorted(m.value for m in best_modes({m: r["combined"] for m, r in row["results"].items()}))
 
 
 def router_rows(rows: Sequence[Mapping[str, Any]], adapter: AdapterState) -> list[RouterRow]:
@@ -262,7 +273,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if router:
         lines += [
             "",
-            f"Router: agreement {_fmt(router['agreement'])} with the hindsight-best mode; routed combined "
+            f"Router: agreement {_fmt(router['agreement'])} with the hindsight-best modes "
+            f"({_fmt(router.get('agreement_strict'))} with the cheapest of them); routed combined "
             f"{_fmt(router['combined'])} vs best fixed mode {router['best_fixed_mode']} "
             f"{_fmt(router['best_fixed_combined'])}.",
         ]

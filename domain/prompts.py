@@ -73,6 +73,21 @@ EXAMPLE_PASSAGE = {
         "会议室在日历中最多可提前 30 天预订。开始后 15 分钟内未签到的预订会被自动释放。",
     ),
 }
+# A passage that does not answer the example question, shown first: the worked example then also
+# shows picking the passage that answers and leaving the other one alone.
+EXAMPLE_DISTRACTOR = {
+    "en": (
+        "it/printers.md",
+        "Printers > Colour",
+        "Colour printing needs a cost-centre code. Black-and-white jobs are released at any printer "
+        "with a staff badge.",
+    ),
+    "zh": (
+        "it/printers.md",
+        "打印机 > 彩色打印",
+        "彩色打印需要填写成本中心代码。黑白打印任务刷员工卡即可在任意打印机取件。",
+    ),
+}
 EXAMPLE_QUESTION = {
     "en": "How soon must I check in to a booked meeting room?",
     "zh": "预订的会议室要在多久内签到？",
@@ -205,8 +220,11 @@ def example_messages(lang: str, *, with_passages: bool) -> list[Message]:
     key = lang if lang in EXAMPLE_QUESTION else "en"
     question = EXAMPLE_QUESTION[key]
     if with_passages:
-        path, heading, text = EXAMPLE_PASSAGE[key]
-        user = _rag_user_message(key, [f"[1] {path} | {heading}\n{text}"], question)
+        blocks = [
+            f"[{i}] {path} | {heading}\n{text}"
+            for i, (path, heading, text) in enumerate((EXAMPLE_DISTRACTOR[key], EXAMPLE_PASSAGE[key]), 1)
+        ]
+        user = _rag_user_message(key, blocks, question)
         answer = EXAMPLE_ANSWER[key]["rag"]
     else:
         user, answer = question, EXAMPLE_ANSWER[key]["plain"]

@@ -246,6 +246,24 @@ def hindsight_best(scores: Mapping[str, float]) -> Mode:
     return max(present, key=lambda m: (scores[m.value], -COST_ORDER.index(m)))
 
 
+TIE_EPS = 1e-9
+
+
+def best_modes(scores: Mapping[str, float]) -> frozenset[Mode]:
+    """Every mode whose score equals the row's highest: each one is a hindsight-best choice. The
+    router agrees with hindsight on a row when it picks any of them (it lost nothing there);
+    ``hindsight_best`` names the cheapest of them for counts and tables.
+
+    >>> sorted(m.value for m in best_modes({"prompt": 0.5, "rag": 1.0, "tuned": 1.0, "tuned_rag": 0.75}))
+    ['rag', 'tuned']
+    """
+    present = {m: scores[m.value] for m in ALL_MODES if m.value in scores}
+    if not present:
+        raise ValueError("no mode scores to compare")
+    top = max(present.values())
+    return frozenset(m for m, v in present.items() if v >= top - TIE_EPS)
+
+
 SCORE_WEIGHTS = (1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 SCORE_SLACK = 0.02  # routed score may trail the best fixed mode by this much
 
@@ -268,13 +286,13 @@ class RouterFit:
 
 
 def score_thresholds(rows: Sequence[RouterRow], t: RouterThresholds) -> tuple[float, float]:
-    """(agreement with the hindsight-best mode, mean score of the routed modes) over ``rows``."""
+    """(agreement with the hindsight-best modes, mean score of the routed modes) over ``rows``."""
     if not rows:
         return 0.0, 0.0
     agree = total = 0.0
     for r in rows:
         picked = decide(r.features, r.adapter, t).mode
-        agree += picked == hindsight_best(r.scores)
+        agree += picked in best_modes(r.scores)
         total += r.scores.get(picked.value, 0.0)
     return agree / len(rows), total / len(rows)
 

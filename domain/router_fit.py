@@ -1,5 +1,5 @@
 """Fitting the router's thresholds to evaluation results: a vectorised grid search that maximises
-agreement with each row's hindsight-best mode plus a weight times the routed score (both summed
+agreement with each row's hindsight-best modes (a mode tied for the row's best score agrees) plus a weight times the routed score (both summed
 over the rows). ``domain.router.fit_router`` runs it for rising weights and keeps the most agreeing
 fit whose routed score stays within ``SCORE_SLACK`` of the best fixed mode. Maximising agreement
 alone fitted a router that agreed more but scored below always answering in the best fixed mode
@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from domain.router import COST_ORDER, RouterFit, RouterRow, RouterThresholds, hindsight_best, score_thresholds
+from domain.router import COST_ORDER, TIE_EPS, RouterFit, RouterRow, RouterThresholds, score_thresholds
 from domain.types import ALL_MODES, Mode
 
 _LOW = -1e18
@@ -58,15 +58,15 @@ class _Rows:
         self.any_hits = np.array([r.features.n_hits > 0 for r in rows], dtype=bool)
         self.zh = np.array([r.features.lang == "zh" for r in rows], dtype=bool)
         usable = np.array([r.adapter.usable for r in rows], dtype=bool)
-        best = np.array([COST_ORDER.index(hindsight_best(r.scores)) for r in rows])
         table = np.array([[r.scores[m.value] for m in COST_ORDER] for r in rows], dtype=np.float64)
+        top = table.max(axis=1)
         idx = np.arange(self.n)
         self.agree: dict[tuple[str, bool], np.ndarray] = {}
         self.score: dict[tuple[str, bool], np.ndarray] = {}
         for flag in (True, False):
             for part, plain, tuned in (("cov", Mode.RAG, Mode.TUNED_RAG), ("unc", Mode.PROMPT, Mode.TUNED)):
                 picked = np.where(usable & flag, COST_ORDER.index(tuned), COST_ORDER.index(plain))
-                self.agree[part, flag] = (picked == best).astype(np.float64)
+                self.agree[part, flag] = (table[idx, picked] >= top - TIE_EPS).astype(np.float64)
                 self.score[part, flag] = table[idx, picked]
 
 

@@ -119,6 +119,7 @@ def test_report_keys_and_aggregates() -> None:
     assert report["modes"]["auto"]["combined"] == 1.0
     assert report["router"] == {
         "agreement": 1.0,
+        "agreement_strict": 1.0,
         "combined": 1.0,
         "best_fixed_mode": "tuned_rag",
         "best_fixed_combined": pytest.approx(5 / 6),
@@ -187,8 +188,8 @@ def test_markdown_table() -> None:
     )
     assert lines[7].startswith("| tuned_rag | 0.667 | 0.722 | 1.000 | 1.000 | 0.833 | ")
     assert (
-        "Router: agreement 1.000 with the hindsight-best mode; routed combined 1.000 vs best fixed mode "
-        "tuned_rag 0.833." in md
+        "Router: agreement 1.000 with the hindsight-best modes (1.000 with the cheapest of them); "
+        "routed combined 1.000 vs best fixed mode tuned_rag 0.833." in md
     )
     assert "Out-of-domain rows: retrieval forced on 0 of 1." in md
     assert "| out_of_domain | auto | 1 | 1.000 | 1.000 | 1.000 |" in md

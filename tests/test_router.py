@@ -14,6 +14,7 @@ from domain.router import (
     RouteFeatures,
     RouterRow,
     RouterThresholds,
+    best_modes,
     chosen,
     decide,
     fit_router,
@@ -23,7 +24,7 @@ from domain.router import (
     score_thresholds,
 )
 from domain.router_fit import fit_thresholds
-from domain.types import Mode, RouteDecision
+from domain.types import ALL_MODES, Mode, RouteDecision
 from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
 
 LEAVE = make_chunk("c1", "hr/annual-leave.md", "Annual leave is 15 days.")
@@ -248,16 +249,31 @@ def test_fit_router_fits_each_language_on_its_own_rows() -> None:
 
 
 def test_fit_router_keeps_the_routed_score_near_the_best_fixed_mode() -> None:
-    # Identical evidence on every row: three rows where all modes tie (hindsight best = prompt, the
-    # cheapest) and one where tuned + RAG is clearly better. Agreement alone says "prompt".
-    ties = [RouterRow(row(0.5, "prompt", V3).features, V3, dict.fromkeys(MODES, 0.5)) for _ in range(3)]
-    helps = RouterRow(row(0.5, "tuned_rag", V3).features, V3, {**dict.fromkeys(MODES, 0.5), "tuned_rag": 1.0})
-    rows = [*ties, helps]
+    # Identical evidence on every row: three rows where prompt-only is a little better and one
+    # where tuned + RAG is much better. Agreement alone says "prompt" (3 of 4 rows) at a mean
+    # score of (3 * 0.6 + 0) / 4 = 0.45, below always answering tuned + RAG: (3 * 0.5 + 1) / 4.
+    small = {"prompt": 0.6, "rag": 0.5, "tuned": 0.5, "tuned_rag": 0.5}
+    big = {"prompt": 0.0, "rag": 0.0, "tuned": 0.0, "tuned_rag": 1.0}
+    f = row(0.5, "prompt", V3).features
+    rows = [RouterRow(f, V3, small) for _ in range(3)] + [RouterRow(f, V3, big)]
     agreeing = fit_thresholds(rows, score_weight=1.0)
-    assert (agreeing.agreement, agreeing.combined) == (0.75, 0.5)  # 0.125 below always tuned + RAG
+    assert (agreeing.agreement, agreeing.combined) == (0.75, pytest.approx(0.45))
     fit = fit_router(rows)
     assert (fit.agreement, fit.combined) == (0.25, 0.625)  # the best fixed mode's score, kept
     assert decide(rows[0].features, V3, fit.thresholds).mode == Mode.TUNED_RAG
+
+
+def test_a_mode_tied_for_the_best_score_agrees() -> None:
+    """Rows where tuned + RAG ties RAG (or every mode ties) count as agreeing when the router
+    picks any tied mode; ``hindsight_best`` still names the cheapest one."""
+    f = row(0.95, "rag", V3).features  # covered: the default thresholds route to tuned + RAG
+    tie = RouterRow(f, V3, {"prompt": 0.5, "rag": 1.0, "tuned": 0.5, "tuned_rag": 1.0})
+    flat = RouterRow(f, V3, dict.fromkeys(MODES, 0.5))
+    lost = RouterRow(f, V3, {"prompt": 0.5, "rag": 1.0, "tuned": 0.5, "tuned_rag": 0.75})
+    assert best_modes(tie.scores) == {Mode.RAG, Mode.TUNED_RAG}
+    assert best_modes(flat.scores) == set(ALL_MODES)
+    assert hindsight_best(tie.scores) == Mode.RAG
+    assert score_thresholds([tie, flat, lost], RouterThresholds()) == (pytest.approx(2 / 3), 0.75)
 
 
 def test_fit_router_is_never_beaten_by_other_bars() -> None:

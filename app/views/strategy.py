@@ -105,7 +105,7 @@ with right:
         )
         router = report.get("router") or {}
         if router:
-            st.metric("Router agreement with hindsight-best mode", f"{router.get('agreement', 0):.2f}")
+            st.metric("Router agreement with the hindsight-best modes", f"{router.get('agreement', 0):.2f}")
         by_kind = report.get("by_kind") or {}
         chart = []
         for kind, modes in by_kind.items():
