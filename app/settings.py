@@ -61,6 +61,12 @@ class GenerationSettings(BaseModel):
     max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy.")
     context_tokens: int = Field(1400, ge=64, description="Token budget for retrieved passages.")
+    focus_segments: int = Field(
+        3,
+        ge=0,
+        description="RAG mode (base model) reads only this many lines or sentences of each passage, "
+        "those closest to the question (0 = whole passages; tuned modes always read whole passages).",
+    )
 
 
 class AnswerSettings(BaseModel):

@@ -47,7 +47,7 @@ def normalize(text: str) -> str:
     return " ".join(kept.split())
 
 
-def _gram_size(text: str) -> int:
+def gram_size(text: str) -> int:
     """Bigrams for mostly-Chinese text, trigrams otherwise."""
     letters = [c for c in text if c.isalnum()]
     cjk = sum(1 for c in letters if CJK_RE.match(c))
@@ -70,7 +70,7 @@ def overlap(sentence: str, passage: str, n: int | None = None) -> float:
     >>> overlap("年假十五天", "员工年假为十五天")  # bigrams 年假 十五 五天 found, 假十 not
     0.75
     """
-    size = n or _gram_size(sentence)
+    size = n or gram_size(sentence)
     grams = char_ngrams(sentence, size)
     if not grams:
         return 0.0
@@ -102,7 +102,7 @@ def longest_common_substring(a: str, b: str) -> str:
 def matched_span(sentence: str, passage_text: str) -> str:
     """The sentence of ``passage_text`` (verbatim) that overlaps ``sentence`` most; ties go to the
     longer common substring, then the earlier sentence."""
-    size = _gram_size(sentence)
+    size = gram_size(sentence)
     best, best_key = "", (-1.0, -1)
     for candidate in split_sentences(passage_text):
         key = (
@@ -127,7 +127,7 @@ def attach_citations(
     out: list[Citation] = []
     for raw in split_sentences(answer):
         sentence = _TAG.sub(" ", _strip_label(raw)).strip()
-        size = _gram_size(sentence)
+        size = gram_size(sentence)
         if len(char_ngrams(sentence, size)) < MIN_GRAMS:
             continue
         scored = [(overlap(sentence, h.chunk.text, size), -i, h) for i, h in enumerate(ordered)]

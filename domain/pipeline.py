@@ -49,6 +49,7 @@ class AssistantOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
     context_tokens: int = 1400
+    focus_segments: int = 3
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -200,6 +201,7 @@ class Assistant:
             retrieval.hits if decision.mode.uses_retrieval else (),
             context_tokens=self.options.context_tokens,
             count_tokens=self.generator.count_tokens,
+            focus_segments=self.options.focus_segments,
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)

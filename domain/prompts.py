@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from domain.focus import focus_text
 from domain.ports import Message
 from domain.style import CJK_RE, detect_lang
 from domain.types import Hit, Mode
 
 CountTokens = Callable[[str], int]
-PROMPT_VERSION = 2  # bump when the messages change: cached gate scores are then re-measured
+PROMPT_VERSION = 3  # bump when the messages change: cached gate scores are then re-measured
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "en": (
@@ -184,15 +185,29 @@ def _cut_to_budget(block_head: str, text: str, budget: int, count_tokens: CountT
 
 
 def fit_passages(
-    hits: Sequence[Hit], lang: str, *, budget_tokens: int, count_tokens: CountTokens
+    hits: Sequence[Hit],
+    lang: str,
+    *,
+    budget_tokens: int,
+    count_tokens: CountTokens,
+    focus_on: str | None = None,
+    focus_segments: int = 0,
 ) -> tuple[list[Hit], list[str], bool]:
     """Keep passages in rank order while their blocks fit ``budget_tokens`` in total.
 
-    Lower-ranked passages are dropped first; when even the best passage alone does not fit, its
-    text is cut to fit. Returns (kept hits, their prompt blocks, whether a text was cut).
+    With ``focus_on`` (the question) and ``focus_segments`` > 0 each block shows only that many
+    of its passage's segments (``domain.focus.focus_text``). Lower-ranked passages are dropped
+    first; when even the best passage alone does not fit, its text is cut to fit. Returns (kept
+    hits, their prompt blocks, whether a text was cut).
     """
     ordered = sorted(hits, key=lambda h: h.rank)
-    blocks = [passage_block(i, h, lang) for i, h in enumerate(ordered, start=1)]
+
+    def shown(hit: Hit) -> str | None:
+        if focus_on is None or focus_segments <= 0:
+            return None
+        return focus_text(focus_on, hit.chunk.text, keep=focus_segments)
+
+    blocks = [passage_block(i, h, lang, shown(h)) for i, h in enumerate(ordered, start=1)]
     costs = [count_tokens(b) for b in blocks]
     keep = len(ordered)
     while keep > 0 and sum(costs[:keep]) > budget_tokens:
@@ -239,13 +254,16 @@ def build_prompt(
     context_tokens: int = 1400,
     count_tokens: CountTokens = estimate_tokens,
     lang: str | None = None,
+    focus_segments: int = 0,
 ) -> Prompt:
     """The chat messages for ``question`` in ``mode``.
 
     Modes without retrieval ignore ``hits``: the user message is the question alone. Retrieval
     modes put the instructions, the numbered passages (within ``context_tokens``) and the question
     into the user message; with no passage left they fall back to the plain question. Modes
-    without the adapter get one worked exchange (``example_messages``) before the question.
+    without the adapter get one worked exchange (``example_messages``) before the question, and
+    with ``focus_segments`` > 0 their passages show only the segments closest to the question
+    (``domain.focus``); the tuned modes keep whole passages, as in training.
 
     Args:
         mode: one of the four modes (the adapter is the generator's business, not the prompt's).
@@ -254,13 +272,21 @@ def build_prompt(
         context_tokens: token budget for the passage blocks together.
         count_tokens: the generator's tokenizer, or ``estimate_tokens``.
         lang: answer language; defaults to the question's.
+        focus_segments: segments shown per passage in ``rag`` mode (0 = whole passages).
     """
     mode = Mode(mode)
     lang = lang or prompt_lang(question)
     question = question.strip()
     messages: list[Message] = [{"role": "system", "content": system_prompt(lang)}]
     kept, blocks, cut = (
-        fit_passages(hits, lang, budget_tokens=context_tokens, count_tokens=count_tokens)
+        fit_passages(
+            hits,
+            lang,
+            budget_tokens=context_tokens,
+            count_tokens=count_tokens,
+            focus_on=None if mode.uses_adapter else question,
+            focus_segments=focus_segments,
+        )
         if mode.uses_retrieval and hits
         else ([], [], False)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain.focus import focus_text, segments
 from domain.prompts import build_messages, build_prompt, estimate_tokens, example_messages, system_prompt
 from domain.style import format_score
 from domain.types import Mode
@@ -53,7 +54,9 @@ GOLDEN_EXAMPLE_RAG_ZH = [
     {
         "role": "user",
         "content": "请根据下面的资料回答，并在“依据”一行写出所用文件。资料不能回答时，请说明文档未涵盖。\n\n"
-        "资料：\n[1] it/meeting-rooms.md | 会议室 > 预订\n"
+        "资料：\n[1] it/printers.md | 打印机 > 彩色打印\n"
+        "彩色打印需要填写成本中心代码。黑白打印任务刷员工卡即可在任意打印机取件。\n\n"
+        "[2] it/meeting-rooms.md | 会议室 > 预订\n"
         "会议室在日历中最多可提前 30 天预订。开始后 15 分钟内未签到的预订会被自动释放。\n\n"
         "问题：预订的会议室要在多久内签到？",
     },
@@ -187,3 +190,30 @@ def test_estimate_tokens_worked_example() -> None:
 )
 def test_every_basis_form_the_prompt_teaches_passes_the_checker(answer: str, lang: str) -> None:
     assert format_score(answer, lang) == 1.0
+
+
+def test_rag_mode_reads_the_segments_closest_to_the_question() -> None:
+    """focus_segments=1: the RAG prompt shows the one sentence sharing most trigrams with the
+    question ("carry over" and "days" in "Carry over up to 5 days."); tuned + RAG, trained on
+    whole passages, still reads the whole passage; the kept passage is the whole hit."""
+    text = "Annual leave is 15 days.\nCarry over up to 5 days. Ask the People Desk first."
+    hit = make_hit(make_chunk("p", "hr/leave.md", text, heading="Leave"), 1)
+    question = "How many days can I carry over?"
+    rag = build_prompt(Mode.RAG, question, [hit], focus_segments=1)
+    assert rag.messages[-1]["content"].split("\n\n")[1] == (
+        "Passages:\n[1] hr/leave.md | Leave\nCarry over up to 5 days."
+    )
+    assert rag.passages == [hit]
+    tuned = build_prompt(Mode.TUNED_RAG, question, [hit], focus_segments=1)
+    assert f"[1] hr/leave.md | Leave\n{text}" in tuned.messages[-1]["content"]
+    whole = build_prompt(Mode.RAG, question, [hit], focus_segments=0)
+    assert f"[1] hr/leave.md | Leave\n{text}" in whole.messages[-1]["content"]
+
+
+def test_focus_keeps_passage_order_and_short_passages_whole() -> None:
+    text = "## 年假\n| 工龄 | 天数 |\n|---|---|\n| 满 10 年 | 15 天 |\n年假可结转 5 天。须经人事服务台确认。"
+    # Bigrams of "年假可以结转几天": 年假 假可 可以 以结 结转 转几 几天. "年假可结转 5 天。" shares
+    # 年假, 假可, 结转 (3); "## 年假" shares 年假 (1); the others share none.
+    assert focus_text("年假可以结转几天？", text, keep=2) == "## 年假\n年假可结转 5 天。"
+    assert focus_text("年假可以结转几天？", "年假 5 天。", keep=2) == "年假 5 天。"
+    assert segments(text)[:2] == ["## 年假", "| 工龄 | 天数 |"]

@@ -38,6 +38,7 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         max_new_tokens=settings.generation.max_new_tokens,
         temperature=settings.generation.temperature,
         context_tokens=settings.generation.context_tokens,
+        focus_segments=settings.generation.focus_segments,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )

@@ -1,0 +1,20 @@
+"""The worked examples in the docstrings of ``domain/`` run as tests (the suite's addopts do not
+collect doctests on their own)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import domain
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(domain.__path__, "domain."))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
