@@ -64,8 +64,8 @@ class GenerationSettings(BaseModel):
     focus_segments: int = Field(
         3,
         ge=0,
-        description="RAG mode (base model) reads only this many lines or sentences of each passage, "
-        "those closest to the question (0 = whole passages; tuned modes always read whole passages).",
+        description="The retrieval modes read only this many lines or sentences of each passage, "
+        "those closest to the question (0 = whole passages).",
     )
 
 

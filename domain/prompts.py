@@ -261,9 +261,9 @@ def build_prompt(
     Modes without retrieval ignore ``hits``: the user message is the question alone. Retrieval
     modes put the instructions, the numbered passages (within ``context_tokens``) and the question
     into the user message; with no passage left they fall back to the plain question. Modes
-    without the adapter get one worked exchange (``example_messages``) before the question, and
-    with ``focus_segments`` > 0 their passages show only the segments closest to the question
-    (``domain.focus``); the tuned modes keep whole passages, as in training.
+    without the adapter get one worked exchange (``example_messages``) before the question. With
+    ``focus_segments`` > 0 each passage shows only its segments closest to the question
+    (``domain.focus``); training rows are built with whole passages (the default 0).
 
     Args:
         mode: one of the four modes (the adapter is the generator's business, not the prompt's).
@@ -272,7 +272,7 @@ def build_prompt(
         context_tokens: token budget for the passage blocks together.
         count_tokens: the generator's tokenizer, or ``estimate_tokens``.
         lang: answer language; defaults to the question's.
-        focus_segments: segments shown per passage in ``rag`` mode (0 = whole passages).
+        focus_segments: segments shown per passage (0 = whole passages).
     """
     mode = Mode(mode)
     lang = lang or prompt_lang(question)
@@ -284,7 +284,7 @@ def build_prompt(
             lang,
             budget_tokens=context_tokens,
             count_tokens=count_tokens,
-            focus_on=None if mode.uses_adapter else question,
+            focus_on=question,
             focus_segments=focus_segments,
         )
         if mode.uses_retrieval and hits

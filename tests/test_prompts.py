@@ -193,9 +193,9 @@ def test_every_basis_form_the_prompt_teaches_passes_the_checker(answer: str, lan
 
 
 def test_rag_mode_reads_the_segments_closest_to_the_question() -> None:
-    """focus_segments=1: the RAG prompt shows the one sentence sharing most trigrams with the
-    question ("carry over" and "days" in "Carry over up to 5 days."); tuned + RAG, trained on
-    whole passages, still reads the whole passage; the kept passage is the whole hit."""
+    """focus_segments=1: the RAG and tuned + RAG prompts show the one sentence sharing most
+    trigrams with the question ("carry over" and "days" in "Carry over up to 5 days."); the kept
+    passage is the whole hit; focus_segments=0 shows the whole passage."""
     text = "Annual leave is 15 days.\nCarry over up to 5 days. Ask the People Desk first."
     hit = make_hit(make_chunk("p", "hr/leave.md", text, heading="Leave"), 1)
     question = "How many days can I carry over?"
@@ -205,7 +205,7 @@ def test_rag_mode_reads_the_segments_closest_to_the_question() -> None:
     )
     assert rag.passages == [hit]
     tuned = build_prompt(Mode.TUNED_RAG, question, [hit], focus_segments=1)
-    assert f"[1] hr/leave.md | Leave\n{text}" in tuned.messages[-1]["content"]
+    assert "[1] hr/leave.md | Leave\nCarry over up to 5 days.\n\n" in tuned.messages[-1]["content"]
     whole = build_prompt(Mode.RAG, question, [hit], focus_segments=0)
     assert f"[1] hr/leave.md | Leave\n{text}" in whole.messages[-1]["content"]
 
