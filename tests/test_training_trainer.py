@@ -203,8 +203,11 @@ def test_micro_batches_give_the_same_update_as_one_batch(tiny_llama_dir):
         res = train_lora(model, tok, _examples(), [], params)
         results.append(([h["loss"] for h in res.history], trainable_state(model)))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
-    # float sums in another order; Adam's normalised step turns that into ~1e-5 after two steps at lr 5e-3
-    assert all(torch.allclose(results[0][1][k], results[1][1][k], atol=1e-4) for k in results[0][1])
+    # Float sums in another order. Adam divides by the root of the squared gradient, so where a
+    # gradient is near zero (lora_A while lora_B is still ~0) that noise becomes a visible share of
+    # one step: measured up to 1.8e-4 (3.5% of lr 5e-3) on a Sapphire Rapids CPU, ~1e-5 elsewhere.
+    # A wrong micro-batch weighting moves the second loss above and whole steps here (>= lr).
+    assert all(torch.allclose(results[0][1][k], results[1][1][k], atol=5e-4) for k in results[0][1])
 
 
 def test_training_can_continue_from_a_saved_adapter(tiny_llama_dir, tmp_path):
