@@ -206,7 +206,7 @@ def test_micro_batches_give_the_same_update_as_one_batch(tiny_llama_dir):
     # Float sums in another order. Adam divides by the root of the squared gradient, so where a
     # gradient is near zero (lora_A while lora_B is still ~0) that noise becomes a visible share of
     # one step: measured up to 1.8e-4 (3.5% of lr 5e-3) on a Sapphire Rapids CPU, ~1e-5 elsewhere.
-    # A wrong micro-batch weighting moves the second loss above and whole steps here (>= lr).
+    # A wrong micro-batch weighting shows in the second loss, and in weights by whole steps (>= lr).
     assert all(torch.allclose(results[0][1][k], results[1][1][k], atol=5e-4) for k in results[0][1])
 
 
