@@ -204,7 +204,7 @@ def build_report(
             counts[r["best_mode"]] += 1
     report["best_mode_counts"] = counts
     if with_auto:
-        agree = [r["routed_mode"] in _best_of(r) for r in rows]
+        agree = [r["routed_mode"] in r["best_modes"] for r in rows]
         strict = [r["routed_mode"] == r["best_mode"] for r in rows]
         fixed_combined = {m: report["modes"][m]["combined"] or 0.0 for m in counts}
         best_fixed = max(fixed_combined, key=lambda m: fixed_combined[m]) if fixed_combined else None
@@ -225,13 +225,6 @@ def build_report(
             "rows": forced,
         }
     return report
-
-
-def _best_of(row: Mapping[str, Any]) -> list[str]:
-    """The row's hindsight-best modes (rows saved before ties were kept name only the cheapest)."""
-    if "best_modes" in row:
-        return list(row["best_modes"])
-    return sorted(m.value for m in best_modes({m: r["combined"] for m, r in row["results"].items()}))
 
 
 def router_rows(rows: Sequence[Mapping[str, Any]], adapter: AdapterState) -> list[RouterRow]:

@@ -10,33 +10,24 @@ answers against the whole passage. ``domain.prompts`` builds the blocks.
 
 from __future__ import annotations
 
-import re
+from domain.citations import char_ngrams, gram_size, normalize, split_sentences
 
-from domain.citations import gram_size, normalize
-
-_SENTENCE_END = re.compile(r"(?<=[。！？；])|(?<=[.!?;])\s+")
 _RULE_ONLY = set("|-:= +")  # table rules and separators carry no text
 
 
 def segments(text: str) -> list[str]:
-    """The passage split into lines, and lines into sentences; empty lines and table rules dropped.
+    """The passage's sentences and lines (``domain.citations.split_sentences``) without the ones
+    that are only table rules or separators.
 
     >>> segments("## Leave\\n\\n| a | b |\\n|---|---|\\nCarry over 5 days. Ask HR first.\\n年假 5 天。逾期作废。")
     ['## Leave', '| a | b |', 'Carry over 5 days.', 'Ask HR first.', '年假 5 天。', '逾期作废。']
     """
-    out: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or set(line) <= _RULE_ONLY:
-            continue
-        out += [part.strip() for part in _SENTENCE_END.split(line) if part and part.strip()]
-    return out
+    return [s for s in split_sentences(text) if not set(s) <= _RULE_ONLY]
 
 
 def _grams(text: str, n: int) -> set[str]:
     """Distinct character n-grams of ``text`` normalised with spaces removed."""
-    t = normalize(text).replace(" ", "")
-    return {t[i : i + n] for i in range(len(t) - n + 1)}
+    return char_ngrams(normalize(text).replace(" ", ""), n)
 
 
 def focus_text(question: str, text: str, *, keep: int) -> str:
