@@ -7,18 +7,15 @@ BIN := $(VENV)/bin
 LLAMA_VERSION := 0.3.36
 SDIST_DIR := .cache/sdist
 SDIST := $(SDIST_DIR)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
-# llama.cpp is built for this CPU (GGML_NATIVE) but without Intel AMX: gcc 12 builds of ggml's AMX
-# matmul load a tile configuration whose upper half is left uninitialised, and on Sapphire Rapids
-# machines the first generation then dies with a general-protection fault in
-# ggml_backend_amx_mul_mat (seen here: every llama.cpp call segfaulted).
-LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF
-ifeq ($(shell uname -m),x86_64)
-NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-LLAMA_CMAKE_ARGS += "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
-LLAMA_BUILD_TAG := noamx
-else
-LLAMA_BUILD_TAG := native
-endif
+# llama.cpp is built for this CPU (GGML_NATIVE) from the sdist with one patch
+# (tools/patch_llama_amx.py): gcc 12 drops most of the stores that fill ggml's AMX tile
+# configuration, and on Sapphire Rapids machines every generation then died with a
+# general-protection fault in ggml_backend_amx_mul_mat.
+# ggml runs its own thread pool instead of OpenMP: under OMP_WAIT_POLICY=PASSIVE (set below for
+# torch) the OpenMP build decoded 17 tok/s on 2 threads, the thread-pool build 28 (33 with AMX).
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF
+LLAMA_BUILD_TAG := amxfix-noomp
+LLAMA_SRC := .cache/build/llama_cpp_python-$(LLAMA_VERSION)
 # Wheels built from source here are kept outside the clone so a second clone reuses them; the
 # folder names the build flavour so a wheel built with other flags is never picked up.
 WHEEL_CACHE ?= $(HOME)/.cache/hybrid-assistant/wheels/$(LLAMA_BUILD_TAG)
@@ -28,6 +25,8 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# torch's OpenMP threads sleep instead of spinning between ops, so they leave the two cores to
+# llama.cpp and the embedder in the same process.
 export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: run test install install-test setup sample-index default-adapter app lint bench clean-venv
@@ -49,7 +48,9 @@ $(VENV)/.llama-$(LLAMA_VERSION)-$(LLAMA_BUILD_TAG): $(SDIST) | $(BIN)/python
 	$(BIN)/pip install "torch==2.13.0"
 	mkdir -p $(WHEEL_CACHE)
 	if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(BIN)/pip wheel --no-deps $(SDIST) -w $(WHEEL_CACHE); fi
+	  rm -rf $(LLAMA_SRC) && mkdir -p $(dir $(LLAMA_SRC)) && tar -xzf $(SDIST) -C $(dir $(LLAMA_SRC)) && \
+	  $(BIN)/python tools/patch_llama_amx.py $(LLAMA_SRC) && \
+	  CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(BIN)/pip wheel --no-deps ./$(LLAMA_SRC) -w $(WHEEL_CACHE); fi
 	$(BIN)/pip install --force-reinstall --no-deps $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	touch $@
 

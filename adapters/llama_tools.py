@@ -135,7 +135,7 @@ EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
 
 
 @contextmanager
-def _llama_output_captured() -> Iterator[list[str]]:
+def llama_output_captured() -> Iterator[list[str]]:
     """Collect what llama.cpp prints during the block instead of showing it: its log messages (the
     quantizer logs a line per tensor override, and llama-cpp-python's level table shows this
     llama.cpp's warnings while hiding its errors) and what ggml writes straight to file
@@ -255,7 +255,7 @@ def quantize_gguf(
             params.tt_overrides = ctypes.cast(
                 overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override)
             )
-        with _llama_output_captured() as noise:
+        with llama_output_captured() as noise:
             rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         logger.debug("llama.cpp quantize said:\n%s", "\n".join(noise))
         if rc != 0 or not tmp.is_file():

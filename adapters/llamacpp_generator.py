@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.llama_tools import llama_output_captured
 from adapters.token_text import TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
@@ -101,9 +102,14 @@ class LlamaCppGenerator:
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._adapter: Any = None
         if self.lora_path is not None:
-            self._adapter = llama_cpp.llama_adapter_lora_init(
-                self._llm.model, str(self.lora_path).encode("utf-8")
-            )
+            # With the AMX weight buffers llama.cpp prints a line per LoRA tensor it keeps in
+            # plain CPU memory instead (12 for Qwen2.5-0.5B); that belongs in our debug log.
+            with llama_output_captured() as notes:
+                self._adapter = llama_cpp.llama_adapter_lora_init(
+                    self._llm.model, str(self.lora_path).encode("utf-8")
+                )
+            for line in notes:
+                logger.debug("llama.cpp: %s", line)
             if not self._adapter:
                 self._llm.close()
                 raise SetupError(

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Library progress bars (tqdm in transformers' GGUF loader) would fight with ours.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    # One OpenMP runtime serves torch and llama.cpp; busy-waiting threads starve each other on 2 cores.
+    # torch's OpenMP threads would busy-wait between ops and starve llama.cpp's on 2 cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from app.logs import setup_logging
     from app.settings import load_settings

@@ -9,10 +9,11 @@ transformers, then the reverse order) so machine noise hits all alike; the media
 and so is the median of per-run ratios (neighbours in time share the machine's load). Raw llama.cpp
 is reset before each run so it does not reuse the previous run's prompt cache (we never do).
 
-Both llama.cpp and torch run their threads through libgomp. With its default (spinning) wait
-policy, two threads on two cores shared with other work collapse (llama.cpp measured 2.6 tok/s
-instead of 23); the bench therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless told otherwise, which
-helps transformers as much (1.2 → 3.0 tok/s), so the comparison stays fair.
+torch runs its threads through libgomp. With its default (spinning) wait policy, two threads on
+two cores shared with other work collapse (an OpenMP build of llama.cpp measured 2.6 tok/s instead
+of 23); the bench therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless told otherwise, as the app and
+the Makefile do, which helps transformers (1.2 → 3.0 tok/s on a shared machine). Our llama.cpp is
+built with ggml's own thread pool (``-DGGML_OPENMP=OFF``), which the setting does not touch.
 
 Run: ``python bench/generate.py [--runs 3] [--new-tokens 128] [--threads 2] [--json FILE]``
 (about 3 minutes on 2 cores; needs `hybrid setup`). When an adapter is in use, our pipeline is also
