@@ -8,9 +8,9 @@ LLAMA_VERSION := 0.3.36
 SDIST_DIR := .cache/sdist
 SDIST := $(SDIST_DIR)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
 # llama.cpp is built for this CPU (GGML_NATIVE) from the sdist with one patch
-# (tools/patch_llama_amx.py): gcc 12 drops most of the stores that fill ggml's AMX tile
-# configuration, and on Sapphire Rapids machines every generation then died with a
-# general-protection fault in ggml_backend_amx_mul_mat.
+# (tools/patch_llama_amx.py) to ggml's AMX tile configuration: gcc 12 drops most of the stores
+# that fill it (every generation died with a general-protection fault on Sapphire Rapids), and
+# ggml assumed it survives torch's oneDNN kernels on the same thread (SIGILL).
 # ggml runs its own thread pool instead of OpenMP: under OMP_WAIT_POLICY=PASSIVE (set below for
 # torch) the OpenMP build decoded 17 tok/s on 2 threads, the thread-pool build 28 (33 with AMX).
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF

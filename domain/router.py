@@ -234,19 +234,17 @@ def chosen(mode: Mode | str, question: str, hits: Sequence[Hit]) -> RouteDecisio
 
 
 # ----------------------------------------------------------------------------- fitting
+TIE_EPS = 1e-9
+
+
 def hindsight_best(scores: Mapping[str, float]) -> Mode:
-    """The mode with the highest score; ties go to the cheaper mode (prompt, rag, tuned, tuned_rag).
+    """The cheapest of the ``best_modes`` (cost order: prompt, rag, tuned, tuned_rag).
 
     >>> hindsight_best({"prompt": 0.5, "rag": 1.0, "tuned": 1.0, "tuned_rag": 0.75}).value
     'rag'
     """
-    present = [m for m in COST_ORDER if m.value in scores]
-    if not present:
-        raise ValueError("no mode scores to compare")
-    return max(present, key=lambda m: (scores[m.value], -COST_ORDER.index(m)))
-
-
-TIE_EPS = 1e-9
+    best = best_modes(scores)
+    return next(m for m in COST_ORDER if m in best)
 
 
 def best_modes(scores: Mapping[str, float]) -> frozenset[Mode]:
