@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.token_text import LineFloor
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
@@ -135,8 +136,10 @@ class TransformersGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
+        Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter.
@@ -146,10 +149,17 @@ class TransformersGenerator:
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
+            min_lines=min_lines,
         )
 
     def generate_from_ids(
-        self, prompt_ids: Sequence[int], *, adapter: bool, max_new_tokens: int = 256, temperature: float = 0.0
+        self,
+        prompt_ids: Sequence[int],
+        *,
+        adapter: bool,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self.adapter_dir is None:
@@ -158,14 +168,17 @@ class TransformersGenerator:
             )
         ids = self._torch.tensor([list(prompt_ids)], dtype=self._torch.long)
         inputs = {"input_ids": ids, "attention_mask": self._torch.ones_like(ids)}
-        return self._stream(inputs, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature)
+        return self._stream(
+            inputs, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature, min_lines=min_lines
+        )
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self, inputs: Any, *, adapter: bool, max_new_tokens: int, temperature: float
+        self, inputs: Any, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
     ) -> Iterator[str]:
         from transformers import (
             GenerationConfig,
+            LogitsProcessorList,
             StoppingCriteria,
             StoppingCriteriaList,
             TextIteratorStreamer,
@@ -194,6 +207,7 @@ class TransformersGenerator:
             self._tokenizer, skip_prompt=True, timeout=STREAM_TIMEOUT_S, skip_special_tokens=True
         )
         failure: list[BaseException] = []
+        floor = [self._line_floor(inputs["input_ids"].shape[1], min_lines)] if min_lines > 0 else []
 
         def work() -> None:
             try:
@@ -205,6 +219,7 @@ class TransformersGenerator:
                         generation_config=config,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                        logits_processor=LogitsProcessorList(floor),
                     )
             except BaseException as e:  # handed to the consumer, which re-raises it
                 failure.append(e)
@@ -226,6 +241,25 @@ class TransformersGenerator:
                 worker.join()
             if failure:
                 raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
+
+    def _line_floor(self, prompt_len: int, min_lines: int) -> Any:
+        """A logits processor with llama.cpp's ``LineFloor`` rule: while the answer may not end yet,
+        the end tokens' best score moves to the line break and the end tokens are barred (under
+        greedy decoding exactly "the end becomes a line break")."""
+        tokenizer, eos_ids = self._tokenizer, list(self._eos_ids)
+        newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+
+        def process(input_ids: Any, scores: Any) -> Any:
+            floor = LineFloor(min_lines)
+            floor.feed(tokenizer.decode(input_ids[0, prompt_len:], skip_special_tokens=True))
+            if floor.end_allowed():
+                return scores
+            best = scores[0, eos_ids].max()
+            scores[0, eos_ids] = float("-inf")
+            scores[0, newline] = self._torch.maximum(scores[0, newline], best)
+            return scores
+
+        return process
 
     def _adapter_state(self, on: bool) -> Any:
         if self.adapter_dir is None or on:

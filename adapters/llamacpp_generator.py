@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.llama_tools import llama_output_captured
-from adapters.token_text import TokenTextDecoder
+from adapters.token_text import LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ class LlamaCppGenerator:
             self._adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapter)
             self._scales = (ctypes.c_float * 1)(1.0)
         self._adapter_on = False
+        self._newline = self._llm.tokenize(b"\n", add_bos=False, special=False)[-1]
         self._piece_cache: dict[int, tuple[bytes, bool]] = {}
         self._formatter = self._chat_formatter()
         logger.info(
@@ -164,8 +165,10 @@ class LlamaCppGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
+        Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
@@ -175,10 +178,17 @@ class LlamaCppGenerator:
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
+            min_lines=min_lines,
         )
 
     def generate_from_ids(
-        self, prompt_ids: Sequence[int], *, adapter: bool, max_new_tokens: int = 256, temperature: float = 0.0
+        self,
+        prompt_ids: Sequence[int],
+        *,
+        adapter: bool,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self._adapter is None:
@@ -196,17 +206,33 @@ class LlamaCppGenerator:
             adapter=adapter,
             max_new_tokens=min(max_new_tokens, room),
             temperature=temperature,
+            min_lines=min_lines,
         )
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float
+        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
     ) -> Iterator[str]:
         with self._lock:
             self._switch_adapter(adapter)
             self._reset()
-            tokens = self._llm.generate(
-                prompt_ids,
+            tokens = self._tokens(prompt_ids, temperature=temperature, floor=LineFloor(min_lines))
+            try:
+                yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
+            except RuntimeError as e:  # llama_decode failed
+                raise GenerationError(f"llama.cpp failed while generating ({e}) — retry the question") from e
+            finally:
+                tokens.close()
+                self._reset()
+
+    def _tokens(self, prompt_ids: list[int], *, temperature: float, floor: LineFloor) -> Iterator[int]:
+        """Generated token ids. An end token that ``floor`` does not allow yet is replaced by a line
+        break, and generation restarts after it; llama.cpp keeps the evaluated prefix, so a restart
+        evaluates that one token."""
+        ids = list(prompt_ids)
+        while True:
+            stream = self._llm.generate(
+                ids,
                 top_k=GREEDY_TOP_K if temperature <= 0 else SAMPLING_TOP_K,
                 top_p=1.0,
                 min_p=0.0,
@@ -215,12 +241,20 @@ class LlamaCppGenerator:
                 reset=True,
             )
             try:
-                yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
-            except RuntimeError as e:  # llama_decode failed
-                raise GenerationError(f"llama.cpp failed while generating ({e}) — retry the question") from e
+                for token in stream:
+                    if self._lib.llama_vocab_is_eog(self._vocab, token) and not floor.end_allowed():
+                        token = self._newline
+                        floor.feed("\n")
+                        ids.append(token)
+                        yield token
+                        break
+                    floor.feed(self._piece(token)[0].decode("utf-8", "replace"))
+                    ids.append(token)
+                    yield token
+                else:
+                    return
             finally:
-                tokens.close()
-                self._reset()
+                stream.close()
 
     def stream_text(self, tokens: Iterable[int], *, max_new_tokens: int | None = None) -> Iterator[str]:
         """Turn generated token ids into text pieces: stops at an end-of-generation token or after

@@ -1,5 +1,6 @@
 """Turns the bytes of generated tokens into text pieces for streaming: a character split across
-tokens is held back until it is whole, and the answer never opens with whitespace.
+tokens is held back until it is whole, and the answer never opens with whitespace. ``LineFloor``
+is the rule both backends apply when a model wants to end an answer before its minimum lines.
 
 Invalid bytes are rendered the way the transformers reference backend renders them, so both
 backends print the same text: a run of SentencePiece byte tokens that is not valid UTF-8 becomes
@@ -62,3 +63,41 @@ def _is_truncated(tail: bytes) -> bool:
         return decoder.decode(tail) == "" and bool(decoder.getstate()[0])
     except UnicodeDecodeError:
         return False
+
+
+class LineFloor:
+    """The rule "an answer has at least ``min_lines`` lines": fed the text generated so far
+    (``feed``), it says whether the model may end there (``end_allowed``). Where it may not, both
+    backends take a line break instead of the end token, so a model that stops after its first
+    line goes on to write the next one itself.
+
+    An end proposed on an empty line (right after a line break, or before any text) is accepted:
+    a model that wants to stop twice in a row is not pushed into blank lines.
+
+    >>> floor = LineFloor(3)
+    >>> floor.feed("Conclusion: 15 days.")
+    >>> floor.end_allowed()
+    False
+    >>> floor.feed("\\nBasis: [hr/leave.md]\\nNote: Ask HR.")
+    >>> floor.end_allowed()
+    True
+    >>> blank = LineFloor(3)
+    >>> blank.feed("Conclusion: 15 days.\\n")
+    >>> blank.end_allowed()
+    True
+    """
+
+    def __init__(self, min_lines: int) -> None:
+        self.min_lines = min_lines
+        self._lines = 0  # finished non-empty lines
+        self._current = ""  # the line being written
+
+    def feed(self, text: str) -> None:
+        *done, self._current = (self._current + text).split("\n")
+        self._lines += sum(1 for line in done if line.strip())
+
+    def end_allowed(self) -> bool:
+        if self.min_lines <= 0:
+            return True
+        lines = self._lines + (1 if self._current.strip() else 0)
+        return lines >= self.min_lines or not self._current.strip()

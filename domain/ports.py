@@ -48,7 +48,9 @@ class Generator(Protocol):
     """Produces an answer as an iterator of text pieces from chat messages.
 
     ``adapter=True`` applies the active LoRA adapter; ``adapter=False`` must give exactly the base
-    model's behaviour (no state leaks between the two).
+    model's behaviour (no state leaks between the two). With ``min_lines`` > 0 the answer may not
+    end before that many non-empty lines: an end the model proposes earlier becomes a line break
+    (an end proposed on an empty line is accepted).
     """
 
     @property
@@ -64,6 +66,7 @@ class Generator(Protocol):
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...

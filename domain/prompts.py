@@ -21,7 +21,7 @@ from domain.style import CJK_RE, detect_lang
 from domain.types import Hit, Mode
 
 CountTokens = Callable[[str], int]
-PROMPT_VERSION = 3  # bump when the messages change: cached gate scores are then re-measured
+PROMPT_VERSION = 4  # bump when the messages change: cached gate scores are then re-measured
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "en": (
@@ -192,22 +192,24 @@ def fit_passages(
     count_tokens: CountTokens,
     focus_on: str | None = None,
     focus_segments: int = 0,
+    whole_passages: int = 0,
 ) -> tuple[list[Hit], list[str], bool]:
     """Keep passages in rank order while their blocks fit ``budget_tokens`` in total.
 
     With ``focus_on`` (the question) and ``focus_segments`` > 0 each block shows only that many
-    of its passage's segments (``domain.focus.focus_text``). Lower-ranked passages are dropped
+    of its passage's segments (``domain.focus.focus_text``), except the ``whole_passages``
+    best-ranked ones, which are shown whole. Lower-ranked passages are dropped
     first; when even the best passage alone does not fit, its text is cut to fit. Returns (kept
     hits, their prompt blocks, whether a text was cut).
     """
     ordered = sorted(hits, key=lambda h: h.rank)
 
-    def shown(hit: Hit) -> str | None:
-        if focus_on is None or focus_segments <= 0:
+    def shown(number: int, hit: Hit) -> str | None:
+        if focus_on is None or focus_segments <= 0 or number <= whole_passages:
             return None
         return focus_text(focus_on, hit.chunk.text, keep=focus_segments)
 
-    blocks = [passage_block(i, h, lang, shown(h)) for i, h in enumerate(ordered, start=1)]
+    blocks = [passage_block(i, h, lang, shown(i, h)) for i, h in enumerate(ordered, start=1)]
     costs = [count_tokens(b) for b in blocks]
     keep = len(ordered)
     while keep > 0 and sum(costs[:keep]) > budget_tokens:
@@ -255,6 +257,7 @@ def build_prompt(
     count_tokens: CountTokens = estimate_tokens,
     lang: str | None = None,
     focus_segments: int = 0,
+    whole_passages: int = 0,
 ) -> Prompt:
     """The chat messages for ``question`` in ``mode``.
 
@@ -263,7 +266,8 @@ def build_prompt(
     into the user message; with no passage left they fall back to the plain question. Modes
     without the adapter get one worked exchange (``example_messages``) before the question. With
     ``focus_segments`` > 0 each passage shows only its segments closest to the question
-    (``domain.focus``); training rows are built with whole passages (the default 0).
+    (``domain.focus``), except the ``whole_passages`` best-ranked ones; training rows are built
+    with whole passages (the default focus_segments=0).
 
     Args:
         mode: one of the four modes (the adapter is the generator's business, not the prompt's).
@@ -273,6 +277,7 @@ def build_prompt(
         count_tokens: the generator's tokenizer, or ``estimate_tokens``.
         lang: answer language; defaults to the question's.
         focus_segments: segments shown per passage (0 = whole passages).
+        whole_passages: how many best-ranked passages are shown whole despite ``focus_segments``.
     """
     mode = Mode(mode)
     lang = lang or prompt_lang(question)
@@ -286,6 +291,7 @@ def build_prompt(
             count_tokens=count_tokens,
             focus_on=question,
             focus_segments=focus_segments,
+            whole_passages=whole_passages,
         )
         if mode.uses_retrieval and hits
         else ([], [], False)

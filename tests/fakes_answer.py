@@ -163,6 +163,7 @@ class FakeGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
+        min_lines: int = 0,
     ) -> Iterator[str]:
         self.calls.append(
             {
@@ -170,6 +171,7 @@ class FakeGenerator:
                 "adapter": adapter,
                 "max_new_tokens": max_new_tokens,
                 "temperature": temperature,
+                "min_lines": min_lines,
             }
         )
         if adapter and not self.adapter_loaded:

@@ -294,3 +294,55 @@ def test_the_wiring_reports_a_missing_base_model_in_one_line(tmp_path) -> None:
         build_generator(Settings(workspace=tmp_path))
     assert "\n" not in str(err.value)
     assert str(err.value).endswith("run `hybrid setup`")
+
+
+def test_llama_cpp_line_floor_turns_an_early_end_into_a_line_break(llama_gen, monkeypatch) -> None:
+    """A scripted model that wants to stop after every word: with min_lines=3 each early end becomes
+    a line break and generation resumes from the prompt plus what was written (one call per line);
+    the third line's end stands. Without the floor the first end stands."""
+    import llama_cpp
+
+    llm = llama_gen._llm
+    eos = llama_cpp.llama_vocab_eos(llama_gen._vocab)
+    words = [  # a token of each word that shows letters (SentencePiece may emit a bare word mark first)
+        next(t for t in llm.tokenize(w.encode(), add_bos=False, special=False) if llama_gen._piece(t)[0].strip())
+        for w in ("office", "hours", "daily")
+    ]
+    pieces = [llama_gen._piece(t)[0].decode() for t in words]
+    calls: list[list[int]] = []
+
+    def scripted(tokens, **_kw):
+        calls.append(list(tokens))
+        yield words[len(calls) - 1]
+        yield eos
+
+    monkeypatch.setattr(llm, "generate", scripted)
+    prompt = llama_gen.encode_prompt(QUESTION)
+    text = "".join(llama_gen.generate(QUESTION, adapter=False, min_lines=3))
+    assert text == "\n".join(pieces).lstrip()
+    newline = llama_gen._newline
+    assert calls == [prompt, prompt + [words[0], newline], prompt + [words[0], newline, words[1], newline]]
+    calls.clear()
+    assert "".join(llama_gen.generate(QUESTION, adapter=False)) == pieces[0].lstrip()
+    assert len(calls) == 1
+
+
+def test_transformers_line_floor_moves_the_end_score_to_the_line_break(hf_gen) -> None:
+    import torch
+
+    tokenizer = hf_gen._tokenizer
+    newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+    eos_ids = list(hf_gen._eos_ids)
+    floor = hf_gen._line_floor(0, 3)
+
+    def scores_after(text: str) -> torch.Tensor:
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])
+        scores = torch.zeros(1, hf_gen._model.config.vocab_size)
+        scores[0, eos_ids[0]] = 5.0
+        return floor(ids, scores)[0]
+
+    early = scores_after("Conclusion: the office opens at eight.")
+    assert int(early.argmax()) == newline and float(early[newline]) == 5.0
+    assert all(float(early[i]) == float("-inf") for i in eos_ids)
+    done = scores_after("Conclusion: eight.\nBasis: [a.md]\nNote: ask.")
+    assert int(done.argmax()) == eos_ids[0]

@@ -72,3 +72,16 @@ def test_the_adapter_in_use_switches_per_request_without_leaks(real_generators) 
     base = "".join(real_generators["llama_cpp"].generate(FRANCE, adapter=False, max_new_tokens=24))
     assert answers[0] == answers[2]
     assert answers[1] == answers[3] == base
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_the_line_floor_turns_the_first_end_into_a_line_break(real_generators, backend) -> None:
+    """Told to answer in one sentence, the model ends after it. With min_lines=3 that end becomes a
+    line break; the model then ends again on the empty line, which the floor accepts (it never
+    pushes a model into blank lines). Greedy, so the sentence itself is unchanged."""
+    gen = real_generators[backend]
+    brief = [{"role": "system", "content": "Answer in one short sentence."}, *FRANCE]
+    plain = "".join(gen.generate(brief, adapter=False, max_new_tokens=48))
+    assert "Paris" in plain and "\n" not in plain
+    floored = "".join(gen.generate(brief, adapter=False, max_new_tokens=48, min_lines=3))
+    assert floored == plain + "\n"

@@ -10,7 +10,14 @@ from domain.errors import ConfigError
 from domain.pipeline import Assistant, AssistantOptions
 from domain.router import AdapterState, RouterThresholds
 from domain.types import Answer, Mode, RouteDecision, Timing
-from tests.fakes_answer import FakeGenerator, FakeQuestionEmbedder, FakeRetriever, StepClock, make_hit
+from tests.fakes_answer import (
+    FakeGenerator,
+    FakeQuestionEmbedder,
+    FakeRetriever,
+    StepClock,
+    make_chunk,
+    make_hit,
+)
 
 Q = "How many days of annual leave do I get?"
 STYLED = (
@@ -218,3 +225,27 @@ def test_an_abandoned_stream_says_so() -> None:
     stream.close()
     with pytest.raises(GenerationError, match="closed before it finished"):
         stream.answer()
+
+
+def test_retrieval_modes_read_the_top_passage_whole_and_every_mode_asks_for_three_lines() -> None:
+    """Default options: RAG and tuned + RAG show passage [1] whole (focus_segments=3 would drop
+    its canteen line, as whole_passages=0 shows); each request carries the three-line floor."""
+    top = make_chunk(
+        "leave-long",
+        "hr/annual-leave.md",
+        "Annual leave is 15 working days per year.\nLeave is booked in the HR portal.\n"
+        "Unused days expire in March.\nThe canteen opens at noon.",
+    )
+    hits = [make_hit(top, 1, dense=0.9, bm25=3.0, score=1.0)]
+    a = make(retriever=FakeRetriever(fixed=hits))
+    for mode in (Mode.RAG, Mode.TUNED_RAG, Mode.PROMPT):
+        a.answer(Q, mode)
+    gen = a.generator
+    assert isinstance(gen, FakeGenerator)
+    for call in gen.calls[:2]:
+        assert f"[1] hr/annual-leave.md\n{top.text}" in call["messages"][-1]["content"]
+    assert [c["min_lines"] for c in gen.calls] == [3, 3, 3]
+    focused = make(retriever=FakeRetriever(fixed=hits), options=AssistantOptions(whole_passages=0))
+    focused.answer(Q, Mode.RAG)
+    user = focused.generator.calls[0]["messages"][-1]["content"]
+    assert "canteen" not in user and "Annual leave is 15 working days" in user

@@ -217,3 +217,24 @@ def test_focus_keeps_passage_order_and_short_passages_whole() -> None:
     assert focus_text("年假可以结转几天？", text, keep=2) == "## 年假\n年假可结转 5 天。"
     assert focus_text("年假可以结转几天？", "年假 5 天。", keep=2) == "年假 5 天。"
     assert segments(text)[:2] == ["## 年假", "| 工龄 | 天数 |"]
+
+
+def test_whole_passages_shows_the_best_ranked_passages_whole_and_focuses_the_rest() -> None:
+    """whole_passages=1 with focus_segments=1: passage [1] keeps all three sentences, passage [2]
+    shows only its sentence closest to the question; whole_passages=0 focuses both."""
+    first = "Annual leave is 15 days.\nCarry over up to 5 days. Ask the People Desk first."
+    second = "Sick leave needs a note.\nCarry-over of sick days is not possible."
+    hits = [
+        make_hit(make_chunk("a", "hr/leave.md", first, heading="Leave"), 1),
+        make_hit(make_chunk("b", "hr/sick.md", second, heading="Sick"), 2),
+    ]
+    question = "How many days can I carry over?"
+    both = build_prompt(Mode.RAG, question, hits, focus_segments=1, whole_passages=1)
+    assert both.messages[-1]["content"].split("\n\n")[1:3] == [
+        f"Passages:\n[1] hr/leave.md | Leave\n{first}",
+        "[2] hr/sick.md | Sick\nCarry-over of sick days is not possible.",
+    ]
+    focused = build_prompt(Mode.RAG, question, hits, focus_segments=1, whole_passages=0)
+    assert focused.messages[-1]["content"].split("\n\n")[1] == (
+        "Passages:\n[1] hr/leave.md | Leave\nCarry over up to 5 days."
+    )

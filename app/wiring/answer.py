@@ -39,6 +39,8 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         temperature=settings.generation.temperature,
         context_tokens=settings.generation.context_tokens,
         focus_segments=settings.generation.focus_segments,
+        whole_passages=settings.generation.whole_passages,
+        min_lines=settings.generation.min_lines,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )
