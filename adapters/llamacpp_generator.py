@@ -242,15 +242,14 @@ class LlamaCppGenerator:
             )
             try:
                 for token in stream:
-                    if self._lib.llama_vocab_is_eog(self._vocab, token) and not floor.end_allowed():
+                    restart = self._lib.llama_vocab_is_eog(self._vocab, token) and not floor.end_allowed()
+                    if restart:
                         token = self._newline
-                        floor.feed("\n")
-                        ids.append(token)
-                        yield token
-                        break
                     floor.feed(self._piece(token)[0].decode("utf-8", "replace"))
                     ids.append(token)
                     yield token
+                    if restart:
+                        break
                 else:
                     return
             finally:
