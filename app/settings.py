@@ -80,6 +80,18 @@ class GenerationSettings(BaseModel):
         description="An answer may not end before this many lines: an earlier end becomes a line "
         "break (3 = the house style's Conclusion / Basis / Note; 0 = off).",
     )
+    best_passage_last: bool = Field(
+        True,
+        description="RAG lists its passages from the lowest-ranked up, so the best one stands "
+        "right above the question (tuned + RAG keeps rank order, the order its adapter was "
+        "trained on).",
+    )
+    max_lines: int = Field(
+        3,
+        ge=0,
+        description="An answer ends with the line break after this many non-empty lines, and "
+        "generation stops there (3 = the house style; 0 = no cap).",
+    )
 
 
 class AnswerSettings(BaseModel):

@@ -5,7 +5,7 @@ parsing. The answer service that produces them is ``domain.pipeline``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from domain.errors import ConfigError, GenerationError
@@ -38,6 +38,41 @@ def parse_mode(mode: Mode | str) -> Mode | None:
         return Mode(name)
     except ValueError as e:
         raise ConfigError(f"unknown mode {mode!r} — use auto, prompt, rag, tuned or tuned_rag") from e
+
+
+def cap_lines(pieces: Iterable[str], max_lines: int) -> Iterator[str]:
+    """``pieces`` passed through until the text has ``max_lines`` non-empty lines: the line break
+    after the last of them ends the stream and the source is closed, so the generator stops
+    there. ``max_lines`` ≤ 0 passes everything. The house style is exactly three lines; without
+    the cap the base model, reading a whole passage just above the question, often goes on
+    copying passage lines after its Note.
+
+    >>> list(cap_lines(["Conclusion: 15 days.\\n\\nBasis: [a.md]\\nNo", "te: Ask HR.\\nMore", " text"], 3))
+    ['Conclusion: 15 days.\\n\\nBasis: [a.md]\\nNo', 'te: Ask HR.']
+    """
+    source = iter(pieces)
+    if max_lines <= 0:
+        yield from source
+        return
+    lines = 0
+    has_text = False  # the line being written has a non-space character
+    try:
+        for piece in source:
+            for i, ch in enumerate(piece):
+                if ch != "\n":
+                    has_text = has_text or not ch.isspace()
+                    continue
+                lines += has_text
+                has_text = False
+                if lines >= max_lines:
+                    if i:
+                        yield piece[:i]
+                    return
+            yield piece
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 class AnswerStream:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
-from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, parse_mode, stream_of
+from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, cap_lines, parse_mode, stream_of
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
@@ -55,6 +55,12 @@ class AssistantOptions:
     # 0.992); tuned + RAG kept 0.689, its citation precision went from 0.886 to 0.898.
     whole_passages: int = 1
     min_lines: int = 3
+    # RAG (the base model) reads its passages lowest-ranked first, [1] right above the question:
+    # on the 61 fact rows fact recall 0.598 -> 0.680. Tuned + RAG keeps rank order, the order its
+    # adapter was trained on (reversed it fell from 0.689 to 0.607).
+    best_passage_last: bool = True
+    # The stream ends with the line break after this many non-empty lines (0 = no cap).
+    max_lines: int = 3
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -163,13 +169,14 @@ class Assistant:
         start = self.clock()
         first: float | None = None
         parts: list[str] = []
-        for piece in self.generator.generate(
+        pieces = self.generator.generate(
             prompt.messages,
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
             temperature=self.options.temperature,
             min_lines=self.options.min_lines,
-        ):
+        )
+        for piece in cap_lines(pieces, self.options.max_lines):
             if first is None:
                 first = self.clock() - start
             parts.append(piece)
@@ -209,6 +216,7 @@ class Assistant:
             count_tokens=self.generator.count_tokens,
             focus_segments=self.options.focus_segments,
             whole_passages=self.options.whole_passages,
+            best_last=self.options.best_passage_last and not decision.mode.uses_adapter,
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)

@@ -21,7 +21,7 @@ from domain.style import CJK_RE, detect_lang
 from domain.types import Hit, Mode
 
 CountTokens = Callable[[str], int]
-PROMPT_VERSION = 4  # bump when the messages change: cached gate scores are then re-measured
+PROMPT_VERSION = 5  # bump when the messages change: cached gate scores are then re-measured
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "en": (
@@ -258,6 +258,7 @@ def build_prompt(
     lang: str | None = None,
     focus_segments: int = 0,
     whole_passages: int = 0,
+    best_last: bool = False,
 ) -> Prompt:
     """The chat messages for ``question`` in ``mode``.
 
@@ -278,6 +279,8 @@ def build_prompt(
         lang: answer language; defaults to the question's.
         focus_segments: segments shown per passage (0 = whole passages).
         whole_passages: how many best-ranked passages are shown whole despite ``focus_segments``.
+        best_last: list the passages from the lowest-ranked to [1], so the best one stands right
+            above the question (the numbers still follow rank; ``Prompt.passages`` is in rank order).
     """
     mode = Mode(mode)
     lang = lang or prompt_lang(question)
@@ -302,7 +305,8 @@ def build_prompt(
         messages.append({"role": "user", "content": question})
         return Prompt(messages, [], dropped=len(hits) if mode.uses_retrieval else 0)
     key = lang if lang in RAG_INSTRUCTIONS else "en"
-    messages.append({"role": "user", "content": _rag_user_message(key, blocks, question)})
+    shown = list(reversed(blocks)) if best_last else blocks
+    messages.append({"role": "user", "content": _rag_user_message(key, shown, question)})
     return Prompt(messages, kept, dropped=len(hits) - len(kept), truncated=cut)
 
 

@@ -305,7 +305,11 @@ def test_llama_cpp_line_floor_turns_an_early_end_into_a_line_break(llama_gen, mo
     llm = llama_gen._llm
     eos = llama_cpp.llama_vocab_eos(llama_gen._vocab)
     words = [  # a token of each word that shows letters (SentencePiece may emit a bare word mark first)
-        next(t for t in llm.tokenize(w.encode(), add_bos=False, special=False) if llama_gen._piece(t)[0].strip())
+        next(
+            t
+            for t in llm.tokenize(w.encode(), add_bos=False, special=False)
+            if llama_gen._piece(t)[0].strip()
+        )
         for w in ("office", "hours", "daily")
     ]
     pieces = [llama_gen._piece(t)[0].decode() for t in words]

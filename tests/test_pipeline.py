@@ -74,9 +74,17 @@ def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:
     gen = a.generator
     assert isinstance(gen, FakeGenerator)
     assert [c["adapter"] for c in gen.calls] == [False, True]
-    # the same system prompt and passages; the base model also sees one worked exchange first
+    # the same system prompt and passages (RAG reads them best last); the base model also sees
+    # one worked exchange first
     base, tuned = gen.calls[0]["messages"], gen.calls[1]["messages"]
-    assert [base[0], base[-1]] == tuned
+    assert base[0] == tuned[0]
+    blocks = tuned[-1]["content"].split("\n\n")
+    assert base[-1]["content"].split("\n\n") == [
+        blocks[0],
+        "Passages:\n" + blocks[2],
+        blocks[1].removeprefix("Passages:\n"),
+        blocks[3],
+    ]
     assert [m["role"] for m in base[1:3]] == ["user", "assistant"]
 
 
@@ -227,7 +235,9 @@ def test_an_abandoned_stream_says_so() -> None:
         stream.answer()
 
 
-def test_retrieval_modes_read_the_top_passage_whole_and_every_mode_asks_for_three_lines() -> None:
+def test_retrieval_modes_read_the_top_passage_whole_rag_reads_it_last_and_every_mode_asks_for_three_lines() -> (
+    None
+):
     """Default options: RAG and tuned + RAG show passage [1] whole (focus_segments=3 would drop
     its canteen line, as whole_passages=0 shows); each request carries the three-line floor."""
     top = make_chunk(
@@ -245,7 +255,46 @@ def test_retrieval_modes_read_the_top_passage_whole_and_every_mode_asks_for_thre
     for call in gen.calls[:2]:
         assert f"[1] hr/annual-leave.md\n{top.text}" in call["messages"][-1]["content"]
     assert [c["min_lines"] for c in gen.calls] == [3, 3, 3]
+    two = [hits[0], make_hit(make_chunk("sick", "hr/sick-leave.md", "Sick leave needs a note."), 2)]
+    both = make(retriever=FakeRetriever(fixed=two))
+    for mode in (Mode.RAG, Mode.TUNED_RAG):
+        both.answer(Q, mode)
+    rag_user, tuned_user = (c["messages"][-1]["content"] for c in both.generator.calls)
+    assert rag_user.index("[2] hr/sick-leave.md") < rag_user.index("[1] hr/annual-leave.md")  # best last
+    assert tuned_user.index("[1] hr/annual-leave.md") < tuned_user.index("[2] hr/sick-leave.md")
     focused = make(retriever=FakeRetriever(fixed=hits), options=AssistantOptions(whole_passages=0))
     focused.answer(Q, Mode.RAG)
     user = focused.generator.calls[0]["messages"][-1]["content"]
     assert "canteen" not in user and "Annual leave is 15 working days" in user
+
+
+class _RunOnGenerator(FakeGenerator):
+    """Writes the three house-style lines and then keeps copying passage lines; records whether
+    the pipeline stopped it (the generator was closed) and how many pieces it produced."""
+
+    def __init__(self) -> None:
+        super().__init__(adapter_loaded=False)
+        self.closed = False
+        self.produced = 0
+
+    def generate(self, messages, **kw):  # type: ignore[no-untyped-def]
+        self.calls.append({"messages": [dict(m) for m in messages], **kw})
+        lines = [STYLED, "\nUnused days expire in March.", "\nThe canteen opens at noon.\n"]
+        try:
+            for piece in lines:
+                self.produced += 1
+                yield piece
+        finally:
+            self.closed = True
+
+
+def test_an_answer_ends_after_its_third_line_and_the_generator_is_stopped_there() -> None:
+    gen = _RunOnGenerator()
+    a = make(adapter=False, generator=gen)
+    answer = a.answer(Q, Mode.RAG)
+    assert answer.text == STYLED
+    assert gen.closed and gen.produced == 2  # the second piece's line break ended the stream
+    assert [c.span for c in answer.citations] == ["Annual leave is 15 working days per year."]
+    uncapped = _RunOnGenerator()
+    whole = make(adapter=False, generator=uncapped, options=AssistantOptions(max_lines=0)).answer(Q, Mode.RAG)
+    assert whole.text.endswith("The canteen opens at noon.") and uncapped.produced == 3

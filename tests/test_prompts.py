@@ -238,3 +238,20 @@ def test_whole_passages_shows_the_best_ranked_passages_whole_and_focuses_the_res
     assert focused.messages[-1]["content"].split("\n\n")[1] == (
         "Passages:\n[1] hr/leave.md | Leave\nCarry over up to 5 days."
     )
+
+
+def test_best_last_lists_the_passages_from_the_lowest_ranked_up_and_keeps_their_numbers() -> None:
+    prompt = build_prompt(Mode.RAG, QUESTION, list(reversed(hits())), best_last=True)
+    assert prompt.messages[-1]["content"].split("\n\n")[1:] == [
+        "Passages:\n[3] finance/travel-policy.md | Hotels\n"
+        "The hotel cap is 680 yuan per night in tier-one cities. Book through the travel desk.",
+        "[2] hr/sick-leave.md | Sick leave\n"
+        "Sick leave needs a doctor's note after 3 days. Tell your manager on the first day.",
+        "[1] hr/annual-leave.md | Annual leave > Entitlement\n"
+        "Annual leave is 15 working days per year. Unused days expire on 31 March.",
+        "Question: How many days of annual leave do I get?",
+    ]
+    assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1", "travel-1"]
+    assert build_prompt(Mode.RAG, QUESTION, hits()).messages[-1]["content"].index("[1]") < (
+        build_prompt(Mode.RAG, QUESTION, hits()).messages[-1]["content"].index("[3]")
+    )

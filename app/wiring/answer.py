@@ -41,6 +41,8 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         focus_segments=settings.generation.focus_segments,
         whole_passages=settings.generation.whole_passages,
         min_lines=settings.generation.min_lines,
+        max_lines=settings.generation.max_lines,
+        best_passage_last=settings.generation.best_passage_last,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )
