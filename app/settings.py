@@ -87,10 +87,11 @@ class GenerationSettings(BaseModel):
         "trained on).",
     )
     max_lines: int = Field(
-        3,
+        0,
         ge=0,
         description="An answer ends with the line break after this many non-empty lines, and "
-        "generation stops there (3 = the house style; 0 = no cap).",
+        "generation stops there (0 = no cap). Sample corpus: a cap of 3 took RAG's format on the "
+        "format questions from 0.605 to 0.658 but their fact recall from 0.421 to 0.254.",
     )
 
 

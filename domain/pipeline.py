@@ -60,7 +60,7 @@ class AssistantOptions:
     # adapter was trained on (reversed it fell from 0.689 to 0.607).
     best_passage_last: bool = True
     # The stream ends with the line break after this many non-empty lines (0 = no cap).
-    max_lines: int = 3
+    max_lines: int = 0
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD

@@ -288,13 +288,13 @@ class _RunOnGenerator(FakeGenerator):
             self.closed = True
 
 
-def test_an_answer_ends_after_its_third_line_and_the_generator_is_stopped_there() -> None:
+def test_with_max_lines_3_an_answer_ends_after_its_third_line_and_the_generator_is_stopped_there() -> None:
     gen = _RunOnGenerator()
-    a = make(adapter=False, generator=gen)
+    a = make(adapter=False, generator=gen, options=AssistantOptions(max_lines=3))
     answer = a.answer(Q, Mode.RAG)
     assert answer.text == STYLED
     assert gen.closed and gen.produced == 2  # the second piece's line break ended the stream
     assert [c.span for c in answer.citations] == ["Annual leave is 15 working days per year."]
     uncapped = _RunOnGenerator()
-    whole = make(adapter=False, generator=uncapped, options=AssistantOptions(max_lines=0)).answer(Q, Mode.RAG)
+    whole = make(adapter=False, generator=uncapped).answer(Q, Mode.RAG)  # the default: no cap
     assert whole.text.endswith("The canteen opens at noon.") and uncapped.produced == 3
