@@ -235,11 +235,10 @@ def test_an_abandoned_stream_says_so() -> None:
         stream.answer()
 
 
-def test_retrieval_modes_read_the_top_passage_whole_rag_reads_it_last_and_every_mode_asks_for_three_lines() -> (
-    None
-):
+def test_default_passage_layout_per_mode_and_the_three_line_floor() -> None:
     """Default options: RAG and tuned + RAG show passage [1] whole (focus_segments=3 would drop
-    its canteen line, as whole_passages=0 shows); each request carries the three-line floor."""
+    its canteen line, as whole_passages=0 shows), RAG lists it last and tuned + RAG first; each
+    request carries the three-line floor."""
     top = make_chunk(
         "leave-long",
         "hr/annual-leave.md",
