@@ -252,5 +252,8 @@ def test_best_last_lists_the_passages_from_the_lowest_ranked_up_and_keeps_their_
         "Question: How many days of annual leave do I get?",
     ]
     assert [h.chunk.chunk_id for h in prompt.passages] == ["leave-1", "sick-1", "travel-1"]
+    example = prompt.messages[1]["content"]
+    assert example.index("[2] it/meeting-rooms.md") < example.index("[1] it/printers.md")
+    assert example.rsplit("\n\n", 1)[1] == "Question: How soon must I check in to a booked meeting room?"
     ranked = build_prompt(Mode.RAG, QUESTION, hits()).messages[-1]["content"]
     assert ranked.index("[1] hr/annual-leave.md") < ranked.index("[3] finance/travel-policy.md")
