@@ -222,11 +222,13 @@ def fit_passages(
     return [best], [f"{head}\n{text.rstrip()}"], True
 
 
-def _rag_user_message(key: str, blocks: Sequence[str], question: str) -> str:
+def _rag_user_message(key: str, blocks: Sequence[str], question: str, *, best_last: bool) -> str:
+    """Instructions, the passage blocks (given in rank order; listed from the last to the first
+    with ``best_last``) and the question."""
     return "\n\n".join(
         [
             RAG_INSTRUCTIONS[key],
-            PASSAGES_LABEL[key] + "\n" + "\n\n".join(blocks),
+            PASSAGES_LABEL[key] + "\n" + "\n\n".join(reversed(blocks) if best_last else blocks),
             f"{QUESTION_LABEL[key]} {question}" if key == "en" else f"{QUESTION_LABEL[key]}{question}",
         ]
     )
@@ -247,7 +249,7 @@ def example_messages(lang: str, *, with_passages: bool, best_last: bool = False)
             f"[{i}] {path} | {heading}\n{text}"
             for i, (path, heading, text) in enumerate((EXAMPLE_DISTRACTOR[key], EXAMPLE_PASSAGE[key]), 1)
         ]
-        user = _rag_user_message(key, blocks[::-1] if best_last else blocks, question)
+        user = _rag_user_message(key, blocks, question, best_last=best_last)
         answer = EXAMPLE_ANSWER[key]["rag"]
     else:
         user, answer = question, EXAMPLE_ANSWER[key]["plain"]
@@ -312,8 +314,9 @@ def build_prompt(
         messages.append({"role": "user", "content": question})
         return Prompt(messages, [], dropped=len(hits) if mode.uses_retrieval else 0)
     key = lang if lang in RAG_INSTRUCTIONS else "en"
-    shown = list(reversed(blocks)) if best_last else blocks
-    messages.append({"role": "user", "content": _rag_user_message(key, shown, question)})
+    messages.append(
+        {"role": "user", "content": _rag_user_message(key, blocks, question, best_last=best_last)}
+    )
     return Prompt(messages, kept, dropped=len(hits) - len(kept), truncated=cut)
 
 
