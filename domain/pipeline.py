@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, cap_lines, parse_mode, stream_of
+from domain.basis import BasisCheck
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
@@ -178,7 +179,10 @@ class Assistant:
             temperature=self.options.temperature,
             min_lines=self.options.min_lines,
         )
-        for piece in cap_lines(pieces, self.options.max_lines):
+        basis = BasisCheck(
+            prompt.passages if mode.uses_retrieval else (), threshold=self.options.citation_threshold
+        )
+        for piece in basis.filter(cap_lines(pieces, self.options.max_lines)):
             if first is None:
                 first = self.clock() - start
             parts.append(piece)
@@ -204,7 +208,7 @@ class Assistant:
             passages=list(prompt.passages),
             citations=citations,
             timing=timing,
-            warnings=self._warnings(mode, prompt, retrieval),
+            warnings=self._warnings(mode, prompt, retrieval) + basis.warnings,
         )
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:

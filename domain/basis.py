@@ -1,0 +1,167 @@
+"""The Basis line checked against the passages the model was shown, while the answer streams.
+
+The 0.5B base model often names a file in its Basis line that it was never given: a folder from
+the worked example glued to a real path ("[it/products/lt-350-manual.md]") or the example's own
+file ("[it/printers.md]"); on the sample corpus 27 of 132 RAG answers did. The model's tags are
+not trusted for citations (``domain.citations``), and the Basis line a user reads should not
+name a file that does not back the answer either. So, in the retrieval modes:
+
+- a named path that is a shown passage's path behind extra leading folders, or that has the
+  basename of exactly one shown passage, is repaired to that path;
+- when a named file still matches no shown passage, the line is rewritten in the house style to
+  name the files the Conclusion is cited to (``attach_citations`` on the text before the Basis
+  line);
+- when the Conclusion cites nothing, the line is left as written and the answer carries a warning.
+
+Only the first Basis line is checked, and it is held back until it ends (a few tokens) so the
+streamed text and the stored answer are the same.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import PurePosixPath
+
+from domain.citations import DEFAULT_THRESHOLD, attach_citations
+from domain.style import LABELS
+from domain.types import Hit
+
+_NAMED = re.compile(r"\[([^\[\]\s][^\[\]]*\.[A-Za-z]{2,5})\]|【([^【】]+\.[A-Za-z]{2,5})】")
+_BASIS_LABELS = {labels[1]: lang for lang, labels in LABELS.items()}
+
+
+def named_files(line: str) -> list[str]:
+    """Paths named in ``line`` as [path] or 【path】, in order.
+
+    >>> named_files("Basis: [hr/leave.md] and [it/printers.md], section Carry-over")
+    ['hr/leave.md', 'it/printers.md']
+    """
+    return [a or b for a, b in _NAMED.findall(line)]
+
+
+def repair_path(name: str, known: Sequence[str]) -> str | None:
+    """The shown passage path ``name`` stands for, or None.
+
+    >>> repair_path("it/products/lt-350-manual.md", ["products/lt-350-manual.md", "hr/leave.md"])
+    'products/lt-350-manual.md'
+    >>> repair_path("leave.md", ["hr/leave.md"])
+    'hr/leave.md'
+    >>> repair_path("it/printers.md", ["hr/leave.md"]) is None
+    True
+    """
+    if name in known:
+        return name
+    behind = [k for k in known if name.endswith("/" + k)]
+    if behind:
+        return max(behind, key=len)
+    base = PurePosixPath(name).name
+    same_base = sorted({k for k in known if PurePosixPath(k).name == base})
+    return same_base[0] if len(same_base) == 1 else None
+
+
+def basis_line(lang: str, paths: Sequence[str]) -> str:
+    """A house-style Basis line naming ``paths``.
+
+    >>> basis_line("en", ["a.md", "b.md"])
+    'Basis: [a.md] and [b.md]'
+    >>> basis_line("zh", ["a.md", "b.md"])
+    '依据：【a.md】、【b.md】'
+    """
+    if lang == "zh":
+        return LABELS["zh"][1] + "、".join(f"【{p}】" for p in paths)
+    return LABELS["en"][1] + " " + " and ".join(f"[{p}]" for p in paths)
+
+
+def check_basis(
+    line: str, before: str, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[str, str | None]:
+    """(the Basis ``line`` checked against ``passages``, a warning or None); ``before`` is the
+    answer text above the line (the Conclusion), used to find the files it is cited to."""
+    stripped = line.strip()
+    lang = next((lg for label, lg in _BASIS_LABELS.items() if stripped.startswith(label)), None)
+    names = named_files(stripped)
+    if lang is None or not names:
+        return stripped, None
+    known = list(dict.fromkeys(h.chunk.path for h in passages))
+    repaired = [repair_path(n, known) for n in names]
+    if all(r is not None for r in repaired):
+        fixed = stripped
+        for name, path in zip(names, repaired, strict=True):
+            if path != name:
+                fixed = fixed.replace(f"[{name}]", f"[{path}]").replace(f"【{name}】", f"【{path}】")
+        return fixed, None
+    cited = list(dict.fromkeys(c.path for c in attach_citations(before, passages, threshold=threshold)))
+    unknown = ", ".join(n for n, r in zip(names, repaired, strict=True) if r is None)
+    if not cited:
+        return stripped, f"the Basis line names a file that was not among the passages ({unknown})"
+    return basis_line(lang, cited), None
+
+
+class BasisCheck:
+    """Stream filter: pieces pass through unchanged except the first Basis line, which comes out
+    checked (``check_basis``) once it ends. ``warnings`` holds what the check found."""
+
+    def __init__(self, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD) -> None:
+        self.passages = list(passages)
+        self.threshold = threshold
+        self.warnings: list[str] = []
+        self._labels = tuple(_BASIS_LABELS)
+
+    def _may_be_basis(self, start: str) -> bool:
+        s = start.lstrip()
+        return any(label.startswith(s) or s.startswith(label) for label in self._labels)
+
+    def filter(self, pieces: Iterable[str]) -> Iterator[str]:
+        """``pieces`` with the first Basis line checked; closing this closes ``pieces`` too."""
+        source = iter(pieces)
+        try:
+            yield from self._filter(source)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def _filter(self, pieces: Iterator[str]) -> Iterator[str]:
+        done = not self.passages
+        before: list[str] = []  # emitted text
+        line = ""  # the current line, held while it may be the Basis line
+        holding = not done
+        for piece in pieces:
+            if done:
+                yield piece
+                continue
+            out: list[str] = []
+            for ch in piece:
+                if done:
+                    out.append(ch)
+                elif holding:
+                    line += ch
+                    if ch == "\n" or not self._may_be_basis(line):
+                        if ch == "\n" and self._is_basis(line):
+                            out.append(self._checked(line[:-1], "".join(before) + "".join(out)) + "\n")
+                            done = True
+                        else:
+                            out.append(line)
+                            holding = ch == "\n"
+                        line = ""
+                else:
+                    out.append(ch)
+                    holding = ch == "\n"
+            text = "".join(out)
+            before.append(text)
+            if text:
+                yield text
+        if line:
+            yield self._checked(line, "".join(before)) if self._is_basis(line) else line
+
+    def _is_basis(self, line: str) -> bool:
+        return line.lstrip().startswith(self._labels)
+
+    def _checked(self, line: str, before: str) -> str:
+        fixed, warning = check_basis(line, before, self.passages, threshold=self.threshold)
+        if warning:
+            self.warnings.append(warning)
+        if fixed == line.strip():
+            return line
+        return line[: len(line) - len(line.lstrip())] + fixed
