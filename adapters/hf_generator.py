@@ -20,7 +20,7 @@ from adapters.token_text import LineFloor
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
-    from domain.ports import Message
+    from domain.ports import LineCheck, Message
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +137,12 @@ class TransformersGenerator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
         Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
+        Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
+        the model then continues from (the pieces already streamed are not taken back).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter.
@@ -150,6 +153,7 @@ class TransformersGenerator:
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             min_lines=min_lines,
+            line_check=line_check,
         )
 
     def generate_from_ids(
@@ -160,21 +164,56 @@ class TransformersGenerator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self.adapter_dir is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
             )
-        ids = self._torch.tensor([list(prompt_ids)], dtype=self._torch.long)
-        inputs = {"input_ids": ids, "attention_mask": self._torch.ones_like(ids)}
         return self._stream(
-            inputs, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature, min_lines=min_lines
+            list(prompt_ids),
+            adapter=adapter,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            min_lines=min_lines,
+            line_check=line_check,
         )
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self, inputs: Any, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
+        self,
+        prompt_ids: list[int],
+        *,
+        adapter: bool,
+        max_new_tokens: int,
+        temperature: float,
+        min_lines: int,
+        line_check: LineCheck | None,
+    ) -> Iterator[str]:
+        """Generate in rounds: a round ends at the end of the answer, or where ``line_check``
+        replaces the text so far; the next round starts from the prompt plus that replacement."""
+        with self._lock:
+            started = False
+            context: list[int] = []  # answer tokens the next round starts from
+            left = max_new_tokens
+            while left > 0:
+                round_ = _Round(self, prompt_ids, context, line_check)
+                for text in self._round(
+                    round_, adapter=adapter, max_new_tokens=left, temperature=temperature, min_lines=min_lines
+                ):
+                    if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
+                        text = text.lstrip()
+                        started = bool(text)
+                    if text:
+                        yield text
+                if round_.replaced is None:
+                    return
+                left -= round_.generated
+                context = self._tokenizer(round_.replaced, add_special_tokens=False).input_ids
+
+    def _round(
+        self, round_: _Round, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
     ) -> Iterator[str]:
         from transformers import (
             GenerationConfig,
@@ -186,9 +225,9 @@ class TransformersGenerator:
 
         cancel = threading.Event()
 
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, *_args: Any, **_kwargs: Any) -> bool:
-                return cancel.is_set()
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, *_args: Any, **_kwargs: Any) -> bool:
+                return cancel.is_set() or round_.stop(input_ids)
 
         sampling = temperature > 0
         config = GenerationConfig(  # type: ignore[no-untyped-call]
@@ -207,7 +246,8 @@ class TransformersGenerator:
             self._tokenizer, skip_prompt=True, timeout=STREAM_TIMEOUT_S, skip_special_tokens=True
         )
         failure: list[BaseException] = []
-        floor = [self._line_floor(inputs["input_ids"].shape[1], min_lines)] if min_lines > 0 else []
+        floor = [self._line_floor(len(round_.prompt_ids), min_lines)] if min_lines > 0 else []
+        ids = self._torch.tensor([round_.prompt_ids + round_.context], dtype=self._torch.long)
 
         def work() -> None:
             try:
@@ -215,32 +255,26 @@ class TransformersGenerator:
                     if sampling:
                         self._torch.manual_seed(self.seed)
                     self._model.generate(
-                        **inputs,
+                        input_ids=ids,
+                        attention_mask=self._torch.ones_like(ids),
                         generation_config=config,
                         streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                        stopping_criteria=StoppingCriteriaList([_Stop()]),
                         logits_processor=LogitsProcessorList(floor),
                     )
             except BaseException as e:  # handed to the consumer, which re-raises it
                 failure.append(e)
                 streamer.text_queue.put(streamer.stop_signal)
 
-        with self._lock:
-            worker = threading.Thread(target=work, name="hf-generate", daemon=True)
-            worker.start()
-            started = False
-            try:
-                for text in streamer:
-                    if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
-                        text = text.lstrip()
-                        started = bool(text)
-                    if text:
-                        yield text
-            finally:
-                cancel.set()
-                worker.join()
-            if failure:
-                raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
+        worker = threading.Thread(target=work, name="hf-generate", daemon=True)
+        worker.start()
+        try:
+            yield from streamer
+        finally:
+            cancel.set()
+            worker.join()
+        if failure:
+            raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
 
     def _line_floor(self, prompt_len: int, min_lines: int) -> Any:
         """A logits processor with llama.cpp's ``LineFloor`` rule: while the answer may not end yet,
@@ -283,3 +317,41 @@ class TransformersGenerator:
                 f"{self.model_dir} defines no end-of-sequence token — fix its tokenizer_config.json"
             )
         return ids
+
+
+class _Round:
+    """One generate call of ``TransformersGenerator._stream``: asks ``line_check`` at each new line
+    break of the answer (the context it started from plus what it generated) and, when the text
+    so far is to be replaced, stops the call and keeps the replacement (``replaced``)."""
+
+    def __init__(
+        self,
+        gen: TransformersGenerator,
+        prompt_ids: list[int],
+        context: list[int],
+        line_check: LineCheck | None,
+    ) -> None:
+        self.prompt_ids, self.context = prompt_ids, list(context)
+        self._tokenizer, self._check = gen._tokenizer, line_check
+        self._checked = len(self._decode(self.context)) if context else 0
+        self.replaced: str | None = None
+        self.generated = 0
+
+    def _decode(self, ids: Any) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+    def stop(self, input_ids: Any) -> bool:
+        self.generated = int(input_ids.shape[1]) - len(self.prompt_ids) - len(self.context)
+        if self._check is None:
+            return False
+        text = self._decode(input_ids[0, len(self.prompt_ids) :])
+        at = text.find("\n", self._checked)
+        while at >= 0:
+            upto = text[: at + 1]
+            replaced = self._check(upto)
+            if replaced is not None and replaced != upto:
+                self.replaced = replaced + text[at + 1 :]
+                return True
+            at = text.find("\n", at + 1)
+        self._checked = len(text)
+        return False

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.llama_tools import llama_output_captured
-from adapters.token_text import LineFloor, TokenTextDecoder
+from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
-    from domain.ports import Message
+    from domain.ports import LineCheck, Message
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +166,12 @@ class LlamaCppGenerator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
         Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
+        Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
+        the model then continues from (the pieces already streamed are not taken back).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
@@ -179,6 +182,7 @@ class LlamaCppGenerator:
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             min_lines=min_lines,
+            line_check=line_check,
         )
 
     def generate_from_ids(
@@ -189,6 +193,7 @@ class LlamaCppGenerator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self._adapter is None:
@@ -207,16 +212,26 @@ class LlamaCppGenerator:
             max_new_tokens=min(max_new_tokens, room),
             temperature=temperature,
             min_lines=min_lines,
+            line_check=line_check,
         )
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
+        self,
+        prompt_ids: list[int],
+        *,
+        adapter: bool,
+        max_new_tokens: int,
+        temperature: float,
+        min_lines: int,
+        line_check: LineCheck | None,
     ) -> Iterator[str]:
         with self._lock:
             self._switch_adapter(adapter)
             self._reset()
-            tokens = self._tokens(prompt_ids, temperature=temperature, floor=LineFloor(min_lines))
+            tokens = self._tokens(
+                prompt_ids, temperature=temperature, floor=LineFloor(min_lines), line_check=line_check
+            )
             try:
                 yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
             except RuntimeError as e:  # llama_decode failed
@@ -225,11 +240,20 @@ class LlamaCppGenerator:
                 tokens.close()
                 self._reset()
 
-    def _tokens(self, prompt_ids: list[int], *, temperature: float, floor: LineFloor) -> Iterator[int]:
+    def _tokens(
+        self,
+        prompt_ids: list[int],
+        *,
+        temperature: float,
+        floor: LineFloor,
+        line_check: LineCheck | None = None,
+    ) -> Iterator[int]:
         """Generated token ids. An end token that ``floor`` does not allow yet is replaced by a line
         break, and generation restarts after it; llama.cpp keeps the evaluated prefix, so a restart
-        evaluates that one token."""
+        evaluates that one token. When ``line_check`` replaces the answer so far at a line end, the
+        context becomes the prompt plus the replacement and generation restarts from there."""
         ids = list(prompt_ids)
+        context = ContextText() if line_check is not None else None
         while True:
             stream = self._llm.generate(
                 ids,
@@ -245,15 +269,24 @@ class LlamaCppGenerator:
                     restart = self._lib.llama_vocab_is_eog(self._vocab, token) and not floor.end_allowed()
                     if restart:
                         token = self._newline
-                    floor.feed(self._piece(token)[0].decode("utf-8", "replace"))
+                    piece, is_byte = self._piece(token)
+                    floor.feed(piece.decode("utf-8", "replace"))
                     ids.append(token)
                     yield token
+                    if context is not None and line_check is not None:
+                        replaced = context.feed(piece, is_byte, line_check)
+                        if replaced is not None:
+                            ids = list(prompt_ids) + self._encode_text(replaced)
+                            restart = True
                     if restart:
                         break
                 else:
                     return
             finally:
                 stream.close()
+
+    def _encode_text(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream_text(self, tokens: Iterable[int], *, max_new_tokens: int | None = None) -> Iterator[str]:
         """Turn generated token ids into text pieces: stops at an end-of-generation token or after

@@ -10,6 +10,7 @@ one U+FFFD per byte; other invalid bytes one U+FFFD per bad sequence.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 
 REPLACEMENT = "\ufffd"
 
@@ -101,3 +102,34 @@ class LineFloor:
             return True
         lines = self._lines + (1 if self._current.strip() else 0)
         return lines >= self.min_lines or not self._current.strip()
+
+
+class ContextText:
+    """The answer text a model continues from, for a ``line_check`` (see ``domain.ports``): fed each
+    generated token's bytes, it asks the check at every line break whether the text so far is to
+    be replaced, and returns the new context text when it is (None otherwise).
+
+    >>> ctx = ContextText()
+    >>> fix = lambda t: t.replace("[x.md]", "[a.md]") if t.endswith("[x.md]\\n") else None
+    >>> [ctx.feed(p, False, fix) for p in (b"Basis: [x", b".md]\\nNo", b"te: n.\\n")]
+    [None, 'Basis: [a.md]\\nNo', None]
+    >>> ctx.text
+    'Basis: [a.md]\\nNote: n.\\n'
+    """
+
+    def __init__(self) -> None:
+        self._decoder = TokenTextDecoder()
+        self.text = ""
+
+    def feed(self, piece: bytes, byte_token: bool, check: Callable[[str], str | None]) -> str | None:
+        start = len(self.text)
+        self.text += self._decoder.feed(piece, byte_token=byte_token)
+        at = self.text.find("\n", start)
+        while at >= 0:
+            upto = self.text[: at + 1]
+            replaced = check(upto)
+            if replaced is not None and replaced != upto:
+                self.text = replaced + self.text[at + 1 :]
+                return self.text
+            at = self.text.find("\n", at + 1)
+        return None

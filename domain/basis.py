@@ -8,10 +8,11 @@ name a file that does not back the answer either. So, in the retrieval modes:
 
 - a named path that is a shown passage's path behind extra leading folders, or that has the
   basename of exactly one shown passage, is repaired to that path;
-- when a named file still matches no shown passage, the line is rewritten in the house style to
-  name the files the Conclusion is cited to (``attach_citations`` on the text before the Basis
-  line);
-- when the Conclusion cites nothing, the line is left as written and the answer carries a warning.
+- when the Conclusion is cited to passages (``attach_citations`` on the text above the Basis line)
+  and the line names none of their files, or names a file that matches no shown passage, the line
+  is rewritten in the house style to name the cited files;
+- when the Conclusion cites nothing, a line naming only shown files stands (repaired); one naming
+  a file that was not shown is left as written and the answer carries a warning.
 
 Only the first Basis line is checked, and it is held back until it ends (a few tokens) so the
 streamed text and the stored answer are the same.
@@ -85,28 +86,47 @@ def check_basis(
         return stripped, None
     known = list(dict.fromkeys(h.chunk.path for h in passages))
     repaired = [repair_path(n, known) for n in names]
-    if all(r is not None for r in repaired):
+    cited = list(dict.fromkeys(c.path for c in attach_citations(before, passages, threshold=threshold)))
+    shown = all(r is not None for r in repaired)
+    if shown and (not cited or any(r in cited for r in repaired)):
         fixed = stripped
         for name, path in zip(names, repaired, strict=True):
             if path != name:
                 fixed = fixed.replace(f"[{name}]", f"[{path}]").replace(f"【{name}】", f"【{path}】")
         return fixed, None
-    cited = list(dict.fromkeys(c.path for c in attach_citations(before, passages, threshold=threshold)))
+    if cited:
+        return basis_line(lang, cited), None
     unknown = ", ".join(n for n, r in zip(names, repaired, strict=True) if r is None)
-    if not cited:
-        return stripped, f"the Basis line names a file that was not among the passages ({unknown})"
-    return basis_line(lang, cited), None
+    return stripped, f"the Basis line names a file that was not among the passages ({unknown})"
 
 
 class BasisCheck:
     """Stream filter: pieces pass through unchanged except the first Basis line, which comes out
-    checked (``check_basis``) once it ends. ``warnings`` holds what the check found."""
+    checked (``check_basis``) once it ends. ``warnings`` holds what the check found.
+
+    ``context`` is the same check for the generator's own context (the port's ``line_check``):
+    the model then writes its Note after the checked line, not after the one it wrote itself.
+    """
 
     def __init__(self, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.passages = list(passages)
         self.threshold = threshold
         self.warnings: list[str] = []
         self._labels = tuple(_BASIS_LABELS)
+        self._results: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def context(self, text: str) -> str | None:
+        """``text`` (the answer so far, ending with a line break) with its first Basis line checked,
+        when that line is the one that just ended and the check changes it; otherwise None."""
+        if not self.passages or not text.endswith("\n"):
+            return None
+        lines = text[:-1].split("\n")
+        first = next((i for i, ln in enumerate(lines) if self._is_basis(ln)), None)
+        if first != len(lines) - 1:
+            return None
+        before = "".join(ln + "\n" for ln in lines[:-1])
+        checked = self._line(lines[-1], before)[0]
+        return None if checked == lines[-1] else before + checked + "\n"
 
     def _may_be_basis(self, start: str) -> bool:
         s = start.lstrip()
@@ -158,10 +178,17 @@ class BasisCheck:
     def _is_basis(self, line: str) -> bool:
         return line.lstrip().startswith(self._labels)
 
+    def _line(self, line: str, before: str) -> tuple[str, str | None]:
+        """(the checked line, keeping its indentation, a warning or None), computed once."""
+        key = (line, before)
+        if key not in self._results:
+            fixed, warning = check_basis(line, before, self.passages, threshold=self.threshold)
+            out = line if fixed == line.strip() else line[: len(line) - len(line.lstrip())] + fixed
+            self._results[key] = (out, warning)
+        return self._results[key]
+
     def _checked(self, line: str, before: str) -> str:
-        fixed, warning = check_basis(line, before, self.passages, threshold=self.threshold)
+        out, warning = self._line(line, before)
         if warning:
             self.warnings.append(warning)
-        if fixed == line.strip():
-            return line
-        return line[: len(line) - len(line.lstrip())] + fixed
+        return out

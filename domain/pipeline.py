@@ -172,15 +172,16 @@ class Assistant:
         start = self.clock()
         first: float | None = None
         parts: list[str] = []
+        basis = BasisCheck(
+            prompt.passages if mode.uses_retrieval else (), threshold=self.options.citation_threshold
+        )
         pieces = self.generator.generate(
             prompt.messages,
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
             temperature=self.options.temperature,
             min_lines=self.options.min_lines,
-        )
-        basis = BasisCheck(
-            prompt.passages if mode.uses_retrieval else (), threshold=self.options.citation_threshold
+            line_check=basis.context,
         )
         for piece in basis.filter(cap_lines(pieces, self.options.max_lines)):
             if first is None:

@@ -6,7 +6,7 @@ fakes in ``tests/``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from domain.progress import ProgressFn, no_progress
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from domain.types import Hit
 
 Message = dict[str, str]
+# Called with the answer so far each time one of its lines ends; a string returned replaces that
+# text in the generator's own context (the model writes on from it), None leaves it as it is.
+LineCheck = Callable[[str], str | None]
 
 
 class Embedder(Protocol):
@@ -50,7 +53,9 @@ class Generator(Protocol):
     ``adapter=True`` applies the active LoRA adapter; ``adapter=False`` must give exactly the base
     model's behaviour (no state leaks between the two). With ``min_lines`` > 0 the answer may not
     end before that many non-empty lines: an end the model proposes earlier becomes a line break
-    (an end proposed on an empty line is accepted).
+    (an end proposed on an empty line is accepted). ``line_check`` (see ``LineCheck``) lets the
+    caller correct a finished line in the model's context; the pieces already yielded stay as they
+    were, so a caller that corrects a line shows its correction itself.
     """
 
     @property
@@ -67,6 +72,7 @@ class Generator(Protocol):
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...

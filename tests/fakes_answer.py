@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from domain.ports import Message
+from domain.ports import LineCheck, Message
 from domain.types import Chunk, Hit
 
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
@@ -164,6 +164,7 @@ class FakeGenerator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         min_lines: int = 0,
+        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         self.calls.append(
             {
@@ -172,6 +173,7 @@ class FakeGenerator:
                 "max_new_tokens": max_new_tokens,
                 "temperature": temperature,
                 "min_lines": min_lines,
+                "line_check": line_check,
             }
         )
         if adapter and not self.adapter_loaded:

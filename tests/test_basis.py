@@ -46,9 +46,23 @@ def test_without_a_cited_conclusion_the_line_stays_and_a_warning_says_why() -> N
     assert warning == "the Basis line names a file that was not among the passages (it/printers.md)"
 
 
-def test_shown_files_and_lines_without_files_are_left_alone() -> None:
-    for line in ("Basis: [hr/sick-leave.md]", "Basis: not covered by the Lanting documents.", "Note: [x.md]"):
-        assert check_basis(line, CONCLUSION, PASSAGES) == (line, None)
+def test_a_shown_file_the_conclusion_is_not_cited_to_becomes_the_cited_file() -> None:
+    assert check_basis("Basis: [hr/sick-leave.md]", CONCLUSION, PASSAGES) == (
+        "Basis: [hr/annual-leave.md]",
+        None,
+    )
+    both = "Basis: [hr/sick-leave.md] and [hr/annual-leave.md]"
+    assert check_basis(both, CONCLUSION, PASSAGES) == (both, None)  # one of them is cited: it stands
+
+
+def test_lines_without_files_and_shown_files_of_an_uncited_conclusion_are_left_alone() -> None:
+    uncited = "Conclusion: Ask the desk.\n"
+    for line, before in (
+        ("Basis: [hr/sick-leave.md]", uncited),
+        ("Basis: not covered by the Lanting documents.", CONCLUSION),
+        ("Note: [x.md]", CONCLUSION),
+    ):
+        assert check_basis(line, before, PASSAGES) == (line, None)
 
 
 def test_streamed_in_any_split_the_text_is_the_same_as_checked_whole() -> None:
@@ -93,3 +107,16 @@ def test_the_pipeline_streams_and_stores_the_checked_line() -> None:
     assert answer.warnings == []
     prompt_only = make(adapter=False, generator=_LeakyGenerator(adapter_loaded=False)).answer(Q, Mode.PROMPT)
     assert "Basis: [it/printers.md]" in prompt_only.text  # no passages shown: nothing to check against
+
+
+def test_the_generator_is_handed_the_same_check_for_its_own_context() -> None:
+    gen = _LeakyGenerator(adapter_loaded=False)
+    make(adapter=False, generator=gen).answer(Q, Mode.RAG)
+    check = gen.calls[0]["line_check"]
+    assert check(CONCLUSION) is None  # not the Basis line
+    assert check(CONCLUSION + "Basis: [it/printers.md]\n") == CONCLUSION + "Basis: [hr/annual-leave.md]\n"
+    assert check(CONCLUSION + "Basis: [it/printers.md]\nNote: n.\n") is None  # only when it just ended
+    assert check(CONCLUSION + "Basis: [hr/annual-leave.md]\n") is None  # already right
+    prompt_gen = _LeakyGenerator(adapter_loaded=False)
+    make(adapter=False, generator=prompt_gen).answer(Q, Mode.PROMPT)
+    assert prompt_gen.calls[0]["line_check"](CONCLUSION + "Basis: [it/printers.md]\n") is None

@@ -350,3 +350,42 @@ def test_transformers_line_floor_moves_the_end_score_to_the_line_break(hf_gen) -
     assert all(float(early[i]) == float("-inf") for i in eos_ids)
     done = scores_after("Conclusion: eight.\nBasis: [a.md]\nNote: ask.")
     assert int(done.argmax()) == eos_ids[0]
+
+
+def _first_line_answer(gen, messages_list) -> tuple[list[int], str]:
+    """A prompt whose greedy answer breaks a line within 48 tokens, and that answer."""
+    for messages in messages_list:
+        ids = gen.encode_prompt(messages)
+        text = "".join(gen.generate_from_ids(ids, adapter=False, max_new_tokens=48))
+        if "\n" in text.strip():
+            return ids, text
+    raise AssertionError("no test prompt made the tiny model break a line")
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_a_line_check_replacement_is_what_the_model_continues_from(llama_gen, hf_gen, backend) -> None:
+    gen = llama_gen if backend == "llama_cpp" else hf_gen
+    prompts = PARITY_QUESTIONS + [
+        [{"role": "user", "content": f"List item {n}, one per line."}] for n in range(8)
+    ]
+    ids, plain = _first_line_answer(gen, prompts)
+    replacement = "Basis: [hr/leave.md]\n"
+    seen: list[str] = []
+
+    def check(text: str) -> str | None:
+        seen.append(text)
+        return replacement if len(seen) == 1 else None
+
+    checked = "".join(gen.generate_from_ids(ids, adapter=False, max_new_tokens=48, line_check=check))
+    first_line_end = plain.index("\n", len(plain) - len(plain.lstrip())) + 1
+    assert seen[0].strip() == plain[:first_line_end].strip()  # asked once the first line ended
+    assert checked[:first_line_end] == plain[:first_line_end]  # what was streamed stays
+    context = (
+        llama_gen._encode_text(replacement)
+        if backend == "llama_cpp"
+        else hf_gen._tokenizer(replacement, add_special_tokens=False).input_ids
+    )
+    expected = "".join(gen.generate_from_ids(ids + context, adapter=False, max_new_tokens=48))
+    rest = checked[first_line_end:]
+    assert rest and expected.lstrip().startswith(rest.lstrip())
+    assert rest != plain[first_line_end:]

@@ -3,7 +3,7 @@ transformers backend, a character cut by the token limit is dropped, leading whi
 
 from __future__ import annotations
 
-from adapters.token_text import LineFloor, TokenTextDecoder
+from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 
 BA = "把".encode()  # b"\xe6\x8a\x8a"
 
@@ -64,3 +64,18 @@ def test_line_floor_accepts_an_end_on_an_empty_line_and_when_switched_off() -> N
     assert _floor("Conclusion: 15 days.\n  ").end_allowed()
     assert _floor("Conclusion: 15 days.", min_lines=0).end_allowed()
     assert not _floor("Conclusion: 15 days.\n\n\nBasis: [a.md]").end_allowed()  # blank lines do not count
+
+
+def test_context_text_asks_at_every_line_break_and_keeps_what_follows_a_replacement() -> None:
+    asked: list[str] = []
+
+    def check(text: str) -> str | None:
+        asked.append(text)
+        return "A: fixed\n" if text == "A: x\n" else None
+
+    ctx = ContextText()
+    assert ctx.feed(b"A: x", False, check) is None and asked == []
+    assert ctx.feed(b"\nB", False, check) == "A: fixed\nB"
+    assert ctx.feed(b": y\n\n", False, check) is None
+    assert asked == ["A: x\n", "A: fixed\nB: y\n", "A: fixed\nB: y\n\n"]
+    assert ctx.text == "A: fixed\nB: y\n\n"
