@@ -199,14 +199,16 @@ class TransformersGenerator:
             left = max_new_tokens
             while left > 0:
                 round_ = _Round(self, prompt_ids, context, line_check)
-                for text in self._round(
+                pieces = self._round(
                     round_, adapter=adapter, max_new_tokens=left, temperature=temperature, min_lines=min_lines
-                ):
-                    if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
-                        text = text.lstrip()
-                        started = bool(text)
-                    if text:
-                        yield text
+                )
+                with contextlib.closing(pieces):  # an abandoned stream stops the worker at once
+                    for text in pieces:
+                        if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
+                            text = text.lstrip()
+                            started = bool(text)
+                        if text:
+                            yield text
                 if round_.replaced is None:
                     return
                 left -= round_.generated
