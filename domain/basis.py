@@ -20,15 +20,13 @@ streamed text and the stored answer are the same.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
-from domain.style import LABELS
+from domain.style import LABELS, SOURCE_RE
 from domain.types import Hit
 
-_NAMED = re.compile(r"\[([^\[\]\s][^\[\]]*\.[A-Za-z]{2,5})\]|【([^【】]+\.[A-Za-z]{2,5})】")
 _BASIS_LABELS = {labels[1]: lang for lang, labels in LABELS.items()}
 
 
@@ -38,7 +36,7 @@ def named_files(line: str) -> list[str]:
     >>> named_files("Basis: [hr/leave.md] and [it/printers.md], section Carry-over")
     ['hr/leave.md', 'it/printers.md']
     """
-    return [a or b for a, b in _NAMED.findall(line)]
+    return [a or b for a, b in SOURCE_RE.findall(line)]
 
 
 def repair_path(name: str, known: Sequence[str]) -> str | None:

@@ -19,8 +19,8 @@ LABELS = {
     "zh": ("结论：", "依据：", "提示："),
 }
 # A source is named as [path/to/file.md] in English or 【path/to/file.md】 in Chinese;
-# answers from general knowledge or declining answers say so instead.
-SOURCE_RE = re.compile(r"\[[^\[\]\s][^\[\]]*\.[A-Za-z]{2,5}\]|【[^【】]+\.[A-Za-z]{2,5}】")
+# answers from general knowledge or declining answers say so instead. The groups hold the path.
+SOURCE_RE = re.compile(r"\[([^\[\]\s][^\[\]]*\.[A-Za-z]{2,5})\]|【([^【】]+\.[A-Za-z]{2,5})】")
 NO_SOURCE_PHRASES = (
     "general knowledge",
     "no lanting document",
