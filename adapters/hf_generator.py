@@ -12,11 +12,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adapters.token_text import LineFloor
+from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class TransformersGenerator:
 
     def _round(
         self, round_: _Round, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         from transformers import (
             GenerationConfig,
             LogitsProcessorList,
@@ -347,13 +347,6 @@ class _Round:
         if self._check is None:
             return False
         text = self._decode(input_ids[0, len(self.prompt_ids) :])
-        at = text.find("\n", self._checked)
-        while at >= 0:
-            upto = text[: at + 1]
-            replaced = self._check(upto)
-            if replaced is not None and replaced != upto:
-                self.replaced = replaced + text[at + 1 :]
-                return True
-            at = text.find("\n", at + 1)
+        self.replaced = replace_at_line_ends(text, self._checked, self._check)
         self._checked = len(text)
-        return False
+        return self.replaced is not None

@@ -253,7 +253,7 @@ class LlamaCppGenerator:
         evaluates that one token. When ``line_check`` replaces the answer so far at a line end, the
         context becomes the prompt plus the replacement and generation restarts from there."""
         ids = list(prompt_ids)
-        context = ContextText() if line_check is not None else None
+        context = ContextText(line_check) if line_check is not None else None
         while True:
             stream = self._llm.generate(
                 ids,
@@ -273,8 +273,8 @@ class LlamaCppGenerator:
                     floor.feed(piece.decode("utf-8", "replace"))
                     ids.append(token)
                     yield token
-                    if context is not None and line_check is not None:
-                        replaced = context.feed(piece, is_byte, line_check)
+                    if context is not None:
+                        replaced = context.feed(piece, is_byte)
                         if replaced is not None:
                             ids = list(prompt_ids) + self._encode_text(replaced)
                             restart = True

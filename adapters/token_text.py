@@ -104,32 +104,47 @@ class LineFloor:
         return lines >= self.min_lines or not self._current.strip()
 
 
+def replace_at_line_ends(text: str, start: int, check: Callable[[str], str | None]) -> str | None:
+    """``check`` asked about ``text`` up to each of its line breaks from ``start`` on, in order: the
+    first replacement it gives, followed by the rest of ``text``; None when it gives none.
+
+    >>> replace_at_line_ends("a\\nb\\nc", 0, lambda t: "A\\n" if t == "a\\n" else None)
+    'A\\nb\\nc'
+    >>> replace_at_line_ends("a\\nb\\nc", 2, lambda t: "A\\n" if t == "a\\n" else None) is None
+    True
+    """
+    at = text.find("\n", start)
+    while at >= 0:
+        upto = text[: at + 1]
+        replaced = check(upto)
+        if replaced is not None and replaced != upto:
+            return replaced + text[at + 1 :]
+        at = text.find("\n", at + 1)
+    return None
+
+
 class ContextText:
     """The answer text a model continues from, for a ``line_check`` (see ``domain.ports``): fed each
-    generated token's bytes, it asks the check at every line break whether the text so far is to
+    generated token's bytes, it asks ``check`` at every line break whether the text so far is to
     be replaced, and returns the new context text when it is (None otherwise).
 
-    >>> ctx = ContextText()
     >>> fix = lambda t: t.replace("[x.md]", "[a.md]") if t.endswith("[x.md]\\n") else None
-    >>> [ctx.feed(p, False, fix) for p in (b"Basis: [x", b".md]\\nNo", b"te: n.\\n")]
+    >>> ctx = ContextText(fix)
+    >>> [ctx.feed(p, False) for p in (b"Basis: [x", b".md]\\nNo", b"te: n.\\n")]
     [None, 'Basis: [a.md]\\nNo', None]
     >>> ctx.text
     'Basis: [a.md]\\nNote: n.\\n'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check: Callable[[str], str | None]) -> None:
+        self._check = check
         self._decoder = TokenTextDecoder()
         self.text = ""
 
-    def feed(self, piece: bytes, byte_token: bool, check: Callable[[str], str | None]) -> str | None:
+    def feed(self, piece: bytes, byte_token: bool) -> str | None:
         start = len(self.text)
         self.text += self._decoder.feed(piece, byte_token=byte_token)
-        at = self.text.find("\n", start)
-        while at >= 0:
-            upto = self.text[: at + 1]
-            replaced = check(upto)
-            if replaced is not None and replaced != upto:
-                self.text = replaced + self.text[at + 1 :]
-                return self.text
-            at = self.text.find("\n", at + 1)
-        return None
+        replaced = replace_at_line_ends(self.text, start, self._check)
+        if replaced is not None:
+            self.text = replaced
+        return replaced

@@ -73,9 +73,9 @@ def test_context_text_asks_at_every_line_break_and_keeps_what_follows_a_replacem
         asked.append(text)
         return "A: fixed\n" if text == "A: x\n" else None
 
-    ctx = ContextText()
-    assert ctx.feed(b"A: x", False, check) is None and asked == []
-    assert ctx.feed(b"\nB", False, check) == "A: fixed\nB"
-    assert ctx.feed(b": y\n\n", False, check) is None
+    ctx = ContextText(check)
+    assert ctx.feed(b"A: x", False) is None and asked == []
+    assert ctx.feed(b"\nB", False) == "A: fixed\nB"
+    assert ctx.feed(b": y\n\n", False) is None
     assert asked == ["A: x\n", "A: fixed\nB: y\n", "A: fixed\nB: y\n\n"]
     assert ctx.text == "A: fixed\nB: y\n\n"
