@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.fsutil import folder_bytes, fresh_temp_dir, swap_in_dir
+from adapters.fsutil import folder_bytes, fresh_temp_dir, require_free_space, swap_in_dir
 from domain.atomic import read_json, write_json_atomic
 from domain.errors import ModelMissingError, SetupError
 from domain.progress import ProgressFn, no_progress
@@ -24,6 +24,7 @@ from domain.progress import ProgressFn, no_progress
 logger = logging.getLogger(__name__)
 
 HF_MARKER = "hybrid_setup.json"
+TOKENIZER_BYTES = 64 * 1024 * 1024  # headroom for tokenizer files and config beside the weights
 # Used only when a GGUF carries no chat template (the Qwen GGUF does carry one).
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -101,6 +102,8 @@ def _write_hf_copy(gguf: Path, out: Path, on_progress: ProgressFn) -> int:
     gc.collect()
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
+    weight_bytes = sum(p.numel() * p.element_size() for p in plain.parameters())
+    require_free_space(out, weight_bytes + TOKENIZER_BYTES, "the fp32 training copy")
     on_progress(2, 4, "saving safetensors")
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

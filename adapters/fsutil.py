@@ -10,10 +10,23 @@ import os
 import shutil
 from pathlib import Path
 
+from domain.errors import SetupError
+
 
 def folder_bytes(path: Path) -> int:
     """Total size in bytes of the files below ``path``."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def require_free_space(folder: Path, need: int, what: str) -> None:
+    """Raise SetupError, before anything is written, when ``folder``'s disk has less than ``need``
+    bytes free (a full disk would otherwise fail halfway through a multi-GB write)."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise SetupError(
+            f"{what} needs {need / 1e9:.1f} GB free on the disk holding {folder}, but only "
+            f"{free / 1e9:.1f} GB is free — free some space and re-run; nothing was changed"
+        )
 
 
 def fresh_temp_dir(dest: Path) -> Path:

@@ -1,12 +1,13 @@
 """The `hybrid` command line: parses arguments and dispatches to the command modules.
 
 Each module in ``app/commands`` owns a group of subcommands and exposes ``register(subparsers)``.
-Errors the user can fix (``HybridError``) print one line with the next step and exit 2.
+Errors the user can fix (``HybridError``, a full disk) print one line with the next step and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -63,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, settings) or 0)
     except HybridError as e:
         print(f"error: {e}", file=sys.stderr)
+        logger.debug("details", exc_info=True)
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error: the disk is full{where} — free some space and re-run", file=sys.stderr)
         logger.debug("details", exc_info=True)
         return 2
     except KeyboardInterrupt:

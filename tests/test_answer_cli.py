@@ -197,3 +197,23 @@ def test_eval_rejects_unknown_modes(ws, capsys, tmp_path) -> None:  # noqa: ARG0
     eval_file.write_text(json.dumps(EVAL_ROWS[0]) + "\n")
     assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag,fast"]) == 2
     assert "unknown modes ['fast']" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("ws")
+def test_a_full_disk_is_one_line_and_exit_2(capsys, monkeypatch) -> None:
+    import errno
+
+    def full(*_a, **_kw):
+        raise OSError(errno.ENOSPC, "No space left on device", "/ws/answers/a1.json")
+
+    monkeypatch.setattr("app.wiring.answer.build_assistant", full)
+    assert main(["ask", Q, "--mode", "prompt"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: the disk is full writing /ws/answers/a1.json — free some space and re-run\n"
+
+    def other(*_a, **_kw):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("app.wiring.answer.build_assistant", other)
+    with pytest.raises(PermissionError):  # not a full disk: not hidden behind that message
+        main(["ask", Q, "--mode", "prompt"])

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.base_model import materialize_base_hf
 from adapters.llama_tools import convert_hf_to_gguf, convert_lora_to_gguf, quantize_gguf
-from domain.errors import ExportError
+from domain.errors import ExportError, SetupError
 from tests.llama_converters import converters_for_tests
 
 pytest.importorskip("llama_cpp")
@@ -194,6 +194,23 @@ def test_materialize_round_trips_the_tiny_llama_exactly(tiny_llama_dir, tiny_ggu
     text = "The leave policy 请把报告 <|im_start|>user\nhi<|im_end|>"
     assert tok_b(text).input_ids == tok_a(text).input_ids
     assert tok_b.chat_template == tok_a.chat_template
+
+
+def test_materialize_on_a_full_disk_stops_before_writing_and_keeps_the_old_copy(
+    tiny_ggufs, tmp_path, monkeypatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    gguf, dest = tiny_ggufs["f16"], tmp_path / "tiny-hf"
+    materialize_base_hf(gguf, dest)
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(SetupError, match=r"the fp32 training copy needs .* GB free .* nothing was changed"):
+        materialize_base_hf(gguf, dest, force=True)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-hf"]  # no temporary folder left behind
 
 
 def test_converted_lora_in_llama_cpp_matches_peft(tiny_llama_dir, tiny_ggufs, tools_dir, tmp_path) -> None:
