@@ -164,15 +164,102 @@ def extract_html(markup: str) -> Extracted:
     return Extracted(text, title, tuple(sections) or (Section(0, 0),))
 
 
+# A line that starts a list item or a numbered step: never joined to the line above.
+_ITEM_START = re.compile(r"[-*•·▪‣–]\s|\(?\d{1,3}[.)、）]\s?|[（(]\d{1,3}[)）]|[a-z][.)]\s")
+_SENTENCE_END = tuple(".。!！?？:：;；")
+# English words a sentence does not end on: a line ending on one was wrapped.
+_CARRY_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "is",
+        "of",
+        "on",
+        "or",
+        "than",
+        "that",
+        "the",
+        "to",
+        "was",
+        "were",
+        "which",
+        "with",
+    ]
+)
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+WRAP_WIDTH_SHARE = 0.85  # a Chinese line this close to the page's full width was wrapped
+
+
+def _wrapped(line: str, following: str, full_width: int) -> bool:
+    """Whether ``following`` continues the sentence that the PDF wrapped at the end of ``line``."""
+    a, b = line.rstrip(), following.lstrip()
+    if not a or not b or a.endswith(_SENTENCE_END) or _ITEM_START.match(b):
+        return False
+    if _CJK_CHAR.match(a[-1]) and (_CJK_CHAR.match(b[0]) or b[0].isalnum()):
+        return len(a) >= WRAP_WIDTH_SHARE * full_width
+    if b[0].islower() or a.endswith((",", "，", "、")):
+        return True
+    last = a.rsplit(maxsplit=1)[-1].lower()
+    return last in _CARRY_WORDS
+
+
+def _join_wrapped(line: str, following: str) -> str:
+    a, b = line.rstrip(), following.lstrip()
+    if _CJK_CHAR.match(a[-1]) and _CJK_CHAR.match(b[0]):
+        return a + b
+    return f"{a} {b}"
+
+
+def reflow_pdf_text(text: str) -> str:
+    """Undo the line wrapping of PDF text: a line the page width broke mid-sentence is joined to
+    the next one, so a sentence stays one line for chunking, focus excerpts and citation spans.
+    List items, numbered steps, headings and lines that end a sentence stay on their own; a
+    wrap is recognised by the next line starting in lower case, or by the line ending on a comma
+    or on a word like "the" or "than" (Chinese: by a line that fills the page's width without
+    ending a sentence).
+
+    >>> reflow_pdf_text("Aim for an RSSI better\\nthan -115 dBm at every logger.\\n3. Record RSSI.")
+    'Aim for an RSSI better than -115 dBm at every logger.\\n3. Record RSSI.'
+    >>> reflow_pdf_text("Singapore, Malaysia,\\nVietnam AS923-1\\nIndonesia AS923-2")
+    'Singapore, Malaysia, Vietnam AS923-1\\nIndonesia AS923-2'
+    >>> reflow_pdf_text("出差借款单次不超过八千元，出差结束\\n后十五个工作日内冲账。\\n第二条")
+    '出差借款单次不超过八千元，出差结束后十五个工作日内冲账。\\n第二条'
+    """
+    lines = text.split("\n")
+    widths = sorted(len(ln.rstrip()) for ln in lines if ln.strip())
+    if len(widths) < 2:
+        return text
+    full_width = widths[(len(widths) - 1) * 9 // 10]  # the 90th percentile: a full line
+    out = [lines[0]]
+    for line in lines[1:]:
+        if _wrapped(out[-1], line, full_width):
+            out[-1] = _join_wrapped(out[-1], line)
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def extract_pdf(data: bytes, path: str) -> Extracted:
-    """PDF via pypdf: pages joined by blank lines, one section per page (1-based ``page``)."""
+    """PDF via pypdf: pages joined by blank lines, one section per page (1-based ``page``); lines
+    the page width wrapped mid-sentence are joined again (``reflow_pdf_text``)."""
     try:
         from pypdf import PdfReader
 
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(path, "encrypted", "the PDF needs a password")
-        pages = [normalize_newlines(page.extract_text() or "").strip() for page in reader.pages]
+        pages = [
+            reflow_pdf_text(normalize_newlines(page.extract_text() or "").strip()) for page in reader.pages
+        ]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except DocumentError:
         raise

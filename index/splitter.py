@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from domain.types import Chunk
 from index.loaders import LoadedDocument
 
-SPLITTER_VERSION = 2
+SPLITTER_VERSION = 3  # 3: PDF lines wrapped by the page width are joined (index.formats)
 SEPARATORS = [
     "\n\n",
     "\n",

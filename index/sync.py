@@ -210,14 +210,32 @@ def _read_previous(
     if gen is None:
         return None
     manifest = store.read_manifest(index_dir) or {}
+    wanted = splitter.identity()
+    built = manifest.get("splitter") or {}
+    older_code = _same_but_version(built, wanted) and int(built.get("version", 0)) < wanted["version"]
     store.check_compatible(
         manifest,
         embedder_name=embedder.name,
         dim=embedder.dim,
-        splitter=splitter.identity(),
+        splitter=built if older_code else wanted,
         tokenizer=TOKENIZER_VERSION,
     )
+    if older_code:
+        # Same settings, older extraction/splitting code: its chunks are stale, so every file is
+        # read again (the old generation stays loadable until the new one is in place).
+        logger.warning(
+            "index '%s' was split by splitter v%s; this version (v%s) splits differently — "
+            "re-reading every file",
+            manifest.get("name"),
+            built.get("version"),
+            wanted["version"],
+        )
+        return None
     return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
+
+
+def _same_but_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "version"} == {k: v for k, v in b.items() if k != "version"}
 
 
 def _assemble(

@@ -1,4 +1,5 @@
-"""The worked examples in the docstrings of ``domain/`` run as tests (the suite's addopts do not
+"""The worked examples in the docstrings of ``domain/`` (and of the modules in
+``OTHER_MODULES``) run as tests (the suite's addopts do not
 collect doctests on their own)."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import pytest
 
 import domain
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(domain.__path__, "domain."))
+OTHER_MODULES = ["index.formats"]
+MODULES = sorted(m.name for m in pkgutil.iter_modules(domain.__path__, "domain.")) + OTHER_MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -134,6 +134,22 @@ def test_pdf_pages_become_sections(tmp_path: Path) -> None:
     ]
 
 
+def test_pdf_lines_wrapped_by_the_page_width_are_joined_again(tmp_path: Path) -> None:
+    paragraph = (
+        "Before final mounting, use the site survey screen in the app: every logger should show a "
+        "signal better than -115 dBm and a ratio above -7 dB, and gateways need ten metres between "
+        "them when a building has more than one."
+    )
+    steps = ["1. Fix the pole mount with the four anchors.", "2. Connect the cable and power on."]
+    p = make_pdf(tmp_path / "manual.pdf", ["\n".join(["Installation", paragraph, *steps])])
+    from pypdf import PdfReader
+
+    raw = PdfReader(str(p)).pages[0].extract_text()
+    assert len(raw.splitlines()) >= 6  # the paragraph really is wrapped over several lines
+    doc = _load(p, "pdf")
+    assert doc.text.split("\n") == ["Installation", paragraph, *steps]
+
+
 def test_truncated_pdf_is_unreadable(tmp_path: Path) -> None:
     p = make_pdf(tmp_path / "guide.pdf", ["Some text on a page."])
     data = p.read_bytes()

@@ -109,6 +109,27 @@ def test_other_embedder_or_splitter_is_a_mismatch(tmp_path: Path) -> None:
     _open(idx, FakeEmbedder(), SplitterSettings(64, 0.15))
 
 
+def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, monkeypatch, caplog) -> None:
+    docs, idx, emb = write_corpus(tmp_path / "docs"), tmp_path / "idx", FakeEmbedder()
+    monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
+    old = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    monkeypatch.undo()
+    with pytest.raises(IndexMismatchError, match=r"splitter v1\), settings say 32 with 5 \(v\d"):
+        _open(idx, emb)  # answering from it is refused until it is synced
+    with caplog.at_level("WARNING", logger="index.sync"):
+        new = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    assert "split by splitter v1" in caplog.text
+    assert (new.files_new, new.files_unchanged, new.chunks_embedded) == (3, 0, new.chunks_total)
+    assert new.generation != old.generation
+    _open(idx, emb)
+    # an older version with other chunk settings is still a mismatch, not a silent rebuild
+    monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
+    sync_folder(docs, idx, embedder=emb, splitter=SPLIT, options=SyncOptions(rebuild=True))
+    monkeypatch.undo()
+    with pytest.raises(IndexMismatchError, match="chunks of 32 tokens"):
+        sync_folder(docs, idx, embedder=emb, splitter=SplitterSettings(64, 0.15))
+
+
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
     with pytest.raises(IndexStoreError, match="hybrid index PATH --name nothing"):
         _open(tmp_path / "nothing", FakeEmbedder())
