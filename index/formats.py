@@ -9,6 +9,7 @@ DOCX follows its Heading styles. Finding, reading and decoding files is ``index.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -199,13 +200,14 @@ _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 WRAP_WIDTH_SHARE = 0.85  # a Chinese line this close to the page's full width was wrapped
 
 
-def _wrapped(line: str, following: str, full_width: int) -> bool:
-    """Whether ``following`` continues the sentence that the PDF wrapped at the end of ``line``."""
+def _wrapped(line: str, following: str, line_width: int, full_width: int) -> bool:
+    """Whether ``following`` continues the sentence that the PDF wrapped at the end of ``line``
+    (``line_width``: the width of the last page line in ``line``, which may hold several)."""
     a, b = line.rstrip(), following.lstrip()
     if not a or not b or a.endswith(_SENTENCE_END) or _ITEM_START.match(b):
         return False
     if _CJK_CHAR.match(a[-1]) and (_CJK_CHAR.match(b[0]) or b[0].isalnum()):
-        return len(a) >= WRAP_WIDTH_SHARE * full_width
+        return line_width >= WRAP_WIDTH_SHARE * full_width
     if b[0].islower() or a.endswith((",", "，", "、")):
         return True
     last = a.rsplit(maxsplit=1)[-1].lower()
@@ -233,6 +235,8 @@ def reflow_pdf_text(text: str) -> str:
     'Singapore, Malaysia, Vietnam AS923-1\\nIndonesia AS923-2'
     >>> reflow_pdf_text("出差借款单次不超过八千元，出差结束\\n后十五个工作日内冲账。\\n第二条")
     '出差借款单次不超过八千元，出差结束后十五个工作日内冲账。\\n第二条'
+    >>> reflow_pdf_text("差旅费用按实际发生金额报销，住宿\\n标准见附表\\n第三条 交通费用按级别报销。")
+    '差旅费用按实际发生金额报销，住宿标准见附表\\n第三条 交通费用按级别报销。'
     """
     lines = text.split("\n")
     widths = sorted(len(ln.rstrip()) for ln in lines if ln.strip())
@@ -240,8 +244,8 @@ def reflow_pdf_text(text: str) -> str:
         return text
     full_width = widths[(len(widths) - 1) * 9 // 10]  # the 90th percentile: a full line
     out = [lines[0]]
-    for line in lines[1:]:
-        if _wrapped(out[-1], line, full_width):
+    for previous, line in itertools.pairwise(lines):
+        if _wrapped(out[-1], line, len(previous.rstrip()), full_width):
             out[-1] = _join_wrapped(out[-1], line)
         else:
             out.append(line)
