@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from domain.types import Chunk
 from index.loaders import LoadedDocument
 
-SPLITTER_VERSION = 3  # 3: PDF lines wrapped by the page width are joined (index.formats)
+SPLITTER_VERSION = 4  # 3: PDF lines wrapped by the page width are joined (index.formats); 4: a
+# Chinese wrap is judged by the width of its own page line
 SEPARATORS = [
     "\n\n",
     "\n",

@@ -90,7 +90,7 @@ def test_detect_lang() -> None:
 
 
 def test_settings_identity() -> None:
-    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 3}
+    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 4}
 
 
 def test_a_lone_heading_joins_the_chunk_after_it() -> None:
