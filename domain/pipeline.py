@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
-from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, cap_lines, parse_mode, stream_of
+from domain.answer_stream import (
+    AUTO,
+    AnswerStream,
+    Comparison,
+    Retrieval,
+    cap_lines,
+    parse_mode,
+    stop_at_echo,
+    stream_of,
+)
 from domain.basis import BasisCheck
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
@@ -183,7 +192,7 @@ class Assistant:
             min_lines=self.options.min_lines,
             line_check=basis.context,
         )
-        for piece in basis.filter(cap_lines(pieces, self.options.max_lines)):
+        for piece in basis.filter(stop_at_echo(cap_lines(pieces, self.options.max_lines))):
             if first is None:
                 first = self.clock() - start
             parts.append(piece)

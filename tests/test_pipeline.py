@@ -297,3 +297,25 @@ def test_with_max_lines_3_an_answer_ends_after_its_third_line_and_the_generator_
     uncapped = _RunOnGenerator()
     whole = make(adapter=False, generator=uncapped).answer(Q, Mode.RAG)  # the default: no cap
     assert whole.text.endswith("The canteen opens at noon.") and uncapped.produced == 3
+
+
+class _PastingGenerator(_RunOnGenerator):
+    """Writes the three house-style lines, then pastes a passage block from its prompt."""
+
+    def generate(self, messages, **kw):  # type: ignore[no-untyped-def]
+        self.calls.append({"messages": [dict(m) for m in messages], **kw})
+        lines = [STYLED, "\n\n[2] hr/sick-leave.md | Sick leave\n", "Sick leave needs a note.\n"]
+        try:
+            for piece in lines:
+                self.produced += 1
+                yield piece
+        finally:
+            self.closed = True
+
+
+def test_an_answer_that_pastes_a_passage_block_ends_before_it_and_cites_only_its_own_lines() -> None:
+    gen = _PastingGenerator()
+    answer = make(adapter=False, generator=gen).answer(Q, Mode.RAG)
+    assert answer.text == STYLED
+    assert gen.closed and gen.produced == 2
+    assert {c.path for c in answer.citations} == {"hr/annual-leave.md"}
