@@ -271,6 +271,8 @@ class _RunOnGenerator(FakeGenerator):
     """Writes the three house-style lines and then keeps copying passage lines; records whether
     the pipeline stopped it (the generator was closed) and how many pieces it produced."""
 
+    LINES = (STYLED, "\nUnused days expire in March.", "\nThe canteen opens at noon.\n")
+
     def __init__(self) -> None:
         super().__init__(adapter_loaded=False)
         self.closed = False
@@ -278,9 +280,8 @@ class _RunOnGenerator(FakeGenerator):
 
     def generate(self, messages, **kw):  # type: ignore[no-untyped-def]
         self.calls.append({"messages": [dict(m) for m in messages], **kw})
-        lines = [STYLED, "\nUnused days expire in March.", "\nThe canteen opens at noon.\n"]
         try:
-            for piece in lines:
+            for piece in self.LINES:
                 self.produced += 1
                 yield piece
         finally:
@@ -302,15 +303,7 @@ def test_with_max_lines_3_an_answer_ends_after_its_third_line_and_the_generator_
 class _PastingGenerator(_RunOnGenerator):
     """Writes the three house-style lines, then pastes a passage block from its prompt."""
 
-    def generate(self, messages, **kw):  # type: ignore[no-untyped-def]
-        self.calls.append({"messages": [dict(m) for m in messages], **kw})
-        lines = [STYLED, "\n\n[2] hr/sick-leave.md | Sick leave\n", "Sick leave needs a note.\n"]
-        try:
-            for piece in lines:
-                self.produced += 1
-                yield piece
-        finally:
-            self.closed = True
+    LINES = (STYLED, "\n\n[2] hr/sick-leave.md | Sick leave\n", "Sick leave needs a note.\n")
 
 
 def test_an_answer_that_pastes_a_passage_block_ends_before_it_and_cites_only_its_own_lines() -> None:
