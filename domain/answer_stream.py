@@ -78,7 +78,7 @@ def cap_lines(pieces: Iterable[str], max_lines: int) -> Iterator[str]:
 
 # A line that starts like the prompt's scaffolding rather than an answer: a passage header
 # ("[4] products/x.md | ..."), a "Passages:" / "Question:" label, or the retrieval instruction.
-# On the sample corpus 5 of 132 RAG answers went on to paste such text after their own lines.
+# The 0.5B base model sometimes goes on to paste such text after its own three lines.
 ECHO_LINE_RE = re.compile(
     r"\[\d+\]\s+\S|(?:Passages|Question)\s*:|(?:资料|问题)\s*[：:]|Answer from the passages|请根据下面的资料"
 )
