@@ -41,6 +41,13 @@ def parse_mode(mode: Mode | str) -> Mode | None:
         raise ConfigError(f"unknown mode {mode!r} — use auto, prompt, rag, tuned or tuned_rag") from e
 
 
+def close_source(source: object) -> None:
+    """Close ``source`` if it can be closed (a generator stops where it is and runs its cleanup)."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
 def cap_lines(pieces: Iterable[str], max_lines: int) -> Iterator[str]:
     """``pieces`` passed through until the text has ``max_lines`` non-empty lines: the line break
     after the last of them ends the stream and the source is closed, so the generator stops
@@ -71,9 +78,7 @@ def cap_lines(pieces: Iterable[str], max_lines: int) -> Iterator[str]:
                     return
             yield piece
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+        close_source(source)
 
 
 # A line that starts like the prompt's scaffolding rather than an answer: a passage header
@@ -129,9 +134,7 @@ def stop_at_echo(pieces: Iterable[str]) -> Iterator[str]:
         if held:
             yield held  # the stream ended inside a short line that matched nothing
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+        close_source(source)
 
 
 class AnswerStream:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 
+from domain.answer_stream import close_source
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.style import LABELS, SOURCE_RE
 from domain.types import Hit
@@ -136,9 +137,7 @@ class BasisCheck:
         try:
             yield from self._filter(source)
         finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            close_source(source)
 
     def _filter(self, pieces: Iterator[str]) -> Iterator[str]:
         done = not self.passages
