@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from domain.answer_stream import stop_at_echo
+from domain.prompts import build_prompt
+from domain.types import Mode
+from tests.fakes_answer import make_chunk, make_hit
 
 # Shapes taken from RAG answers of the sample-corpus evaluation (shortened).
 PASTED = [
@@ -91,3 +94,25 @@ def test_a_held_line_start_is_released_before_the_line_ends() -> None:
         if len("".join(seen)) >= len("Conclusion: 3.\nNote: ") + 20:
             break
     assert "".join(seen).startswith("Conclusion: 3.\nNote: xxx")
+
+
+@pytest.mark.parametrize(
+    "question", ["How many days of annual leave do I get?", "年假有多少天？"], ids=["en", "zh"]
+)
+def test_every_scaffolding_line_of_a_real_rag_prompt_is_recognised(question: str) -> None:
+    """``ECHO_LINE_RE`` types the prompt's wording again; this ties it to ``domain.prompts`` so a
+    reworded instruction or label cannot leave the cut behind. Each scaffolding line of the
+    built user message (instruction, labels, passage headers, question), pasted after a first
+    answer line, ends the answer there."""
+    hits = [
+        make_hit(make_chunk("a", "hr/annual-leave.md", "Annual leave is 15 days.", heading="Leave"), 1),
+        make_hit(make_chunk("b", "hr/sick-leave.md", "Sick leave needs a note."), 2),
+    ]
+    user = build_prompt(Mode.RAG, question, hits).messages[-1]["content"]
+    passage_text = {h.chunk.text for h in hits}
+    scaffolding = [ln for ln in user.split("\n") if ln.strip() and ln not in passage_text]
+    assert len(scaffolding) == 5  # instruction, passages label, two headers, question
+    for line in scaffolding:
+        assert (
+            "".join(stop_at_echo(["Conclusion: 15 days.\n", line + "\n", "more"])) == "Conclusion: 15 days.\n"
+        )
