@@ -84,7 +84,7 @@ default-adapter: sample-index
 	$(BIN)/hybrid adapters publish latest
 
 app:
-	$(BIN)/streamlit run app/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/hybrid app --host $(HOST) --port $(PORT)
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.chat_pieces import Piece, encode_chat, hf_encoder, render_masked, split_masked
 from adapters.training_data import ChatExample
 
 logger = logging.getLogger(__name__)
@@ -32,16 +33,26 @@ class Encoded:
 
 def encode_example(tokenizer: Any, example: ChatExample) -> Encoded:
     """Ids of ``example``: the chat-templated prompt (with the generation cue), then the answer up to
-    and including the template's end-of-turn marker (trailing whitespace dropped)."""
+    and including the template's end-of-turn marker (trailing whitespace dropped). Message text is
+    tokenized as text, as at inference (``adapters.chat_pieces``)."""
     messages = [dict(m) for m in example.messages]
-    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    contents = [str(m["content"]) for m in messages]
+    prompt = render_masked(
+        lambda ms: tokenizer.apply_chat_template(ms, add_generation_prompt=True, tokenize=False),
+        messages[:-1],
+    )
+    full = render_masked(lambda ms: tokenizer.apply_chat_template(ms, tokenize=False), messages)
     if full.startswith(prompt):
-        completion = full[len(prompt) :].rstrip()
+        completion = split_masked(full[len(prompt) :].rstrip(), contents, expected=[len(messages) - 1])
     else:  # a template that renders the last turn differently: fall back to answer + eos
-        completion = messages[-1]["content"] + (tokenizer.eos_token or "")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        completion = [Piece(contents[-1], False), Piece(tokenizer.eos_token or "", True)]
+    encode = hf_encoder(tokenizer)
+
+    def whole(text: str) -> list[int]:
+        return encode(text, True)
+
+    prompt_ids = encode_chat(split_masked(prompt, contents[:-1]), encode, whole)
+    answer_ids = encode_chat(completion, encode, whole)
     return Encoded(id=example.id, ids=tuple(prompt_ids) + tuple(answer_ids), n_prompt=len(prompt_ids))
 
 

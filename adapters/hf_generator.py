@@ -9,6 +9,7 @@ business; the llama.cpp backend is the fast default, this one is the reference i
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
 from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
@@ -109,25 +111,40 @@ class TransformersGenerator:
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in a prompt (no special tokens added)."""
-        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
+        return len(hf_encoder(self._tokenizer)(text, False))
 
-    def format_prompt(self, messages: Sequence[Message]) -> str:
-        """The chat rendered with the tokenizer's template, ending with the assistant turn opened."""
+    def _render(self, messages: list[dict[str, Any]]) -> str:
         if not self._tokenizer.chat_template:
             raise SetupError(f"{self.model_dir} has no chat template — use an instruct model folder")
         try:
             return str(
-                self._tokenizer.apply_chat_template(
-                    [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-                )
+                self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             )
         except Exception as e:  # jinja2 errors (e.g. a template rejecting a role order)
             raise GenerationError(f"the chat template rejected the messages ({e}) — check their roles") from e
 
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        """The chat rendered with the tokenizer's template, ending with the assistant turn opened."""
+        return "".join(p.text for p in chat_pieces(self._render, messages))
+
     def encode_prompt(self, messages: Sequence[Message]) -> list[int]:
-        """The token ids of the formatted chat. The rendered text is tokenized like plain text, so BOS
-        follows the tokenizer's own rule (as llama.cpp follows the GGUF's add_bos flag)."""
-        return list(self._tokenizer(self.format_prompt(messages)).input_ids)
+        """The token ids of the formatted chat: the template's chat markers as tokens, the messages'
+        text as text (a marker typed into it stays ordinary tokens), and BOS/EOS added by the
+        tokenizer's own rule (as llama.cpp follows the GGUF's add_bos flag)."""
+        pieces = chat_pieces(self._render, messages)
+        encode = hf_encoder(self._tokenizer)
+        prefix, suffix = self._affixes
+        return prefix + encode_chat(pieces, encode, lambda prompt: encode(prompt, True)) + suffix
+
+    @functools.cached_property
+    def _affixes(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after a text (e.g. BOS)."""
+        plain = list(self._tokenizer("a", add_special_tokens=False).input_ids)
+        full = list(self._tokenizer("a").input_ids)
+        for i in range(len(full) - len(plain) + 1):
+            if full[i : i + len(plain)] == plain:
+                return full[:i], full[i + len(plain) :]
+        return [], []
 
     def generate(
         self,
@@ -212,7 +229,7 @@ class TransformersGenerator:
                 if round_.replaced is None:
                     return
                 left -= round_.generated
-                context = self._tokenizer(round_.replaced, add_special_tokens=False).input_ids
+                context = hf_encoder(self._tokenizer)(round_.replaced, False)
 
     def _round(
         self, round_: _Round, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.chat_pieces import Piece, chat_pieces, encode_chat
 from adapters.llama_tools import llama_output_captured
 from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
@@ -144,19 +145,36 @@ class LlamaCppGenerator:
         """Tokens ``text`` takes in a prompt (no BOS; special markers counted as text)."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def _pieces(self, messages: Sequence[Message]) -> list[Piece]:
+        def render(masked: list[dict[str, Any]]) -> str:
+            try:
+                return str(self._formatter(messages=masked).prompt)
+            except Exception as e:  # jinja2 errors (e.g. a template rejecting a role order)
+                raise GenerationError(
+                    f"the chat template rejected the messages ({e}) — check their roles"
+                ) from e
+
+        return chat_pieces(render, messages)
+
     def format_prompt(self, messages: Sequence[Message]) -> str:
         """The chat rendered with the model's template, ending with the assistant turn opened."""
-        try:
-            return str(self._formatter(messages=[dict(m) for m in messages]).prompt)
-        except Exception as e:  # jinja2 errors (e.g. a template rejecting a role order)
-            raise GenerationError(f"the chat template rejected the messages ({e}) — check their roles") from e
+        return "".join(p.text for p in self._pieces(messages))
 
     def encode_prompt(self, messages: Sequence[Message]) -> list[int]:
-        """The token ids of the formatted chat (BOS as the GGUF says, chat markers as tokens)."""
-        prompt = self.format_prompt(messages)
+        """The token ids of the formatted chat: BOS as the GGUF says, the template's chat markers as
+        tokens, and the messages' text as text (a marker typed into it stays ordinary tokens)."""
+        pieces = self._pieces(messages)
         bos = self._formatter.bos_token
-        add_bos = not (bos and prompt.startswith(bos))  # a template may write BOS itself
-        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+        add_bos = not (bos and "".join(p.text for p in pieces).startswith(bos))  # a template may write BOS
+
+        def encode(text: str, markup: bool) -> list[int]:
+            return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=markup))
+
+        def whole(prompt: str) -> list[int]:
+            return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+        head = list(self._llm.tokenize(b"", add_bos=True, special=True)) if add_bos else []
+        return head + encode_chat(pieces, encode, whole)
 
     def generate(
         self,

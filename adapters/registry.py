@@ -24,6 +24,7 @@ from typing import Any
 
 from domain.atomic import read_json, write_json_atomic, write_text_atomic
 from domain.errors import RegistryError
+from domain.workspace import NAME_RE, NAME_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ ACTIVE = "ACTIVE"
 HISTORY = "history.json"
 STAGING_PREFIX = ".staging-"
 REQUIRED_FILES = ("adapter_model.safetensors", "adapter_config.json", "params.json")
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NUMBERED_RE = re.compile(r"^v(\d+)$")
 
 
@@ -99,7 +99,7 @@ def list_versions(root: Path) -> list[VersionInfo]:
     active = _read_active(root)
     out = []
     for p in sorted(
-        (p for p in root.iterdir() if p.is_dir() and VERSION_RE.match(p.name)),
+        (p for p in root.iterdir() if p.is_dir() and NAME_RE.fullmatch(p.name)),
         key=lambda p: _sort_key(p.name),
     ):
         if not is_complete(p):
@@ -125,7 +125,7 @@ def active_version(root: Path) -> str | None:
     name = _read_active(root)
     if name is None:
         return None
-    if not VERSION_RE.match(name) or not is_complete(root / name):
+    if not NAME_RE.fullmatch(name) or not is_complete(root / name):
         logger.warning("ACTIVE names %r, which is not a complete version in %s; ignoring it", name, root)
         return None
     return name
@@ -209,8 +209,8 @@ def staged_version(root: Path, version: str | None = None) -> Iterator[tuple[Pat
     root.mkdir(parents=True, exist_ok=True)
     clean_staging(root)
     name = version or next_version_name(root)
-    if not VERSION_RE.match(name):
-        raise RegistryError(f"version name {name!r} is invalid — use letters, digits, '.', '_' or '-'")
+    if not NAME_RE.fullmatch(name):
+        raise RegistryError(f"version name {name!r} is invalid — use {NAME_RULE}")
     if (root / name).exists():
         raise RegistryError(f"adapter version {name} already exists in {root} — pick another name")
     staging = root / f"{STAGING_PREFIX}{name}-{os.getpid()}"
@@ -241,7 +241,7 @@ def activate(root: Path, version: str, *, reason: str = "manual") -> VersionInfo
         RegistryError: no such complete version (the message lists the known ones).
     """
     root = Path(root)
-    if not VERSION_RE.match(version) or not is_complete(root / version):
+    if not NAME_RE.fullmatch(version) or not is_complete(root / version):
         known = ", ".join(v.version for v in list_versions(root)) or "none yet — run `hybrid train`"
         raise RegistryError(f"adapter version {version!r} not found in {root} — known versions: {known}")
     history = _history(root)
@@ -289,16 +289,22 @@ def publish(root: Path, version: str, target: Path) -> Path:
     adapter's folder — replacing what is there only once the copy is complete.
 
     Raises:
-        RegistryError: no such complete version, or it lacks its GGUF LoRA.
+        RegistryError: no such complete version, or it lacks its GGUF LoRA, or ``target`` is a
+            folder that holds something other than an adapter (it would be replaced whole).
     """
     root, target = Path(root), Path(target)
+    if target.exists() and not (target / "adapter_config.json").is_file() and any(target.iterdir()):
+        raise RegistryError(
+            f"{target} holds files that are not an adapter and publishing replaces the whole folder — "
+            "pass an empty or new folder with --to"
+        )
     if version == "active":
         version = _read_active(root) or ""
     elif version == "latest":
         found = sorted(list_versions(root), key=lambda v: v.created_at)
         version = found[-1].version if found else ""
     source = root / version if version else None
-    if source is None or not VERSION_RE.match(version) or not is_complete(source):
+    if source is None or not NAME_RE.fullmatch(version) or not is_complete(source):
         known = ", ".join(v.version for v in list_versions(root)) or "none yet — run `hybrid train`"
         raise RegistryError(f"adapter version {version or '(none)'!r} not found in {root} — known: {known}")
     missing = [f for f in PUBLISHED_FILES if not (source / f).is_file()]

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from domain.errors import HybridError
+from domain.plain import one_line
 
 COMMAND_MODULES = (
     "app.commands.setup_cmd",
@@ -22,6 +23,7 @@ COMMAND_MODULES = (
     "app.commands.eval_cmd",
     "app.commands.train_cmd",
     "app.commands.export_cmd",
+    "app.commands.app_cmd",
 )
 
 logger = logging.getLogger(__name__)
@@ -63,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args, settings) or 0)
     except HybridError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         logger.debug("details", exc_info=True)
         return 2
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        where = f" writing {e.filename}" if e.filename else ""
+        where = f" writing {one_line(e.filename)}" if e.filename else ""
         print(f"error: the disk is full{where} — free some space and re-run", file=sys.stderr)
         logger.debug("details", exc_info=True)
         return 2

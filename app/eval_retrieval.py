@@ -51,15 +51,38 @@ def eval_files(spec: str | None) -> list[Path]:
     return files
 
 
+MAX_EVAL_FILE_MB = 64
+
+
+def read_jsonl_text(path: Path) -> str:
+    """The text of a JSONL file (UTF-8, a BOM allowed).
+
+    Raises:
+        DataError: missing, larger than ``MAX_EVAL_FILE_MB``, or not UTF-8 (the byte offset is named).
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_EVAL_FILE_MB * 1e6:
+            raise DataError(
+                f"{path} is {size / 1e6:.0f} MB, over the {MAX_EVAL_FILE_MB} MB limit — split it into smaller files"
+            )
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start}) — save it as UTF-8") from e
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e}) — check the path") from e
+
+
 def load_eval_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
     """All rows of the JSONL ``files`` in order.
 
     Raises:
-        DataError: a line is not a JSON object with a question (file and line named).
+        DataError: a file is unreadable, not UTF-8 or too large; a line is not a JSON object with a
+            question (file and line named); or the files hold no row at all.
     """
     rows: list[dict[str, Any]] = []
     for path in files:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_jsonl_text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -68,9 +91,16 @@ def load_eval_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
                 raise DataError(
                     f"{path}:{number} is not valid JSON ({e.msg}) — fix or remove that line"
                 ) from e
-            if not isinstance(row, dict) or not str(row.get("question", "")).strip():
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("question"), str)
+                or not row["question"].strip()
+            ):
                 raise DataError(f"{path}:{number} has no 'question' — every eval row needs one")
             rows.append(row)
+    if not rows:
+        names = ", ".join(str(p) for p in files)
+        raise DataError(f"{names} holds no eval rows — add JSONL rows with question and source")
     return rows
 
 
@@ -122,6 +152,11 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
         rows = [r for r in rows if r.get("kind") in wanted]
     if args.limit:
         rows = rows[: args.limit]
+    if not any(r.get("kind") not in UNSCORED_KINDS and relevant_sources(r) for r in rows):
+        raise DataError(
+            f"none of the {len(rows)} eval rows left names a source to score — loosen --kinds/--limit "
+            "or give rows a 'source'"
+        )
     embedder = build_embedder(settings)
     retriever = build_retriever(settings, args.index, embedder=embedder)
     report = evaluate(retriever, rows, k=args.k)

@@ -111,8 +111,13 @@ class AnswerSettings(BaseModel):
 
 
 class ServeSettings(BaseModel):
-    host: str = Field("127.0.0.1", description="Bind address for the app and the API server.")
-    port: int = Field(8501, description="Streamlit port.")
+    host: str = Field("127.0.0.1", description="Bind address for the app (`hybrid app`) and the API server.")
+    port: int = Field(8501, ge=1, le=65535, description="Port of the app.")
+    allow_remote: bool = Field(
+        False,
+        description="Allow a bind address other than loopback. The app has no login: anyone who "
+        "reaches the address can read the documents and change the workspace.",
+    )
     api_port: int = Field(8088, description="OpenAI-compatible server port.")
 
 

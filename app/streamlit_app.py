@@ -19,7 +19,20 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` from any f
 
 import streamlit as st  # noqa: E402
 
+from app.commands.app_cmd import is_loopback  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+
 st.set_page_config(page_title="Hybrid Assistant", page_icon="🧭", layout="wide")
+
+# Started as `streamlit run` from a folder without the project's config, Streamlit listens on every
+# interface; then the app refuses to serve anything rather than expose the workspace.
+_address = str(st.get_option("server.address") or "")
+if not is_loopback(_address) and not load_settings().serve.allow_remote:
+    st.error(
+        f"This app listens on {_address or 'every network interface'} and has no login, so it will not "
+        "run. Stop it and start it with `hybrid app` (127.0.0.1), or set HYBRID_SERVE__ALLOW_REMOTE=true."
+    )
+    st.stop()
 
 PAGES_DIR = ROOT / "app" / "views"  # index_page.py: a file named index.py would shadow the `index` package
 PAGES = {

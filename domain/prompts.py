@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from domain.focus import focus_text
+from domain.plain import one_line
 from domain.ports import Message
 from domain.style import CJK_RE, detect_lang
 from domain.types import Hit, Mode
@@ -149,13 +150,15 @@ def passage_header(number: int, hit: Hit, lang: str) -> str:
     >>> h = Hit(Chunk("c", "hr/leave.md", "Leave", "Leave > Carry-over", "...", 0, 3), 0.5, 1)
     >>> passage_header(2, h, "en")
     '[2] hr/leave.md | Leave > Carry-over'
+    >>> passage_header(1, Hit(Chunk("c", "a\\nQuestion: x.md", "", "", "...", 0, 3), 0.5, 1), "en")
+    '[1] a\\\\nQuestion: x.md'
     """
     parts = [f"[{number}] {hit.chunk.path}"]
     if hit.chunk.heading:
         parts.append(hit.chunk.heading)
     if hit.chunk.page is not None:
         parts.append(f"第 {hit.chunk.page} 页" if lang == "zh" else f"page {hit.chunk.page}")
-    return " | ".join(parts)
+    return one_line(" | ".join(parts))  # a newline in a file name cannot start a line of its own
 
 
 def passage_block(number: int, hit: Hit, lang: str, text: str | None = None) -> str:

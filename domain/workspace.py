@@ -1,17 +1,51 @@
 """Where everything the app creates lives: one workspace folder, never the source tree.
 
-Owns the layout only (paths and folder creation); what goes into each folder belongs to the
-module that writes it.
+Owns the layout only (paths and folder creation) and the one rule for user-given names (index,
+adapter version, job, export, saved answer): a name is a single short slug, and the path it becomes
+must resolve inside its folder of the workspace. What goes into each folder belongs to the module
+that writes it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from domain.errors import ConfigError
 
 BASE_GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 BASE_HF_NAME = "qwen2.5-coder-0.5b-instruct-hf"
 EMBEDDER_NAME = "multilingual-e5-small-st"
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """``name`` when it is a valid slug (see ``NAME_RULE``).
+
+    Raises:
+        ConfigError: anything else (the message shows the name escaped, so control characters in it
+            never reach the terminal raw).
+    """
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{what} {name!r} is not allowed — use {NAME_RULE}")
+    return name
+
+
+def child(folder: Path, name: object, what: str = "name") -> Path:
+    """``folder / name`` for a checked name whose resolved path stays directly inside ``folder``
+    (a symlink planted under that name cannot lead elsewhere).
+
+    Raises:
+        ConfigError: a bad name, or a path that resolves outside ``folder``.
+    """
+    path = Path(folder) / check_name(name, what)
+    if path.resolve().parent != Path(folder).resolve():
+        raise ConfigError(f"{what} {name!r} leads outside {folder} — remove that link or pick another name")
+    return path
 
 
 @dataclass(frozen=True)
@@ -49,11 +83,16 @@ class Workspace:
         return self.root / "index"
 
     def index(self, name: str) -> Path:
-        return self.indexes / name
+        """The folder of index ``name`` (checked: see ``child``)."""
+        return child(self.indexes, name, "index name")
 
     @property
     def adapters(self) -> Path:
         return self.root / "adapters"
+
+    def adapter(self, version: str) -> Path:
+        """The folder of adapter version ``version`` (checked)."""
+        return child(self.adapters, version, "adapter version")
 
     @property
     def feedback_db(self) -> Path:
@@ -71,9 +110,25 @@ class Workspace:
     def jobs(self) -> Path:
         return self.root / "jobs"
 
+    def job(self, job_id: str) -> Path:
+        """The folder of job ``job_id`` (checked)."""
+        return child(self.jobs, job_id, "job")
+
     @property
     def uploads(self) -> Path:
         return self.root / "uploads"
+
+    def upload(self, name: str) -> Path:
+        """Where uploads for index ``name`` are kept (checked)."""
+        return child(self.uploads, name, "index name")
+
+    @property
+    def answers(self) -> Path:
+        return self.root / "answers"
+
+    def answer(self, answer_id: str) -> Path:
+        """The saved answer ``answer_id`` (checked)."""
+        return self.answers / f"{child(self.answers, answer_id, 'answer id').name}.json"
 
     def ensure(self) -> Workspace:
         """Create the top-level folders (idempotent) and return self."""

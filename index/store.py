@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -38,23 +39,55 @@ FORMAT_VERSION = 1
 _GEN = re.compile(r"gen-(\d{6})")
 
 
+def rebuild_hint(name: str, root: object = None) -> str:
+    """The command that rebuilds index ``name`` from ``root`` (PATH when unknown), quoted for a shell."""
+    folder = shlex.quote(str(root)) if isinstance(root, str) and root else "PATH"
+    return f"run `hybrid index {folder} --name {shlex.quote(name)} --rebuild`"
+
+
 def current_generation(index_dir: Path) -> Path | None:
-    """The live generation folder, or None when nothing was ever committed."""
+    """The live generation folder, or None when nothing was ever committed.
+
+    Raises:
+        IndexStoreError: ``CURRENT`` is unreadable or names no generation with a manifest.
+    """
     pointer = index_dir / "CURRENT"
     if not pointer.is_file():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise IndexStoreError(f"{pointer} is unreadable ({e}) — {rebuild_hint(index_dir.name)}") from e
     gen = index_dir / name
     if not _GEN.fullmatch(name) or not (gen / "manifest.json").is_file():
         raise IndexStoreError(
-            f"{pointer} points at '{name}', which holds no index — run `hybrid index PATH --rebuild`"
+            f"{pointer} points at {name!r}, which holds no index — {rebuild_hint(index_dir.name)}"
         )
     return gen
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The live generation's manifest, or None when there is no index.
+
+    Raises:
+        IndexStoreError: the manifest is not a readable JSON object with the embedder and splitter.
+    """
     gen = current_generation(index_dir)
-    return None if gen is None else dict(read_json(gen / "manifest.json"))
+    if gen is None:
+        return None
+    path = gen / "manifest.json"
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError) as e:
+        raise IndexStoreError(f"{path} is unreadable ({e}) — {rebuild_hint(index_dir.name)}") from e
+    if not (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("embedder"), dict)
+        and isinstance(manifest.get("splitter"), dict)
+        and isinstance(manifest.get("files", {}), dict)
+    ):
+        raise IndexStoreError(f"{path} is not an index manifest — {rebuild_hint(index_dir.name)}")
+    return manifest
 
 
 def check_compatible(
@@ -62,26 +95,26 @@ def check_compatible(
 ) -> None:
     """Raise IndexMismatchError unless the index was built with these settings."""
     built_emb = manifest["embedder"]
-    root = manifest.get("root", "PATH")
     problems = []
-    if (built_emb["name"], built_emb["dim"]) != (embedder_name, dim):
+    if (built_emb.get("name"), built_emb.get("dim")) != (embedder_name, dim):
         problems.append(
-            f"embedder {built_emb['name']}/{built_emb['dim']}, settings say {embedder_name}/{dim}"
+            f"embedder {built_emb.get('name')}/{built_emb.get('dim')}, settings say {embedder_name}/{dim}"
         )
     if manifest["splitter"] != splitter:
         b, s = manifest["splitter"], splitter
         problems.append(
             f"chunks of {b.get('chunk_tokens')} tokens with {b.get('overlap_tokens')} overlap "
-            f"(splitter v{b.get('version')}), settings say {s['chunk_tokens']} with "
-            f"{s['overlap_tokens']} (v{s['version']})"
+            f"(splitter v{b.get('version')}), settings say {s.get('chunk_tokens')} with "
+            f"{s.get('overlap_tokens')} (v{s.get('version')})"
         )
     if manifest.get("bm25_tokenizer") != tokenizer:
         problems.append(f"BM25 tokenizer v{manifest.get('bm25_tokenizer')}, this version uses v{tokenizer}")
     if problems:
+        name = str(manifest.get("name") or "default")
         raise IndexMismatchError(
-            f"index '{manifest.get('name')}' was built with "
+            f"index {name!r} was built with "
             + "; ".join(problems)
-            + f" — run `hybrid index {root} --rebuild`"
+            + f" — {rebuild_hint(name, manifest.get('root'))}"
         )
 
 
@@ -226,20 +259,17 @@ def open_index(
             f"no index named '{index_dir.name}' in {index_dir.parent} — build it with "
             f"`hybrid index PATH --name {index_dir.name}`"
         )
-    manifest = dict(read_json(gen / "manifest.json"))
+    manifest = read_manifest(index_dir) or {}
     check_compatible(manifest, embedder_name=embedder_name, dim=dim, splitter=splitter, tokenizer=tokenizer)
+    hint = rebuild_hint(index_dir.name, manifest.get("root"))
     try:
         chunks = read_chunks(gen)
         store = VectorStore.load(gen, AnnReport(**manifest["ann"]))
         bm25 = BM25Index.load(gen / "bm25", len(chunks))
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, IndexStoreError) as e:
         raise IndexStoreError(
-            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — run "
-            f"`hybrid index {manifest.get('root', 'PATH')} --rebuild`"
+            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e
     if store.size != len(chunks):
-        raise IndexStoreError(
-            f"{gen} holds {store.size} vectors for {len(chunks)} chunks — run "
-            f"`hybrid index {manifest.get('root', 'PATH')} --rebuild`"
-        )
+        raise IndexStoreError(f"{gen} holds {store.size} vectors for {len(chunks)} chunks — {hint}")
     return LoadedIndex(index_dir, gen.name, manifest, chunks, store, bm25)

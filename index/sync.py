@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from domain.errors import ConfigError, DocumentError
+from domain.errors import ConfigError, DocumentError, IndexStoreError
 from domain.progress import ProgressFn, no_progress
 from domain.types import Chunk
 from index import store
@@ -231,7 +231,13 @@ def _read_previous(
             wanted["version"],
         )
         return None
-    return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
+    try:
+        return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        hint = store.rebuild_hint(index_dir.name, manifest.get("root"))
+        raise IndexStoreError(
+            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
+        ) from e
 
 
 def _same_but_version(a: dict[str, Any], b: dict[str, Any]) -> bool:

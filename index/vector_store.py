@@ -147,9 +147,7 @@ class VectorStore:
                 index = faiss.IndexFlatIP(int(vectors.shape[1]))
                 index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         except (OSError, RuntimeError, ValueError) as e:
-            raise IndexStoreError(
-                f"cannot read the vectors in {folder} ({e}) — run `hybrid index PATH --rebuild`"
-            ) from e
+            raise IndexStoreError(f"cannot read the vectors in {folder} ({e})") from e
         return cls(index, int(index.d), report)
 
 

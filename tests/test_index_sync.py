@@ -95,7 +95,7 @@ def test_other_embedder_or_splitter_is_a_mismatch(tmp_path: Path) -> None:
     with pytest.raises(IndexMismatchError) as err:
         _open(idx, FakeEmbedder(name="other", dim=64))
     assert "embedder fake-ngram/64, settings say other/64" in str(err.value)
-    assert f"run `hybrid index {docs.resolve()} --rebuild`" in str(err.value)
+    assert f"run `hybrid index {docs.resolve()} --name idx --rebuild`" in str(err.value)
     with pytest.raises(IndexMismatchError, match="chunks of 32 tokens"):
         sync_folder(docs, idx, embedder=FakeEmbedder(), splitter=SplitterSettings(64, 0.15))
     r = sync_folder(

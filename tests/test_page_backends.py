@@ -22,7 +22,7 @@ from app.wiring.index import clear_index_cache
 from app.wiring.training import DEFAULT_ADAPTER_DIR
 from domain.atomic import read_json
 from domain.corrections import CorrectionStore
-from domain.errors import ConfigError, ExportError, ModelMissingError, RegistryError
+from domain.errors import ConfigError, ExportError, ModelMissingError, RegistryError, TrainingError
 from tests.fakes_index import FakeEmbedder
 from tests.test_registry import _make
 
@@ -116,8 +116,10 @@ def test_training_backend_params_jobs_versions_activate_rollback(settings):
     assert [j["id"] for j in backend.jobs()] == [job.name]
     assert backend.status(job.name)["status"] == "queued"
     assert backend.cancel(job.name) is False
-    with pytest.raises(Exception, match="no job"):
+    with pytest.raises(ConfigError, match="job '../../etc' is not allowed"):
         backend.status("../../etc")
+    with pytest.raises(TrainingError, match="no job"):
+        backend.status("train-19700101-000000-0000")
     root = settings.ws.adapters
     v1, v2 = _make(root), _make(root)
     backend.activate(v1)

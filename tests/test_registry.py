@@ -168,6 +168,10 @@ def test_publish_copies_a_whole_version_and_replaces_the_old_default(tmp_path):
     registry.activate(root, "v2")
     (target).mkdir(parents=True)
     (target / "stale.txt").write_text("old default")
+    with pytest.raises(RegistryError, match="not an adapter"):  # a folder of other files is never replaced
+        registry.publish(root, "active", target)
+    assert [p.name for p in target.iterdir()] == ["stale.txt"]
+    (target / "adapter_config.json").write_text("{}")  # the old default adapter
     registry.publish(root, "active", target)
     assert sorted(p.name for p in target.iterdir()) == sorted([*registry.PUBLISHED_FILES, "SOURCE.json"])
     assert (target / "lora.gguf").read_bytes() == b"v2"

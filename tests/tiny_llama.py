@@ -137,6 +137,7 @@ def build_tiny_llama(dest: Path, *, seed: int = SEED) -> Path:
     Returns ``dest``.
     """
     import torch
+    from tokenizers import AddedToken
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     dest = Path(dest)
@@ -161,8 +162,26 @@ def build_tiny_llama(dest: Path, *, seed: int = SEED) -> Path:
         json.dumps({m: i for i, m in enumerate(SPECIAL_MARKERS, start=3)}), encoding="utf-8"
     )
     tokenizer = AutoTokenizer.from_pretrained(str(dest))
+    # Both markers are special tokens, as in real ChatML models (Qwen's tokenizer.json), so text
+    # tokenized with special-token parsing off cannot produce them.
+    tokenizer.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                AddedToken(m, special=True, normalized=False) for m in SPECIAL_MARKERS
+            ]
+        }
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(str(dest))
+    # transformers 5 keeps the added tokens in tokenizer.json only; llama.cpp's converter reads
+    # them from tokenizer_config.json, and types the special ones CONTROL (not parsed in text).
+    config_path = dest / "tokenizer_config.json"
+    tok_config = json.loads(config_path.read_text(encoding="utf-8"))
+    tok_config["added_tokens_decoder"] = {
+        str(i): {"content": m, "special": True, "normalized": False, "lstrip": False, "rstrip": False}
+        for i, m in enumerate(SPECIAL_MARKERS, start=3)
+    }
+    config_path.write_text(json.dumps(tok_config), encoding="utf-8")
 
     config = LlamaConfig(
         vocab_size=len(tokenizer),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from domain.errors import ConfigError
+from domain.plain import one_line, terminal_text
 
 if TYPE_CHECKING:
     from domain.pipeline import Comparison
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # ----------------------------------------------------------------------------- saved answers
 def answers_dir(settings: Settings) -> Path:
-    return settings.ws.root / "answers"
+    return settings.ws.answers
 
 
 def save_answer(settings: Settings, answer: Answer, answer_id: str, *, last: bool = True) -> None:
@@ -63,7 +64,7 @@ def save_answer(settings: Settings, answer: Answer, answer_id: str, *, last: boo
 
     data = {"answer_id": answer_id, **answer_to_json(answer)}
     folder = answers_dir(settings)
-    write_json_atomic(folder / f"{answer_id}.json", data)
+    write_json_atomic(settings.ws.answer(answer_id), data)
     if last:
         write_json_atomic(settings.ws.root / LAST_ANSWER, data)
     old = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-KEEP_ANSWERS]
@@ -84,9 +85,9 @@ def load_answer(settings: Settings, answer_id: str | None) -> Answer:
     from domain.atomic import read_json
     from domain.serialize import answer_from_json
 
-    path = answers_dir(settings) / f"{answer_id}.json" if answer_id else settings.ws.root / LAST_ANSWER
+    path = settings.ws.answer(answer_id) if answer_id is not None else settings.ws.root / LAST_ANSWER
     if not path.is_file():
-        if answer_id:
+        if answer_id is not None:
             raise ConfigError(
                 f"no saved answer {answer_id!r} in {answers_dir(settings)} — check the id printed by `hybrid ask`"
             )
@@ -104,7 +105,7 @@ def _where(hit: Hit) -> str:
     parts = [hit.chunk.path] + ([hit.chunk.heading] if hit.chunk.heading else [])
     if hit.chunk.page is not None:
         parts.append(f"page {hit.chunk.page}")
-    return " | ".join(parts)
+    return one_line(" | ".join(parts))
 
 
 def _print_passages(hits: list[Hit]) -> None:
@@ -122,9 +123,8 @@ def _print_details(answer: Answer, answer_id: str) -> None:
     if answer.citations:
         print("citations:")
         for c in answer.citations:
-            print(
-                f'  "{c.sentence}" → {c.path}{" | " + c.heading if c.heading else ""}: "{c.span}" ({c.score:.2f})'
-            )
+            where = c.path + (f" | {c.heading}" if c.heading else "")
+            print(f'  "{one_line(c.sentence)}" → {one_line(where)}: "{one_line(c.span)}" ({c.score:.2f})')
     t = answer.timing
     print(f"mode: {answer.mode.value} — {answer.reason}")
     if answer.from_correction:
@@ -135,7 +135,7 @@ def _print_details(answer: Answer, answer_id: str) -> None:
             f"total {t.total_s:.2f} s · {t.tokens_per_s:.1f} tokens/s"
         )
     for w in answer.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {one_line(w)}", file=sys.stderr)
     print(f'answer id: {answer_id} (fix it with `hybrid correct --corrected "..."`)')
 
 
@@ -157,7 +157,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         answer = stream.answer()
     else:
         for piece in stream.pieces:
-            sys.stdout.write(piece)
+            sys.stdout.write(terminal_text(piece))
             sys.stdout.flush()
         print()
         answer = stream.answer()
@@ -208,9 +208,9 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         )
     for a in result.answers:
         print(f"\n── {a.mode.value}{' (router pick)' if a.mode == result.decision.mode else ''} ──")
-        print(a.text or "(no answer)")
+        print(terminal_text(a.text) or "(no answer)")
         for w in a.warnings:
-            print(f"warning: {w}")
+            print(f"warning: {one_line(w)}")
     print()
     _print_passages(result.passages)
     return 0
@@ -221,9 +221,13 @@ def run_correct(args: argparse.Namespace, settings: Settings) -> int:
     from domain.corrections import CorrectionStore
     from domain.types import Answer, Mode
 
-    if args.question and args.answer_id:
+    if args.question is not None and args.answer_id is not None:
         raise ConfigError("pass either --answer-id or --question, not both")
-    if args.question:
+    if not args.corrected.strip():
+        raise ConfigError("--corrected is empty — pass the corrected answer text")
+    if args.question is not None:
+        if not args.question.strip():
+            raise ConfigError("--question is empty — pass the question whose answer you correct")
         if not args.mode:
             raise ConfigError("--question needs --mode (the mode whose answer you correct)")
         try:
@@ -254,7 +258,7 @@ def run_correct(args: argparse.Namespace, settings: Settings) -> int:
         emit_json({"id": cid, "question": answer.question, "mode": answer.mode.value}, None)
     else:
         print(
-            f'stored correction #{cid} for "{answer.question}" ({answer.mode.value}); '
+            f'stored correction #{cid} for "{one_line(answer.question)}" ({answer.mode.value}); '
             "the same question is now answered from it — retrain with `hybrid train --from-corrections`"
         )
     return 0

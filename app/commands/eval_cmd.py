@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands.args import positive_int
 from app.settings import Settings
 
 
@@ -25,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-set", default=None, help="JSONL in the eval.jsonl schema (default: corpus/eval.jsonl)"
     )
     p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     p.add_argument("--kinds", default=None, help="comma-separated row kinds to keep")
-    p.add_argument("--k", type=int, default=5, help="passages per question")
+    p.add_argument("--k", type=positive_int, default=5, help="passages per question")
     p.add_argument(
         "--json", dest="json_path", default=None, help="write the report as JSON here ('-' = stdout)"
     )

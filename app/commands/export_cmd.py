@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from app.commands.args import positive_int
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
@@ -21,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="version to merge ('default' = the bundled adapter, 'none' = base model; default: the one in use)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: settings.generation.n_threads)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads (default: settings.generation.n_threads)",
     )
     add_json_option(p, "the report")
     p.set_defaults(func=run_export)

@@ -10,8 +10,10 @@ import time
 from collections import Counter
 from typing import Any
 
+from app.commands.args import positive_int
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
+from domain.plain import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("search", help="search an index (hybrid dense + BM25)")
     s.add_argument("query", help="the question or keywords")
-    s.add_argument("--k", type=int, default=None, help="hits to show (default: settings.index.top_k)")
+    s.add_argument(
+        "--k", type=positive_int, default=None, help="hits to show (default: settings.index.top_k)"
+    )
     s.add_argument("--index", default=None, help="index name (default: settings.index.name)")
     s.add_argument(
         "--json",
@@ -39,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.embedder import build_embedder
-    from app.wiring.index import sync_index
+    from app.wiring.index import index_dir, sync_index
 
+    index_dir(settings, args.name)  # a bad name fails here, before any model loads
     quiet = args.json_path == "-"
     embedder = build_embedder(settings)
     with progress_bar("indexing", quiet=quiet) as on_progress:
@@ -79,7 +84,7 @@ def _print_summary(r: dict[str, Any]) -> None:
             f"  skipped {len(skipped)} files: " + ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
         )
         for s in skipped[:50]:
-            print(f"    {s['path']}: {s['reason']}" + (f" — {s['detail']}" if s["detail"] else ""))
+            print(one_line(f"    {s['path']}: {s['reason']}" + (f" — {s['detail']}" if s["detail"] else "")))
         if len(skipped) > 50:
             print(f"    … and {len(skipped) - 50} more (see --json)")
 
@@ -92,8 +97,9 @@ def _ann_line(ann: dict[str, Any]) -> str:
 
 def run_search(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.embedder import build_embedder
-    from app.wiring.index import build_retriever
+    from app.wiring.index import build_retriever, index_dir
 
+    index_dir(settings, args.index)  # a bad name fails here, before any model loads
     embedder = build_embedder(settings)
     retriever = build_retriever(settings, args.index, embedder=embedder)
     k = args.k or settings.index.top_k
@@ -133,8 +139,8 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
         )
         dense = "-" if r["dense_score"] is None else f"{r['dense_score']:.3f}"
         bm25 = "-" if r["bm25_score"] is None else f"{r['bm25_score']:.2f}"
-        print(f"{r['rank']}. {where}  [fused {r['score']:.4f} · dense {dense} · bm25 {bm25}]")
-        snippet = " ".join(r["text"].split())
+        print(f"{r['rank']}. {one_line(where)}  [fused {r['score']:.4f} · dense {dense} · bm25 {bm25}]")
+        snippet = one_line(" ".join(r["text"].split()))
         print(f"   {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
     print(f"({seconds * 1000:.0f} ms)")
     return 0

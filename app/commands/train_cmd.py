@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import Any
 
+from app.commands.args import count, positive_float, positive_int, share
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
@@ -23,32 +24,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", nargs="+", default=None, help="training JSONL file(s) (default: corpus/train.jsonl)"
     )
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--r", type=int, default=None, help="LoRA rank")
-    p.add_argument("--alpha", type=int, default=None, help="LoRA alpha")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--r", type=positive_int, default=None, help="LoRA rank")
+    p.add_argument("--alpha", type=positive_int, default=None, help="LoRA alpha")
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument(
-        "--max-length", type=int, default=None, help="longest row in tokens (longer rows are left out)"
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="longest row in tokens (longer rows are left out)",
     )
-    p.add_argument("--max-rows", type=int, default=None, help="train on a seeded sample of N rows")
+    p.add_argument("--max-rows", type=positive_int, default=None, help="train on a seeded sample of N rows")
     p.add_argument("--precision", choices=("bf16", "fp32"), default=None)
     p.add_argument(
         "--val-share",
-        type=float,
+        type=share,
         default=None,
         help="share of rows held out for validation and early stopping (default 0.1; 0 with "
         "--from-corrections: the gate guards quality, and best-validation weights on replayed rows "
         "would undo the corrections)",
     )
-    p.add_argument("--correction-repeats", type=int, default=None, help="copies of each correction")
-    p.add_argument("--replay-rows", type=int, default=None, help="training-set rows replayed per correction")
+    p.add_argument("--correction-repeats", type=count, default=None, help="copies of each correction")
+    p.add_argument(
+        "--replay-rows", type=count, default=None, help="training-set rows replayed per correction"
+    )
     p.add_argument("--target-modules", default=None, help="comma-separated, e.g. q_proj,k_proj,v_proj,o_proj")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=count, default=None)
     p.add_argument("--version", default=None, help="name of the new version (default: v<N+1>)")
     p.add_argument("--index", default=None, help="index for the RAG-form rows (default: settings.index.name)")
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: settings.generation.n_threads)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads (default: settings.generation.n_threads)",
     )
     gate = p.add_mutually_exclusive_group()
     gate.add_argument("--no-gate", action="store_true", help="skip the evaluation gate and do not activate")

@@ -160,4 +160,4 @@ class RealIndexBackend:
         logger.info("deleted index %s", name)
 
     def upload_dir(self, name: str) -> Path:
-        return self.settings.ws.uploads / name
+        return self.settings.ws.upload(name)

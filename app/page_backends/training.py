@@ -23,8 +23,8 @@ class RealTrainingBackend:
         self.settings = settings
 
     def _job_dir(self, job_id: str) -> Path:
-        path = self.settings.ws.jobs / job_id
-        if path.parent != self.settings.ws.jobs or not path.is_dir():
+        path = self.settings.ws.job(job_id)
+        if not path.is_dir():
             raise TrainingError(f"no job {job_id!r} in {self.settings.ws.jobs} — pick one from the list")
         return path
 

@@ -13,6 +13,8 @@ from app.page_common import settings, shown_errors
 from app.page_services import get_indexer
 from app.page_text import md_escape, where
 from domain.atomic import write_bytes_atomic
+from domain.errors import ConfigError
+from domain.workspace import NAME_RULE, check_name
 
 UPLOAD_TYPES = ["md", "markdown", "txt", "rst", "html", "htm", "pdf", "docx"]
 SAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "corpus" / "docs"
@@ -31,9 +33,13 @@ with st.sidebar:
     st.subheader("Index")
     choices = sorted(set(names) | {default_name})
     name = st.selectbox("Index name", choices, index=choices.index(default_name), key="index_name")
-    new_name = st.text_input("…or a new index name", key="index_new_name").strip()
+    new_name = st.text_input("…or a new index name", key="index_new_name", help=NAME_RULE).strip()
     if new_name:
-        name = new_name
+        try:
+            name = check_name(new_name, "index name")
+        except ConfigError as e:
+            st.error(str(e))
+            st.stop()
 
 summary = None
 with shown_errors():

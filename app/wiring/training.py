@@ -182,7 +182,7 @@ def job_dir_for(settings: Settings, job: str) -> Path:
         if not found:
             raise ConfigError("there is no training job yet — start one with `hybrid train`")
         return Path(found[0]["dir"])
-    path = settings.ws.jobs / job
+    path = settings.ws.job(job)
     if not (path / jobs.JOB_FILE).is_file():
         raise ConfigError(f"job {job!r} not found in {settings.ws.jobs} — see `hybrid train --jobs`")
     return path
@@ -450,7 +450,7 @@ def export_current(
     elif adapter == "default":
         folder, label = DEFAULT_ADAPTER_DIR, "default"
     else:
-        folder, label = registry_root(settings) / adapter, adapter
+        folder, label = settings.ws.adapter(adapter), adapter
     if folder is not None and not is_complete(folder):
         raise RegistryError(f"adapter {adapter or label!r} not found — see `hybrid adapters list`")
     build = _build_messages_fn(settings)
