@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
+from adapters.choice import best_option, option_score
 from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
@@ -155,9 +156,10 @@ class TransformersGenerator:
         temperature: float = 0.0,
         min_lines: int = 0,
         line_check: LineCheck | None = None,
+        prefill: str = "",
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
-        Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
+        ``prefill`` is text the answer already starts with (not streamed again). Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
         Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
         the model then continues from (the pieces already streamed are not taken back).
 
@@ -165,7 +167,7 @@ class TransformersGenerator:
             GenerationError: ``adapter=True`` without an adapter.
         """
         return self.generate_from_ids(
-            self.encode_prompt(messages),
+            self.encode_prompt(messages) + (hf_encoder(self._tokenizer)(prefill, False) if prefill else []),
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
@@ -196,6 +198,46 @@ class TransformersGenerator:
             min_lines=min_lines,
             line_check=line_check,
         )
+
+    def choose(
+        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+    ) -> str:
+        """The model's continuation of its answer after ``prefill`` that is exactly one of
+        ``options``: the one it scores most likely (``adapters.choice``).
+
+        Raises:
+            GenerationError: no options, or an adapter requested without one.
+        """
+        if not options:
+            raise GenerationError("a constrained choice needs at least one option")
+        encode = hf_encoder(self._tokenizer)
+        ids = self.encode_prompt(messages) + (encode(prefill, False) if prefill else [])
+        newline = encode("\n", False)[-1:]
+        return options[
+            self.choose_from_ids(ids, [encode(o, False) + newline for o in options], adapter=adapter)
+        ]
+
+    def choose_from_ids(
+        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+    ) -> int:
+        """``choose`` for an already tokenized prompt (prefill included) and options (line break
+        included): the index of the best option."""
+        if adapter and self.adapter_dir is None:
+            raise GenerationError(
+                "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
+            )
+        if not encoded:
+            raise GenerationError("a constrained choice needs at least one option")
+        torch, scores = self._torch, []
+        with self._lock, torch.inference_mode(), self._adapter_state(adapter):
+            out = self._model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)
+            first, cache = out.logits[0, -1].float().numpy(), out.past_key_values
+            for tokens in encoded:
+                step = torch.tensor([list(tokens)])
+                rows = self._model(input_ids=step, past_key_values=cache, use_cache=True).logits
+                cache.crop(-len(tokens))
+                scores.append(option_score(first, rows[0].float().numpy(), list(tokens)))
+        return best_option(scores)
 
     # ------------------------------------------------------------------ internals
     def _stream(

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from adapters.chat_pieces import Piece, chat_pieces, encode_chat
+from adapters.choice import best_option, option_score
 from adapters.llama_tools import llama_output_captured
 from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
@@ -185,8 +188,10 @@ class LlamaCppGenerator:
         temperature: float = 0.0,
         min_lines: int = 0,
         line_check: LineCheck | None = None,
+        prefill: str = "",
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
+        ``prefill`` is text the answer already starts with (not streamed again).
         Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
         Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
         the model then continues from (the pieces already streamed are not taken back).
@@ -195,7 +200,7 @@ class LlamaCppGenerator:
             GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
         """
         return self.generate_from_ids(
-            self.encode_prompt(messages),
+            self.encode_prompt(messages) + (self._encode_text(prefill) if prefill else []),
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
@@ -232,6 +237,57 @@ class LlamaCppGenerator:
             min_lines=min_lines,
             line_check=line_check,
         )
+
+    def choose(
+        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+    ) -> str:
+        """The model's continuation of its answer after ``prefill`` that is exactly one of
+        ``options``: the one it scores most likely (``adapters.choice``).
+
+        Raises:
+            GenerationError: no options, an adapter requested without one, or the prompt does not fit.
+        """
+        if not options:
+            raise GenerationError("a constrained choice needs at least one option")
+        ids = self.encode_prompt(messages) + (self._encode_text(prefill) if prefill else [])
+        encoded = [self._encode_text(o) + [self._newline] for o in options]
+        return options[self.choose_from_ids(ids, encoded, adapter=adapter)]
+
+    def choose_from_ids(
+        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+    ) -> int:
+        """``choose`` for an already tokenized prompt (prefill included) and options (line break
+        included): the index of the best option. The prompt is evaluated once, then each option
+        after it."""
+        if adapter and self._adapter is None:
+            raise GenerationError(
+                "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
+            )
+        if not encoded:
+            raise GenerationError("a constrained choice needs at least one option")
+        if len(prompt_ids) + max(len(e) for e in encoded) > self.n_ctx:
+            raise GenerationError(
+                f"the prompt has {len(prompt_ids)} tokens but the context holds {self.n_ctx}"
+            )
+        llm, n_vocab = self._llm, self._lib.llama_vocab_n_tokens(self._vocab)
+        with self._lock:
+            self._switch_adapter(adapter)
+            self._reset()
+            try:
+                llm.eval(list(prompt_ids))
+                first = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).copy()
+                n_past, scores = llm.n_tokens, []
+                for tokens in encoded:
+                    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+                    llm._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), n_vocab))
+                    scores.append(option_score(first, rows, list(tokens)))
+            except RuntimeError as e:  # llama_decode failed
+                raise GenerationError(f"llama.cpp failed while choosing ({e}) — retry the question") from e
+            finally:
+                self._reset()
+        return best_option(scores)
 
     # ------------------------------------------------------------------ internals
     def _stream(

@@ -93,7 +93,7 @@ def evaluate_with_adapter(
 
 def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
-    from app.eval_retrieval import eval_files, load_eval_rows
+    from app.eval_retrieval import eval_files, load_eval_rows, select_rows
     from app.wiring.answer import build_assistant
     from app.wiring.index import index_name
 
@@ -101,18 +101,13 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.fit_router and "auto" not in modes:
         modes.append("auto")
     files = eval_files(args.eval_set)
-    rows = load_eval_rows(files)
-    if args.kinds:
-        wanted = {k.strip() for k in args.kinds.split(",") if k.strip()}
-        rows = [r for r in rows if r.get("kind") in wanted]
-    if args.limit:
-        rows = rows[: args.limit]
-    if not rows:
-        raise ConfigError("no eval rows left after --kinds/--limit — loosen the filters")
+    rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
     assistant = build_assistant(settings, index=args.index, use_corrections=False)
     quiet = args.json_path == "-"
     results, report = evaluate_assistant(assistant, rows, modes, quiet=quiet)
     report["index"] = index_name(settings, args.index)
+    report["split"] = args.split or "all"
+    report["generation"] = settings.generation.model_dump()
     report["eval_files"] = [str(f) for f in files]
     report["thresholds"] = assistant.thresholds.to_json()
     retrieval = _retrieval_section(assistant, rows, args.k)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from domain.errors import DataError
+from domain.errors import ConfigError, DataError
 from domain.retrieval_metrics import RetrievalOutcome, summarize, summarize_by
 
 if TYPE_CHECKING:
@@ -104,6 +104,28 @@ def load_eval_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def select_rows(
+    rows: Sequence[dict[str, Any]], *, kinds: str | None, split: str | None, limit: int | None
+) -> list[dict[str, Any]]:
+    """The rows of the comma-separated ``kinds`` and of ``split`` ("tune" or "heldout"; rows without
+    a split field count as "tune"), then the first ``limit``.
+
+    Raises:
+        ConfigError: no row is left.
+    """
+    out = list(rows)
+    if kinds:
+        wanted = {k.strip() for k in kinds.split(",") if k.strip()}
+        out = [r for r in out if r.get("kind") in wanted]
+    if split:
+        out = [r for r in out if r.get("split", "tune") == split]
+    if limit:
+        out = out[:limit]
+    if not out:
+        raise ConfigError("no eval rows left after --kinds/--split/--limit — loosen the filters")
+    return out
+
+
 def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
     """The row's source paths, normalised to POSIX paths without a leading './'."""
     src = row.get("source")
@@ -146,12 +168,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.index import build_retriever, index_name
 
     files = eval_files(args.eval_set)
-    rows = load_eval_rows(files)
-    if args.kinds:
-        wanted = {k.strip() for k in args.kinds.split(",") if k.strip()}
-        rows = [r for r in rows if r.get("kind") in wanted]
-    if args.limit:
-        rows = rows[: args.limit]
+    rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
     if not any(r.get("kind") not in UNSCORED_KINDS and relevant_sources(r) for r in rows):
         raise DataError(
             f"none of the {len(rows)} eval rows left names a source to score — loosen --kinds/--limit "

@@ -78,6 +78,10 @@ def show_answer_body(answer: Answer) -> None:
             "no model was run.",
             icon=":material/history:",
         )
+    if answer.evidence:
+        e = answer.evidence
+        st.caption(md_escape(f"Evidence, quoted word for word from {where(e.path, e.heading)}:"))
+        st.code(e.sentence, language=None, wrap_lines=True)
     st.markdown(md_escape(answer.text))
     for w in answer.warnings:
         st.warning(md_escape(w))

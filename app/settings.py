@@ -86,6 +86,18 @@ class GenerationSettings(BaseModel):
         "right above the question (tuned + RAG keeps rank order, the order its adapter was "
         "trained on).",
     )
+    quote_evidence: bool = Field(
+        False,
+        description="In the retrieval modes the model first quotes one sentence of its passages, "
+        "chosen under a grammar so it is verbatim, or says they do not cover the question; the "
+        "quote's passage is the answer's citation.",
+    )
+    evidence_candidates: int = Field(
+        0,
+        ge=0,
+        description="With quote_evidence, the quote is chosen among this many shown sentences, "
+        "those sharing most words with the question (0 = every shown sentence).",
+    )
     max_lines: int = Field(
         0,
         ge=0,

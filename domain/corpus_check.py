@@ -37,6 +37,8 @@ LoadText = Callable[[Path], str]
 NEAR_DUP_MEASURE = "cosine of character-3-gram count vectors (lower-cased, whitespace-normalised)"
 NEAR_DUP_THRESHOLD = 0.85
 KINDS = ("fact", "format", "out_of_domain", "cross_lingual", "multi_hop")
+# An eval row's split: variants are chosen on "tune" rows and reported on "heldout" rows.
+SPLITS = ("tune", "heldout")
 LANGS = ("en", "zh")
 DOC_SUFFIXES = (".md", ".txt", ".html", ".htm", ".pdf", ".docx")
 REQUIRED: dict[str, int] = {
@@ -188,6 +190,8 @@ def _check_eval_row(row: dict[str, Any], where: str, docs: _Docs, errors: list[s
     kind = row["kind"]
     if kind not in KINDS:
         errors.append(f"{where}: kind {kind!r} not in {KINDS}")
+    if row.get("split", "tune") not in SPLITS:
+        errors.append(f"{where}: split {row.get('split')!r} not in {SPLITS}")
     if format_score(row["reference"], row["lang"]) != 1.0:
         errors.append(f"{where}: reference is not in house style (format_score < 1.0)")
     facts = row.get("key_facts")

@@ -1,6 +1,7 @@
 """The evaluation harness core: answers every eval row in every asked mode over one retrieval per
-row, scores each answer (fact recall, ROUGE-L, format, citation precision, combined = mean of fact
-recall and format), finds the hindsight-best modes per row (every mode tied for the best score;
+row, scores each answer (fact recall of the answer line, and apart from it of the whole text and of
+the quoted evidence; ROUGE-L, format, citation precision, combined = mean of the answer line's
+fact recall and format), finds the hindsight-best modes per row (every mode tied for the best score;
 the cheapest of them names the row in counts), scores the router against them (agreement: the
 routed mode is one of them; strict agreement: it is the cheapest), and aggregates a report
 (overall, per kind, out-of-domain retrieval) with a Markdown rendering.
@@ -27,7 +28,7 @@ from domain.router import (
     hindsight_best,
     route_features,
 )
-from domain.style import format_score
+from domain.style import answer_line, format_score
 from domain.types import ALL_MODES, Answer, Mode, RouteDecision
 
 OUT_OF_DOMAIN = "out_of_domain"
@@ -66,7 +67,7 @@ def score_answer(answer: Answer, row: Mapping[str, Any]) -> dict[str, Any]:
     """One answer's metrics against its eval row (plus its text, citations and timing)."""
     lang = str(row.get("lang") or "") or None
     facts = [str(f) for f in row.get("key_facts") or []]
-    recall = fact_recall(answer.text, facts)
+    recall = fact_recall(answer_line(answer.text, lang), facts)
     fmt = format_score(answer.text, lang)
     sources = row_sources(row)
     cited = cited_paths(answer.citations)
@@ -75,6 +76,9 @@ def score_answer(answer: Answer, row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "answer": answer.text,
         "fact_recall": recall,
+        "fact_recall_text": fact_recall(answer.text, facts),
+        "evidence_recall": fact_recall(answer.evidence.sentence, facts) if answer.evidence else None,
+        "evidence": answer.evidence.sentence if answer.evidence else None,
         "rouge_l": rouge_l(answer.text, reference) if reference else None,
         "format": fmt,
         "citation_precision": precision,
@@ -161,6 +165,8 @@ def summarize_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "n": len(results),
         "fact_recall": _mean([r["fact_recall"] for r in results]),
+        "fact_recall_text": _mean([r.get("fact_recall_text") for r in results]),
+        "evidence_recall": _mean([r.get("evidence_recall") for r in results]),
         "rouge_l": _mean([r["rouge_l"] for r in results]),
         "format": _mean([r["format"] for r in results]),
         "citation_precision": _mean([r["citation_precision"] for r in results]),

@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
+from domain import evidence
 from domain.answer_stream import (
     AUTO,
     AnswerStream,
     Comparison,
     Retrieval,
     cap_lines,
+    close_source,
     parse_mode,
     stop_at_echo,
     stream_of,
@@ -32,9 +34,10 @@ from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
-from domain.prompts import Prompt, build_prompt
+from domain.prompts import Prompt, build_prompt, prompt_lang
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
-from domain.types import ALL_MODES, Answer, Mode, RouteDecision, Timing
+from domain.style import LABELS
+from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,10 @@ class AssistantOptions:
     best_passage_last: bool = True
     # The stream ends with the line break after this many non-empty lines (0 = no cap).
     max_lines: int = 0
+    # Retrieval modes first quote one sentence of their passages (a constrained choice) and cite it.
+    quote_evidence: bool = False
+    # How many sentences, those closest to the question, the quote is chosen from (0 = all shown).
+    evidence_candidates: int = 0
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -184,14 +191,17 @@ class Assistant:
         basis = BasisCheck(
             prompt.passages if mode.uses_retrieval else (), threshold=self.options.citation_threshold
         )
-        pieces = self.generator.generate(
+        quoted, prefill, lead = self._quote(question, mode, prompt)
+        generated = self.generator.generate(
             prompt.messages,
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
             temperature=self.options.temperature,
             min_lines=self.options.min_lines,
             line_check=basis.context,
+            prefill=prefill + lead,
         )
+        pieces = _led_by(lead, generated) if lead else generated
         for piece in basis.filter(stop_at_echo(cap_lines(pieces, self.options.max_lines))):
             if first is None:
                 first = self.clock() - start
@@ -205,11 +215,12 @@ class Assistant:
             total_s=total,
             tokens=self.generator.count_tokens(text) if text else 0,
         )
-        citations = (
-            attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
-            if mode.uses_retrieval
-            else []
-        )
+        if not mode.uses_retrieval:
+            citations = []
+        elif prefill:  # the quote's passage is the citation, by construction
+            citations = [quoted] if quoted else []
+        else:
+            citations = attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
         return Answer(
             question=question,
             mode=mode,
@@ -219,7 +230,27 @@ class Assistant:
             citations=citations,
             timing=timing,
             warnings=self._warnings(mode, prompt, retrieval) + basis.warnings,
+            evidence=quoted,
         )
+
+    def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[Citation | None, str, str]:
+        """(the evidence, the evidence line, the answer's lead): in a retrieval mode with passages
+        the model first chooses one sentence of them, or "not covered"; its answer then starts on
+        the next line with the answer line's label (the lead), which the answer text keeps."""
+        if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
+            return None, "", ""
+        lang = prompt_lang(question)
+        cands = evidence.closest(
+            evidence.candidates(prompt.passages, str(prompt.messages[-1]["content"])),
+            question,
+            self.options.evidence_candidates,
+        )
+        head = evidence.label(lang)
+        quote = self.generator.choose(
+            prompt.messages, evidence.choices(cands, lang), adapter=mode.uses_adapter, prefill=head
+        )
+        lead = LABELS.get(lang, LABELS["en"])[0]
+        return evidence.citation_for(quote, cands), f"{head}{quote}\n", lead
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
         """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""
@@ -318,3 +349,19 @@ class Assistant:
             original=answer.text,
             passages=answer.passages,
         )
+
+
+def _led_by(lead: str, pieces: Iterator[str]) -> Generator[str, None, None]:
+    """``lead`` (a prefilled label), one space for a label ending in ':', then ``pieces`` with the
+    whitespace the model wrote after the label dropped."""
+    yield lead + (" " if lead.endswith(":") else "")
+    started = False
+    try:
+        for piece in pieces:
+            if not started:
+                piece = piece.lstrip()
+                started = bool(piece)
+            if piece:
+                yield piece
+    finally:
+        close_source(pieces)

@@ -55,7 +55,8 @@ class Generator(Protocol):
     end before that many non-empty lines: an end the model proposes earlier becomes a line break
     (an end proposed on an empty line is accepted). ``line_check`` (see ``LineCheck``) lets the
     caller correct a finished line in the model's context; the pieces already yielded stay as they
-    were, so a caller that corrects a line shows its correction itself.
+    were, so a caller that corrects a line shows its correction itself. ``prefill`` is text the
+    answer already starts with: the model continues after it, and it is not yielded.
     """
 
     @property
@@ -73,6 +74,14 @@ class Generator(Protocol):
         temperature: float = 0.0,
         min_lines: int = 0,
         line_check: LineCheck | None = None,
+        prefill: str = "",
     ) -> Iterator[str]: ...
+
+    def choose(
+        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+    ) -> str:
+        """The model's greedy continuation of its answer after ``prefill``, constrained to be exactly
+        one of ``options`` (``domain.evidence`` builds them)."""
+        ...
 
     def count_tokens(self, text: str) -> int: ...

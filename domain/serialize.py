@@ -122,6 +122,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "timing": timing_to_json(answer.timing),
         "from_correction": answer.from_correction,
         "warnings": list(answer.warnings),
+        "evidence": citation_to_json(answer.evidence) if answer.evidence else None,
     }
 
 
@@ -148,6 +149,7 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
             ),
             from_correction=bool(data.get("from_correction", False)),
             warnings=[str(w) for w in data.get("warnings", [])],
+            evidence=citation_from_json(data["evidence"]) if data.get("evidence") else None,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataError(f"not a stored answer ({e}) — ask the question again") from e

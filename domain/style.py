@@ -97,6 +97,19 @@ def check_format(answer: str, lang: str | None = None) -> FormatReport:
     return FormatReport(passed)
 
 
+def answer_line(answer: str, lang: str | None = None) -> str:
+    """The line that answers: the Conclusion line (without its label), else the first non-empty line.
+
+    >>> answer_line("Conclusion: 15 days.\\nBasis: [hr/leave.md]\\nNote: IP65 is pasted here.")
+    '15 days.'
+    """
+    lang = lang or detect_lang(answer)
+    label = LABELS.get(lang, LABELS["en"])[0]
+    lines = [ln.strip() for ln in answer.strip().splitlines() if ln.strip()]
+    line = next((ln for ln in lines if ln.startswith(label)), lines[0] if lines else "")
+    return line[len(label) :].strip() if line.startswith(label) else line
+
+
 def format_score(answer: str, lang: str | None = None) -> float:
     """The house-style format score of ``answer`` in [0, 1]."""
     return check_format(answer, lang).score

@@ -111,3 +111,5 @@ class Answer:
     timing: Timing = field(default_factory=Timing)
     from_correction: bool = False
     warnings: list[str] = field(default_factory=list)
+    # The sentence the model quoted before answering (retrieval modes), as the citation of its passage.
+    evidence: Citation | None = None

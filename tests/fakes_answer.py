@@ -117,6 +117,7 @@ class FakeGenerator:
     adapter_loaded: bool = True
     knowledge: dict[str, str] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    choices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -165,6 +166,7 @@ class FakeGenerator:
         temperature: float = 0.0,
         min_lines: int = 0,
         line_check: LineCheck | None = None,
+        prefill: str = "",
     ) -> Iterator[str]:
         self.calls.append(
             {
@@ -174,11 +176,27 @@ class FakeGenerator:
                 "temperature": temperature,
                 "min_lines": min_lines,
                 "line_check": line_check,
+                "prefill": prefill,
             }
         )
         if adapter and not self.adapter_loaded:
             raise AssertionError("adapter=True asked of a generator without an adapter")
-        yield from re.findall(r"\S+\s*", self.reply(messages, adapter))
+        reply = self.reply(messages, adapter)
+        lead = prefill.rsplit("\n", 1)[-1]  # a prefilled label is not written again
+        if lead:
+            reply = reply.removeprefix(lead) if reply.startswith(lead) else " " + reply
+        yield from re.findall(r"\s*\S+\s*", reply)
+
+    def choose(
+        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+    ) -> str:
+        """The option sharing most word tokens with the question (the first on ties); "not
+        covered" (the last option) when none shares any."""
+        self.choices.append({"options": list(options), "adapter": adapter, "prefill": prefill})
+        question = set(tokens(str(messages[-1]["content"]).rsplit("\n", 1)[-1]))
+        overlap = [len(question & set(tokens(o))) for o in options[:-1]]
+        best = max(range(len(overlap)), key=lambda i: (overlap[i], -i), default=None)
+        return options[best] if best is not None and overlap[best] else options[-1]
 
 
 @dataclass

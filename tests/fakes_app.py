@@ -15,11 +15,21 @@ from typing import Any
 
 from domain.errors import ConfigError, GenerationError
 from domain.progress import ProgressFn, no_progress
-from domain.types import Answer, Chunk, Hit, Mode, RouteDecision, Timing
+from domain.types import Answer, Chunk, Citation, Hit, Mode, RouteDecision, Timing
 from tests.fakes_app_jobs import FakeExporter, FakeTrainer
 
 HOSTILE = '<script>alert("x")</script> ![pixel](http://example.invalid/p.png) **bold**'
 PASSAGE_TEXT = "Annual leave is 15 working days per year. " + HOSTILE + " Unused days expire in March."
+
+
+EVIDENCE = Citation(
+    "Annual leave is 15 working days per year.",
+    "c1",
+    "hr/leave-policy.md",
+    "Annual leave",
+    "Annual leave is 15 working days per year.",
+    1.0,
+)
 
 
 def fake_hits() -> list[Hit]:
@@ -75,6 +85,7 @@ class FakeStream:
             timing=Timing(0.01, 0.2, 1.2, 20),
             from_correction=self.from_correction,
             warnings=["best passage scores low (0.41)"] if "obscure" in self.question else [],
+            evidence=EVIDENCE if self.decision.mode.uses_retrieval else None,
         )
 
 

@@ -167,18 +167,32 @@ def test_correct_with_an_empty_question_or_answer_is_refused(tmp_path: Path, mon
 @pytest.mark.parametrize(
     "argv",
     [
-        ["export", "--adapter", "/tmp"],
-        ["export", "--adapter", "../../etc"],
-        ["train", "--resume", "../jobs"],
-        ["train", "--follow", "/tmp"],
-        ["adapters", "activate", "../x"],
+        ["export", "--adapter", "{outside}"],
+        ["export", "--adapter", "../../outside"],
+        ["train", "--resume", "../../outside"],
+        ["train", "--follow", "{outside}"],
+        ["adapters", "activate", "../../outside"],
     ],
     ids=lambda a: " ".join(a),
 )
 def test_adapter_and_job_names_are_checked(tmp_path: Path, monkeypatch, capsys, argv) -> None:
+    """A complete adapter (and a job) planted outside the workspace is never used through a name."""
+    from adapters.jobs import JOB_FILE
+    from adapters.registry import PUBLISHED_FILES
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in (*PUBLISHED_FILES, JOB_FILE):
+        (outside / name).write_text("{}", encoding="utf-8")
     monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
-    assert main(argv) == 2
+    monkeypatch.setattr(
+        "adapters.export.export_model", lambda **kw: pytest.fail(f"exported {kw['adapter_dir']}")
+    )
+    monkeypatch.setattr("adapters.jobs.read_status", lambda *a: pytest.fail(f"read job {a}"), raising=False)
+    before = snapshot(outside)
+    assert main([a.replace("{outside}", str(outside)) for a in argv]) == 2
     one_error_line(capsys.readouterr().err)
+    assert snapshot(outside) == before
 
 
 def test_publish_never_replaces_a_folder_that_is_not_an_adapter(

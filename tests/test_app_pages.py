@@ -104,6 +104,8 @@ def test_ask_streams_an_answer_with_badge_sources_and_marked_span(fakes):
     shown = texts(at)
     assert "⟦Annual leave is 15 working days per year.⟧" in shown
     assert HOSTILE in shown  # document text only ever through st.text
+    assert any("quoted word for word from hr/leave\\-policy\\.md" in c.value for c in at.caption)
+    assert "Annual leave is 15 working days per year." in [c.value for c in at.code]
     assert not at.get("html")
 
 

@@ -193,3 +193,50 @@ def test_markdown_table() -> None:
     )
     assert "Out-of-domain rows: retrieval forced on 0 of 1." in md
     assert "| out_of_domain | auto | 1 | 1.000 | 1.000 | 1.000 |" in md
+
+
+def test_fact_recall_is_the_answer_lines_and_pasted_evidence_does_not_count() -> None:
+    """A wrong Conclusion with the right fact pasted into the Note scores 0 on the answer line;
+    the whole text's recall (1.0) and the quoted evidence's are reported apart."""
+    from domain.evaluation import score_answer
+    from domain.types import Answer, Citation
+
+    row = {"lang": "en", "key_facts": ["not thread-safe"], "source": "itertools.md"}
+    text = "Conclusion: Yes, it is safe.\nBasis: [itertools.md]\nNote: tee iterators are not thread-safe."
+    quote = Citation("tee iterators are not thread-safe.", "c", "itertools.md", "", "", 1.0)
+    scored = score_answer(Answer("Is tee thread-safe?", Mode.RAG, text, evidence=quote), row)
+    assert (scored["fact_recall"], scored["fact_recall_text"], scored["evidence_recall"]) == (0.0, 1.0, 1.0)
+    assert scored["combined"] == (0.0 + scored["format"]) / 2
+    assert score_answer(Answer("q", Mode.RAG, text), row)["evidence_recall"] is None
+
+
+def test_eval_rows_are_selected_by_kind_split_and_limit() -> None:
+    from app.eval_retrieval import select_rows
+    from domain.errors import ConfigError
+
+    rows = [
+        {"id": "a", "kind": "fact", "split": "tune"},
+        {"id": "b", "kind": "fact", "split": "heldout"},
+        {"id": "c", "kind": "format", "split": "heldout"},
+        {"id": "d", "kind": "fact"},  # no split: counts as tune
+    ]
+
+    def pick(**kw: object) -> list[str]:
+        return [r["id"] for r in select_rows(rows, **{"kinds": None, "split": None, "limit": None, **kw})]
+
+    assert pick(split="heldout") == ["b", "c"]
+    assert pick(split="tune", kinds="fact") == ["a", "d"]
+    assert pick(kinds="fact", limit=2) == ["a", "b"]
+    with pytest.raises(ConfigError, match="--split"):
+        select_rows(rows, kinds="multi_hop", split=None, limit=None)
+
+
+def test_the_bundled_eval_set_is_split_in_halves_per_kind() -> None:
+    from collections import Counter
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "corpus" / "eval.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    counts = Counter((r["kind"], r["split"]) for r in rows)
+    for kind in {r["kind"] for r in rows}:
+        assert abs(counts[(kind, "tune")] - counts[(kind, "heldout")]) <= 2

@@ -507,3 +507,75 @@ def test_training_rows_keep_message_text_as_text(hf_gen) -> None:
     enc = encode_example(tok, example)
     assert [i for i in enc.ids if i in (start, end)] == [start, end, start, end]
     assert enc.ids[-1] == end  # the answer ends with the template's end-of-turn marker
+
+
+# ----------------------------------------------------------------------------- constrained evidence
+EVIDENCE_OPTIONS = [
+    " The office opens at nine on weekdays.",
+    " Visitors sign in at the front desk.",
+    " The office is closed on public holidays.",
+    " Not covered by the passages.",
+]
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
+def test_both_backends_make_the_same_constrained_choice(llama_gen, hf_gen, adapter) -> None:
+    tok = hf_gen._tokenizer
+    # The same tokens on both sides (SentencePiece word marks differ between the two, see below).
+    options = [tok(o + "\n", add_special_tokens=False).input_ids for o in EVIDENCE_OPTIONS]
+    chosen = set()
+    for messages in PARITY_QUESTIONS:
+        ids = hf_gen.encode_prompt(messages) + tok("Evidence:", add_special_tokens=False).input_ids
+        on_llama = llama_gen.choose_from_ids(ids, options, adapter=adapter)
+        assert hf_gen.choose_from_ids(ids, options, adapter=adapter) == on_llama
+        chosen.add(on_llama)
+    assert len(chosen) >= 2  # the choice depends on the prompt, not only on the options
+    assert (
+        hf_gen.choose(PARITY_QUESTIONS[0], EVIDENCE_OPTIONS, adapter=adapter, prefill="Evidence:")
+        in EVIDENCE_OPTIONS
+    )
+
+
+def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen) -> None:
+    """Property test: random passages split into sentences; the quote is always one of them."""
+    import random
+
+    from domain.evidence import candidates, choices
+    from domain.types import Chunk, Hit
+
+    rng = random.Random(7)
+    words = [
+        "leave",
+        "office",
+        "travel",
+        "hotel",
+        "night",
+        "days",
+        "badge",
+        "approve",
+        "manager",
+        "report",
+        "年假",
+        "报销",
+        "经理",
+        "天",
+        "元",
+    ]
+    for trial in range(12):
+        hits = []
+        for n in range(rng.randint(1, 2)):
+            sentences = [
+                " ".join(rng.choice(words) for _ in range(rng.randint(2, 5))).capitalize()
+                + rng.choice(".!。")
+                for _ in range(rng.randint(1, 3))
+            ]
+            text = " ".join(sentences)
+            hits.append(Hit(Chunk(f"c{n}", f"doc{n}.md", "", "", text, 0, len(text)), 0.5, n + 1))
+        shown = "\n".join(h.chunk.text for h in hits)
+        cands = candidates(hits, shown)
+        options = choices(cands, "en")
+        question = [{"role": "user", "content": f"Passages:\n{shown}\nQuestion: {rng.choice(words)}?"}]
+        quote = llama_gen.choose(question, options, adapter=bool(trial % 2), prefill="Evidence:")
+        assert quote in options, (trial, quote, options)
+        if quote != options[-1]:
+            assert quote.strip() in shown

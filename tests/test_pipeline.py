@@ -312,3 +312,81 @@ def test_an_answer_that_pastes_a_passage_block_ends_before_it_and_cites_only_its
     assert answer.text == STYLED
     assert gen.closed and gen.produced == 2
     assert {c.path for c in answer.citations} == {"hr/annual-leave.md"}
+
+
+# ----------------------------------------------------------------------------- evidence first
+def test_a_retrieval_mode_quotes_a_shown_sentence_first_and_cites_its_passage() -> None:
+    a = make(options=AssistantOptions(low_score_warning=0.6, quote_evidence=True, focus_segments=0))
+    answer = a.answer(Q, "rag")
+    gen = a.generator
+    assert isinstance(gen, FakeGenerator)
+    (choice,) = gen.choices
+    assert choice["prefill"] == "Evidence:" and choice["adapter"] is False
+    assert choice["options"] == [
+        " Annual leave is 15 working days per year.",
+        " Unused days expire on 31 March.",
+        " Sick leave needs a doctor's note after 3 days.",
+        " Tell your manager on the first day.",
+        " Not covered by the passages.",
+    ]
+    # The answer is written after the evidence line, which is not part of its text.
+    assert gen.calls[0]["prefill"] == "Evidence: Annual leave is 15 working days per year.\nConclusion:"
+    assert answer.evidence is not None and answer.evidence.path == "hr/annual-leave.md"
+    assert [(c.path, c.span) for c in answer.citations] == [
+        ("hr/annual-leave.md", "Annual leave is 15 working days per year.")
+    ]
+    assert answer.text == "Conclusion: Annual leave is 15 working days per year. See hr/annual-leave.md."
+    zh = a.answer("年假有几天？", "rag")
+    assert zh.text.startswith("结论：") and not zh.text.startswith("结论： ")
+
+
+def test_not_covered_gives_no_citation_and_modes_without_retrieval_never_quote() -> None:
+    from tests.fakes_answer import make_hit
+
+    unrelated = [make_hit(make_chunk("x", "misc/canteen.md", "Lunch is served at noon."), 1, dense=0.9)]
+    a = make(
+        options=AssistantOptions(low_score_warning=0.6, quote_evidence=True),
+        retriever=FakeRetriever(fixed=unrelated),
+    )
+    answer = a.answer("Who approves overtime?", "tuned_rag")
+    assert a.generator.choices[-1]["options"][-1] == " Not covered by the passages."
+    assert answer.evidence is None and answer.citations == []
+    assert a.generator.calls[-1]["prefill"] == "Evidence: Not covered by the passages.\nConclusion:"
+    a.answer(Q, "tuned")
+    a.answer(Q, "prompt")
+    assert len(a.generator.choices) == 1
+
+
+def test_a_chinese_question_quotes_with_the_chinese_label() -> None:
+    a = make(options=AssistantOptions(low_score_warning=0.0, quote_evidence=True))
+    a.answer("年假有几天？", "rag")
+    choice = a.generator.choices[-1]
+    assert choice["prefill"] == "证据："
+    assert choice["options"][-1] == "资料中没有相关内容。"
+    assert all(not o.startswith(" ") for o in choice["options"])
+
+
+def test_an_answer_with_evidence_survives_its_json_round_trip() -> None:
+    from domain.serialize import answer_from_json, answer_to_json
+
+    a = make(options=AssistantOptions(low_score_warning=0.6, quote_evidence=True, focus_segments=0))
+    answer = a.answer(Q, "rag")
+    again = answer_from_json(answer_to_json(answer))
+    assert again.evidence == answer.evidence and again.evidence is not None
+    assert answer_from_json({**answer_to_json(answer), "evidence": None}).evidence is None
+
+
+def test_the_quote_can_be_chosen_among_the_sentences_closest_to_the_question() -> None:
+    a = make(
+        options=AssistantOptions(
+            low_score_warning=0.6, quote_evidence=True, focus_segments=0, evidence_candidates=2
+        )
+    )
+    a.answer(Q, "rag")
+    # Trigrams shared with the question: "leave" and "days" in both kept sentences, only "days" in
+    # "Unused days expire on 31 March." (dropped); the kept two stay in passage order.
+    assert a.generator.choices[-1]["options"] == [
+        " Annual leave is 15 working days per year.",
+        " Sick leave needs a doctor's note after 3 days.",
+        " Not covered by the passages.",
+    ]

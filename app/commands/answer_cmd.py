@@ -120,6 +120,9 @@ def _print_passages(hits: list[Hit]) -> None:
 
 def _print_details(answer: Answer, answer_id: str) -> None:
     _print_passages(answer.passages)
+    if answer.evidence:
+        e = answer.evidence
+        print(f'evidence: "{one_line(e.sentence)}" → {one_line(e.path)}')
     if answer.citations:
         print("citations:")
         for c in answer.citations:

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     p.add_argument("--kinds", default=None, help="comma-separated row kinds to keep")
+    p.add_argument(
+        "--split",
+        choices=("tune", "heldout"),
+        default=None,
+        help="only rows of this split: choose between variants on 'tune', report on 'heldout'",
+    )
     p.add_argument("--k", type=positive_int, default=5, help="passages per question")
     p.add_argument(
         "--json", dest="json_path", default=None, help="write the report as JSON here ('-' = stdout)"
