@@ -241,7 +241,9 @@ def activate(root: Path, version: str, *, reason: str = "manual") -> VersionInfo
         RegistryError: no such complete version (the message lists the known ones).
     """
     root = Path(root)
-    if not NAME_RE.fullmatch(version) or not is_complete(root / version):
+    if not NAME_RE.fullmatch(version):
+        raise RegistryError(f"adapter version {version!r} is not allowed — use {NAME_RULE}")
+    if not is_complete(root / version):
         known = ", ".join(v.version for v in list_versions(root)) or "none yet — run `hybrid train`"
         raise RegistryError(f"adapter version {version!r} not found in {root} — known versions: {known}")
     history = _history(root)

@@ -31,3 +31,19 @@ def tiny_llama_dir(tmp_path_factory):
     from tests.tiny_llama import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture()
+def cli_env(tmp_path, tiny_st_dir, monkeypatch):
+    """A workspace in ``tmp_path / "ws"`` that the `hybrid` CLI indexes with the tiny embedder
+    (64-token chunks, one torch thread, no index left open from another test)."""
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("HYBRID_MODELS__EMBEDDER", str(tiny_st_dir))
+    monkeypatch.setenv("HYBRID_INDEX__CHUNK_TOKENS", "64")
+    from app.wiring.index import clear_index_cache
+
+    clear_index_cache()
+    return tmp_path

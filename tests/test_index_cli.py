@@ -13,20 +13,6 @@ from app.cli import main
 from tests.test_index_loaders import make_docx, make_pdf
 
 
-@pytest.fixture()
-def cli_env(tmp_path: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import torch
-
-    torch.set_num_threads(1)
-    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("HYBRID_MODELS__EMBEDDER", str(tiny_st_dir))
-    monkeypatch.setenv("HYBRID_INDEX__CHUNK_TOKENS", "64")
-    from app.wiring.index import clear_index_cache
-
-    clear_index_cache()
-    return tmp_path
-
-
 def build_bad_folder(root: Path, outside: Path) -> Path:
     root.mkdir(parents=True)
     (root / "empty.md").write_bytes(b"")
