@@ -159,7 +159,8 @@ class TransformersGenerator:
         prefill: str = "",
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
-        ``prefill`` is text the answer already starts with (not streamed again). Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
+        ``prefill`` is text the answer already starts with (not streamed again). Before
+        ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
         Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
         the model then continues from (the pieces already streamed are not taken back).
 

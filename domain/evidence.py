@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domain.citations import char_ngrams, gram_size, normalize
-from domain.focus import segments
+from domain.focus import closest_first, segments
 from domain.types import Citation, Hit
 
 # What the model may say instead of a quote when no sentence supports an answer.
@@ -65,10 +64,7 @@ def closest(cands: Sequence[Candidate], question: str, keep: int) -> list[Candid
     ``domain.focus`` ranks segments), in their original order; ``keep`` ≤ 0 keeps all."""
     if keep <= 0 or len(cands) <= keep:
         return list(cands)
-    size = gram_size(question)
-    wanted = char_ngrams(normalize(question).replace(" ", ""), size)
-    overlap = [len(wanted & char_ngrams(normalize(c.text).replace(" ", ""), size)) for c in cands]
-    best = sorted(range(len(cands)), key=lambda i: (-overlap[i], i))[:keep]
+    best = closest_first(question, [c.text for c in cands])[:keep]
     return [cands[i] for i in sorted(best)]
 
 
