@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
 from adapters.fsutil import fresh_temp_dir
 from adapters.gguf_checks import answers_and_speed, perplexity
 from adapters.imatrix import adapter_tensor_pattern, calibration_windows, importance_matrix
@@ -97,11 +98,14 @@ def _reference_and_merge(
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     model.eval()
     stops = _stop_ids(tok, model)
+    encode = hf_encoder(tok)  # document and question text stays text (adapters.chat_pieces)
     prompt_ids, answers = [], []
     with torch.no_grad():
         for messages in prompts:
-            text = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-            ids = tok(text, add_special_tokens=False)["input_ids"]
+            pieces = chat_pieces(
+                lambda ms: tok.apply_chat_template(ms, add_generation_prompt=True, tokenize=False), messages
+            )
+            ids = encode_chat(pieces, encode, lambda text: encode(text, True))
             out = model.generate(
                 torch.tensor([ids]),
                 attention_mask=torch.ones(1, len(ids), dtype=torch.long),
@@ -117,7 +121,7 @@ def _reference_and_merge(
     if calibration_text and imatrix_file is not None:
         from safetensors.numpy import save_file
 
-        ids = tok(calibration_text, add_special_tokens=False)["input_ids"]
+        ids = encode(calibration_text, False)
         windows = calibration_windows(ids, window=CALIBRATION_WINDOW, max_tokens=CALIBRATION_TOKENS)
         imatrix = importance_matrix(model, windows)
         tmp = imatrix_file.with_name(f".{imatrix_file.name}.tmp")
@@ -315,7 +319,7 @@ def export_model(
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(base_hf), local_files_only=True)
-    text_ids = tok(heldout_text, add_special_tokens=False)["input_ids"][:ppl_max_tokens]
+    text_ids = hf_encoder(tok)(heldout_text, False)[:ppl_max_tokens]
     ppl = {"f16": perplexity(f16, text_ids, window=ppl_window, n_threads=n_threads)}
     if quant != "f16":
         ppl[quant] = perplexity(target, text_ids, window=ppl_window, n_threads=n_threads)
