@@ -128,7 +128,7 @@ def _fit_and_save(
     """Fit the router on ``results``, store the thresholds and note the fit in ``report``."""
     from app.wiring.answer import router_path
     from domain.evaluation import router_rows
-    from domain.router import fit_router
+    from domain.router_fit import fit_router
 
     fit = fit_router(router_rows(results, adapter), start=start)
     fit.thresholds.save(router_path(settings))

@@ -72,7 +72,7 @@ def main() -> None:
     ws = scratch_workspace(main_ws, Path(args.workspace))
     os.environ["HYBRID_WORKSPACE"] = str(ws)
     from app.settings import load_settings
-    from app.wiring.training import current_adapter
+    from app.wiring.active_adapter import current_adapter
     from domain.corrections import CorrectionStore
     from domain.metrics import rouge_l
 

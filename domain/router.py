@@ -3,7 +3,7 @@ scores, the dense margin between the two best passages), the adapter's state and
 question, and says why in one line a user can read.
 
 Owns the rule, its thresholds (per question language, saved as JSON in the workspace) and the
-shapes ``fit_router`` works on; the grid search itself lives in ``domain.router_fit``. Running the
+shapes ``domain.router_fit.fit_router`` works on (fitting lives there). Running the
 evaluation is ``domain.evaluation``'s job.
 """
 
@@ -262,10 +262,6 @@ def best_modes(scores: Mapping[str, float]) -> frozenset[Mode]:
     return frozenset(m for m, v in present.items() if v >= top - TIE_EPS)
 
 
-SCORE_WEIGHTS = (1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
-SCORE_SLACK = 0.02  # routed score may trail the best fixed mode by this much
-
-
 @dataclass(frozen=True)
 class RouterRow:
     """One evaluation row for fitting: the router's inputs and each mode's score (``combined``)."""
@@ -293,21 +289,3 @@ def score_thresholds(rows: Sequence[RouterRow], t: RouterThresholds) -> tuple[fl
         agree += picked in best_modes(r.scores)
         total += r.scores.get(picked.value, 0.0)
     return agree / len(rows), total / len(rows)
-
-
-def fit_router(rows: Sequence[RouterRow], start: RouterThresholds | None = None) -> RouterFit:
-    """Thresholds that agree best with the hindsight-best mode on ``rows`` while the routed score
-    stays within ``SCORE_SLACK`` of the best fixed mode's (see ``domain.router_fit``): fits for
-    each weight in ``SCORE_WEIGHTS``, the most agreeing one that keeps the score; when none does,
-    the best-scoring one."""
-    from domain.router_fit import fit_thresholds
-
-    fits = [fit_thresholds(rows, start, score_weight=w) for w in SCORE_WEIGHTS]
-    full = [r for r in rows if all(m.value in r.scores for m in ALL_MODES)]
-    if not full:
-        return fits[0]
-    best_fixed = max(sum(r.scores[m.value] for r in full) / len(full) for m in ALL_MODES)
-    keeping = [f for f in fits if f.combined >= best_fixed - SCORE_SLACK - 1e-9]
-    if keeping:
-        return max(keeping, key=lambda f: f.agreement)  # max keeps the first (lowest weight) on ties
-    return max(fits, key=lambda f: f.combined)

@@ -10,7 +10,8 @@ import pytest
 
 from domain.evaluation import build_report, evaluate_rows, plan_modes, render_markdown, router_rows
 from domain.pipeline import Assistant, AssistantOptions
-from domain.router import AdapterState, RouterThresholds, fit_router
+from domain.router import AdapterState, RouterThresholds
+from domain.router_fit import fit_router
 from domain.types import Mode
 from tests.fakes_answer import SAMPLE_CHUNKS, FakeGenerator, FakeRetriever, make_hit
 

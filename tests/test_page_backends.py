@@ -18,8 +18,8 @@ from app.page_backends.export import RealExportBackend
 from app.page_backends.indexing import RealIndexBackend
 from app.page_backends.training import RealTrainingBackend
 from app.settings import Settings
+from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR
 from app.wiring.index import clear_index_cache
-from app.wiring.training import DEFAULT_ADAPTER_DIR
 from domain.atomic import read_json
 from domain.corrections import CorrectionStore
 from domain.errors import ConfigError, ExportError, ModelMissingError, RegistryError, TrainingError

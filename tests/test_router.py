@@ -17,13 +17,12 @@ from domain.router import (
     best_modes,
     chosen,
     decide,
-    fit_router,
     hindsight_best,
     route,
     route_features,
     score_thresholds,
 )
-from domain.router_fit import fit_thresholds
+from domain.router_fit import fit_router, fit_thresholds
 from domain.types import ALL_MODES, Mode, RouteDecision
 from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
 

@@ -219,7 +219,7 @@ def _print_jobs(found: list[dict[str, Any]], json_path: str | None) -> int:
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.registry import is_complete, list_versions
-    from app.wiring.training import DEFAULT_ADAPTER_DIR, current_adapter
+    from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR, current_adapter
 
     versions = list_versions(settings.ws.adapters)
     _, label = current_adapter(settings)
@@ -271,7 +271,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from adapters.registry import publish
-    from app.wiring.training import DEFAULT_ADAPTER_DIR
+    from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR
 
     target = publish(settings.ws.adapters, args.version, Path(args.to) if args.to else DEFAULT_ADAPTER_DIR)
     print(f"published {args.version} to {target}")

@@ -58,8 +58,8 @@ class RealAskBackend:
         """What the assistant was built from: the live index generation, the adapter in use and
         the router thresholds. A change (re-index, activate, rollback, refit) rebuilds it; the
         embedder, opened indexes and models stay cached in the wiring."""
+        from app.wiring.active_adapter import current_adapter
         from app.wiring.answer import router_path
-        from app.wiring.training import current_adapter
 
         def read(path: Path) -> str:
             try:
@@ -90,7 +90,7 @@ class RealAskBackend:
             return self._assistant
 
     def status(self) -> dict[str, Any]:
-        from app.wiring.training import current_adapter
+        from app.wiring.active_adapter import current_adapter
 
         name = self.settings.index.name
         built = (self.settings.ws.index(name) / "CURRENT").is_file()

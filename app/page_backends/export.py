@@ -48,7 +48,7 @@ class RealExportBackend:
         return tuple(q for q in preferred if q in QUANTS) + tuple(q for q in QUANTS if q not in preferred)
 
     def source_label(self) -> str:
-        from app.wiring.training import current_adapter
+        from app.wiring.active_adapter import current_adapter
 
         return current_adapter(self.settings)[1] or "base"
 

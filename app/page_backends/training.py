@@ -86,7 +86,7 @@ class RealTrainingBackend:
         return Path(resume_training(self.settings, self._job_dir(job_id).name)).name
 
     def in_use(self) -> str | None:
-        from app.wiring.training import current_adapter
+        from app.wiring.active_adapter import current_adapter
 
         return current_adapter(self.settings)[1]
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.page_common import latest_eval_report, settings
 from app.page_text import md_escape
-from app.wiring.training import CORPUS
+from app.wiring.active_adapter import CORPUS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
 
 # our own measurement on the sample corpus, shown until the workspace has a report of its own

@@ -73,7 +73,7 @@ def adapter_state(settings: Settings, generator: Generator, adapter_dir: Path | 
     if adapter_dir is not None:
         folder, label = adapter_dir, adapter_dir.name
     else:
-        from app.wiring.training import current_adapter
+        from app.wiring.active_adapter import current_adapter
 
         folder, label = current_adapter(settings)
     gate: bool | None = None

@@ -30,7 +30,7 @@ _build_lock = threading.Lock()
 def adapter_in_use(settings: Settings) -> tuple[Path | None, str | None]:
     """(folder, label) of the adapter answers use: the registry's active version, else the bundled
     default adapter, else (None, None) — the training wiring's rule, so both always agree."""
-    from app.wiring.training import current_adapter
+    from app.wiring.active_adapter import current_adapter
 
     return current_adapter(settings)
 

@@ -1,5 +1,4 @@
-"""Wires the fine-tune half: which adapter is in use (workspace version or the bundled default),
-starting, resuming and cancelling training jobs, the job worker (data preparation with the real
+"""Wires the fine-tune half: starting, resuming and cancelling training jobs, the job worker (data preparation with the real
 retriever and the answering pipeline's prompts, the evaluation gate with the real harness), and
 exports. Heavy modules load inside the functions.
 
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from app.wiring.active_adapter import CORPUS, DEFAULT_ADAPTER_DIR, current_adapter, registry_root
 from domain.errors import ConfigError, DataError, HybridError
 
 if TYPE_CHECKING:
@@ -22,34 +22,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT / "corpus"
-DEFAULT_ADAPTER_DIR = CORPUS / "default_adapter"
 WORKER_MODULE = "app.wiring.training"
 GATE_ROWS = 16
 GATE_MODES = ("tuned", "tuned_rag")
 
 
 # ----------------------------------------------------------------------------- where things are
-def registry_root(settings: Settings) -> Path:
-    return settings.ws.adapters
-
-
-def current_adapter(settings: Settings) -> tuple[Path | None, str | None]:
-    """(folder, label) of the adapter answers use: the active workspace version, else the bundled
-    default adapter (label "default"), else (None, None)."""
-    from adapters.registry import resolve_adapter_dir
-
-    return resolve_adapter_dir(registry_root(settings), DEFAULT_ADAPTER_DIR)
-
-
-def current_lora_gguf(settings: Settings) -> Path | None:
-    """The GGUF LoRA of the adapter in use (for the llama.cpp backend), or None."""
-    folder, _ = current_adapter(settings)
-    path = folder / "lora.gguf" if folder else None
-    return path if path is not None and path.is_file() else None
-
-
 def train_files(given: list[str] | None = None) -> list[Path]:
     """The training JSONL files: those given, else corpus/train.jsonl, else corpus/train_*.jsonl.
 
