@@ -59,11 +59,8 @@ class TrainingParams:
     source_prob: float = 0.7
     distractors_min: int = 2
     distractors_max: int = 4
-    # Measured on 20 corrections of the sample corpus (bench/retrain_corrections.py): 2 copies and
-    # 3 replayed rows per correction gave 4/20 corrected conclusions and fact recall 0.375 on the
-    # corrected questions; 6 copies and 1 replayed row gave 15/20 identical answers, fact recall
-    # 0.925 and ROUGE-L 0.959 against the corrections. The gate refused both versions (two more
-    # missed facts among its 32 answers).
+    # Copies of each correction and training rows replayed per correction: more copies and less
+    # replay make the new version repeat the corrections (bench/retrain_corrections.py measures it).
     correction_repeats: int = 6
     replay_rows: int = 1
     max_rows: int = 0

@@ -45,12 +45,12 @@ class IndexSettings(BaseModel):
     )
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     batch_size: int = Field(
-        8, ge=1, description="Embedding batch size (8 measured fastest on 2 CPU threads; 32 was 30% slower)."
+        8, ge=1, description="Texts embedded per batch; larger batches use more memory and pad more."
     )
     embed_precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto",
-        description="Embedder arithmetic: bf16 (about 2.6x faster where the CPU has AVX-512 BF16 or AMX, "
-        "vectors within 1e-4 cosine of fp32), fp32, or auto (bf16 where it is native).",
+        description="Embedder arithmetic: bf16 (faster where the CPU has AVX-512 BF16 or AMX, vectors "
+        "checked against fp32), fp32, or auto (bf16 where it is native).",
     )
 
 
@@ -70,9 +70,7 @@ class GenerationSettings(BaseModel):
     whole_passages: int = Field(
         1,
         ge=0,
-        description="This many best-ranked passages are shown whole despite focus_segments "
-        "(sample corpus, fact rows: 1 raised RAG fact recall from 0.541 to 0.598; tuned + RAG "
-        "stayed at 0.689).",
+        description="This many best-ranked passages are shown whole despite focus_segments.",
     )
     min_lines: int = Field(
         3,
@@ -88,9 +86,9 @@ class GenerationSettings(BaseModel):
     )
     quote_evidence: bool = Field(
         False,
-        description="In the retrieval modes the model first quotes one sentence of its passages, "
-        "chosen under a grammar so it is verbatim, or says they do not cover the question; the "
-        "quote's passage is the answer's citation.",
+        description="In the retrieval modes the model first quotes one sentence of its passages "
+        "(it picks, among the shown sentences and 'not covered', the one it finds most likely, so "
+        "the quote is verbatim); the quote's passage is the answer's citation.",
     )
     evidence_candidates: int = Field(
         0,
@@ -102,8 +100,7 @@ class GenerationSettings(BaseModel):
         0,
         ge=0,
         description="An answer ends with the line break after this many non-empty lines, and "
-        "generation stops there (0 = no cap). Sample corpus: a cap of 3 took RAG's format on the "
-        "format questions from 0.605 to 0.658 but their fact recall from 0.421 to 0.254.",
+        "generation stops there (0 = no cap).",
     )
 
 

@@ -63,16 +63,12 @@ class AssistantOptions:
     temperature: float = 0.0
     context_tokens: int = 1400
     focus_segments: int = 3
-    # Best-ranked passages shown whole despite focus_segments. On the 61 fact rows of the sample
-    # corpus one raised RAG's fact recall from 0.541 to 0.598 (with min_lines: format 0.940 to
-    # 0.992); tuned + RAG kept 0.689, its citation precision went from 0.886 to 0.898.
+    # Best-ranked passages shown whole despite focus_segments.
     whole_passages: int = 1
     min_lines: int = 3
     # RAG (the base model) reads its passages lowest-ranked first, [1] right above the question,
-    # and its worked example the same way: in full sample-corpus runs fact recall on the 61 fact
-    # rows went 0.598 -> 0.639 (example in rank order) -> 0.680 (example laid out alike); the
-    # cross-lingual rows lost 0.342 -> 0.211. Tuned + RAG keeps rank order, the order its adapter
-    # was trained on (reversed it fell from 0.689 to 0.607).
+    # and its worked example the same way. Tuned + RAG keeps rank order, the order its adapter
+    # was trained on.
     best_passage_last: bool = True
     # The stream ends with the line break after this many non-empty lines (0 = no cap).
     max_lines: int = 0

@@ -1,10 +1,9 @@
 """Fitting the router's thresholds to evaluation results: a vectorised grid search that maximises
 agreement with each row's hindsight-best modes (any mode tied for the row's best score agrees)
-plus a weight times the routed score (both summed over the rows). ``fit_router`` runs it for rising weights and keeps the most agreeing fit whose routed score stays within
-``SCORE_SLACK`` of the best fixed mode. Maximising agreement alone fitted a router that agreed
-more but scored below always answering in the best fixed mode (measured on the sample corpus:
-agreement 0.727, combined 0.709 vs 0.746 for tuned_rag); with few-shot prompts, where prompt-only
-ties the tuned mode on format, weight 1 gave agreement 0.492 at combined 0.738 vs 0.772.
+plus a weight times the routed score (both summed over the rows). ``fit_router`` runs it for
+rising weights and keeps the most agreeing fit whose routed score stays within ``SCORE_SLACK`` of
+the best fixed mode: maximising agreement alone can fit a router that agrees more but scores below
+always answering in the best fixed mode.
 
 The dense and BM25 bars are fitted per question language (each language's rows only depend on
 its own bars); the margin rule, the general-knowledge penalty and the two adapter flags are shared.
