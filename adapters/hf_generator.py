@@ -201,10 +201,16 @@ class TransformersGenerator:
         )
 
     def choose(
-        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+        self,
+        messages: Sequence[Message],
+        options: Sequence[str],
+        *,
+        adapter: bool,
+        prefill: str = "",
+        baseline: Sequence[Message] | None = None,
     ) -> str:
-        """The model's continuation of its answer after ``prefill`` that is exactly one of
-        ``options``: the one it scores most likely (``adapters.choice``).
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``, by
+        likelihood, or by how much ``messages`` raise it over ``baseline`` (``adapters.choice``).
 
         Raises:
             GenerationError: no options, or an adapter requested without one.
@@ -212,17 +218,26 @@ class TransformersGenerator:
         if not options:
             raise GenerationError("a constrained choice needs at least one option")
         encode = hf_encoder(self._tokenizer)
-        ids = self.encode_prompt(messages) + (encode(prefill, False) if prefill else [])
+        tail = encode(prefill, False) if prefill else []
         newline = encode("\n", False)[-1:]
-        return options[
-            self.choose_from_ids(ids, [encode(o, False) + newline for o in options], adapter=adapter)
-        ]
+        encoded = [encode(o, False) + newline for o in options]
+        scores = self.option_scores(self.encode_prompt(messages) + tail, encoded, adapter=adapter)
+        if baseline is not None:
+            base = self.option_scores(self.encode_prompt(baseline) + tail, encoded, adapter=adapter)
+            scores = [s - b for s, b in zip(scores, base, strict=True)]
+        return options[best_option(scores)]
 
     def choose_from_ids(
         self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the best option."""
+        included): the index of the most likely option."""
+        return best_option(self.option_scores(prompt_ids, encoded, adapter=adapter))
+
+    def option_scores(
+        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+    ) -> list[float]:
+        """Each option's mean log-probability after the prompt, which is evaluated once."""
         if adapter and self.adapter_dir is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -238,7 +253,7 @@ class TransformersGenerator:
                 rows = self._model(input_ids=step, past_key_values=cache, use_cache=True).logits
                 cache.crop(-len(tokens))
                 scores.append(option_score(first, rows[0].float().numpy(), list(tokens)))
-        return best_option(scores)
+        return scores
 
     # ------------------------------------------------------------------ internals
     def _stream(

@@ -239,26 +239,41 @@ class LlamaCppGenerator:
         )
 
     def choose(
-        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+        self,
+        messages: Sequence[Message],
+        options: Sequence[str],
+        *,
+        adapter: bool,
+        prefill: str = "",
+        baseline: Sequence[Message] | None = None,
     ) -> str:
-        """The model's continuation of its answer after ``prefill`` that is exactly one of
-        ``options``: the one it scores most likely (``adapters.choice``).
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``, by
+        likelihood, or by how much ``messages`` raise it over ``baseline`` (``adapters.choice``).
 
         Raises:
             GenerationError: no options, an adapter requested without one, or the prompt does not fit.
         """
         if not options:
             raise GenerationError("a constrained choice needs at least one option")
-        ids = self.encode_prompt(messages) + (self._encode_text(prefill) if prefill else [])
+        tail = self._encode_text(prefill) if prefill else []
         encoded = [self._encode_text(o) + [self._newline] for o in options]
-        return options[self.choose_from_ids(ids, encoded, adapter=adapter)]
+        scores = self.option_scores(self.encode_prompt(messages) + tail, encoded, adapter=adapter)
+        if baseline is not None:
+            base = self.option_scores(self.encode_prompt(baseline) + tail, encoded, adapter=adapter)
+            scores = [s - b for s, b in zip(scores, base, strict=True)]
+        return options[best_option(scores)]
 
     def choose_from_ids(
         self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the best option. The prompt is evaluated once, then each option
-        after it."""
+        included): the index of the most likely option."""
+        return best_option(self.option_scores(prompt_ids, encoded, adapter=adapter))
+
+    def option_scores(
+        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+    ) -> list[float]:
+        """Each option's mean log-probability after the prompt, which is evaluated once."""
         if adapter and self._adapter is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -287,7 +302,7 @@ class LlamaCppGenerator:
                 raise GenerationError(f"llama.cpp failed while choosing ({e}) — retry the question") from e
             finally:
                 self._reset()
-        return best_option(scores)
+        return scores
 
     # ------------------------------------------------------------------ internals
     def _stream(

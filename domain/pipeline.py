@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from domain import evidence
@@ -33,7 +33,7 @@ from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
-from domain.ports import Retriever
+from domain.ports import Message, Retriever
 from domain.prompts import Prompt, build_prompt, prompt_lang
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
 from domain.style import LABELS
@@ -76,6 +76,8 @@ class AssistantOptions:
     quote_evidence: bool = False
     # How many sentences, those closest to the question, the quote is chosen from (0 = all shown).
     evidence_candidates: int = 0
+    # Choose the quote whose likelihood the question raises most (over the same prompt without it).
+    evidence_calibrated: bool = False
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -243,7 +245,13 @@ class Assistant:
         )
         head = evidence.label(lang)
         quote = self.generator.choose(
-            prompt.messages, evidence.choices(cands, lang), adapter=mode.uses_adapter, prefill=head
+            prompt.messages,
+            evidence.choices(cands, lang),
+            adapter=mode.uses_adapter,
+            prefill=head,
+            baseline=_without_question(prompt.messages, question)
+            if self.options.evidence_calibrated
+            else None,
         )
         lead = LABELS.get(lang, LABELS["en"])[0]
         return evidence.citation_for(quote, cands), f"{head}{quote}\n", lead
@@ -361,3 +369,11 @@ def _led_by(lead: str, pieces: Iterator[str]) -> Generator[str, None, None]:
                 yield piece
     finally:
         close_source(pieces)
+
+
+def _without_question(messages: Sequence[Message], question: str) -> list[Message]:
+    """``messages`` with the question taken out of the last user turn (its last occurrence), so a
+    choice can be scored on what the question adds over the passages alone."""
+    head, found, tail = str(messages[-1]["content"]).rpartition(question.strip())
+    content = head + tail if found else str(messages[-1]["content"])
+    return [*messages[:-1], {"role": messages[-1]["role"], "content": content}]

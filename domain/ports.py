@@ -78,10 +78,18 @@ class Generator(Protocol):
     ) -> Iterator[str]: ...
 
     def choose(
-        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+        self,
+        messages: Sequence[Message],
+        options: Sequence[str],
+        *,
+        adapter: bool,
+        prefill: str = "",
+        baseline: Sequence[Message] | None = None,
     ) -> str:
-        """The model's greedy continuation of its answer after ``prefill``, constrained to be exactly
-        one of ``options`` (``domain.evidence`` builds them)."""
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
+        one the model finds most likely after ``messages`` — or, with ``baseline`` messages, the
+        one whose likelihood ``messages`` raise most over ``baseline`` (``domain.evidence`` builds
+        the options)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

@@ -390,3 +390,14 @@ def test_the_quote_can_be_chosen_among_the_sentences_closest_to_the_question() -
         " Sick leave needs a doctor's note after 3 days.",
         " Not covered by the passages.",
     ]
+
+
+def test_a_calibrated_choice_scores_against_the_prompt_without_the_question() -> None:
+    a = make(options=AssistantOptions(low_score_warning=0.6, quote_evidence=True, evidence_calibrated=True))
+    a.answer(Q, "rag")
+    choice = a.generator.choices[-1]
+    asked = a.generator.calls[-1]["messages"][-1]["content"]
+    baseline = choice["baseline"][-1]["content"]
+    assert asked.endswith(f"Question: {Q}") and baseline.endswith("Question: ")
+    assert asked[: -len(Q)] == baseline
+    assert a.generator.calls[-1]["messages"][:-1] == [dict(m) for m in choice["baseline"][:-1]]

@@ -45,6 +45,7 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         best_passage_last=settings.generation.best_passage_last,
         quote_evidence=settings.generation.quote_evidence,
         evidence_candidates=settings.generation.evidence_candidates,
+        evidence_calibrated=settings.generation.evidence_calibrated,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )
