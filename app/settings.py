@@ -154,3 +154,26 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read settings from the environment (and defaults)."""
     return Settings()
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row: its environment variable, default and description
+    (the README's settings table is this text; `python -m app.settings` prints it)."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+
+    def add(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                add(f"{prefix}{name.upper()}__", kind)
+                continue
+            default = field.default if field.default is not None else "(none)"
+            text = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{prefix}{name.upper()}` | `{default}` | {text} |")
+
+    add("HYBRID_", Settings)
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())
