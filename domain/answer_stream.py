@@ -188,3 +188,23 @@ def stream_of(answer: Answer) -> AnswerStream:
         return answer
 
     return AnswerStream(RouteDecision(answer.mode, answer.reason), answer.passages, run())
+
+
+def led_by(lead: str, pieces: Iterator[str]) -> Iterator[str]:
+    """``lead`` (a label the answer was prefilled with), one space after a label ending in ':',
+    then ``pieces`` with the whitespace the model wrote after the label dropped.
+
+    >>> "".join(led_by("Conclusion:", iter([" 15", " days."])))
+    'Conclusion: 15 days.'
+    """
+    yield lead + (" " if lead.endswith(":") else "")
+    started = False
+    try:
+        for piece in pieces:
+            if not started:
+                piece = piece.lstrip()
+                started = bool(piece)
+            if piece:
+                yield piece
+    finally:
+        close_source(pieces)

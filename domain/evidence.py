@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.focus import closest_first, segments
+from domain.ports import Generator as TextGenerator
+from domain.ports import Message
+from domain.prompts import Prompt, prompt_lang
+from domain.style import LABELS
 from domain.types import Citation, Hit
 
 # What the model may say instead of a quote when no sentence supports an answer.
@@ -88,3 +92,31 @@ def citation_for(quote: str, cands: Sequence[Candidate]) -> Citation | None:
             chunk = c.hit.chunk
             return Citation(quote, chunk.chunk_id, chunk.path, chunk.heading, quote, 1.0)
     return None
+
+
+def quote_first(
+    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool, keep: int, calibrated: bool
+) -> tuple[Citation | None, str, str]:
+    """(the evidence, the evidence line, the answer's lead): the model chooses one shown sentence,
+    or "not covered" (among the ``keep`` closest to the question; with ``calibrated``, the one the
+    question raises most); its answer then starts on the next line with the answer line's label
+    (the lead), which the answer text keeps."""
+    lang = prompt_lang(question)
+    cands = closest(candidates(prompt.passages, str(prompt.messages[-1]["content"])), question, keep)
+    head = label(lang)
+    quote = generator.choose(
+        prompt.messages,
+        choices(cands, lang),
+        adapter=adapter,
+        prefill=head,
+        baseline=without_question(prompt.messages, question) if calibrated else None,
+    )
+    return citation_for(quote, cands), f"{head}{quote}\n", LABELS.get(lang, LABELS["en"])[0]
+
+
+def without_question(messages: Sequence[Message], question: str) -> list[Message]:
+    """``messages`` with the question taken out of the last user turn (its last occurrence), so a
+    choice can be scored on what the question adds over the passages alone."""
+    head, found, tail = str(messages[-1]["content"]).rpartition(question.strip())
+    content = head + tail if found else str(messages[-1]["content"])
+    return [*messages[:-1], {"role": messages[-1]["role"], "content": content}]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from domain import evidence
@@ -23,7 +23,7 @@ from domain.answer_stream import (
     Comparison,
     Retrieval,
     cap_lines,
-    close_source,
+    led_by,
     parse_mode,
     stop_at_echo,
     stream_of,
@@ -33,10 +33,9 @@ from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
-from domain.ports import Message, Retriever
-from domain.prompts import Prompt, build_prompt, prompt_lang
+from domain.ports import Retriever
+from domain.prompts import Prompt, build_prompt
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
-from domain.style import LABELS
 from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
 
 logger = logging.getLogger(__name__)
@@ -199,7 +198,7 @@ class Assistant:
             line_check=basis.context,
             prefill=prefill + lead,
         )
-        pieces = _led_by(lead, generated) if lead else generated
+        pieces = led_by(lead, generated) if lead else generated
         for piece in basis.filter(stop_at_echo(cap_lines(pieces, self.options.max_lines))):
             if first is None:
                 first = self.clock() - start
@@ -232,29 +231,17 @@ class Assistant:
         )
 
     def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[Citation | None, str, str]:
-        """(the evidence, the evidence line, the answer's lead): in a retrieval mode with passages
-        the model first chooses one sentence of them, or "not covered"; its answer then starts on
-        the next line with the answer line's label (the lead), which the answer text keeps."""
+        """``evidence.quote_first`` in a retrieval mode with passages when quoting is on."""
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
             return None, "", ""
-        lang = prompt_lang(question)
-        cands = evidence.closest(
-            evidence.candidates(prompt.passages, str(prompt.messages[-1]["content"])),
+        return evidence.quote_first(
+            self.generator,
+            prompt,
             question,
-            self.options.evidence_candidates,
-        )
-        head = evidence.label(lang)
-        quote = self.generator.choose(
-            prompt.messages,
-            evidence.choices(cands, lang),
             adapter=mode.uses_adapter,
-            prefill=head,
-            baseline=_without_question(prompt.messages, question)
-            if self.options.evidence_calibrated
-            else None,
+            keep=self.options.evidence_candidates,
+            calibrated=self.options.evidence_calibrated,
         )
-        lead = LABELS.get(lang, LABELS["en"])[0]
-        return evidence.citation_for(quote, cands), f"{head}{quote}\n", lead
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
         """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""
@@ -353,27 +340,3 @@ class Assistant:
             original=answer.text,
             passages=answer.passages,
         )
-
-
-def _led_by(lead: str, pieces: Iterator[str]) -> Generator[str, None, None]:
-    """``lead`` (a prefilled label), one space for a label ending in ':', then ``pieces`` with the
-    whitespace the model wrote after the label dropped."""
-    yield lead + (" " if lead.endswith(":") else "")
-    started = False
-    try:
-        for piece in pieces:
-            if not started:
-                piece = piece.lstrip()
-                started = bool(piece)
-            if piece:
-                yield piece
-    finally:
-        close_source(pieces)
-
-
-def _without_question(messages: Sequence[Message], question: str) -> list[Message]:
-    """``messages`` with the question taken out of the last user turn (its last occurrence), so a
-    choice can be scored on what the question adds over the passages alone."""
-    head, found, tail = str(messages[-1]["content"]).rpartition(question.strip())
-    content = head + tail if found else str(messages[-1]["content"])
-    return [*messages[:-1], {"role": messages[-1]["role"], "content": content}]
