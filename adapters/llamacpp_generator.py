@@ -245,10 +245,9 @@ class LlamaCppGenerator:
         *,
         adapter: bool,
         prefill: str = "",
-        baseline: Sequence[Message] | None = None,
     ) -> str:
-        """The continuation of the answer after ``prefill`` that is exactly one of ``options``, by
-        likelihood, or by how much ``messages`` raise it over ``baseline`` (``adapters.choice``).
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
+        one the model scores most likely (``adapters.choice``).
 
         Raises:
             GenerationError: no options, an adapter requested without one, or the prompt does not fit.
@@ -258,9 +257,6 @@ class LlamaCppGenerator:
         tail = self._encode_text(prefill) if prefill else []
         encoded = [self._encode_text(o) + [self._newline] for o in options]
         scores = self.option_scores(self.encode_prompt(messages) + tail, encoded, adapter=adapter)
-        if baseline is not None:
-            base = self.option_scores(self.encode_prompt(baseline) + tail, encoded, adapter=adapter)
-            scores = [s - b for s, b in zip(scores, base, strict=True)]
         return options[best_option(scores)]
 
     def choose_from_ids(

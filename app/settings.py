@@ -90,17 +90,6 @@ class GenerationSettings(BaseModel):
         "(it picks, among the shown sentences and 'not covered', the one it finds most likely, so "
         "the quote is verbatim); the quote's passage is the answer's citation.",
     )
-    evidence_candidates: int = Field(
-        0,
-        ge=0,
-        description="With quote_evidence, the quote is chosen among this many shown sentences, "
-        "those sharing most words with the question (0 = every shown sentence).",
-    )
-    evidence_calibrated: bool = Field(
-        False,
-        description="With quote_evidence, the quote is the sentence whose likelihood the question "
-        "raises most over the same passages without the question, instead of the most likely one.",
-    )
     max_lines: int = Field(
         0,
         ge=0,

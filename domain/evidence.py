@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domain.focus import closest_first, segments
+from domain.focus import segments
 from domain.ports import Generator as TextGenerator
-from domain.ports import Message
 from domain.prompts import Prompt, prompt_lang
 from domain.style import LABELS
 from domain.types import Citation, Hit
@@ -63,15 +62,6 @@ def candidates(passages: Sequence[Hit], shown: str) -> list[Candidate]:
     return out
 
 
-def closest(cands: Sequence[Candidate], question: str, keep: int) -> list[Candidate]:
-    """The ``keep`` candidates that share most character n-grams with the question (as
-    ``domain.focus`` ranks segments), in their original order; ``keep`` ≤ 0 keeps all."""
-    if keep <= 0 or len(cands) <= keep:
-        return list(cands)
-    best = closest_first(question, [c.text for c in cands])[:keep]
-    return [cands[i] for i in sorted(best)]
-
-
 def choices(cands: Sequence[Candidate], lang: str) -> list[str]:
     """The strings the constrained quote may be, as written after ``EVIDENCE_LABEL``: every
     candidate, then "not covered"."""
@@ -95,28 +85,13 @@ def citation_for(quote: str, cands: Sequence[Candidate]) -> Citation | None:
 
 
 def quote_first(
-    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool, keep: int, calibrated: bool
+    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool
 ) -> tuple[Citation | None, str, str]:
     """(the evidence, the evidence line, the answer's lead): the model chooses one shown sentence,
-    or "not covered" (among the ``keep`` closest to the question; with ``calibrated``, the one the
-    question raises most); its answer then starts on the next line with the answer line's label
-    (the lead), which the answer text keeps."""
+    or "not covered"; its answer then starts on the next line with the answer line's label (the
+    lead), which the answer text keeps."""
     lang = prompt_lang(question)
-    cands = closest(candidates(prompt.passages, str(prompt.messages[-1]["content"])), question, keep)
+    cands = candidates(prompt.passages, str(prompt.messages[-1]["content"]))
     head = label(lang)
-    quote = generator.choose(
-        prompt.messages,
-        choices(cands, lang),
-        adapter=adapter,
-        prefill=head,
-        baseline=without_question(prompt.messages, question) if calibrated else None,
-    )
+    quote = generator.choose(prompt.messages, choices(cands, lang), adapter=adapter, prefill=head)
     return citation_for(quote, cands), f"{head}{quote}\n", LABELS.get(lang, LABELS["en"])[0]
-
-
-def without_question(messages: Sequence[Message], question: str) -> list[Message]:
-    """``messages`` with the question taken out of the last user turn (its last occurrence), so a
-    choice can be scored on what the question adds over the passages alone."""
-    head, found, tail = str(messages[-1]["content"]).rpartition(question.strip())
-    content = head + tail if found else str(messages[-1]["content"])
-    return [*messages[:-1], {"role": messages[-1]["role"], "content": content}]

@@ -73,10 +73,6 @@ class AssistantOptions:
     max_lines: int = 0
     # Retrieval modes first quote one sentence of their passages (a constrained choice) and cite it.
     quote_evidence: bool = False
-    # How many sentences, those closest to the question, the quote is chosen from (0 = all shown).
-    evidence_candidates: int = 0
-    # Choose the quote whose likelihood the question raises most (over the same prompt without it).
-    evidence_calibrated: bool = False
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -234,14 +230,7 @@ class Assistant:
         """``evidence.quote_first`` in a retrieval mode with passages when quoting is on."""
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
             return None, "", ""
-        return evidence.quote_first(
-            self.generator,
-            prompt,
-            question,
-            adapter=mode.uses_adapter,
-            keep=self.options.evidence_candidates,
-            calibrated=self.options.evidence_calibrated,
-        )
+        return evidence.quote_first(self.generator, prompt, question, adapter=mode.uses_adapter)
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
         """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""

@@ -78,18 +78,10 @@ class Generator(Protocol):
     ) -> Iterator[str]: ...
 
     def choose(
-        self,
-        messages: Sequence[Message],
-        options: Sequence[str],
-        *,
-        adapter: bool,
-        prefill: str = "",
-        baseline: Sequence[Message] | None = None,
+        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
     ) -> str:
         """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
-        one the model finds most likely after ``messages`` — or, with ``baseline`` messages, the
-        one whose likelihood ``messages`` raise most over ``baseline`` (``domain.evidence`` builds
-        the options)."""
+        one the model finds most likely (``domain.evidence`` builds the options)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

@@ -579,18 +579,3 @@ def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen) -> None:
         assert quote in options, (trial, quote, options)
         if quote != options[-1]:
             assert quote.strip() in shown
-
-
-def test_a_calibrated_choice_subtracts_the_baseline_scores(llama_gen, hf_gen) -> None:
-    """Against itself as baseline every option scores 0, so the first option wins even where the
-    plain choice is another one."""
-    for gen in (llama_gen, hf_gen):
-        plain = [
-            gen.choose(q, EVIDENCE_OPTIONS, adapter=False, prefill="Evidence:") for q in PARITY_QUESTIONS
-        ]
-        assert set(plain) != {EVIDENCE_OPTIONS[0]}
-        for question in PARITY_QUESTIONS:
-            same = gen.choose(
-                question, EVIDENCE_OPTIONS, adapter=False, prefill="Evidence:", baseline=question
-            )
-            assert same == EVIDENCE_OPTIONS[0]

@@ -374,30 +374,3 @@ def test_an_answer_with_evidence_survives_its_json_round_trip() -> None:
     again = answer_from_json(answer_to_json(answer))
     assert again.evidence == answer.evidence and again.evidence is not None
     assert answer_from_json({**answer_to_json(answer), "evidence": None}).evidence is None
-
-
-def test_the_quote_can_be_chosen_among_the_sentences_closest_to_the_question() -> None:
-    a = make(
-        options=AssistantOptions(
-            low_score_warning=0.6, quote_evidence=True, focus_segments=0, evidence_candidates=2
-        )
-    )
-    a.answer(Q, "rag")
-    # Trigrams shared with the question: "leave" and "days" in both kept sentences, only "days" in
-    # "Unused days expire on 31 March." (dropped); the kept two stay in passage order.
-    assert a.generator.choices[-1]["options"] == [
-        " Annual leave is 15 working days per year.",
-        " Sick leave needs a doctor's note after 3 days.",
-        " Not covered by the passages.",
-    ]
-
-
-def test_a_calibrated_choice_scores_against_the_prompt_without_the_question() -> None:
-    a = make(options=AssistantOptions(low_score_warning=0.6, quote_evidence=True, evidence_calibrated=True))
-    a.answer(Q, "rag")
-    choice = a.generator.choices[-1]
-    asked = a.generator.calls[-1]["messages"][-1]["content"]
-    baseline = choice["baseline"][-1]["content"]
-    assert asked.endswith(f"Question: {Q}") and baseline.endswith("Question: ")
-    assert asked[: -len(Q)] == baseline
-    assert a.generator.calls[-1]["messages"][:-1] == [dict(m) for m in choice["baseline"][:-1]]
