@@ -220,20 +220,14 @@ class TransformersGenerator:
         tail = encode(prefill, False) if prefill else []
         newline = encode("\n", False)[-1:]
         encoded = [encode(o, False) + newline for o in options]
-        scores = self.option_scores(self.encode_prompt(messages) + tail, encoded, adapter=adapter)
-        return options[best_option(scores)]
+        return options[self.choose_from_ids(self.encode_prompt(messages) + tail, encoded, adapter=adapter)]
 
     def choose_from_ids(
         self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the most likely option."""
-        return best_option(self.option_scores(prompt_ids, encoded, adapter=adapter))
-
-    def option_scores(
-        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
-    ) -> list[float]:
-        """Each option's mean log-probability after the prompt, which is evaluated once."""
+        included): the index of the option with the best mean log-probability after the prompt,
+        which is evaluated once."""
         if adapter and self.adapter_dir is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -249,7 +243,7 @@ class TransformersGenerator:
                 rows = self._model(input_ids=step, past_key_values=cache, use_cache=True).logits
                 cache.crop(-len(tokens))
                 scores.append(option_score(first, rows[0].float().numpy(), list(tokens)))
-        return scores
+        return best_option(scores)
 
     # ------------------------------------------------------------------ internals
     def _stream(

@@ -256,20 +256,14 @@ class LlamaCppGenerator:
             raise GenerationError("a constrained choice needs at least one option")
         tail = self._encode_text(prefill) if prefill else []
         encoded = [self._encode_text(o) + [self._newline] for o in options]
-        scores = self.option_scores(self.encode_prompt(messages) + tail, encoded, adapter=adapter)
-        return options[best_option(scores)]
+        return options[self.choose_from_ids(self.encode_prompt(messages) + tail, encoded, adapter=adapter)]
 
     def choose_from_ids(
         self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the most likely option."""
-        return best_option(self.option_scores(prompt_ids, encoded, adapter=adapter))
-
-    def option_scores(
-        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
-    ) -> list[float]:
-        """Each option's mean log-probability after the prompt, which is evaluated once."""
+        included): the index of the option with the best mean log-probability after the prompt,
+        which is evaluated once."""
         if adapter and self._adapter is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -298,7 +292,7 @@ class LlamaCppGenerator:
                 raise GenerationError(f"llama.cpp failed while choosing ({e}) — retry the question") from e
             finally:
                 self._reset()
-        return scores
+        return best_option(scores)
 
     # ------------------------------------------------------------------ internals
     def _stream(
