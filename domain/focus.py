@@ -2,12 +2,11 @@
 most character n-grams with the question, kept in their original order.
 
 A small base model copies facts more reliably from a short context than from five whole chunks.
-Only what the model reads is cut: citations still match answers against the whole passage. ``domain.prompts`` builds the blocks.
+Only what the model reads is cut: citations still match answers against the whole passage.
+``domain.prompts`` builds the blocks.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from domain.citations import char_ngrams, gram_size, normalize, split_sentences
 
@@ -46,12 +45,10 @@ def focus_text(question: str, text: str, *, keep: int) -> str:
     parts = segments(text)
     if keep <= 0 or len(parts) <= keep:
         return text
-    return "\n".join(parts[i] for i in sorted(closest_first(question, parts)[:keep]))
-
-
-def closest_first(question: str, texts: Sequence[str]) -> list[int]:
-    """Indices of ``texts``, those sharing most of the question's character n-grams first (bigrams
-    for a Chinese question, trigrams otherwise); ties keep the earlier text first."""
     size = gram_size(question)
     wanted = _grams(question, size)
-    return sorted(range(len(texts)), key=lambda i: (-len(wanted & _grams(texts[i], size)), i))
+    scored = sorted(
+        range(len(parts)),
+        key=lambda i: (-len(wanted & _grams(parts[i], size)), i),
+    )
+    return "\n".join(parts[i] for i in sorted(scored[:keep]))
