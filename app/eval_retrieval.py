@@ -126,6 +126,11 @@ def select_rows(
     return out
 
 
+def is_scored(row: dict[str, Any]) -> bool:
+    """Whether retrieval is scored on ``row``: it names a source and is not of an unscored kind."""
+    return row.get("kind") not in UNSCORED_KINDS and bool(relevant_sources(row))
+
+
 def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
     """The row's source paths, normalised to POSIX paths without a leading './'."""
     src = row.get("source")
@@ -135,7 +140,7 @@ def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
 
 def evaluate(retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: int) -> dict[str, Any]:
     """Scores of each method on the rows that have sources (out-of-domain rows are excluded)."""
-    scored = [r for r in rows if r.get("kind") not in UNSCORED_KINDS and relevant_sources(r)]
+    scored = [r for r in rows if is_scored(r)]
     questions = [str(r["question"]) for r in scored]
     indexed = {c.path for c in retriever.chunks}
     missing = sorted({s for r in scored for s in relevant_sources(r)} - indexed)
@@ -169,7 +174,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     files = eval_files(args.eval_set)
     rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
-    if not any(r.get("kind") not in UNSCORED_KINDS and relevant_sources(r) for r in rows):
+    if not any(is_scored(r) for r in rows):
         raise DataError(
             f"none of the {len(rows)} eval rows left names a source to score — loosen --kinds/--limit "
             "or give rows a 'source'"
@@ -179,7 +184,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     report = evaluate(retriever, rows, k=args.k)
     excluded: dict[str, int] = {}
     for r in rows:
-        if r.get("kind") in UNSCORED_KINDS or not relevant_sources(r):
+        if not is_scored(r):
             excluded[str(r.get("kind"))] = excluded.get(str(r.get("kind")), 0) + 1
     out = {
         "n_rows": len(rows),

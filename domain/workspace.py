@@ -127,8 +127,8 @@ class Workspace:
         return self.root / "answers"
 
     def answer(self, answer_id: str) -> Path:
-        """The saved answer ``answer_id`` (checked)."""
-        return self.answers / f"{child(self.answers, answer_id, 'answer id').name}.json"
+        """The saved answer ``answer_id`` (checked, as the JSON file it is stored in)."""
+        return child(self.answers, f"{check_name(answer_id, 'answer id')}.json", "answer id")
 
     def ensure(self) -> Workspace:
         """Create the top-level folders (idempotent) and return self."""

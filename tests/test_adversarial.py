@@ -438,3 +438,14 @@ def test_the_app_refuses_to_run_when_streamlit_listens_everywhere(monkeypatch) -
     assert not at.exception
     assert "every network interface" in at.error[0].value
     assert not at.title  # no page ran
+
+
+def test_a_link_planted_as_a_saved_answer_file_cannot_be_read(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"question": "q", "mode": "rag", "text": "t"}), encoding="utf-8")
+    (tmp_path / "ws" / "answers").mkdir(parents=True)
+    os.symlink(outside, tmp_path / "ws" / "answers" / "a1.json")
+    assert main(["correct", "--answer-id", "a1", "--corrected", "fixed"]) == 2
+    assert "leads outside" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "ws" / "feedback.sqlite").exists()
