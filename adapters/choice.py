@@ -21,9 +21,10 @@ def log_softmax(rows: np.ndarray) -> np.ndarray:
     return rows - top - np.log(np.exp(rows - top).sum(axis=-1, keepdims=True))
 
 
-def option_score(first: np.ndarray, rows: np.ndarray, tokens: Sequence[int]) -> float:
-    """Mean log-probability of ``tokens``: ``first`` scores the first token (the prompt's last
-    row), ``rows[i]`` the token after ``tokens[i]``.
+def option_score(first_logp: np.ndarray, rows: np.ndarray, tokens: Sequence[int]) -> float:
+    """Mean log-probability of ``tokens``: ``first_logp`` holds the first token's log-probabilities
+    (``log_softmax`` of the prompt's last row, computed once for all options), ``rows[i]`` the
+    scores of the token after ``tokens[i]``.
 
     >>> first, rows = np.log([0.5, 0.5]), np.log([[0.9, 0.1], [0.2, 0.8]])
     >>> round(option_score(first, rows, [0, 0]), 4) == round(float(np.log([0.5, 0.9]).mean()), 4)
@@ -31,7 +32,7 @@ def option_score(first: np.ndarray, rows: np.ndarray, tokens: Sequence[int]) -> 
     """
     if not tokens:
         return float("-inf")
-    logp = [float(log_softmax(first)[tokens[0]])]
+    logp = [float(first_logp[tokens[0]])]
     table = log_softmax(rows[: len(tokens) - 1]) if len(tokens) > 1 else np.zeros((0, 0))
     logp += [float(table[i, t]) for i, t in enumerate(tokens[1:])]
     return float(np.mean(logp))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
-from adapters.choice import best_option, option_score
+from adapters.choice import best_option, log_softmax, option_score
 from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
@@ -237,7 +237,7 @@ class TransformersGenerator:
         torch, scores = self._torch, []
         with self._lock, torch.inference_mode(), self._adapter_state(adapter):
             out = self._model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)
-            first, cache = out.logits[0, -1].float().numpy(), out.past_key_values
+            first, cache = log_softmax(out.logits[0, -1].float().numpy()), out.past_key_values
             for tokens in encoded:
                 step = torch.tensor([list(tokens)])
                 rows = self._model(input_ids=step, past_key_values=cache, use_cache=True).logits

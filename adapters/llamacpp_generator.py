@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adapters.chat_pieces import Piece, chat_pieces, encode_chat
-from adapters.choice import best_option, option_score
+from adapters.choice import best_option, log_softmax, option_score
 from adapters.llama_tools import llama_output_captured
 from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
@@ -280,7 +280,7 @@ class LlamaCppGenerator:
             self._reset()
             try:
                 llm.eval(list(prompt_ids))
-                first = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).copy()
+                first = log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)))
                 n_past, scores = llm.n_tokens, []
                 for tokens in encoded:
                     llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
