@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging("DEBUG" if args.verbose else settings.log_level)
     try:
+        if getattr(args, "collection", None):
+            from app.wiring.collections import with_collection
+
+            settings = with_collection(settings, args.collection)
         return int(args.func(args, settings) or 0)
     except HybridError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

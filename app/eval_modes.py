@@ -1,7 +1,7 @@
 """`hybrid eval` (answer modes) and `hybrid eval --fit-router`: reads the eval rows, builds the real
 assistant (correction memory off), runs the harness in ``domain.evaluation``, adds the retrieval
 scores, and writes the report as JSON and Markdown (plus the per-row results as JSONL) into the
-workspace's evals folder. Fitted router thresholds go to the workspace's router.json.
+selected collection's evals folder. Fitted router thresholds go to the collection's router.json.
 
 Also serves the training job's evaluation gate (``evaluate_with_adapter``).
 """
@@ -62,7 +62,9 @@ def evaluate_assistant(
     from domain.evaluation import build_report, evaluate_rows
 
     with progress_bar("evaluating", quiet=quiet) as on_progress:
-        results = evaluate_rows(rows, assistant, modes, on_progress=on_progress)
+        results = evaluate_rows(
+            rows, assistant, modes, style=assistant.options.style, on_progress=on_progress
+        )
     return results, build_report(results, modes, assistant.adapter_state)
 
 
@@ -95,17 +97,18 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
     from app.eval_retrieval import eval_files, load_eval_rows, select_rows
     from app.wiring.answer import build_assistant
-    from app.wiring.index import index_name
+    from app.wiring.collections import get_collection
 
     modes = parse_modes(args.modes)
     if args.fit_router and "auto" not in modes:
         modes.append("auto")
-    files = eval_files(args.eval_set)
+    files = eval_files(args.eval_set, get_collection(settings).eval_set)
     rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
-    assistant = build_assistant(settings, index=args.index, use_corrections=False)
+    assistant = build_assistant(settings, use_corrections=False)
     quiet = args.json_path == "-"
     results, report = evaluate_assistant(assistant, rows, modes, quiet=quiet)
-    report["index"] = index_name(settings, args.index)
+    report["collection"] = settings.collection
+    report["style"] = assistant.options.style.name
     report["split"] = args.split or "all"
     report["generation"] = settings.generation.model_dump()
     report["eval_files"] = [str(f) for f in files]
@@ -180,15 +183,18 @@ def _write_report(
     settings: Settings, args: argparse.Namespace, report: dict[str, Any], results: list[dict[str, Any]]
 ) -> int:
     from app.commands.progress import emit_json
+    from app.wiring.collections import get_collection
     from domain.atomic import write_text_atomic
     from domain.evaluation import render_markdown
 
+    evals = get_collection(settings).paths.evals
+    evals.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = settings.ws.evals / f"modes-{stamp}"
+    base = evals / f"modes-{stamp}"
     n = 1
     while base.with_suffix(".json").exists():
         n += 1
-        base = settings.ws.evals / f"modes-{stamp}-{n}"
+        base = evals / f"modes-{stamp}-{n}"
     markdown = render_markdown(report)
     if "fitted" in report.get("router", {}):
         f = report["router"]["fitted"]

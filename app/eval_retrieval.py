@@ -30,16 +30,20 @@ METHODS = ("dense", "bm25", "hybrid")
 UNSCORED_KINDS = frozenset({"out_of_domain"})
 
 
-def eval_files(spec: str | None) -> list[Path]:
-    """Files named by ``spec``: a path, a glob, or a comma-separated list of either. The default
-    is corpus/eval.jsonl, or corpus/eval_*.jsonl when that is not there yet.
+def eval_files(spec: str | None, default: Path | None = None) -> list[Path]:
+    """Files named by ``spec``: a path, a glob, or a comma-separated list of either; without one,
+    ``default`` (the collection's evaluation set).
 
     Raises:
         DataError: nothing matches.
     """
     if not spec:
-        merged = PROJECT_ROOT / "corpus" / "eval.jsonl"
-        spec = str(merged) if merged.is_file() else str(PROJECT_ROOT / "corpus" / "eval_*.jsonl")
+        if default is None or not default.is_file():
+            raise DataError(
+                "this collection has no evaluation set yet — build one with `hybrid dataset build`, "
+                "or pass --eval-set FILE (JSONL rows with question and source)"
+            )
+        spec = str(default)
     files: list[Path] = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         matches = sorted(glob.glob(part)) or sorted(glob.glob(str(PROJECT_ROOT / part)))
@@ -169,10 +173,11 @@ def evaluate(retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: i
 def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval --retrieval` (arguments defined in app.commands.eval_cmd)."""
     from app.commands.progress import emit_json
+    from app.wiring.collections import get_collection
     from app.wiring.embedder import build_embedder
-    from app.wiring.index import build_retriever, index_name
+    from app.wiring.index import build_retriever
 
-    files = eval_files(args.eval_set)
+    files = eval_files(args.eval_set, get_collection(settings).eval_set)
     rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
     if not any(is_scored(r) for r in rows):
         raise DataError(
@@ -180,7 +185,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
             "or give rows a 'source'"
         )
     embedder = build_embedder(settings)
-    retriever = build_retriever(settings, args.index, embedder=embedder)
+    retriever = build_retriever(settings, embedder=embedder)
     report = evaluate(retriever, rows, k=args.k)
     excluded: dict[str, int] = {}
     for r in rows:
@@ -189,7 +194,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     out = {
         "n_rows": len(rows),
         "k": args.k,
-        "index": index_name(settings, args.index),
+        "collection": settings.collection,
         "eval_files": [str(f) for f in files],
         "excluded": excluded,
         **report,
@@ -211,7 +216,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
 def _print_report(out: dict[str, Any]) -> None:
     k = out["k"]
     print(
-        f"retrieval on {out['n_scored']} of {out['n_rows']} rows (index '{out['index']}', k={k}); "
+        f"retrieval on {out['n_scored']} of {out['n_rows']} rows (collection '{out['collection']}', k={k}); "
         f"excluded: {out['excluded'] or 'none'}"
     )
     print(f"{'method':8} {'group':22} {'n':>4} {f'recall@{k}':>9} {'MRR':>6} {'sources':>8}")

@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 import logging
+import sys
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (a stream swapped after
+    setup, as test harnesses and some servers do, is followed rather than written to closed)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -11,7 +28,7 @@ def setup_logging(level: str = "INFO") -> None:
     if getattr(root, "_hybrid_configured", False):
         root.setLevel(level.upper())
         return
-    handler = logging.StreamHandler()
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app.page_common import shown_errors
+from app.page_common import collection_style, shown_errors
 from app.page_text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
 from domain.style import format_score
 
@@ -58,7 +58,9 @@ def stream_answer(stream: AnswerStream) -> Answer:
 def answer_facts(answer: Answer) -> str:
     """One caption line: timing, tokens/s and format score (our own string)."""
     if answer.from_correction:
-        return f"from correction memory · format score {format_score(answer.text):.2f}"
+        return (
+            f"from correction memory · format score {format_score(answer.text, style=collection_style()):.2f}"
+        )
     t = answer.timing
     parts = []
     if answer.mode.uses_retrieval:
@@ -66,7 +68,7 @@ def answer_facts(answer: Answer) -> str:
     parts += [f"first token {seconds(t.first_token_s)}", f"total {seconds(t.total_s)}"]
     if t.tokens_per_s:
         parts.append(f"{t.tokens_per_s:.1f} tokens/s")
-    parts.append(f"format score {format_score(answer.text):.2f}")
+    parts.append(f"format score {format_score(answer.text, style=collection_style()):.2f}")
     return " · ".join(parts)
 
 

@@ -17,20 +17,51 @@ import streamlit as st
 
 from app.settings import Settings, load_settings
 from domain.errors import HybridError
+from domain.style import StyleProfile
 from domain.types import ALL_MODES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+COLLECTION_KEY = "collection"  # the sidebar selector's session key, shared by every page
+NEXT_COLLECTION_KEY = "collection_next"  # a page asks for another selection on the next run
+
+
 @st.cache_resource
-def settings() -> Settings:
+def base_settings() -> Settings:
     """The process-wide settings (read once from the environment)."""
     from app.logs import setup_logging
 
     s = load_settings()
     setup_logging(s.log_level)
     return s
+
+
+def selected_collection() -> str:
+    """The collection this browser session shows (the sidebar's choice, else the settings')."""
+    chosen = st.session_state.get(COLLECTION_KEY)
+    return str(chosen) if chosen else base_settings().collection
+
+
+def settings() -> Settings:
+    """The settings with this browser session's collection selected."""
+    from app.wiring.collections import with_collection
+
+    return with_collection(base_settings(), selected_collection())
+
+
+def select_collection_next_run(name: str) -> None:
+    """Select collection ``name`` in the sidebar from the next run on (a widget's value cannot be
+    changed in the run that drew it)."""
+    st.session_state[NEXT_COLLECTION_KEY] = name
+
+
+def collection_caption() -> None:
+    """The line under a page's title that says which collection the page shows."""
+    from app.page_text import md_escape
+
+    st.caption(f"Collection **{md_escape(selected_collection())}** — switch it in the sidebar.")
 
 
 @contextmanager
@@ -70,3 +101,10 @@ def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | N
             if fallback[0] is None:
                 fallback = (data, path)
     return fallback
+
+
+def collection_style() -> StyleProfile:
+    """The selected collection's answer style (a small file, read on each call)."""
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings()).style()

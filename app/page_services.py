@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import streamlit as st
 
-from app.page_common import settings
+from app.page_common import selected_collection, settings
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -155,53 +155,72 @@ class ExportBackend(Protocol):
 
 
 _OVERRIDES: dict[str, Any] = {}
+BACKENDS = ("assistant", "indexer", "trainer", "exporter")
 
 
 def override(**backends: Any) -> None:
-    """Replace backends by name (assistant, indexer, trainer, exporter) — for tests."""
-    unknown = set(backends) - {"assistant", "indexer", "trainer", "exporter"}
+    """Replace backends by name (assistant, indexer, trainer, exporter) — for tests. A value is a
+    backend, or a function of the collection name that returns one (``per_collection``)."""
+    unknown = set(backends) - set(BACKENDS)
     if unknown:
         raise KeyError(f"unknown backend(s) {sorted(unknown)}")
     _OVERRIDES.update(backends)
+
+
+def per_collection(factory: Callable[[str], Any]) -> Any:
+    """Mark ``factory`` (collection name -> backend) as an override built per collection."""
+    factory.per_collection = True  # type: ignore[attr-defined]
+    return factory
 
 
 def clear_overrides() -> None:
     _OVERRIDES.clear()
 
 
-def _pick(name: str, build: Callable[[], Any]) -> Any:
-    return _OVERRIDES[name] if name in _OVERRIDES else build()
+def _pick(name: str, build: Callable[[str], Any]) -> Any:
+    collection = selected_collection()
+    if name not in _OVERRIDES:
+        return build(collection)
+    found = _OVERRIDES[name]
+    return found(collection) if getattr(found, "per_collection", False) else found
 
 
 @st.cache_resource(show_spinner=False)
-def _real_assistant() -> AskBackend:
+def _real_assistant(collection: str) -> AskBackend:
     from app.page_backends.ask import RealAskBackend
 
-    return RealAskBackend(settings())
+    return RealAskBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
-def _real_indexer() -> IndexBackend:
+def _real_indexer(collection: str) -> IndexBackend:
     from app.page_backends.indexing import RealIndexBackend
 
-    return RealIndexBackend(settings())
+    return RealIndexBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
-def _real_trainer() -> TrainingBackend:
+def _real_trainer(collection: str) -> TrainingBackend:
     from app.page_backends.training import RealTrainingBackend
 
-    return RealTrainingBackend(settings())
+    return RealTrainingBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
-def _real_exporter() -> ExportBackend:
+def _real_exporter(collection: str) -> ExportBackend:
     from app.page_backends.export import RealExportBackend
 
-    return RealExportBackend(settings())
+    return RealExportBackend(_for(collection))
+
+
+def _for(collection: str) -> Any:
+    from app.wiring.collections import with_collection
+
+    return with_collection(settings(), collection)
 
 
 def get_assistant() -> AskBackend:
+    """The answering backend of the selected collection (one per collection and process)."""
     return _pick("assistant", _real_assistant)
 
 

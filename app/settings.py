@@ -36,7 +36,6 @@ class ModelSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
-    name: str = Field("default", description="Index used when a command names none.")
     chunk_tokens: int = Field(256, ge=32, le=512, description="Chunk size in embedder tokens.")
     chunk_overlap: float = Field(0.15, ge=0.0, lt=0.5, description="Overlap as a share of chunk size.")
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped.")
@@ -72,11 +71,11 @@ class GenerationSettings(BaseModel):
         ge=0,
         description="This many best-ranked passages are shown whole despite focus_segments.",
     )
-    min_lines: int = Field(
-        3,
+    min_lines: int | None = Field(
+        None,
         ge=0,
         description="An answer may not end before this many lines: an earlier end becomes a line "
-        "break (3 = the house style's Conclusion / Basis / Note; 0 = off).",
+        "break (unset = as many lines as the collection's style has labels; 0 = off).",
     )
     best_passage_last: bool = Field(
         True,
@@ -128,6 +127,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HYBRID_", env_nested_delimiter="__", extra="ignore")
 
     workspace: Path = Field(Path("workspace"), description="Folder for everything the app creates.")
+    collection: str = Field(
+        "sample",
+        description="Collection used when a command or page names none: a document folder with its "
+        "own index, answer style, datasets, adapters, router and reports (`sample` is the bundled one).",
+    )
     log_level: str = Field("INFO", description="Logging level.")
     models: ModelSettings = ModelSettings()
     index: IndexSettings = IndexSettings()

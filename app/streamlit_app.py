@@ -34,6 +34,40 @@ if not is_loopback(_address) and not load_settings().serve.allow_remote:
     )
     st.stop()
 
+from app.page_common import (  # noqa: E402
+    COLLECTION_KEY,
+    NEXT_COLLECTION_KEY,
+    base_settings,
+    shown_errors,
+)
+
+
+def collection_selector() -> None:
+    """One collection selector for every page, in the sidebar; the choice is kept for the browser
+    session (``app.page_common.settings`` reads it)."""
+    from app.wiring.collections import collection_names
+
+    names: list[str] = []
+    with shown_errors():
+        names = collection_names(base_settings())
+    pending = st.session_state.pop(NEXT_COLLECTION_KEY, None)
+    if pending:
+        st.session_state[COLLECTION_KEY] = pending
+    current = st.session_state.get(COLLECTION_KEY) or base_settings().collection
+    if current not in names:
+        names.append(current)
+    st.session_state[COLLECTION_KEY] = current
+    st.sidebar.selectbox(
+        "Collection",
+        names,
+        key=COLLECTION_KEY,
+        help="A document folder with its own index, answer style, datasets, adapters and reports. "
+        "Make a new one on the Index page.",
+    )
+
+
+collection_selector()
+
 PAGES_DIR = ROOT / "app" / "views"  # index_page.py: a file named index.py would shadow the `index` package
 PAGES = {
     "Use": [

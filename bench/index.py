@@ -146,7 +146,11 @@ def bench_latency(settings, embedder, docs: Path, sizes: list[int], work: Path) 
         store.read_tokens(gen),
     )
     try:
-        questions = [str(r["question"]) for r in load_eval_rows(eval_files(None))]
+        from app.settings import load_settings
+        from app.wiring.collections import get_collection
+
+        default = get_collection(load_settings()).eval_set
+        questions = [str(r["question"]) for r in load_eval_rows(eval_files(None, default))]
     except Exception:  # no eval rows yet: use chunk openings as queries
         questions = [c.text[:60] for c in base_chunks]
     questions = questions[:200]

@@ -24,11 +24,16 @@ sys.path.insert(0, str(REPO))
 
 
 def pick_rows(n_per_lang: int = 10) -> list[dict]:
+    from app.settings import load_settings
     from app.wiring.training import eval_files, gate_rows
 
-    gate_ids = {r["id"] for r in gate_rows()}
+    settings = load_settings()
+    gate_ids = {r["id"] for r in gate_rows(settings)}
     rows = [
-        json.loads(x) for f in eval_files() for x in f.read_text(encoding="utf-8").splitlines() if x.strip()
+        json.loads(x)
+        for f in eval_files(settings)
+        for x in f.read_text(encoding="utf-8").splitlines()
+        if x.strip()
     ]
     out = []
     for lang in ("en", "zh"):
@@ -37,15 +42,19 @@ def pick_rows(n_per_lang: int = 10) -> list[dict]:
     return out
 
 
-def scratch_workspace(main_ws: Path, dest: Path) -> Path:
-    """A workspace sharing the main one's models, tools and indexes (symlinks), with no adapters."""
+def scratch_workspace(main_ws: Path, dest: Path, collection: str) -> Path:
+    """A workspace sharing the main one's models, tools and the collection's index and router
+    (symlinks), with no adapters or corrections."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("models", "tools", "index"):
+    for name in ("models", "tools"):
         link = dest / name
         if not link.exists():
             link.symlink_to(main_ws / name)
-    if (main_ws / "router.json").is_file() and not (dest / "router.json").exists():
-        (dest / "router.json").symlink_to(main_ws / "router.json")
+    src, dst = main_ws / "collections" / collection, dest / "collections" / collection
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("index", "router.json", "collection.json"):
+        if (src / name).exists() and not (dst / name).exists():
+            (dst / name).symlink_to(src / name)
     return dest
 
 
@@ -55,7 +64,7 @@ def score(settings, rows: list[dict], adapter_dir: Path) -> tuple[dict, list[str
     from domain.evaluation import build_report, evaluate_rows
 
     assistant = build_assistant(settings, adapter_dir=adapter_dir, use_corrections=False)
-    results = evaluate_rows(rows, assistant, ["tuned"])
+    results = evaluate_rows(rows, assistant, ["tuned"], style=assistant.options.style)
     report = build_report(results, ["tuned"], assistant.adapter_state)
     answers = [r["results"]["tuned"]["answer"] for r in results]
     return report, answers
@@ -69,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
 
     main_ws = Path(os.environ.get("HYBRID_WORKSPACE") or REPO / "workspace").resolve()
-    ws = scratch_workspace(main_ws, Path(args.workspace))
+    ws = scratch_workspace(main_ws, Path(args.workspace), os.environ.get("HYBRID_COLLECTION", "sample"))
     os.environ["HYBRID_WORKSPACE"] = str(ws)
     from app.settings import load_settings
     from app.wiring.active_adapter import current_adapter
@@ -83,7 +92,10 @@ def main() -> None:
         raise SystemExit("no adapter in use (no corpus/default_adapter and no active version)")
     before, before_answers = score(settings, rows, before_dir)
 
-    store = CorrectionStore(settings.ws.feedback_db)
+    from app.wiring.active_adapter import registry_root
+    from app.wiring.answer import feedback_db
+
+    store = CorrectionStore(feedback_db(settings))
     if store.count() == 0:
         for r, original in zip(rows, before_answers, strict=True):
             store.add(
@@ -105,7 +117,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     if train.get("status") != "succeeded":
         raise SystemExit(f"training failed (exit {proc.returncode}): {train.get('error')}")
-    new_dir = settings.ws.adapters / train["version"]
+    new_dir = registry_root(settings) / train["version"]
     after, after_answers = score(settings, rows, new_dir)
 
     def compare(answers: list[str]) -> dict:

@@ -25,10 +25,8 @@ from pathlib import PurePosixPath
 
 from domain.answer_stream import close_source
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
-from domain.style import LABELS, SOURCE_RE
+from domain.style import NEUTRAL, SOURCE_RE, StyleProfile
 from domain.types import Hit
-
-_BASIS_LABELS = {labels[1]: lang for lang, labels in LABELS.items()}
 
 
 def named_files(line: str) -> list[str]:
@@ -60,26 +58,29 @@ def repair_path(name: str, known: Sequence[str]) -> str | None:
     return same_base[0] if len(same_base) == 1 else None
 
 
-def basis_line(lang: str, paths: Sequence[str]) -> str:
-    """A house-style Basis line naming ``paths``.
+def basis_line(lang: str, paths: Sequence[str], style: StyleProfile = NEUTRAL) -> str:
+    """The style's source line naming ``paths``.
 
     >>> basis_line("en", ["a.md", "b.md"])
-    'Basis: [a.md] and [b.md]'
+    'Source: [a.md] and [b.md]'
     >>> basis_line("zh", ["a.md", "b.md"])
-    '依据：【a.md】、【b.md】'
+    '来源：【a.md】、【b.md】'
     """
-    if lang == "zh":
-        return LABELS["zh"][1] + "、".join(f"【{p}】" for p in paths)
-    return LABELS["en"][1] + " " + " and ".join(f"[{p}]" for p in paths)
+    return style.source_text(lang, paths)
 
 
 def check_basis(
-    line: str, before: str, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD
+    line: str,
+    before: str,
+    passages: Sequence[Hit],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    style: StyleProfile = NEUTRAL,
 ) -> tuple[str, str | None]:
-    """(the Basis ``line`` checked against ``passages``, a warning or None); ``before`` is the
-    answer text above the line (the Conclusion), used to find the files it is cited to."""
+    """(the source ``line`` checked against ``passages``, a warning or None); ``before`` is the
+    answer text above the line (the answer line), used to find the files it is cited to."""
     stripped = line.strip()
-    lang = next((lg for label, lg in _BASIS_LABELS.items() if stripped.startswith(label)), None)
+    lang = next((lg for label, lg in style.source_labels().items() if stripped.startswith(label)), None)
     names = named_files(stripped)
     if lang is None or not names:
         return stripped, None
@@ -94,7 +95,7 @@ def check_basis(
                 fixed = fixed.replace(f"[{name}]", f"[{path}]").replace(f"【{name}】", f"【{path}】")
         return fixed, None
     if cited:
-        return basis_line(lang, cited), None
+        return basis_line(lang, cited, style), None
     unknown = ", ".join(n for n, r in zip(names, repaired, strict=True) if r is None)
     return stripped, f"the Basis line names a file that was not among the passages ({unknown})"
 
@@ -107,11 +108,14 @@ class BasisCheck:
     the model then writes its Note after the checked line, not after the one it wrote itself.
     """
 
-    def __init__(self, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self, passages: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD, style: StyleProfile = NEUTRAL
+    ) -> None:
         self.passages = list(passages)
         self.threshold = threshold
+        self.style = style
         self.warnings: list[str] = []
-        self._labels = tuple(_BASIS_LABELS)
+        self._labels = tuple(style.source_labels())
         self._results: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     def context(self, text: str) -> str | None:
@@ -179,7 +183,9 @@ class BasisCheck:
         """(the checked line, keeping its indentation, a warning or None), computed once."""
         key = (line, before)
         if key not in self._results:
-            fixed, warning = check_basis(line, before, self.passages, threshold=self.threshold)
+            fixed, warning = check_basis(
+                line, before, self.passages, threshold=self.threshold, style=self.style
+            )
             out = line if fixed == line.strip() else line[: len(line) - len(line.lstrip())] + fixed
             self._results[key] = (out, warning)
         return self._results[key]

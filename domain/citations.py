@@ -2,9 +2,9 @@
 shares most of its character n-grams, and the passage sentence it overlaps most becomes the
 matched span. The model's own [n] or [file] tags are stripped before matching and never trusted.
 
-Sentences split on English and Chinese end punctuation and on line breaks; style labels
-("Conclusion:", "结论：") are removed first, so a "Basis: [file]" line that names only a file
-cites nothing.
+Sentences split on English and Chinese end punctuation and on line breaks; a leading label (a
+word or two and a colon, as every style profile's labels are: "Answer:", "结论：") is removed
+first, so a "Source: [file]" line that names only a file cites nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from domain.style import CJK_RE, LABELS
+from domain.style import CJK_RE
 from domain.types import Citation, Hit
 
 DEFAULT_THRESHOLD = 0.45
@@ -21,7 +21,7 @@ MIN_GRAMS = 5  # sentences with fewer distinct n-grams (under ~6 characters) are
 
 _SENT_END = re.compile(r"(?<=[。！？；])|(?<=[.!?;])(?=\s|$)|\n")
 _TAG = re.compile(r"\[[^\[\]]*\]|【[^【】]*】")
-_ALL_LABELS = tuple(label for labels in LABELS.values() for label in labels)
+_LABEL = re.compile(r"^(?:[A-Za-z][A-Za-z -]{0,23}:|[\u4e00-\u9fff]{1,6}[：:])\s*")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -34,10 +34,12 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _strip_label(sentence: str) -> str:
-    for label in _ALL_LABELS:
-        if sentence.startswith(label):
-            return sentence[len(label) :].strip()
-    return sentence
+    """``sentence`` without a leading label.
+
+    >>> _strip_label("Conclusion: 15 days."), _strip_label("结论：15 天。"), _strip_label("E-417: low")
+    ('15 days.', '15 天。', 'E-417: low')
+    """
+    return _LABEL.sub("", sentence, count=1).strip()
 
 
 def normalize(text: str) -> str:

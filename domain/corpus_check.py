@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import DataError
-from domain.style import format_score
+from domain.style import NEUTRAL, StyleProfile, format_score, load_style
 
 LoadText = Callable[[Path], str]
 
@@ -186,13 +186,15 @@ class _Docs:
         return self.cache[rel]
 
 
-def _check_eval_row(row: dict[str, Any], where: str, docs: _Docs, errors: list[str]) -> None:
+def _check_eval_row(
+    row: dict[str, Any], where: str, docs: _Docs, errors: list[str], style: StyleProfile
+) -> None:
     kind = row["kind"]
     if kind not in KINDS:
         errors.append(f"{where}: kind {kind!r} not in {KINDS}")
     if row.get("split", "tune") not in SPLITS:
         errors.append(f"{where}: split {row.get('split')!r} not in {SPLITS}")
-    if format_score(row["reference"], row["lang"]) != 1.0:
+    if format_score(row["reference"], row["lang"], style) != 1.0:
         errors.append(f"{where}: reference is not in house style (format_score < 1.0)")
     facts = row.get("key_facts")
     if not (
@@ -247,6 +249,7 @@ def check_corpus(
     load_text: LoadText = load_plain_text,
     *,
     near_dup_threshold: float = NEAR_DUP_THRESHOLD,
+    style: StyleProfile | None = None,
 ) -> dict[str, Any]:
     """Validate the corpus at ``corpus_dir`` and return the report (``ok`` is False on any error).
 
@@ -254,8 +257,12 @@ def check_corpus(
         corpus_dir: folder holding ``docs/``, ``train*.jsonl`` and ``eval*.jsonl``.
         load_text: reads one document's text; used for every document under ``docs/``.
         near_dup_threshold: cosine at or above which an eval/train question pair is a near-duplicate.
+        style: the style answers and references follow (default: the folder's ``style.json``, else
+            the neutral style).
     """
     root = Path(corpus_dir)
+    if style is None:
+        style = load_style(root / "style.json") if (root / "style.json").is_file() else NEUTRAL
     docs_dir = root / "docs"
     errors: list[str] = []
     docs = _Docs(docs_dir, load_text, errors)
@@ -285,7 +292,7 @@ def check_corpus(
                 if split == "train":
                     n_train += 1
                     train_qs.append((rid, row["question"]))
-                    if format_score(row["answer"], row["lang"]) != 1.0:
+                    if format_score(row["answer"], row["lang"], style) != 1.0:
                         errors.append(f"{where}: answer is not in house style (format_score < 1.0)")
                     for rel in _sources(row, where, errors) or []:
                         if docs.text(rel) is None:
@@ -294,7 +301,7 @@ def check_corpus(
                     n_eval += 1
                     kinds[row["kind"]] += 1
                     eval_qs.append((rid, row["question"]))
-                    _check_eval_row(row, where, docs, errors)
+                    _check_eval_row(row, where, docs, errors, style)
 
     dups = _near_duplicates(eval_qs, train_qs, near_dup_threshold)
     for d in dups:

@@ -28,7 +28,7 @@ from domain.router import (
     hindsight_best,
     route_features,
 )
-from domain.style import answer_line, format_score
+from domain.style import NEUTRAL, StyleProfile, answer_line, format_score
 from domain.types import ALL_MODES, Answer, Mode, RouteDecision
 
 OUT_OF_DOMAIN = "out_of_domain"
@@ -63,12 +63,13 @@ def row_sources(row: Mapping[str, Any]) -> list[str]:
     return [normalize_source(str(s)) for s in items if s]
 
 
-def score_answer(answer: Answer, row: Mapping[str, Any]) -> dict[str, Any]:
-    """One answer's metrics against its eval row (plus its text, citations and timing)."""
+def score_answer(answer: Answer, row: Mapping[str, Any], style: StyleProfile = NEUTRAL) -> dict[str, Any]:
+    """One answer's metrics against its eval row (plus its text, citations and timing); the answer
+    line and the format follow ``style``."""
     lang = str(row.get("lang") or "") or None
     facts = [str(f) for f in row.get("key_facts") or []]
-    recall = fact_recall(answer_line(answer.text, lang), facts)
-    fmt = format_score(answer.text, lang)
+    recall = fact_recall(answer_line(answer.text, lang, style), facts)
+    fmt = format_score(answer.text, lang, style)
     sources = row_sources(row)
     cited = cited_paths(answer.citations)
     precision = citation_precision(cited, sources) if sources and answer.mode.uses_retrieval else None
@@ -116,6 +117,7 @@ def evaluate_rows(
     assistant: ModeAnswerer,
     modes: Sequence[str],
     *,
+    style: StyleProfile = NEUTRAL,
     on_progress: ProgressFn = no_progress,
 ) -> list[dict[str, Any]]:
     """Per-row results: each fixed mode's scores over one shared retrieval, the hindsight-best
@@ -127,7 +129,9 @@ def evaluate_rows(
         question = str(row["question"])
         retrieval = assistant.retrieve(question) if needs_retrieval else Retrieval(question, [], 0.0)
         features = route_features(question, retrieval.hits)
-        results = {m.value: score_answer(assistant.answer_with(question, m, retrieval), row) for m in fixed}
+        results = {
+            m.value: score_answer(assistant.answer_with(question, m, retrieval), row, style) for m in fixed
+        }
         combined = {m: r["combined"] for m, r in results.items()}
         item: dict[str, Any] = {
             "id": str(row.get("id", i)),

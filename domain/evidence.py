@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from domain.focus import segments
 from domain.ports import Generator as TextGenerator
 from domain.prompts import Prompt, prompt_lang
-from domain.style import LABELS
+from domain.style import NEUTRAL, StyleProfile
 from domain.types import Citation, Hit
 
 # What the model may say instead of a quote when no sentence supports an answer.
@@ -85,7 +85,7 @@ def citation_for(quote: str, cands: Sequence[Candidate]) -> Citation | None:
 
 
 def quote_first(
-    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool
+    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool, style: StyleProfile = NEUTRAL
 ) -> tuple[Citation | None, str, str]:
     """(the evidence, the evidence line, the answer's lead): the model chooses one shown sentence,
     or "not covered"; its answer then starts on the next line with the answer line's label (the
@@ -94,4 +94,4 @@ def quote_first(
     cands = candidates(prompt.passages, str(prompt.messages[-1]["content"]))
     head = label(lang)
     quote = generator.choose(prompt.messages, choices(cands, lang), adapter=adapter, prefill=head)
-    return citation_for(quote, cands), f"{head}{quote}\n", LABELS.get(lang, LABELS["en"])[0]
+    return citation_for(quote, cands), f"{head}{quote}\n", style.answer_label(lang)

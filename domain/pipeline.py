@@ -36,6 +36,7 @@ from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
 from domain.prompts import Prompt, build_prompt
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
+from domain.style import NEUTRAL, StyleProfile
 from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class AssistantOptions:
     focus_segments: int = 3
     # Best-ranked passages shown whole despite focus_segments.
     whole_passages: int = 1
-    min_lines: int = 3
+    # An answer may not end before this many lines (None = as many as the style has labels).
+    min_lines: int | None = None
     # RAG (the base model) reads its passages lowest-ranked first, [1] right above the question,
     # and its worked example the same way. Tuned + RAG keeps rank order, the order its adapter
     # was trained on.
@@ -76,6 +78,8 @@ class AssistantOptions:
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
+    # The collection's answer style: prompts, the source-line check and the line floor follow it.
+    style: StyleProfile = NEUTRAL
 
 
 @dataclass
@@ -181,8 +185,11 @@ class Assistant:
         start = self.clock()
         first: float | None = None
         parts: list[str] = []
+        style = self.options.style
         basis = BasisCheck(
-            prompt.passages if mode.uses_retrieval else (), threshold=self.options.citation_threshold
+            prompt.passages if mode.uses_retrieval else (),
+            threshold=self.options.citation_threshold,
+            style=style,
         )
         quoted, prefill, lead = self._quote(question, mode, prompt)
         generated = self.generator.generate(
@@ -190,7 +197,7 @@ class Assistant:
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
             temperature=self.options.temperature,
-            min_lines=self.options.min_lines,
+            min_lines=style.n_lines if self.options.min_lines is None else self.options.min_lines,
             line_check=basis.context,
             prefill=prefill + lead,
         )
@@ -230,7 +237,9 @@ class Assistant:
         """``evidence.quote_first`` in a retrieval mode with passages when quoting is on."""
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
             return None, "", ""
-        return evidence.quote_first(self.generator, prompt, question, adapter=mode.uses_adapter)
+        return evidence.quote_first(
+            self.generator, prompt, question, adapter=mode.uses_adapter, style=self.options.style
+        )
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
         """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""
@@ -244,6 +253,7 @@ class Assistant:
             focus_segments=self.options.focus_segments,
             whole_passages=self.options.whole_passages,
             best_last=self.options.best_passage_last and not decision.mode.uses_adapter,
+            style=self.options.style,
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)

@@ -1,9 +1,13 @@
 """Where everything the app creates lives: one workspace folder, never the source tree.
 
-Owns the layout only (paths and folder creation) and the one rule for user-given names (index,
-adapter version, job, export, saved answer): a name is a single short slug, and the path it becomes
-must resolve inside its folder of the workspace. What goes into each folder belongs to the module
-that writes it.
+Owns the layout only (paths and folder creation) and the one rule for user-given names
+(collection, adapter version, job, export, saved answer): a name is a single short slug, and the
+path it becomes must resolve inside its folder of the workspace. What goes into each folder belongs
+to the module that writes it.
+
+A *collection* is one document folder and everything derived from it (its index, style profile,
+datasets, adapter versions, router thresholds, evaluation reports, corrections and uploads), kept
+together under ``collections/<name>/``; models, tools, jobs, exports and saved answers are shared.
 """
 
 from __future__ import annotations
@@ -49,6 +53,72 @@ def child(folder: Path, name: object, what: str = "name") -> Path:
 
 
 @dataclass(frozen=True)
+class CollectionPaths:
+    """Paths inside one collection's folder."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest(self) -> Path:
+        """``collection.json``: the document folder and when the collection was made."""
+        return self.root / "collection.json"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def style(self) -> Path:
+        return self.root / "style.json"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def eval_set(self) -> Path:
+        return self.datasets / "eval.jsonl"
+
+    @property
+    def train_set(self) -> Path:
+        return self.datasets / "train.jsonl"
+
+    @property
+    def adapters(self) -> Path:
+        return self.root / "adapters"
+
+    def adapter(self, version: str) -> Path:
+        """The folder of adapter version ``version`` (checked: see ``child``)."""
+        return child(self.adapters, version, "adapter version")
+
+    @property
+    def router(self) -> Path:
+        return self.root / "router.json"
+
+    @property
+    def evals(self) -> Path:
+        return self.root / "evals"
+
+    @property
+    def feedback_db(self) -> Path:
+        return self.root / "feedback.sqlite"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def ensure(self) -> CollectionPaths:
+        """Create the collection's folders (idempotent) and return self."""
+        for p in (self.root, self.datasets, self.adapters, self.evals, self.uploads):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
 class Workspace:
     """Paths inside one workspace root."""
 
@@ -79,28 +149,12 @@ class Workspace:
         return self.root / "tools"
 
     @property
-    def indexes(self) -> Path:
-        return self.root / "index"
+    def collections(self) -> Path:
+        return self.root / "collections"
 
-    def index(self, name: str) -> Path:
-        """The folder of index ``name`` (checked: see ``child``)."""
-        return child(self.indexes, name, "index name")
-
-    @property
-    def adapters(self) -> Path:
-        return self.root / "adapters"
-
-    def adapter(self, version: str) -> Path:
-        """The folder of adapter version ``version`` (checked)."""
-        return child(self.adapters, version, "adapter version")
-
-    @property
-    def feedback_db(self) -> Path:
-        return self.root / "feedback.sqlite"
-
-    @property
-    def evals(self) -> Path:
-        return self.root / "evals"
+    def collection(self, name: str) -> CollectionPaths:
+        """The folder of collection ``name`` (checked: see ``child``)."""
+        return CollectionPaths(child(self.collections, name, "collection name"))
 
     @property
     def exports(self) -> Path:
@@ -115,14 +169,6 @@ class Workspace:
         return child(self.jobs, job_id, "job")
 
     @property
-    def uploads(self) -> Path:
-        return self.root / "uploads"
-
-    def upload(self, name: str) -> Path:
-        """Where uploads for index ``name`` are kept (checked)."""
-        return child(self.uploads, name, "index name")
-
-    @property
     def answers(self) -> Path:
         return self.root / "answers"
 
@@ -132,15 +178,6 @@ class Workspace:
 
     def ensure(self) -> Workspace:
         """Create the top-level folders (idempotent) and return self."""
-        for p in (
-            self.models,
-            self.tools,
-            self.indexes,
-            self.adapters,
-            self.evals,
-            self.exports,
-            self.jobs,
-            self.uploads,
-        ):
+        for p in (self.models, self.tools, self.collections, self.exports, self.jobs):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -39,10 +39,18 @@ FORMAT_VERSION = 1
 _GEN = re.compile(r"gen-(\d{6})")
 
 
+def index_label(index_dir: Path) -> str:
+    """The name a user calls the index in ``index_dir`` by: its collection's (the folder above an
+    ``index`` folder), else the folder's own."""
+    index_dir = Path(index_dir)
+    return index_dir.parent.name if index_dir.name == "index" else index_dir.name
+
+
 def rebuild_hint(name: str, root: object = None) -> str:
-    """The command that rebuilds index ``name`` from ``root`` (PATH when unknown), quoted for a shell."""
+    """The command that rebuilds the index of collection ``name`` from ``root`` (PATH when
+    unknown), quoted for a shell."""
     folder = shlex.quote(str(root)) if isinstance(root, str) and root else "PATH"
-    return f"run `hybrid index {folder} --name {shlex.quote(name)} --rebuild`"
+    return f"run `hybrid index {folder} --collection {shlex.quote(name)} --rebuild`"
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -57,11 +65,13 @@ def current_generation(index_dir: Path) -> Path | None:
     try:
         name = pointer.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
-        raise IndexStoreError(f"{pointer} is unreadable ({e}) — {rebuild_hint(index_dir.name)}") from e
+        raise IndexStoreError(
+            f"{pointer} is unreadable ({e}) — {rebuild_hint(index_label(index_dir))}"
+        ) from e
     gen = index_dir / name
     if not _GEN.fullmatch(name) or not (gen / "manifest.json").is_file():
         raise IndexStoreError(
-            f"{pointer} points at {name!r}, which holds no index — {rebuild_hint(index_dir.name)}"
+            f"{pointer} points at {name!r}, which holds no index — {rebuild_hint(index_label(index_dir))}"
         )
     return gen
 
@@ -79,14 +89,14 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     try:
         manifest = read_json(path)
     except (OSError, ValueError) as e:
-        raise IndexStoreError(f"{path} is unreadable ({e}) — {rebuild_hint(index_dir.name)}") from e
+        raise IndexStoreError(f"{path} is unreadable ({e}) — {rebuild_hint(index_label(index_dir))}") from e
     if not (
         isinstance(manifest, dict)
         and isinstance(manifest.get("embedder"), dict)
         and isinstance(manifest.get("splitter"), dict)
         and isinstance(manifest.get("files", {}), dict)
     ):
-        raise IndexStoreError(f"{path} is not an index manifest — {rebuild_hint(index_dir.name)}")
+        raise IndexStoreError(f"{path} is not an index manifest — {rebuild_hint(index_label(index_dir))}")
     return manifest
 
 
@@ -256,12 +266,12 @@ def open_index(
     gen = current_generation(index_dir)
     if gen is None:
         raise IndexStoreError(
-            f"no index named '{index_dir.name}' in {index_dir.parent} — build it with "
-            f"`hybrid index PATH --name {index_dir.name}`"
+            f"collection '{index_label(index_dir)}' has no index yet — build it with "
+            f"`hybrid index PATH --collection {index_label(index_dir)}`"
         )
     manifest = read_manifest(index_dir) or {}
     check_compatible(manifest, embedder_name=embedder_name, dim=dim, splitter=splitter, tokenizer=tokenizer)
-    hint = rebuild_hint(index_dir.name, manifest.get("root"))
+    hint = rebuild_hint(index_label(index_dir), manifest.get("root"))
     try:
         chunks = read_chunks(gen)
         store = VectorStore.load(gen, AnnReport(**manifest["ann"]))

@@ -169,7 +169,7 @@ def sync_folder(
         bm25 = BM25Index.build(tokens)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest = {
-            "name": index_dir.name,
+            "name": store.index_label(index_dir),
             "root": str(base),
             "embedder": {"name": embedder.name, "dim": embedder.dim},
             "splitter": splitter.identity(),
@@ -234,7 +234,7 @@ def _read_previous(
     try:
         return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        hint = store.rebuild_hint(index_dir.name, manifest.get("root"))
+        hint = store.rebuild_hint(store.index_label(index_dir), manifest.get("root"))
         raise IndexStoreError(
             f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e
@@ -300,7 +300,7 @@ def _report(
     embedded: int,
 ) -> SyncReport:
     return SyncReport(
-        name=index_dir.name,
+        name=store.index_label(index_dir),
         root=str(base),
         generation=generation,
         files_indexed=len(kept) + len(work),

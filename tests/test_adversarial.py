@@ -79,7 +79,7 @@ def make_docs(folder: Path) -> Path:
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_every_workspace_path_from_a_name_is_checked(tmp_path: Path, name: str) -> None:
     ws = Workspace.at(tmp_path / "ws")
-    for make in (ws.index, ws.upload, ws.adapter, ws.job, ws.answer):
+    for make in (ws.collection, ws.collection("ok").adapter, ws.job, ws.answer):
         with pytest.raises(ConfigError, match="use 1-64 letters") as e:
             make(name)
         assert "\n" not in str(e.value) and "\x1b" not in str(e.value)
@@ -89,14 +89,14 @@ def test_good_names_pass_and_stay_inside(tmp_path: Path) -> None:
     ws = Workspace.at(tmp_path / "ws")
     for name in ("default", "my-docs_2", "v3", "a.b", "年假"[:0] + "x1"):
         assert check_name(name) == name
-        assert ws.index(name).parent == ws.indexes
+        assert ws.collection(name).root.parent == ws.collections
 
 
 def test_a_link_planted_under_a_name_cannot_lead_outside(tmp_path: Path, victim: Path) -> None:
     ws = Workspace.at(tmp_path / "ws").ensure()
-    os.symlink(victim, ws.indexes / "evil")
+    os.symlink(victim, ws.collections / "evil")
     with pytest.raises(ConfigError, match="leads outside"):
-        ws.index("evil")
+        ws.collection("evil")
 
 
 @pytest.mark.parametrize("name", ["/tmp/victim", ".."], ids=["absolute", "dotdot"])
@@ -109,7 +109,7 @@ def test_hybrid_index_refuses_a_path_as_name(cli_env: Path, victim: Path, capsys
     capsys.readouterr()
     target = str(victim) if name.startswith("/") else name
     assert main(["index", str(docs), "--name", target]) == 2
-    assert "index name" in one_error_line(capsys.readouterr().err)
+    assert "collection name" in one_error_line(capsys.readouterr().err)
     assert snapshot(ws) == before and snapshot(victim) == victim_before
 
 
@@ -298,7 +298,7 @@ CORRUPTIONS = [
 def test_a_corrupt_index_is_one_line_with_a_hint_naming_it(cli_env: Path, capsys, what: str) -> None:
     docs = make_docs(cli_env / "docs")
     assert main(["index", str(docs), "--name", "manual"]) == 0
-    folder = cli_env / "ws" / "index" / "manual"
+    folder = cli_env / "ws" / "collections" / "manual" / "index"
     gen = folder / (folder / "CURRENT").read_text().strip()
     _corrupt(gen, what)
     from app.wiring.index import clear_index_cache
@@ -308,10 +308,10 @@ def test_a_corrupt_index_is_one_line_with_a_hint_naming_it(cli_env: Path, capsys
     capsys.readouterr()
     assert main(["search", "annual leave", "--index", "manual"]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "--name manual --rebuild" in line
+    assert "--collection manual --rebuild" in line
     if what not in ("vectors-truncated",):  # the sync reads vectors only for unchanged files' rows
         assert main(["index", str(docs), "--name", "manual"]) == 2
-        assert "--name manual --rebuild" in one_error_line(capsys.readouterr().err)
+        assert "--collection manual --rebuild" in one_error_line(capsys.readouterr().err)
     assert snapshot(folder) == before  # nothing stored was touched by the failures
     # Following the hint works.
     assert main(["index", str(docs), "--name", "manual", "--rebuild"]) == 0

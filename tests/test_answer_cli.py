@@ -22,14 +22,15 @@ def ws(tmp_path, monkeypatch):
     built = []
 
     def fake_build(settings, *, index=None, adapter_dir=None, use_corrections=True):  # noqa: ARG001
-        from app.wiring.answer import router_path
+        from app.wiring.answer import feedback_db, router_path
+        from app.wiring.collections import get_collection
 
         a = Assistant(
             retriever=FakeRetriever(),
             generator=FakeGenerator(knowledge={"capital of France": "Paris is the capital of France."}),
             embed_fn=FakeQuestionEmbedder() if use_corrections else None,
-            corrections=CorrectionStore(settings.ws.feedback_db) if use_corrections else None,
-            options=AssistantOptions(low_score_warning=0.6),
+            corrections=CorrectionStore(feedback_db(settings)) if use_corrections else None,
+            options=AssistantOptions(low_score_warning=0.6, style=get_collection(settings).style()),
             thresholds=RouterThresholds.load(router_path(settings)),
             adapter=AdapterState(active=True, label="v3", gate_passed=True),
         )
@@ -75,7 +76,7 @@ def test_correct_the_last_answer_then_ask_again(ws, capsys) -> None:
         == 0
     )
     assert "stored correction #1" in capsys.readouterr().out
-    rec = CorrectionStore(root / "feedback.sqlite").get(1)
+    rec = CorrectionStore(root / "collections" / "sample" / "feedback.sqlite").get(1)
     assert rec is not None
     assert (rec.question, rec.mode, rec.original) == (
         Q,
@@ -112,7 +113,7 @@ def test_correct_by_question_or_id_and_errors(ws, capsys) -> None:
     main(["ask", Q, "--mode", "prompt", "--json"])
     answer_id = json.loads(capsys.readouterr().out)["answer_id"]
     assert main(["correct", "--answer-id", answer_id, "--corrected", "Fifteen days."]) == 0
-    assert CorrectionStore(root / "feedback.sqlite").count() == 2
+    assert CorrectionStore(root / "collections" / "sample" / "feedback.sqlite").count() == 2
 
 
 def test_compare_one_retrieval_four_answers(ws, capsys) -> None:
@@ -156,6 +157,7 @@ EVAL_ROWS = [
 
 def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
     root, built = ws
+    root = root / "collections" / "sample"  # the collection's router and reports
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
     assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag,tuned_rag", "--json", "-"]) == 0
@@ -177,6 +179,7 @@ def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
 
 def test_refit_fits_the_router_again_from_a_saved_run_without_models(ws, capsys, tmp_path) -> None:
     root, built = ws
+    root = root / "collections" / "sample"  # the collection's router and reports
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
     assert main(["eval", "--eval-set", str(eval_file)]) == 0

@@ -27,7 +27,7 @@ HEAVY = ("torch", "transformers", "peft", "faiss", "sentence_transformers", "lla
 @pytest.fixture
 def fakes(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
-    page_common.settings.clear()
+    page_common.base_settings.clear()
     backends = {
         "assistant": FakeAssistant(),
         "indexer": FakeIndexer(tmp_path),
@@ -37,7 +37,7 @@ def fakes(tmp_path, monkeypatch):
     page_services.override(**backends)
     yield backends
     page_services.clear_overrides()
-    page_common.settings.clear()
+    page_common.base_settings.clear()
 
 
 def page(name: str) -> AppTest:
@@ -214,14 +214,14 @@ def test_index_a_folder_lists_documents_and_previews_chunks(fakes, tmp_path):
     )
     (docs / "pay.txt").write_text("Salaries are paid monthly.\n", encoding="utf-8")
     at = page("index_page")
-    assert any("No index named 'default' yet" in i.value.replace("\\", "") for i in at.info)
-    at.text_input(key="index_folder_default").input(str(docs))
+    assert any("Collection 'sample' has no index yet" in i.value.replace("\\", "") for i in at.info)
+    at.text_input(key="index_folder_sample").input(str(docs))
     at.button(key="index_go").click().run()
     assert_clean(at)
     indexer = fakes["indexer"]
-    assert indexer.syncs == ["default"]
+    assert indexer.syncs == ["sample"]
     assert indexer.progress == [(0, 2, "hr/leave.md"), (1, 2, "pay.txt")]
-    assert "Index 'default' updated: 2 files, 4 chunks" in at.success[0].value
+    assert "Collection 'sample' updated: 2 files, 4 chunks" in at.success[0].value
     table = at.dataframe[0].value
     assert list(table["file"]) == ["hr/leave.md", "pay.txt", "image.png"]
     assert list(table["status"]) == ["indexed", "indexed", "skipped"]
@@ -239,22 +239,22 @@ def test_index_resync_and_delete(fakes, tmp_path):
     docs.mkdir()
     (docs / "a.md").write_text("Alpha.\n", encoding="utf-8")
     indexer = fakes["indexer"]
-    indexer.sync(docs, name="default")
+    indexer.sync(docs, name="sample")
     at = page("index_page")
     at.button(key="index_resync").click().run()
     assert_clean(at)
-    assert indexer.syncs == ["default", "default"]
+    assert indexer.syncs == ["sample", "sample"]
     at.checkbox(key="index_delete_sure").check().run()
     at.button(key="index_delete").click().run()
     assert_clean(at)
-    assert indexer.deleted == ["default"]
-    assert any("No index named 'default' yet" in i.value.replace("\\", "") for i in at.info)
+    assert indexer.deleted == ["sample"]
+    assert any("Collection 'sample' has no index yet" in i.value.replace("\\", "") for i in at.info)
 
 
 @pytest.mark.usefixtures("fakes")
 def test_index_bad_folder_shows_the_next_step(tmp_path):
     at = page("index_page")
-    at.text_input(key="index_folder_default").input(str(tmp_path / "missing"))
+    at.text_input(key="index_folder_sample").input(str(tmp_path / "missing"))
     at.button(key="index_go").click().run()
     assert not at.exception
     assert at.error[0].value.endswith("is not a folder — pass the folder that holds your documents")
@@ -265,9 +265,9 @@ def test_index_upload_saves_files_into_the_workspace_and_indexes_them(fakes, tmp
     at.file_uploader(key="index_upload").upload("notes.md", b"Uploaded notes.\n", "text/markdown").run()
     at.button(key="index_upload_go").click().run()
     assert_clean(at)
-    target = tmp_path / "uploads" / "default"
+    target = tmp_path / "uploads" / "sample"
     assert (target / "notes.md").read_bytes() == b"Uploaded notes.\n"
-    assert fakes["indexer"].roots["default"] == str(target.resolve())
+    assert fakes["indexer"].roots["sample"] == str(target.resolve())
 
 
 def test_train_start_shows_loss_and_eta_then_cancel(fakes):
@@ -377,14 +377,14 @@ def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
 def test_strategy_page_shows_our_sample_corpus_scoreboard_until_the_workspace_has_one():
     at = page("strategy")  # the fake workspace has no evals folder
     assert_clean(at)
-    assert any("Measured by us on the sample corpus" in c.value for c in at.caption)
+    assert any("Measured by us with the bundled default adapter" in c.value for c in at.caption)
     board = at.dataframe[0].value
     assert set(board["mode"]) >= {"Prompt only", "RAG", "Tuned", "Tuned + RAG"}
 
 
 @pytest.mark.usefixtures("fakes")
 def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
-    evals = tmp_path / "ws" / "evals"
+    evals = tmp_path / "ws" / "collections" / "sample" / "evals"  # the selected collection's reports
     evals.mkdir(parents=True)
     modes = {
         m: {"combined": c, "fact_recall": c, "format": 1.0, "rouge_l": 0.5, "citation_precision": 0.9}

@@ -3,10 +3,17 @@ in the answer pipeline."""
 
 from __future__ import annotations
 
-from domain.basis import BasisCheck, check_basis
+from functools import partial
+
+from domain import basis
 from domain.types import Mode
 from tests.fakes_answer import FakeGenerator, make_chunk, make_hit
+from tests.styles import SAMPLE_STYLE
 from tests.test_pipeline import Q, make
+
+# These answers are written in the sample collection's three-line style.
+BasisCheck = partial(basis.BasisCheck, style=SAMPLE_STYLE)
+check_basis = partial(basis.check_basis, style=SAMPLE_STYLE)
 
 LEAVE = make_hit(
     make_chunk(

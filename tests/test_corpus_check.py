@@ -50,6 +50,8 @@ def tiny_corpus(tmp_path: Path) -> Path:
     docs.mkdir(parents=True)
     (docs / "lt-9.md").write_text("# LT-9\n\nThe LT-9 logs every\n7 minutes.\n", encoding="utf-8")
     (docs / "page.html").write_text("<html><body><p>Price: <b>USD 5</b></p></body></html>", encoding="utf-8")
+    # the three-line style of the bundled sample, read from the folder like the sample's own
+    (tmp_path / "style.json").write_bytes((REPO / "corpus" / "style.json").read_bytes())
     _write_jsonl(tmp_path / "train_en.jsonl", [_train(1, "How often does the LT-9 log?")])
     _write_jsonl(
         tmp_path / "eval_en.jsonl", [_eval(1, "What is the LT-9 interval in minutes?", ["7 minutes"])]

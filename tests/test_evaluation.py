@@ -5,15 +5,18 @@ Markdown table and fitting the router on the results."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
-from domain.evaluation import build_report, evaluate_rows, plan_modes, render_markdown, router_rows
+from domain import evaluation
+from domain.evaluation import build_report, plan_modes, render_markdown, router_rows
 from domain.pipeline import Assistant, AssistantOptions
 from domain.router import AdapterState, RouterThresholds
 from domain.router_fit import fit_router
 from domain.types import Mode
 from tests.fakes_answer import SAMPLE_CHUNKS, FakeGenerator, FakeRetriever, make_hit
+from tests.styles import SAMPLE_STYLE
 
 LEAVE, SICK, TRAVEL, LEAVE_ZH = SAMPLE_CHUNKS
 V3 = AdapterState(active=True, label="v3", gate_passed=True)
@@ -53,6 +56,10 @@ CANNED = {
     "员工每年有几天年假？": [make_hit(LEAVE_ZH, 1, dense=0.93)],
 }
 ALL = ["prompt", "rag", "tuned", "tuned_rag", "auto"]
+
+# The rows and canned answers are in the sample collection's three-line style.
+evaluate_rows = partial(evaluation.evaluate_rows, style=SAMPLE_STYLE)
+score_answer = partial(evaluation.score_answer, style=SAMPLE_STYLE)
 
 
 def assistant(adapter: AdapterState = V3, thresholds: RouterThresholds | None = None):
@@ -199,7 +206,6 @@ def test_markdown_table() -> None:
 def test_fact_recall_is_the_answer_lines_and_pasted_evidence_does_not_count() -> None:
     """A wrong Conclusion with the right fact pasted into the Note scores 0 on the answer line;
     the whole text's recall (1.0) and the quoted evidence's are reported apart."""
-    from domain.evaluation import score_answer
     from domain.types import Answer, Citation
 
     row = {"lang": "en", "key_facts": ["not thread-safe"], "source": "itertools.md"}

@@ -259,10 +259,11 @@ def test_the_wiring_builds_each_backend_once_with_the_active_adapter(tiny_models
 
     from app.wiring.generation import build_generator, clear_generator_cache
 
-    version = tmp_path / "adapters" / "v1"
+    adapters = tmp_path / "collections" / "sample" / "adapters"  # the selected collection's registry
+    version = adapters / "v1"
     shutil.copytree(tiny_models["adapter_dir"], version)
     (version / "params.json").write_text("{}", encoding="utf-8")
-    (tmp_path / "adapters" / "ACTIVE").write_text("v1", encoding="utf-8")
+    (adapters / "ACTIVE").write_text("v1", encoding="utf-8")
     settings = _settings_for(tiny_models, tmp_path, backend=backend)
     clear_generator_cache()
     try:
@@ -271,7 +272,7 @@ def test_the_wiring_builds_each_backend_once_with_the_active_adapter(tiny_models
         assert (gen.has_adapter, gen.adapter_label) == (True, "v1")
         assert gen.name.startswith({"llama_cpp": "llama.cpp:", "transformers": "transformers:"}[backend])
         assert _answer(gen, adapter=True) != _answer(gen, adapter=False)
-        (tmp_path / "adapters" / "ACTIVE").unlink()
+        (adapters / "ACTIVE").unlink()
         candidate = build_generator(settings, adapter_dir=version)  # what the evaluation gate does
         assert (candidate.has_adapter, candidate.adapter_label) == (True, "v1")
         assert _answer(candidate, adapter=True) == _answer(gen, adapter=True)

@@ -90,7 +90,21 @@ def test_eval_retrieval_reports_three_methods(cli_env: Path) -> None:
     eval_file = cli_env / "eval.jsonl"
     eval_file.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = cli_env / "eval.json"
-    assert main(["eval", "--retrieval", "--eval-set", str(eval_file), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--retrieval",
+                "--eval-set",
+                str(eval_file),
+                "--collection",
+                "default",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text(encoding="utf-8"))
     assert (report["n_rows"], report["n_scored"], report["excluded"]) == (4, 3, {"out_of_domain": 1})
     assert set(report["retrieval"]) == {"dense", "bm25", "hybrid"}
@@ -108,8 +122,8 @@ def test_eval_retrieval_reports_three_methods(cli_env: Path) -> None:
 def test_search_without_index_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "anything", "--index", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "error: no index named 'nope'" in err
-    assert "hybrid index PATH --name nope" in err
+    assert "error: collection 'nope' has no index yet" in err
+    assert "hybrid index PATH --collection nope" in err
 
 
 def test_answers_may_get_two_passages_of_a_document_while_search_lists_documents(cli_env: Path) -> None:

@@ -95,7 +95,7 @@ def test_other_embedder_or_splitter_is_a_mismatch(tmp_path: Path) -> None:
     with pytest.raises(IndexMismatchError) as err:
         _open(idx, FakeEmbedder(name="other", dim=64))
     assert "embedder fake-ngram/64, settings say other/64" in str(err.value)
-    assert f"run `hybrid index {docs.resolve()} --name idx --rebuild`" in str(err.value)
+    assert f"run `hybrid index {docs.resolve()} --collection idx --rebuild`" in str(err.value)
     with pytest.raises(IndexMismatchError, match="chunks of 32 tokens"):
         sync_folder(docs, idx, embedder=FakeEmbedder(), splitter=SplitterSettings(64, 0.15))
     r = sync_folder(
@@ -131,7 +131,7 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
 
 
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
-    with pytest.raises(IndexStoreError, match="hybrid index PATH --name nothing"):
+    with pytest.raises(IndexStoreError, match="hybrid index PATH --collection nothing"):
         _open(tmp_path / "nothing", FakeEmbedder())
 
 

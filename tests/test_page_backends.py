@@ -18,13 +18,15 @@ from app.page_backends.export import RealExportBackend
 from app.page_backends.indexing import RealIndexBackend
 from app.page_backends.training import RealTrainingBackend
 from app.settings import Settings
-from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR
+from app.wiring.collections import BUNDLE_DIR
 from app.wiring.index import clear_index_cache
 from domain.atomic import read_json
 from domain.corrections import CorrectionStore
 from domain.errors import ConfigError, ExportError, ModelMissingError, RegistryError, TrainingError
 from tests.fakes_index import FakeEmbedder
 from tests.test_registry import _make
+
+DEFAULT_ADAPTER_DIR = BUNDLE_DIR / "default_adapter"
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_index_backend_syncs_lists_previews_searches_and_deletes(settings, tmp_p
     emb = FakeEmbedder()
     backend = RealIndexBackend(settings, embedder=lambda: emb)
     assert (
-        backend.index_names() == []
+        backend.index_names() == ["sample"]  # the bundled collection, not indexed in this workspace
         and backend.summary("default") is None
         and backend.documents("default") == []
     )
@@ -61,7 +63,7 @@ def test_index_backend_syncs_lists_previews_searches_and_deletes(settings, tmp_p
     )
     assert (report["files_indexed"], report["files_new"], report["changed"]) == (2, 2, True)
     assert seen[-1] == "saved"
-    assert backend.index_names() == ["default"]
+    assert backend.index_names() == ["sample", "default"]  # the bundled collection is always listed
     summary = backend.summary("default")
     assert (summary["n_files"], summary["n_skipped"], summary["embedder"]["name"]) == (2, 1, "fake-ngram")
     docs = backend.documents("default")
@@ -78,8 +80,8 @@ def test_index_backend_syncs_lists_previews_searches_and_deletes(settings, tmp_p
     again = backend.sync(tmp_path / "docs", name="default")
     assert (again["changed"], again["chunks_embedded"]) == (False, 0)
     backend.delete("default")
-    assert backend.index_names() == [] and not settings.ws.index("default").exists()
-    with pytest.raises(ConfigError, match="no index named 'default'"):
+    assert not settings.ws.collection("default").index.exists()
+    with pytest.raises(ConfigError, match="collection 'default' has no index"):
         backend.delete("default")
     (tmp_path / "docs" / "hr" / "leave.md").unlink()  # rebuilt from scratch: gen-000001 again, other chunks
     backend.sync(tmp_path / "docs", name="default")
@@ -87,7 +89,7 @@ def test_index_backend_syncs_lists_previews_searches_and_deletes(settings, tmp_p
 
 
 def test_training_backend_dataset_counts_base_rows_and_corrections(settings):
-    store = CorrectionStore(settings.ws.feedback_db)
+    store = CorrectionStore(settings.ws.collection("sample").feedback_db)
     store.add(question="年假有几天？", mode="rag", corrected="结论：十五天。", original="x", passages=[])
     store.add(
         question="How many leave days?", mode="rag", corrected="Conclusion: 15.", original="x", passages=[]
@@ -103,7 +105,7 @@ def test_training_backend_dataset_counts_base_rows_and_corrections(settings):
     assert data["corrections"] == 3
     assert data["by_lang"]["en"]["corrections"] == 2 and data["by_lang"]["zh"]["corrections"] == 1
     assert data["base_rows"] == sum(v["base"] for v in data["by_lang"].values()) > 0
-    assert data["sources"][-1] == str(settings.ws.feedback_db)
+    assert data["sources"][-1] == str(settings.ws.collection("sample").feedback_db)
 
 
 def test_training_backend_params_jobs_versions_activate_rollback(settings):
@@ -120,7 +122,7 @@ def test_training_backend_params_jobs_versions_activate_rollback(settings):
         backend.status("../../etc")
     with pytest.raises(TrainingError, match="no job"):
         backend.status("train-19700101-000000-0000")
-    root = settings.ws.adapters
+    root = settings.ws.collection("sample").adapters
     v1, v2 = _make(root), _make(root)
     backend.activate(v1)
     backend.activate(v2)
@@ -193,15 +195,15 @@ def test_ask_backend_status_and_rebuild_only_when_the_world_changes(settings, mo
     monkeypatch.setattr("app.wiring.answer.build_assistant", fake_build)
     backend = RealAskBackend(settings)
     facts = backend.status()
-    assert facts["index"] == "default (not built — see the Index page)"
+    assert (facts["collection"], facts["index"]) == ("sample", "not built — see the Index page")
     assert facts["backend"] == "llama_cpp"
     first = backend.assistant()
     assert backend.assistant() is first and len(built) == 1
-    index_dir = settings.ws.index("default")
+    index_dir = settings.ws.collection("sample").index
     index_dir.mkdir(parents=True)
     (index_dir / "CURRENT").write_text("gen-000002\n")
     assert backend.assistant() is not first and len(built) == 2
-    root = settings.ws.adapters
+    root = settings.ws.collection("sample").adapters
     registry.activate(root, _make(root))
     backend.assistant()
     assert len(built) == 3

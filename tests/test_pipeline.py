@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from domain import pipeline
 from domain.corrections import CorrectionStore
 from domain.errors import ConfigError
-from domain.pipeline import Assistant, AssistantOptions
+from domain.pipeline import Assistant
 from domain.router import AdapterState, RouterThresholds
 from domain.types import Answer, Mode, RouteDecision, Timing
 from tests.fakes_answer import (
@@ -18,12 +19,17 @@ from tests.fakes_answer import (
     make_chunk,
     make_hit,
 )
+from tests.styles import SAMPLE_STYLE
 
 Q = "How many days of annual leave do I get?"
 STYLED = (
     "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
     "Note: Check the document for exceptions."
 )
+
+
+def AssistantOptions(**kw):  # noqa: N802 - the options of an assistant answering in the sample's style
+    return pipeline.AssistantOptions(**{"style": SAMPLE_STYLE, **kw})
 
 
 def make(tmp_path=None, *, adapter: bool = True, options: AssistantOptions | None = None, **kw) -> Assistant:

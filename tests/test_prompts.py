@@ -3,13 +3,27 @@ numbering with files and headings, and the token budget that trims passages but 
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
+from domain import prompts, style
 from domain.focus import focus_text, segments
-from domain.prompts import build_messages, build_prompt, estimate_tokens, example_messages, system_prompt
-from domain.style import format_score
+from domain.prompts import estimate_tokens
 from domain.types import Mode
 from tests.fakes_answer import SAMPLE_CHUNKS, make_chunk, make_hit
+from tests.styles import SAMPLE_STYLE
+
+# The golden prompts below are the sample collection's (its style profile, corpus/style.json).
+build_messages = partial(prompts.build_messages, style=SAMPLE_STYLE)
+build_prompt = partial(prompts.build_prompt, style=SAMPLE_STYLE)
+example_messages = partial(prompts.example_messages, style=SAMPLE_STYLE)
+format_score = partial(style.format_score, style=SAMPLE_STYLE)
+
+
+def system_prompt(lang: str) -> str:
+    return prompts.system_prompt(lang, SAMPLE_STYLE)
+
 
 GOLDEN_SYSTEM_EN = (
     "You are a careful assistant for the organisation's internal documents.\n"
@@ -257,3 +271,17 @@ def test_best_last_lists_the_passages_from_the_lowest_ranked_up_and_keeps_their_
     assert example.rsplit("\n\n", 1)[1] == "Question: How soon must I check in to a booked meeting room?"
     ranked = build_prompt(Mode.RAG, QUESTION, hits()).messages[-1]["content"]
     assert ranked.index("[1] hr/annual-leave.md") < ranked.index("[3] finance/travel-policy.md")
+
+
+def test_a_new_collections_neutral_style_prompts_and_checks_two_lines() -> None:
+    """Without a profile of its own a collection answers in the neutral style: its system prompt,
+    its own worked example (nothing of the sample's), and a checker that wants Answer / Source."""
+    messages = prompts.build_messages(Mode.RAG, QUESTION, hits())
+    assert messages[0]["content"] == style.NEUTRAL.system("en")
+    example = messages[2]["content"]
+    assert example.startswith("Answer: ") and "\nSource: [" in example
+    assert "meeting" not in "".join(m["content"] for m in messages[:3])
+    assert style.format_score(example, "en") == 1.0
+    assert style.format_score(example, "en", SAMPLE_STYLE) < 1.0
+    assert style.format_score("答案：保留 14 天。\n来源：【admin/backups.md】", "zh") == 1.0
+    assert style.answer_line("Answer: 14 days.\nSource: [a.md]") == "14 days."

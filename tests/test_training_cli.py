@@ -15,7 +15,7 @@ from tests.test_registry import _fill
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path))
-    root = tmp_path / "adapters"
+    root = tmp_path / "collections" / "sample" / "adapters"
     for name in ("v1", "v2"):
         with registry.staged_version(root, name) as (stage, _):
             _fill(stage)
@@ -41,7 +41,8 @@ def test_activating_an_unknown_version_is_one_clear_line(workspace, capsys):
     assert main(["adapters", "activate", "v7"]) == 2
     err = capsys.readouterr().err
     assert (
-        err == f"error: adapter version 'v7' not found in {workspace / 'adapters'} — known versions: v1, v2\n"
+        err
+        == f"error: adapter version 'v7' not found in {workspace / 'collections' / 'sample' / 'adapters'} — known versions: v1, v2\n"
     )
 
 

@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.commands.args import add_collection
 from app.settings import Settings
 from domain.errors import ConfigError
 from domain.plain import one_line, terminal_text
 
 if TYPE_CHECKING:
     from domain.pipeline import Comparison
+    from domain.style import StyleProfile
     from domain.types import Answer, Hit
 
 MODES = ("auto", "prompt", "rag", "tuned", "tuned_rag")
@@ -31,13 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question (streams the answer)")
     p.add_argument("question", help="the question")
     p.add_argument("--mode", default="auto", choices=MODES, help="answering mode (default: the router picks)")
-    p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
+    add_collection(p, "--index")
     p.add_argument("--json", action="store_true", help="print the answer as JSON instead of streaming")
     p.set_defaults(func=run_ask)
 
     p = sub.add_parser("compare", help="answer in all four modes over one shared retrieval")
     p.add_argument("question", help="the question")
-    p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
+    add_collection(p, "--index")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(func=run_compare)
 
@@ -48,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode", default=None, choices=MODES[1:], help="the mode of that answer (with --question)"
     )
     p.add_argument("--corrected", required=True, help="the corrected answer text")
+    add_collection(p)
     p.add_argument("--json", action="store_true", help="print the stored correction as JSON")
     p.set_defaults(func=run_correct)
 
@@ -62,7 +65,7 @@ def save_answer(settings: Settings, answer: Answer, answer_id: str, *, last: boo
     from domain.atomic import write_json_atomic
     from domain.serialize import answer_to_json
 
-    data = {"answer_id": answer_id, **answer_to_json(answer)}
+    data = {"answer_id": answer_id, "collection": settings.collection, **answer_to_json(answer)}
     folder = answers_dir(settings)
     write_json_atomic(settings.ws.answer(answer_id), data)
     if last:
@@ -74,6 +77,18 @@ def save_answer(settings: Settings, answer: Answer, answer_id: str, *, last: boo
 
 def new_answer_id() -> str:
     return time.strftime("a%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def saved_collection(settings: Settings, answer_id: str | None) -> str | None:
+    """The collection a saved answer (by id, or the last one) was answered in, when recorded."""
+    from domain.atomic import read_json
+
+    path = settings.ws.answer(answer_id) if answer_id is not None else settings.ws.root / LAST_ANSWER
+    try:
+        value = read_json(path).get("collection")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def load_answer(settings: Settings, answer_id: str | None) -> Answer:
@@ -142,11 +157,15 @@ def _print_details(answer: Answer, answer_id: str) -> None:
     print(f'answer id: {answer_id} (fix it with `hybrid correct --corrected "..."`)')
 
 
-def answer_json(answer: Answer, answer_id: str) -> dict[str, Any]:
+def answer_json(answer: Answer, answer_id: str, style: StyleProfile) -> dict[str, Any]:
     from domain.serialize import answer_to_json
     from domain.style import format_score
 
-    return {"answer_id": answer_id, **answer_to_json(answer), "format": format_score(answer.text)}
+    return {
+        "answer_id": answer_id,
+        **answer_to_json(answer),
+        "format": format_score(answer.text, style=style),
+    }
 
 
 # ----------------------------------------------------------------------------- commands
@@ -154,7 +173,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands.progress import emit_json
     from app.wiring.answer import build_assistant
 
-    assistant = build_assistant(settings, index=args.index)
+    assistant = build_assistant(settings)
     stream = assistant.stream(args.question, args.mode)
     if args.json:
         answer = stream.answer()
@@ -167,13 +186,13 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     answer_id = new_answer_id()
     save_answer(settings, answer, answer_id)
     if args.json:
-        emit_json(answer_json(answer, answer_id), None)
+        emit_json(answer_json(answer, answer_id, assistant.options.style), None)
     else:
         _print_details(answer, answer_id)
     return 0
 
 
-def comparison_json(result: Comparison, ids: dict[str, str]) -> dict[str, Any]:
+def comparison_json(result: Comparison, ids: dict[str, str], style: StyleProfile) -> dict[str, Any]:
     from domain.serialize import hit_to_json
 
     return {
@@ -181,7 +200,7 @@ def comparison_json(result: Comparison, ids: dict[str, str]) -> dict[str, Any]:
         "decision": {"mode": result.decision.mode.value, "reason": result.decision.reason},
         "retrieval_s": result.retrieval_s,
         "passages": [hit_to_json(h) for h in result.passages],
-        "answers": [answer_json(a, ids[a.mode.value]) for a in result.answers],
+        "answers": [answer_json(a, ids[a.mode.value], style) for a in result.answers],
     }
 
 
@@ -190,14 +209,15 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.answer import build_assistant
     from domain.style import format_score
 
-    assistant = build_assistant(settings, index=args.index)
+    assistant = build_assistant(settings)
+    style = assistant.options.style
     result = assistant.compare(args.question)
     base = new_answer_id()
     ids = {a.mode.value: f"{base}-{a.mode.value}" for a in result.answers}
     for a in result.answers:
         save_answer(settings, a, ids[a.mode.value], last=a.mode == result.decision.mode)
     if args.json:
-        emit_json(comparison_json(result, ids), None)
+        emit_json(comparison_json(result, ids, style), None)
         return 0
     print(f"router picks {result.decision.mode.value}: {result.decision.reason}")
     print(f"retrieval (shared by rag and tuned_rag): {result.retrieval_s:.2f} s\n")
@@ -207,7 +227,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         mark = " *" if a.mode == result.decision.mode else ""
         print(
             f"{a.mode.value:10} {t.total_s:>9.2f} {t.first_token_s:>9.2f} {t.tokens_per_s:>9.1f} "
-            f"{format_score(a.text):>6.2f}  {ids[a.mode.value]}{mark}"
+            f"{format_score(a.text, style=style):>6.2f}  {ids[a.mode.value]}{mark}"
         )
     for a in result.answers:
         print(f"\n── {a.mode.value}{' (router pick)' if a.mode == result.decision.mode else ''} ──")
@@ -249,7 +269,13 @@ def run_correct(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(
                 f"that answer is in mode {answer.mode.value}, not {args.mode} — drop --mode or pick another answer"
             )
-    store = CorrectionStore(settings.ws.feedback_db)
+    from app.wiring.answer import feedback_db
+    from app.wiring.collections import with_collection
+
+    if args.collection is None and args.question is None:
+        # a saved answer's correction belongs to the collection that answered it
+        settings = with_collection(settings, saved_collection(settings, args.answer_id))
+    store = CorrectionStore(feedback_db(settings))
     cid = store.add(
         question=answer.question,
         mode=answer.mode.value,

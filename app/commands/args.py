@@ -28,3 +28,16 @@ positive_int = _number(int, lambda v: v >= 1, "a whole number of at least 1")
 count = _number(int, lambda v: v >= 0, "a whole number of at least 0")
 positive_float = _number(float, lambda v: v > 0, "greater than 0")
 share = _number(float, lambda v: 0 <= v < 1, "at least 0 and below 1")
+
+
+def add_collection(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--collection NAME`` (and ``aliases``, such as the older ``--index``): the collection a
+    command reads and writes; the CLI selects it in settings before the command runs."""
+    parser.add_argument(
+        "--collection",
+        *aliases,
+        dest="collection",
+        default=None,
+        metavar="NAME",
+        help="collection to use (default: settings' collection, `sample` unless set)",
+    )

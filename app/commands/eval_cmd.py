@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands.args import positive_int
+from app.commands.args import add_collection, positive_int
 from app.settings import Settings
 
 
@@ -23,9 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--modes", default="prompt,rag,tuned,tuned_rag,auto", help="comma-separated modes")
     p.add_argument(
-        "--eval-set", default=None, help="JSONL in the eval.jsonl schema (default: corpus/eval.jsonl)"
+        "--eval-set",
+        default=None,
+        help="JSONL in the eval.jsonl schema (default: the collection's evaluation set)",
     )
-    p.add_argument("--index", default=None, help="index name (default: settings.index.name)")
+    add_collection(p, "--index")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     p.add_argument("--kinds", default=None, help="comma-separated row kinds to keep")
     p.add_argument(

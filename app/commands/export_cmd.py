@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.commands.args import positive_int
+from app.commands.args import add_collection, positive_int
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="CPU threads (default: settings.generation.n_threads)",
     )
+    add_collection(p)
     add_json_option(p, "the report")
     p.set_defaults(func=run_export)
 

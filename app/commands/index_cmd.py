@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from app.commands.args import positive_int
+from app.commands.args import add_collection, positive_int
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 from domain.plain import one_line
@@ -19,7 +19,7 @@ from domain.plain import one_line
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder of documents (only new and changed files are embedded)")
     p.add_argument("path", help="folder with .md .txt .rst .html .pdf .docx files")
-    p.add_argument("--name", default=None, help="index name (default: settings.index.name)")
+    add_collection(p, "--name")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
     add_json_option(p, "the summary")
     p.set_defaults(func=run_index)
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--k", type=positive_int, default=None, help="hits to show (default: settings.index.top_k)"
     )
-    s.add_argument("--index", default=None, help="index name (default: settings.index.name)")
+    add_collection(s, "--index")
     s.add_argument(
         "--json",
         dest="json_path",
@@ -45,14 +45,13 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.embedder import build_embedder
     from app.wiring.index import index_dir, sync_index
 
-    index_dir(settings, args.name)  # a bad name fails here, before any model loads
+    index_dir(settings)  # a bad name fails here, before any model loads
     quiet = args.json_path == "-"
     embedder = build_embedder(settings)
     with progress_bar("indexing", quiet=quiet) as on_progress:
         report = sync_index(
             settings,
             args.path,
-            name=args.name,
             rebuild=args.rebuild,
             embedder=embedder,
             on_progress=on_progress,
@@ -99,9 +98,9 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.embedder import build_embedder
     from app.wiring.index import build_retriever, index_dir
 
-    index_dir(settings, args.index)  # a bad name fails here, before any model loads
+    index_dir(settings)  # a bad name fails here, before any model loads
     embedder = build_embedder(settings)
-    retriever = build_retriever(settings, args.index, embedder=embedder)
+    retriever = build_retriever(settings, embedder=embedder)
     k = args.k or settings.index.top_k
     t0 = time.perf_counter()
     hits = retriever.search(args.query, k=k)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from app.commands.args import count, positive_float, positive_int, share
+from app.commands.args import add_collection, count, positive_float, positive_int, share
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-modules", default=None, help="comma-separated, e.g. q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--seed", type=count, default=None)
     p.add_argument("--version", default=None, help="name of the new version (default: v<N+1>)")
-    p.add_argument("--index", default=None, help="index for the RAG-form rows (default: settings.index.name)")
+    add_collection(p, "--index")
     p.add_argument(
         "--threads",
         type=positive_int,
@@ -77,18 +77,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("adapters", help="list, activate or roll back adapter versions")
     asub = a.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
     lst = asub.add_parser("list", help="list versions (active one marked)")
+    add_collection(lst)
     add_json_option(lst, "the versions")
     lst.set_defaults(func=run_list)
     act = asub.add_parser("activate", help="make VERSION the active adapter")
     act.add_argument("version")
+    add_collection(act)
     act.set_defaults(func=run_activate)
     rb = asub.add_parser("rollback", help="re-activate the previously active version")
+    add_collection(rb)
     rb.set_defaults(func=run_rollback)
     pub = asub.add_parser(
-        "publish", help="copy a version to the bundled default adapter (corpus/default_adapter)"
+        "publish", help="copy a version to its collection's bundled default adapter (or --to a folder)"
     )
     pub.add_argument("version", help='a version name, "active" or "latest"')
-    pub.add_argument("--to", default=None, help="target folder (default: corpus/default_adapter)")
+    pub.add_argument("--to", default=None, help="target folder (default: the bundle's default adapter)")
+    add_collection(pub)
     pub.set_defaults(func=run_publish)
 
 
@@ -144,7 +148,6 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             from_corrections=args.from_corrections,
             activate=activate,
             version=args.version,
-            index=args.index,
             num_threads=args.threads,
         )
     print(f"training job {job_dir.name} (log: {job_dir / jobs.LOG_FILE})", file=sys.stderr)
@@ -219,20 +222,22 @@ def _print_jobs(found: list[dict[str, Any]], json_path: str | None) -> int:
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.registry import is_complete, list_versions
-    from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR, current_adapter
+    from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root
 
-    versions = list_versions(settings.ws.adapters)
+    versions = list_versions(registry_root(settings))
     _, label = current_adapter(settings)
+    default = default_adapter_dir(settings)
     data = {
+        "collection": settings.collection,
         "in_use": label,
         "versions": [v.to_json() for v in versions],
-        "default_adapter": str(DEFAULT_ADAPTER_DIR) if is_complete(DEFAULT_ADAPTER_DIR) else None,
+        "default_adapter": str(default) if default is not None and is_complete(default) else None,
     }
     if args.json_path:
         emit_json(data, args.json_path)
         return 0
     if not versions:
-        print("no adapter versions in this workspace yet — `hybrid train` makes one")
+        print(f"collection {settings.collection} has no adapter versions yet — `hybrid train` makes one")
     for v in versions:
         m = v.metrics
         gate = m.get("gate") or {}
@@ -253,16 +258,18 @@ def _gate_word(passed: bool | None) -> str:
 
 def run_activate(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.registry import activate
+    from app.wiring.active_adapter import registry_root
 
-    info = activate(settings.ws.adapters, args.version)
+    info = activate(registry_root(settings), args.version)
     print(f"active adapter: {info.version}")
     return 0
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
     from adapters.registry import rollback
+    from app.wiring.active_adapter import registry_root
 
-    info = rollback(settings.ws.adapters)
+    info = rollback(registry_root(settings))
     print(f"rolled back; active adapter: {info.version}")
     return 0
 
@@ -271,8 +278,14 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from adapters.registry import publish
-    from app.wiring.active_adapter import DEFAULT_ADAPTER_DIR
+    from app.wiring.active_adapter import default_adapter_dir, registry_root
+    from domain.errors import ConfigError
 
-    target = publish(settings.ws.adapters, args.version, Path(args.to) if args.to else DEFAULT_ADAPTER_DIR)
+    to = Path(args.to) if args.to else default_adapter_dir(settings)
+    if to is None:
+        raise ConfigError(
+            f"collection {settings.collection!r} has no bundled default adapter to publish to — pass --to FOLDER"
+        )
+    target = publish(registry_root(settings), args.version, to)
     print(f"published {args.version} to {target}")
     return 0

@@ -60,6 +60,8 @@ class RealAskBackend:
         embedder, opened indexes and models stay cached in the wiring."""
         from app.wiring.active_adapter import current_adapter
         from app.wiring.answer import router_path
+        from app.wiring.collections import get_collection
+        from app.wiring.index import index_dir
 
         def read(path: Path) -> str:
             try:
@@ -69,11 +71,13 @@ class RealAskBackend:
 
         folder, label = current_adapter(self.settings)
         router = router_path(self.settings)
+        style = get_collection(self.settings).style_file()
         return (
-            read(self.settings.ws.index(self.settings.index.name) / "CURRENT"),
+            read(index_dir(self.settings) / "CURRENT"),
             str(folder or ""),
             str(label or ""),
             str(router.stat().st_mtime_ns) if router.is_file() else "",
+            str(style.stat().st_mtime_ns) if style is not None and style.is_file() else "",
         )
 
     def assistant(self) -> Any:
@@ -91,12 +95,16 @@ class RealAskBackend:
 
     def status(self) -> dict[str, Any]:
         from app.wiring.active_adapter import current_adapter
+        from app.wiring.collections import get_collection
+        from app.wiring.index import index_dir
 
-        name = self.settings.index.name
-        built = (self.settings.ws.index(name) / "CURRENT").is_file()
+        name = self.settings.collection
+        built = (index_dir(self.settings) / "CURRENT").is_file()
         _, label = current_adapter(self.settings)
         return {
-            "index": name if built else f"{name} (not built — see the Index page)",
+            "collection": name,
+            "style": get_collection(self.settings).style().name,
+            "index": "built" if built else "not built — see the Index page",
             "adapter": {None: "none yet (train one on the Train page)", "default": "bundled default"}.get(
                 label, label
             ),

@@ -69,7 +69,12 @@ class RealExportBackend:
         running = [j for j in self.jobs() if j.get("status") in ("queued", "starting", "running")]
         if running:
             raise ExportError(f"export {running[0]['id']} is still running — wait for it or cancel it")
-        spec = {"quant": quant, "adapter": None, "workspace": str(self.settings.ws.root)}
+        spec = {
+            "quant": quant,
+            "adapter": None,
+            "workspace": str(self.settings.ws.root),
+            "collection": self.settings.collection,
+        }
         job_dir = jobs.new_job(self.settings.ws.jobs, "export", spec)
         jobs.launch(job_dir, WORKER_MODULE)
         return job_dir.name

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if spec.get("workspace"):  # the app's workspace, whatever this process's environment says
         settings = settings.model_copy(update={"workspace": Path(spec["workspace"])})
+    if spec.get("collection"):  # the collection the page showed when the export started
+        settings = settings.model_copy(update={"collection": str(spec["collection"])})
     setup_logging(settings.log_level)
     reporter = JobReporter(job_dir)
 

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class RealIndexBackend:
-    """Indexes under ``<workspace>/index``; uploads go to ``<workspace>/uploads/<index name>``."""
+    """One index per collection (``<workspace>/collections/<name>/index``); uploads go to the
+    collection's ``uploads`` folder. ``name`` arguments are collection names."""
 
     def __init__(self, settings: Settings, *, embedder: Callable[[], Embedder] | None = None) -> None:
         self.settings = settings
@@ -44,10 +45,10 @@ class RealIndexBackend:
         return index_dir(self.settings, name)
 
     def index_names(self) -> list[str]:
-        root = self.settings.ws.indexes
-        if not root.is_dir():
-            return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "CURRENT").is_file())
+        """Every collection's name (built or not)."""
+        from app.wiring.collections import collection_names
+
+        return collection_names(self.settings)
 
     def summary(self, name: str) -> dict[str, Any] | None:
         from index.store import read_manifest
@@ -143,7 +144,7 @@ class RealIndexBackend:
 
         folder = self._dir(name)
         if not folder.is_dir():
-            raise ConfigError(f"there is no index named '{name}' — pick one from the list")
+            raise ConfigError(f"collection '{name}' has no index to delete — pick another collection")
         try:
             with locked(folder):
                 for p in folder.iterdir():
@@ -160,4 +161,6 @@ class RealIndexBackend:
         logger.info("deleted index %s", name)
 
     def upload_dir(self, name: str) -> Path:
-        return self.settings.ws.upload(name)
+        from app.wiring.collections import get_collection
+
+        return get_collection(self.settings, name).paths.uploads

@@ -28,18 +28,29 @@ class RealTrainingBackend:
             raise TrainingError(f"no job {job_id!r} in {self.settings.ws.jobs} — pick one from the list")
         return path
 
+    def _feedback_db(self) -> Path:
+        from app.wiring.answer import feedback_db
+
+        return feedback_db(self.settings)
+
+    def _registry(self) -> Path:
+        from app.wiring.active_adapter import registry_root
+
+        return registry_root(self.settings)
+
     def dataset(self) -> dict[str, Any]:
         from adapters.training_data import load_train_rows
-        from app.wiring.training import train_files
+        from app.wiring.collections import get_collection
 
-        files = train_files()
-        rows = load_train_rows(files)
+        train_set = get_collection(self.settings).train_set
+        files = [train_set] if train_set.is_file() else []
+        rows = load_train_rows(files) if files else []
         base = Counter(r.lang for r in rows)
         corrections = self._correction_langs()
         langs = sorted(set(base) | set(corrections))
         sources = [str(f.relative_to(REPO_ROOT)) if f.is_relative_to(REPO_ROOT) else str(f) for f in files]
-        if self.settings.ws.feedback_db.is_file():
-            sources.append(str(self.settings.ws.feedback_db))
+        if self._feedback_db().is_file():
+            sources.append(str(self._feedback_db()))
         return {
             "base_rows": len(rows),
             "corrections": sum(corrections.values()),
@@ -52,7 +63,7 @@ class RealTrainingBackend:
     def _correction_langs(self) -> Counter[str]:
         from domain.corrections import CorrectionStore
 
-        db = self.settings.ws.feedback_db
+        db = self._feedback_db()
         return Counter(c.lang for c in CorrectionStore(db).all()) if db.is_file() else Counter()
 
     def default_params(self) -> dict[str, Any]:
@@ -93,19 +104,32 @@ class RealTrainingBackend:
     def jobs(self) -> list[dict[str, Any]]:
         from adapters.jobs import list_jobs
 
-        return list_jobs(self.settings.ws.jobs, kind="train")
+        mine = [j for j in list_jobs(self.settings.ws.jobs, kind="train") if self._owns(j)]
+        return mine
+
+    def _owns(self, job: dict[str, Any]) -> bool:
+        """Whether a job trains this collection (jobs from before collections: the bundled one)."""
+        from adapters.jobs import SPEC_FILE
+        from app.wiring.collections import bundled_name
+        from domain.atomic import read_json
+
+        try:
+            spec = read_json(Path(job["dir"]) / SPEC_FILE)
+        except (OSError, ValueError, KeyError):
+            return False
+        return (spec.get("collection") or bundled_name()) == self.settings.collection
 
     def versions(self) -> list[dict[str, Any]]:
         from adapters.registry import list_versions
 
-        return [v.to_json() for v in list_versions(self.settings.ws.adapters)]
+        return [v.to_json() for v in list_versions(self._registry())]
 
     def activate(self, version: str) -> dict[str, Any]:
         from adapters.registry import activate
 
-        return activate(self.settings.ws.adapters, version, reason="app").to_json()
+        return activate(self._registry(), version, reason="app").to_json()
 
     def rollback(self) -> dict[str, Any]:
         from adapters.registry import rollback
 
-        return rollback(self.settings.ws.adapters).to_json()
+        return rollback(self._registry()).to_json()

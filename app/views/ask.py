@@ -17,18 +17,19 @@ from app.page_answer import (
     show_passages,
     stream_answer,
 )
-from app.page_common import shown_errors
+from app.page_common import collection_caption, shown_errors
 from app.page_services import get_assistant
 from app.page_text import md_escape
 
 st.title("Ask")
+collection_caption()
 assistant = get_assistant()
 with shown_errors():
     facts = assistant.status()
     st.caption(
         md_escape(
-            f"Index: {facts.get('index') or 'none'} · adapter: {facts.get('adapter') or 'none'} · "
-            f"backend: {facts.get('backend', '?')}"
+            f"Index: {facts.get('index') or 'none'} · style: {facts.get('style') or '?'} · "
+            f"adapter: {facts.get('adapter') or 'none'} · backend: {facts.get('backend', '?')}"
         )
     )
 

@@ -16,7 +16,7 @@ from app.page_answer import (
     show_passages,
     stream_answer,
 )
-from app.page_common import shown_errors
+from app.page_common import collection_caption, collection_style, shown_errors
 from app.page_services import get_assistant
 from app.page_text import md_escape, seconds
 from domain.errors import HybridError
@@ -24,6 +24,7 @@ from domain.style import format_score
 from domain.types import ALL_MODES, Answer, Mode
 
 st.title("Compare the four modes")
+collection_caption()
 st.caption(
     "Prompt only · RAG · Tuned · Tuned + RAG for the same question. Retrieval runs once and the "
     "two RAG columns share its passages."
@@ -95,7 +96,7 @@ if result:
             t = answer.timing
             st.markdown(
                 f"latency **{seconds(t.total_s)}** · **{t.tokens_per_s:.1f}** tokens/s · "
-                f"format **{format_score(answer.text):.2f}**",
+                f"format **{format_score(answer.text, style=collection_style()):.2f}**",
                 help=f"first token after {seconds(t.first_token_s)}; format = share of house-style checks passed",
             )
             with st.container(border=True):

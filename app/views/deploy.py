@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import settings, shown_errors
+from app.page_common import collection_caption, settings, shown_errors
 from app.page_services import get_exporter
 from app.page_text import duration, md_escape, size
 
@@ -25,6 +25,7 @@ QUANT_HELP = {
 POLL_S = 2.0
 
 st.title("Deploy")
+collection_caption()
 st.caption(
     "Merge the adapter into the base model, convert it to GGUF, quantize it, and check the result "
     "against transformers before you ship it to llama.cpp or Ollama."

@@ -1,6 +1,7 @@
-"""Index page: build or re-sync an index from a folder path or from uploaded files, with a progress
-bar; the documents table (chunks, language, status, skip reason), a chunk preview, a trial search,
-and deleting an index. Works through ``get_indexer()`` (the same calls as ``hybrid index``)."""
+"""Index page: make a collection from a folder or uploaded files in one step; build or re-sync the
+selected collection's index with a progress bar; the documents table (chunks, language, status,
+skip reason), a chunk preview, a trial search, and deleting the index. Works through
+``get_indexer()`` (the same calls as ``hybrid index``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 import streamlit as st
 
 from app.page_answer import show_passages
-from app.page_common import settings, shown_errors
+from app.page_common import (
+    collection_caption,
+    select_collection_next_run,
+    selected_collection,
+    settings,
+    shown_errors,
+)
 from app.page_services import get_indexer
 from app.page_text import md_escape, where
 from domain.atomic import write_bytes_atomic
@@ -20,26 +27,69 @@ UPLOAD_TYPES = ["md", "markdown", "txt", "rst", "html", "htm", "pdf", "docx"]
 SAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "corpus" / "docs"
 
 st.title("Index")
+collection_caption()
 st.caption(
     "Documents are split into chunks, embedded and stored with a keyword index. "
     "Only new and changed files are embedded again."
 )
 
 indexer = get_indexer()
-names = indexer.index_names()
-default_name = settings().index.name
+name = selected_collection()
 
-with st.sidebar:
-    st.subheader("Index")
-    choices = sorted(set(names) | {default_name})
-    name = st.selectbox("Index name", choices, index=choices.index(default_name), key="index_name")
-    new_name = st.text_input("…or a new index name", key="index_new_name", help=NAME_RULE).strip()
-    if new_name:
-        try:
-            name = check_name(new_name, "index name")
-        except ConfigError as e:
-            st.error(str(e))
-            st.stop()
+
+def _save_uploads(files: list, target: Path) -> list[str]:
+    """Write uploaded files into ``target`` (odd names skipped with a warning); their names."""
+    saved = []
+    for f in files or []:
+        safe = Path(f.name).name.strip()
+        if not safe or safe.startswith("."):
+            st.warning(md_escape(f"Skipped a file with an unusable name: {f.name!r}"))
+            continue
+        write_bytes_atomic(target / safe, f.getvalue())
+        saved.append(safe)
+    return saved
+
+
+with st.expander("New collection from a folder or uploaded files", expanded=False):
+    st.caption(
+        "A collection is one document folder with its own index, answer style, datasets, adapters "
+        "and scoreboard. It starts with a neutral answer style (a direct answer and its source)."
+    )
+    with st.form("new_collection_form", border=False):
+        new_name = st.text_input("Name", key="new_collection_name", help=NAME_RULE).strip()
+        new_folder = st.text_input(
+            "Folder with documents (or leave empty and upload)", key="new_collection_folder"
+        )
+        new_files = st.file_uploader(
+            "…or upload documents", type=UPLOAD_TYPES, accept_multiple_files=True, key="new_collection_upload"
+        )
+        make = st.form_submit_button("Create and index", type="primary")
+    if make:
+        with shown_errors():
+            check_name(new_name, "collection name")
+            if new_name in indexer.index_names():
+                raise ConfigError(
+                    f"collection {new_name!r} exists already — pick it in the sidebar or use another name"
+                )
+            if new_files:
+                source: str | Path = indexer.upload_dir(new_name)
+                st.caption(md_escape(f"Saved {len(_save_uploads(new_files, Path(source)))} file(s)."))
+            elif new_folder.strip():
+                source = new_folder.strip()
+            else:
+                raise ConfigError("name a folder or upload some documents first")
+            bar = st.progress(0.0, text="starting…")
+
+            def on_new_progress(done: int, total: int, message: str = "") -> None:
+                bar.progress(
+                    min(1.0, done / total) if total else 0.0, text=md_escape(f"{message} ({done}/{total})")
+                )
+
+            with st.spinner("Indexing…"):
+                report = indexer.sync(source, name=new_name, rebuild=False, on_progress=on_new_progress)
+            st.session_state["index_last_report"] = report
+            select_collection_next_run(new_name)
+            st.rerun()
 
 summary = None
 with shown_errors():
@@ -65,7 +115,10 @@ if summary:
         )
     )
 else:
-    st.info(md_escape(f"No index named '{name}' yet.") + " Pick a folder or upload files below to build it.")
+    st.info(
+        md_escape(f"Collection '{name}' has no index yet.")
+        + " Pick a folder or upload files below to build it."
+    )
 
 
 def _run_sync(folder: str | Path, *, rebuild: bool) -> None:
@@ -87,11 +140,11 @@ with tab_folder:
     root_default = str(summary.get("root")) if summary and summary.get("root") else str(SAMPLE_FOLDER)
     folder = st.text_input(
         "Folder with .md .txt .rst .html .pdf .docx files", value=root_default, key=f"index_folder_{name}"
-    )  # per index: switching index shows its own folder
+    )  # per collection: switching the collection shows its own folder
     if summary and summary.get("root") and Path(folder).expanduser().resolve() != Path(summary["root"]):
         st.warning(
-            "This index was built from another folder; indexing this one replaces its documents. "
-            "Use a new index name to keep both."
+            "This collection was built from another folder; indexing this one replaces its documents. "
+            "Make a new collection above to keep both."
         )
     rebuild = st.checkbox(
         "Rebuild from scratch (after changing the embedder or chunk size)", key="index_rebuild"
@@ -102,18 +155,11 @@ with tab_folder:
 with tab_upload:
     target = indexer.upload_dir(name)
     st.caption(
-        md_escape(f"Uploaded files are kept in {target} and the index '{name}' is built from that folder.")
+        md_escape(f"Uploaded files are kept in {target} and collection '{name}' is indexed from that folder.")
     )
     files = st.file_uploader("Documents", type=UPLOAD_TYPES, accept_multiple_files=True, key="index_upload")
     if st.button("Save and index uploads", disabled=not files, key="index_upload_go"):
-        saved = []
-        for f in files or []:
-            safe = Path(f.name).name.strip()
-            if not safe or safe.startswith("."):
-                st.warning(md_escape(f"Skipped a file with an unusable name: {f.name!r}"))
-                continue
-            write_bytes_atomic(target / safe, f.getvalue())
-            saved.append(safe)
+        saved = _save_uploads(files or [], target)
         st.caption(md_escape(f"Saved {len(saved)} file(s)."))
         _run_sync(target, rebuild=False)
 
@@ -121,7 +167,7 @@ report = st.session_state.get("index_last_report")
 if report:
     verb = "updated" if report.get("changed") else "already up to date"
     st.success(
-        f"Index '{md_escape(str(report.get('name')))}' {verb}: {report.get('files_indexed')} files, "
+        f"Collection '{md_escape(str(report.get('name')))}' {verb}: {report.get('files_indexed')} files, "
         f"{report.get('chunks_total')} chunks ({report.get('files_new')} new, {report.get('files_changed')} "
         f"changed, {report.get('files_deleted')} removed, {report.get('chunks_embedded')} chunks embedded) "
         f"in {report.get('seconds', 0):.1f} s."
@@ -182,7 +228,7 @@ if summary:
         if st.button("Re-sync", key="index_resync"):
             _run_sync(summary["root"], rebuild=False)
     with m2:
-        sure = st.checkbox(f"Yes, delete the index '{name}'", key="index_delete_sure")
+        sure = st.checkbox(f"Yes, delete the index of '{name}'", key="index_delete_sure")
         if st.button("Delete index", disabled=not sure, key="index_delete"):
             with shown_errors():
                 indexer.delete(name)

@@ -1,17 +1,15 @@
-"""Strategy page: the decision guide (table, five-question self-test, flow) beside this corpus's
-measured scoreboard and per-kind chart. Reads eval reports from the workspace; loads no model."""
+"""Strategy page: the decision guide (table, five-question self-test, flow) beside the selected
+collection's measured scoreboard and per-kind chart. Reads the collection's eval reports (or the
+scoreboard its bundle ships); loads no model."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app.page_common import latest_eval_report, settings
+from app.page_common import collection_caption, latest_eval_report, settings
 from app.page_text import md_escape
-from app.wiring.active_adapter import CORPUS
+from app.wiring.collections import get_collection
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
-
-# our own measurement on the sample corpus, shown until the workspace has a report of its own
-BUNDLED_REPORT = CORPUS / "measured" / "modes-sample-corpus.json"
 
 MODE_LABELS = {
     "prompt": "Prompt only",
@@ -22,6 +20,7 @@ MODE_LABELS = {
 }
 
 st.title("Strategy: prompt, RAG, fine-tune, or both?")
+collection_caption()
 st.caption(
     "The guide below is the argument; the scoreboard on the right is what your own documents say. "
     "Where they disagree, trust the measurement."
@@ -67,22 +66,25 @@ with left:
     st.caption(flow.reason)
 
 with right:
-    st.subheader("Measured on this corpus")
-    report, path = latest_eval_report(settings().ws.evals)
-    bundled = report is None and BUNDLED_REPORT.is_file()
-    if bundled:
-        report, path = latest_eval_report(BUNDLED_REPORT.parent)
-    if report is None:
+    st.subheader("Measured on this collection")
+    collection = get_collection(settings())
+    report, path = latest_eval_report(collection.paths.evals)
+    shipped = collection.scoreboard
+    bundled = report is None and shipped is not None and shipped.is_file()
+    if bundled and shipped is not None:
+        report, path = latest_eval_report(shipped.parent)
+    if report is None or path is None:
         st.info(
-            "No evaluation yet. Run `hybrid eval` to measure the four modes and the router on your "
-            "evaluation set; its report lands in the workspace's evals folder and shows up here."
+            "No evaluation of this collection yet. Build its evaluation set on the Train page (or "
+            f"`hybrid dataset build --collection {collection.name}`), then run "
+            f"`hybrid eval --collection {collection.name}`; the report shows up here."
         )
     else:
         st.caption(md_escape(f"From {path.name} · {report.get('n_rows', '?')} questions"))
         if bundled:
             st.caption(
-                "Measured by us on the sample corpus with the bundled default adapter. "
-                "Run `hybrid eval --modes prompt,rag,tuned,tuned_rag,auto` to measure yours; "
+                "Measured by us with the bundled default adapter. "
+                "Run `hybrid eval --modes prompt,rag,tuned,tuned_rag,auto` to measure it yourself; "
                 "your report then replaces this one."
             )
         rows = []
@@ -99,7 +101,7 @@ with right:
             )
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption(
-            "Prompt only and RAG get the house-style system prompt plus one worked example "
+            "Prompt only and RAG get the collection's style prompt plus one worked example "
             "(template + few-shot, the cheap way to a fixed format); the tuned modes get the system "
             "prompt alone, as in training. Combined = mean of fact recall and format."
         )

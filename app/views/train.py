@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import shown_errors
+from app.page_common import collection_caption, shown_errors
 from app.page_services import get_trainer_jobs
 from app.page_text import duration, md_escape
 
@@ -18,6 +18,7 @@ MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 POLL_S = 2.0
 
 st.title("Train an adapter")
+collection_caption()
 trainer = get_trainer_jobs()
 
 # --- dataset ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Wires the answer service: the retriever over a named index, the generator (the backend chosen
-in settings, with the adapter in use), the corrections store in the workspace, the embedder's
-query embedding for correction memory, the router's stored thresholds, and the prompt builder
-that training data shares with answering. Heavy modules load inside the functions.
+"""Wires the answer service for the selected collection: the retriever over its index, the
+generator (the backend chosen in settings, with the collection's adapter in use), its corrections
+store, the embedder's query embedding for correction memory, its router thresholds and its style
+profile, and the prompt builder that training data shares with answering. Heavy modules load
+inside the functions.
 """
 
 from __future__ import annotations
@@ -22,18 +23,28 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ROUTER_FILE = "router.json"
-
 
 def router_path(settings: Settings) -> Path:
-    """Where ``hybrid eval --fit-router`` stores the router's thresholds."""
-    return settings.ws.root / ROUTER_FILE
+    """Where ``hybrid eval --fit-router`` stores the selected collection's router thresholds."""
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings).paths.router
+
+
+def feedback_db(settings: Settings) -> Path:
+    """The selected collection's correction memory."""
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings).paths.feedback_db
 
 
 def assistant_options(settings: Settings) -> AssistantOptions:
+    """The pipeline's options from settings, with the selected collection's style profile."""
+    from app.wiring.collections import get_collection
     from domain.pipeline import AssistantOptions
 
     return AssistantOptions(
+        style=get_collection(settings).style(),
         top_k=settings.index.top_k,
         max_new_tokens=settings.generation.max_new_tokens,
         temperature=settings.generation.temperature,
@@ -106,7 +117,8 @@ def build_assistant(
     """The answer service for these settings.
 
     Args:
-        index: index name (default: ``settings.index.name``).
+        index: the collection whose index answers (default: the selected collection; its other
+            parts — adapter, corrections, router, style — always come from ``settings.collection``).
         adapter_dir: answer with this adapter instead of the one in use.
         use_corrections: attach the correction memory (evaluation turns it off).
 
@@ -137,7 +149,7 @@ def build_assistant(
         retriever=retriever,
         generator=generator,
         embed_fn=embedder.embed_queries if use_corrections else None,
-        corrections=CorrectionStore(settings.ws.feedback_db) if use_corrections else None,
+        corrections=CorrectionStore(feedback_db(settings)) if use_corrections else None,
         options=assistant_options(settings),
         thresholds=RouterThresholds.load(router_path(settings)),
         adapter=adapter_state(settings, generator, adapter_dir),
@@ -147,11 +159,13 @@ def build_assistant(
 def training_messages_builder(settings: Settings) -> Callable[[str, str, Sequence[Hit]], list[Message]]:
     """The answering prompts as (mode, question, hits) -> messages, for training rows: the same
     system prompt and passage layout, with a tokenizer-free token estimate for the budget."""
+    from app.wiring.collections import get_collection
     from domain.prompts import build_messages
 
     budget = settings.generation.context_tokens
+    style = get_collection(settings).style()
 
     def build(mode: str, question: str, hits: Sequence[Hit]) -> list[Message]:
-        return build_messages(mode, question, hits, context_tokens=budget)
+        return build_messages(mode, question, hits, context_tokens=budget, style=style)
 
     return build

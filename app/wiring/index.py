@@ -1,5 +1,5 @@
-"""Wires the RAG half: index folders, splitter and sync options from settings, syncing a folder
-into a named index, and opening an index as a shared ``HybridRetriever`` (cached per generation,
+"""Wires the RAG half: a collection's index folder, splitter and sync options from settings,
+syncing a document folder into a collection's index, and opening an index as a shared ``HybridRetriever`` (cached per generation,
 so a re-index is picked up on the next call). Heavy modules load inside the functions.
 """
 
@@ -24,12 +24,19 @@ _OPEN_LOCK = threading.Lock()
 
 
 def index_name(settings: Settings, name: str | None = None) -> str:
-    """The index a command means: ``name`` or the settings' default."""
-    return name or settings.index.name
+    """The collection whose index a command means: ``name`` or the one settings select."""
+    return name or settings.collection
 
 
 def index_dir(settings: Settings, name: str | None = None) -> Path:
-    return settings.ws.index(index_name(settings, name))
+    """The index folder of collection ``name`` (checked).
+
+    Raises:
+        ConfigError: a bad collection name.
+    """
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings, index_name(settings, name)).paths.index
 
 
 def splitter_settings(settings: Settings) -> SplitterSettings:
@@ -47,16 +54,19 @@ def sync_index(
     embedder: Embedder | None = None,
     on_progress: ProgressFn = no_progress,
 ) -> SyncReport:
-    """Index (or incrementally re-index) ``folder`` into the named index.
+    """Index (or incrementally re-index) ``folder`` into collection ``name``'s index; the
+    collection is made, or its document folder updated, first.
 
     Raises:
         ConfigError: the folder does not exist.
         IndexMismatchError: the index was built with other settings (use ``rebuild``).
         IndexStoreError: another run is writing the index.
     """
+    from app.wiring.collections import create_collection
     from app.wiring.embedder import build_embedder
     from index.sync import SyncOptions, sync_folder
 
+    create_collection(settings, index_name(settings, name), folder)
     emb = embedder or build_embedder(settings)
     options = SyncOptions(
         max_file_mb=settings.index.max_file_mb,

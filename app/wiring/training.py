@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from app.wiring.active_adapter import CORPUS, DEFAULT_ADAPTER_DIR, current_adapter, registry_root
+from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root
 from domain.errors import ConfigError, DataError, HybridError
 
 if TYPE_CHECKING:
@@ -28,24 +28,38 @@ GATE_MODES = ("tuned", "tuned_rag")
 
 
 # ----------------------------------------------------------------------------- where things are
-def train_files(given: list[str] | None = None) -> list[Path]:
-    """The training JSONL files: those given, else corpus/train.jsonl, else corpus/train_*.jsonl.
+def train_files(settings: Settings, given: list[str] | None = None) -> list[Path]:
+    """The training JSONL files: those given, else the selected collection's training set.
 
     Raises:
         DataError: none exists.
     """
+    from app.wiring.collections import get_collection
+
     if given:
         return [Path(p) for p in given]
-    merged = CORPUS / "train.jsonl"
-    files = [merged] if merged.is_file() else sorted(CORPUS.glob("train_*.jsonl"))
-    if not files:
-        raise DataError(f"no training set in {CORPUS} (train.jsonl) — pass --data FILE")
-    return files
+    coll = get_collection(settings)
+    if not coll.train_set.is_file():
+        raise DataError(
+            f"collection {coll.name!r} has no training set yet — build one with "
+            f"`hybrid dataset build --collection {coll.name}` or pass --data FILE"
+        )
+    return [coll.train_set]
 
 
-def eval_files() -> list[Path]:
-    merged = CORPUS / "eval.jsonl"
-    return [merged] if merged.is_file() else sorted(CORPUS.glob("eval_*.jsonl"))
+def eval_files(settings: Settings) -> list[Path]:
+    """The selected collection's evaluation set (none yet: an empty list)."""
+    from app.wiring.collections import get_collection
+
+    path = get_collection(settings).eval_set
+    return [path] if path.is_file() else []
+
+
+def collection_style(settings: Settings) -> Any:
+    """The selected collection's style profile."""
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings).style()
 
 
 def tools_dir(settings: Settings) -> Path:
@@ -95,7 +109,7 @@ def start_training(
             f"training job {running[0]['id']} is still running — follow it with `hybrid train --follow last` "
             "or stop it with `hybrid train --cancel last`"
         )
-    files = train_files(data)
+    files = train_files(settings, data)
     rows = load_train_rows(files)
     init_adapter, init_label = current_adapter(settings) if from_corrections else (None, None)
     if init_adapter is not None:
@@ -107,6 +121,7 @@ def start_training(
             "(`hybrid correct`), or train on the training set without --from-corrections"
         )
     spec = {
+        "collection": settings.collection,
         "base_hf": str(base_hf_path(settings)),
         "registry": str(registry_root(settings)),
         "params": params.to_json(),
@@ -124,7 +139,7 @@ def start_training(
             "rows": len(rows),
             "from_corrections": from_corrections,
             "corrections": n_corrections,
-            "index": index or settings.index.name,
+            "index": index or settings.collection,
         },
     }
     job_dir = jobs.new_job(settings.ws.jobs, "train", spec)
@@ -185,11 +200,13 @@ def resume_training(settings: Settings, job: str) -> Path:
 # ----------------------------------------------------------------------------- worker hooks
 def _load_corrections(settings: Settings) -> list[Any]:
     """Every stored correction (records with question, mode, passages, corrected)."""
+    from app.wiring.collections import get_collection
     from domain.corrections import CorrectionStore
 
-    if not settings.ws.feedback_db.is_file():
+    db = get_collection(settings).paths.feedback_db
+    if not db.is_file():
         return []
-    return list(CorrectionStore(settings.ws.feedback_db).all())
+    return list(CorrectionStore(db).all())
 
 
 def _search_fn(settings: Settings, index: str | None) -> Any:
@@ -213,7 +230,10 @@ def _build_messages_fn(settings: Settings, context_tokens: int | None = None) ->
         return training_messages_builder(settings)
     from domain.prompts import build_messages
 
-    return lambda mode, question, hits: build_messages(mode, question, hits, context_tokens=context_tokens)
+    style = collection_style(settings)
+    return lambda mode, question, hits: build_messages(
+        mode, question, hits, context_tokens=context_tokens, style=style
+    )
 
 
 def prepare_examples(
@@ -250,12 +270,13 @@ def prepare_examples(
     return examples, {**asdict(report), "files": data["files"]}
 
 
-def gate_rows(n: int = GATE_ROWS) -> list[dict[str, Any]]:
-    """The fixed evaluation subset of the gate: every k-th eval row by id (both languages, all kinds)."""
+def gate_rows(settings: Settings, n: int = GATE_ROWS) -> list[dict[str, Any]]:
+    """The fixed evaluation subset of the gate: every k-th row of the collection's evaluation set
+    by id (both languages, all kinds)."""
     import json
 
     rows = []
-    for f in eval_files():
+    for f in eval_files(settings):
         rows += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows.sort(key=lambda r: r["id"])
     if len(rows) <= n:
@@ -300,12 +321,18 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def gate_cache(settings: Settings) -> Path:
+    from app.wiring.collections import get_collection
+
+    return get_collection(settings).paths.evals / "gate_cache.json"
+
+
 def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
     from adapters.gate import run_gate, subset_id
     from adapters.train_job import file_sha256
 
     def gate(stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG001
-        rows = gate_rows()
+        rows = gate_rows(settings)
         if not rows:
             return {"passed": True, "reason": "no evaluation set to gate on"}
         baseline_dir, label = current_adapter(settings)
@@ -318,7 +345,7 @@ def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
             baseline_label=label,
             subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, spec['data'].get('index'))}",
             modes=GATE_MODES,
-            cache=settings.ws.evals / "gate_cache.json",
+            cache=gate_cache(settings),
         )
         return {**decision.to_json(), "n_rows": len(rows)}
 
@@ -348,6 +375,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     from adapters.train_job import run_training_job
     from app.logs import setup_logging
     from app.settings import load_settings
+    from app.wiring.collections import with_collection
     from domain.atomic import read_json
 
     args = sys.argv[1:] if argv is None else argv
@@ -355,6 +383,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     spec = read_json(job_dir / "spec.json")
+    settings = with_collection(settings, spec.get("collection"))
     activate = spec.get("activate", "gate")
     gate = gate_hook(settings, spec) if activate in ("gate", "force") else None
     try:
@@ -366,28 +395,29 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- export
-def golden_rows(n: int = 5) -> list[dict[str, Any]]:
+def golden_rows(settings: Settings, n: int = 5) -> list[dict[str, Any]]:
     """The export's golden prompts: ``n`` evaluation rows spread over the set (fixed by id)."""
-    return gate_rows(n)
+    return gate_rows(settings, n)
 
 
-def heldout_text() -> str:
+def heldout_text(settings: Settings) -> str:
     """Held-out domain text for perplexity: the evaluation set's reference answers (never trained on)."""
     import json
 
     refs = []
-    for f in eval_files():
+    for f in eval_files(settings):
         for line in f.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 refs.append(json.loads(line).get("reference") or "")
     if not refs:
         raise DataError(
-            f"no evaluation set in {CORPUS} for the export's perplexity check — add corpus/eval.jsonl"
+            f"collection {settings.collection!r} has no evaluation set for the export's perplexity "
+            f"check — build one with `hybrid dataset build --collection {settings.collection}`"
         )
     return "\n\n".join(r for r in refs if r)
 
 
-def calibration_text() -> str:
+def calibration_text(settings: Settings) -> str:
     """Text for the q4_k_m importance matrix: the training questions and answers, languages
     interleaved so the first few thousand tokens cover both — never the held-out evaluation text."""
     from itertools import chain, zip_longest
@@ -395,7 +425,7 @@ def calibration_text() -> str:
     from adapters.training_rows import load_train_rows
 
     by_lang: dict[str, list[str]] = {}
-    for row in load_train_rows(train_files()):
+    for row in load_train_rows(train_files(settings)):
         by_lang.setdefault(row.lang, []).append(f"{row.question}\n{row.answer}")
     mixed = chain.from_iterable(zip_longest(*by_lang.values()))
     return "\n\n".join(t for t in mixed if t)
@@ -420,19 +450,25 @@ def export_current(
     from app.wiring.models import base_gguf_path, base_hf_path
     from domain.errors import RegistryError
     from domain.progress import no_progress
+    from domain.workspace import check_name
 
     if adapter in (None, ""):
         folder, label = current_adapter(settings)
     elif adapter == "none":
         folder, label = None, "base"
     elif adapter == "default":
-        folder, label = DEFAULT_ADAPTER_DIR, "default"
+        folder, label = default_adapter_dir(settings), "default"
+        if folder is None:
+            raise RegistryError(
+                f"collection {settings.collection!r} ships no default adapter — name a version "
+                "(`hybrid adapters list`) or 'none'"
+            )
     else:
-        folder, label = settings.ws.adapter(adapter), adapter
+        folder, label = registry_root(settings) / check_name(adapter, "adapter version"), adapter
     if folder is not None and not is_complete(folder):
         raise RegistryError(f"adapter {adapter or label!r} not found — see `hybrid adapters list`")
     build = _build_messages_fn(settings)
-    prompts = [build("tuned", r["question"], []) for r in golden_rows()]
+    prompts = [build("tuned", r["question"], []) for r in golden_rows(settings)]
     system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")
     return export_model(
         base_hf=base_hf_path(settings),
@@ -442,8 +478,8 @@ def export_current(
         tools_dir=tools_dir(settings),
         quant=quant,
         golden_prompts=prompts,
-        heldout_text=heldout_text(),
-        calibration_text=calibration_text(),
+        heldout_text=heldout_text(settings),
+        calibration_text=calibration_text(settings),
         served_base_gguf=base_gguf_path(settings),
         system_prompt=system,
         n_threads=n_threads or settings.generation.n_threads,
