@@ -177,8 +177,8 @@ def clear_overrides() -> None:
     _OVERRIDES.clear()
 
 
-def _pick(name: str, build: Callable[[str], Any]) -> Any:
-    collection = selected_collection()
+def _pick(name: str, build: Callable[[str], Any], collection: str | None = None) -> Any:
+    collection = collection or selected_collection()
     if name not in _OVERRIDES:
         return build(collection)
     found = _OVERRIDES[name]
@@ -224,8 +224,9 @@ def get_assistant() -> AskBackend:
     return _pick("assistant", _real_assistant)
 
 
-def get_indexer() -> IndexBackend:
-    return _pick("indexer", _real_indexer)
+def get_indexer(collection: str | None = None) -> IndexBackend:
+    """The indexing backend of ``collection`` (default: the selected one)."""
+    return _pick("indexer", _real_indexer, collection)
 
 
 def get_trainer_jobs() -> TrainingBackend:

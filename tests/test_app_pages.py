@@ -20,7 +20,7 @@ from tests.fakes_app import HOSTILE, FakeAssistant, FakeExporter, FakeIndexer, F
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "app" / "views"
-PAGE_NAMES = ("ask", "compare", "index_page", "train", "deploy", "strategy")
+PAGE_NAMES = ("ask", "compare", "index_page", "style", "train", "deploy", "strategy")
 HEAVY = ("torch", "transformers", "peft", "faiss", "sentence_transformers", "llama_cpp")
 
 
@@ -82,7 +82,7 @@ def loopback_option():
 
 
 @pytest.mark.usefixtures("fakes", "loopback_option")
-def test_navigation_lists_the_six_pages():
+def test_navigation_lists_every_page():
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30).run()
     assert_clean(at)
     assert at.title[0].value == "Ask"

@@ -71,8 +71,9 @@ with st.expander("New collection from a folder or uploaded files", expanded=Fals
                 raise ConfigError(
                     f"collection {new_name!r} exists already — pick it in the sidebar or use another name"
                 )
+            new_indexer = get_indexer(new_name)
             if new_files:
-                source: str | Path = indexer.upload_dir(new_name)
+                source: str | Path = new_indexer.upload_dir(new_name)
                 st.caption(md_escape(f"Saved {len(_save_uploads(new_files, Path(source)))} file(s)."))
             elif new_folder.strip():
                 source = new_folder.strip()
@@ -86,7 +87,7 @@ with st.expander("New collection from a folder or uploaded files", expanded=Fals
                 )
 
             with st.spinner("Indexing…"):
-                report = indexer.sync(source, name=new_name, rebuild=False, on_progress=on_new_progress)
+                report = new_indexer.sync(source, name=new_name, rebuild=False, on_progress=on_new_progress)
             st.session_state["index_last_report"] = report
             select_collection_next_run(new_name)
             st.rerun()

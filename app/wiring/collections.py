@@ -213,6 +213,12 @@ def save_style(settings: Settings, name: str, style: StyleProfile) -> Path:
     return paths.style
 
 
+def reset_style(settings: Settings, name: str) -> StyleProfile:
+    """Drop collection ``name``'s own profile: it answers in its bundle's style, else the neutral one."""
+    get_collection(settings, name).paths.style.unlink(missing_ok=True)
+    return get_collection(settings, name).style()
+
+
 def with_collection(settings: Settings, name: str | None) -> Settings:
     """``settings`` selecting collection ``name`` (unchanged for None).
 
