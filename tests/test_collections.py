@@ -257,7 +257,8 @@ def test_a_new_collection_is_one_step_on_the_index_page(per_collection_fakes, tm
     assert any("Collection **manual**" in c.value for c in at.caption)
 
 
-def test_the_style_page_edits_the_selected_collections_profile(per_collection_fakes, tmp_path) -> None:
+@pytest.mark.usefixtures("per_collection_fakes")
+def test_the_style_page_edits_the_selected_collections_profile(tmp_path) -> None:
     settings = Settings(workspace=tmp_path / "ws")
     create_collection(settings, "manual")
     at = AppTest.from_file(str(ROOT / "app" / "views" / "style.py"), default_timeout=30)
