@@ -75,7 +75,7 @@ setup: install
 	$(BIN)/hybrid setup
 
 sample-index: setup
-	$(BIN)/hybrid index corpus/docs --name default
+	$(BIN)/hybrid index corpus/docs --collection sample
 
 # Rebuilds the bundled default adapter (corpus/default_adapter) from corpus/train.jsonl: one epoch
 # (about 30 min on 2 cores), no gate (it would compare against the adapter being replaced).

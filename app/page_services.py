@@ -132,6 +132,36 @@ class TrainingBackend(Protocol):
     def rollback(self) -> dict[str, Any]: ...
 
 
+class DatasetBackend(Protocol):
+    """The selected collection's evaluation and training sets (``app.wiring.datasets``)."""
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by kind, language and split, where the sets are, and the last build's state."""
+        ...
+
+    def start(self, n_eval: int, n_train: int, *, replace: bool) -> str:
+        """Launch a background build; returns its job id."""
+        ...
+
+    def status(self, job_id: str) -> dict[str, Any]: ...
+
+    def cancel(self, job_id: str) -> bool: ...
+
+    def resume(self, job_id: str) -> str: ...
+
+    def last_job(self) -> str | None:
+        """The collection's newest build job, or None."""
+        ...
+
+    def rows(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def save(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
+        """Store reviewed rows as the whole set (the old file is backed up); returns the path."""
+        ...
+
+    def import_file(self, kind: str, path: Path, *, replace: bool) -> dict[str, Any]: ...
+
+
 class ExportBackend(Protocol):
     def quants(self) -> Sequence[str]: ...
 
@@ -155,11 +185,11 @@ class ExportBackend(Protocol):
 
 
 _OVERRIDES: dict[str, Any] = {}
-BACKENDS = ("assistant", "indexer", "trainer", "exporter")
+BACKENDS = ("assistant", "indexer", "trainer", "exporter", "datasets")
 
 
 def override(**backends: Any) -> None:
-    """Replace backends by name (assistant, indexer, trainer, exporter) — for tests. A value is a
+    """Replace backends by name (see ``BACKENDS``) — for tests. A value is a
     backend, or a function of the collection name that returns one (``per_collection``)."""
     unknown = set(backends) - set(BACKENDS)
     if unknown:
@@ -213,6 +243,13 @@ def _real_exporter(collection: str) -> ExportBackend:
     return RealExportBackend(_for(collection))
 
 
+@st.cache_resource(show_spinner=False)
+def _real_datasets(collection: str) -> DatasetBackend:
+    from app.page_backends.datasets import RealDatasetBackend
+
+    return RealDatasetBackend(_for(collection))
+
+
 def _for(collection: str) -> Any:
     from app.wiring.collections import with_collection
 
@@ -235,3 +272,7 @@ def get_trainer_jobs() -> TrainingBackend:
 
 def get_exporter() -> ExportBackend:
     return _pick("exporter", _real_exporter)
+
+
+def get_datasets() -> DatasetBackend:
+    return _pick("datasets", _real_datasets)

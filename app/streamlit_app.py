@@ -79,6 +79,7 @@ PAGES = {
             str(PAGES_DIR / "index_page.py"), title="Index", icon=":material/folder_open:", url_path="index"
         ),
         st.Page(str(PAGES_DIR / "style.py"), title="Answer style", icon=":material/format_list_bulleted:"),
+        st.Page(str(PAGES_DIR / "datasets.py"), title="Datasets", icon=":material/table_rows:"),
         st.Page(str(PAGES_DIR / "train.py"), title="Train", icon=":material/model_training:"),
         st.Page(str(PAGES_DIR / "deploy.py"), title="Deploy", icon=":material/rocket_launch:"),
     ],

@@ -224,3 +224,85 @@ class FakeExporter:
 
     def reports(self) -> list[dict[str, Any]]:
         return list(self.done)
+
+
+@dataclass
+class FakeDatasets:
+    """A collection's sets in memory and a build job that finishes after two polls."""
+
+    sets: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            "eval": [
+                {
+                    "id": f"e-{i}",
+                    "lang": "en",
+                    "kind": "fact",
+                    "question": f"Question {i}?",
+                    "reference": f"Answer: fact {i}.\nSource: [guide.md]",
+                    "key_facts": [f"fact {i}"],
+                    "source": "guide.md",
+                    "split": "tune" if i % 2 else "heldout",
+                }
+                for i in range(1, 4)
+            ],
+            "train": [],
+        }
+    )
+    started: list[dict[str, Any]] = field(default_factory=list)
+    saved: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    polls: int = 0
+    cancelled: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ev = self.sets["eval"]
+        return {
+            "eval": {
+                "rows": len(ev),
+                "own": True,
+                "path": "/ws/eval.jsonl",
+                "by_lang": {"en": len(ev)},
+                "by_split": {"tune": 2, "heldout": 1},
+            },
+            "train": {"rows": len(self.sets["train"]), "own": False, "path": None, "by_lang": {}},
+            "build": None,
+        }
+
+    def start(self, n_eval: int, n_train: int, *, replace: bool) -> str:
+        self.started.append({"n_eval": n_eval, "n_train": n_train, "replace": replace})
+        return "dataset-1"
+
+    def status(self, job_id: str) -> dict[str, Any]:  # noqa: ARG002
+        self.polls += 1
+        if self.cancelled:
+            return {"status": "cancelled", "step": 1, "total": 4}
+        done = self.polls >= 8
+        return {
+            "status": "succeeded" if done else "running",
+            "phase": "evaluation rows",
+            "step": 4 if done else 1,
+            "total": 4,
+            "eta_s": 30.0,
+            "result": {"kept": {"eval": 3, "train": 1}},
+        }
+
+    def cancel(self, job_id: str) -> bool:
+        self.cancelled.append(job_id)
+        return True
+
+    def resume(self, job_id: str) -> str:
+        self.cancelled.clear()
+        return job_id
+
+    def last_job(self) -> str | None:
+        return "dataset-1" if self.started else None
+
+    def rows(self, kind: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.sets[kind]]
+
+    def save(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
+        self.saved.append((kind, [dict(r) for r in rows]))
+        self.sets[kind] = [dict(r) for r in rows]
+        return f"/ws/{kind}.jsonl"
+
+    def import_file(self, kind: str, path: Path, *, replace: bool) -> dict[str, Any]:  # noqa: ARG002
+        raise ConfigError("import is not faked — see tests/test_collections.py for the real one")

@@ -17,10 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 from app import page_common, page_services
 from tests.fakes_app import HOSTILE, FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
+from tests.fakes_app_jobs import FakeDatasets
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "app" / "views"
-PAGE_NAMES = ("ask", "compare", "index_page", "style", "train", "deploy", "strategy")
+PAGE_NAMES = ("ask", "compare", "index_page", "style", "datasets", "train", "deploy", "strategy")
 HEAVY = ("torch", "transformers", "peft", "faiss", "sentence_transformers", "llama_cpp")
 
 
@@ -33,6 +34,7 @@ def fakes(tmp_path, monkeypatch):
         "indexer": FakeIndexer(tmp_path),
         "trainer": FakeTrainer(),
         "exporter": FakeExporter(tmp_path),
+        "datasets": FakeDatasets(),
     }
     page_services.override(**backends)
     yield backends
@@ -455,3 +457,25 @@ def test_pages_render_without_loading_a_heavy_library(tmp_path, use_fakes):
     for name, r in result["pages"].items():
         assert r["exceptions"] == [], name
         assert r["errors"] == [], name
+
+
+def test_datasets_build_job_review_and_save(fakes):
+    at = page("datasets")
+    assert_clean(at)
+    assert [m.value for m in at.metric][:3] == ["3", "2 / 1", "0"]
+    at.number_input(key="dataset_n_eval").set_value(20)
+    at.button(key="FormSubmitter:dataset_build_form-Build in the background").click().run()
+    assert_clean(at)
+    backend = fakes["datasets"]
+    assert backend.started == [{"n_eval": 20, "n_train": 200, "replace": False}]
+    assert "ETA" in at.get("progress")[0].proto.text
+    at.button(key="dataset_cancel").click().run()
+    assert backend.cancelled == ["dataset-1"]
+    at.button(key="dataset_resume").click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value  # the review table (data_editor)
+    assert list(table["id"]) == ["e-1", "e-2", "e-3"] and list(table["keep"]) == [True] * 3
+    at.button(key="dataset_save_eval").click().run()
+    assert_clean(at)
+    assert [r["id"] for r in backend.saved[0][1]] == ["e-1", "e-2", "e-3"]
+    assert backend.saved[0][1][0]["key_facts"] == ["fact 1"]

@@ -41,7 +41,7 @@ def _workspace() -> Path:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     ws = _workspace()
-    if not (ws / "index" / "default" / "CURRENT").is_file():
+    if not (ws / "collections" / "sample" / "index" / "CURRENT").is_file():
         pytest.fail(
             f"no sample index in {ws} — run `hybrid setup` and `hybrid index corpus/docs` (make sample-index)"
         )

@@ -29,6 +29,7 @@ from domain.router import AdapterState, RouterThresholds
 from domain.style import NEUTRAL
 from tests.fakes_answer import FakeGenerator, FakeQuestionEmbedder, FakeRetriever
 from tests.fakes_app import FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
+from tests.fakes_app_jobs import FakeDatasets
 from tests.styles import SAMPLE_STYLE
 from tests.test_registry import _make
 
@@ -199,6 +200,7 @@ def per_collection_fakes(tmp_path, monkeypatch):
                     "indexer": lambda: FakeIndexer(tmp_path / collection),
                     "trainer": FakeTrainer,
                     "exporter": lambda: FakeExporter(tmp_path / collection),
+                    "datasets": FakeDatasets,
                 }[kind]()
             return found[kind]
 
@@ -228,12 +230,12 @@ def test_the_sidebar_selector_switches_every_page_to_the_collection(per_collecti
     assert selector.options == ["sample", "manual"] and selector.value == "sample"
     assert any("Collection **sample**" in c.value for c in at.caption)
     selector.select("manual").run()
-    for name in ("ask", "compare", "index_page", "train", "deploy", "strategy"):
+    for name in ("ask", "compare", "index_page", "style", "datasets", "train", "deploy", "strategy"):
         at.switch_page(f"views/{name}.py").run()
         assert not at.exception, (name, [e.value for e in at.exception])
         assert any("Collection **manual**" in c.value for c in at.caption), name
         assert at.sidebar.selectbox(key="collection").value == "manual"  # kept across pages
-    assert set(per_collection_fakes["manual"]) == {"assistant", "indexer", "trainer", "exporter"}
+    assert set(per_collection_fakes["manual"]) == {"assistant", "indexer", "trainer", "exporter", "datasets"}
     at.switch_page("views/ask.py").run()
     at.text_area(key="ask_question").input("How long is annual leave?")
     at.button[0].click().run()
@@ -279,3 +281,40 @@ def test_the_style_page_edits_the_selected_collections_profile(tmp_path) -> None
     assert get_collection(settings, "sample").style().labels == SAMPLE_STYLE.labels  # untouched
     at.button(key="style_manual_reset").click().run()
     assert get_collection(settings, "manual").style() == NEUTRAL
+
+
+def test_an_import_with_malformed_lines_names_them_and_keeps_the_stored_set(tmp_path, monkeypatch) -> None:
+    from app.page_backends.datasets import RealDatasetBackend
+
+    settings = Settings(workspace=tmp_path / "ws")
+    coll = create_collection(settings, "manual")
+    row = {
+        "id": "e-1",
+        "lang": "en",
+        "kind": "fact",
+        "question": "How long are backups kept?",
+        "reference": "Answer: 14 days.\nSource: [admin/backups.md]",
+        "key_facts": ["14 days"],
+        "source": "admin/backups.md",
+        "split": "tune",
+    }
+    coll.paths.eval_set.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    before = coll.paths.eval_set.read_bytes()
+    page_common.base_settings.clear()
+    monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
+    try:
+        page_services.override(datasets=RealDatasetBackend(with_collection(settings, "manual")))
+        at = AppTest.from_file(str(ROOT / "app" / "views" / "datasets.py"), default_timeout=30)
+        at.session_state["collection"] = "manual"
+        at.run()
+        assert list(at.dataframe[0].value["id"]) == ["e-1"]
+        bad = b'{"id": "e-2", "lang": "en"}\nnot json\n' + json.dumps({**row, "id": "e-3"}).encode() + b"\n"
+        at.get("file_uploader")[0].upload("rows.jsonl", bad, "application/jsonl").run()
+        at.button(key="dataset_import_go").click().run()
+        assert at.error, "the malformed lines are reported"
+        message = at.error[0].value
+        assert "line 1" in message and "line 2" in message and "line 3" not in message
+        assert coll.paths.eval_set.read_bytes() == before  # nothing stored was lost
+    finally:
+        page_services.clear_overrides()
+        page_common.base_settings.clear()

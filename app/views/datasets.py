@@ -1,0 +1,185 @@
+"""Datasets page: the selected collection's evaluation and training sets — build them from the
+documents as a background job (progress, ETA, cancel, resume), review rows in a table (keep, edit
+or drop), import a JSONL file (malformed lines are named and nothing stored is lost) and download
+either set. Works through ``get_datasets()`` (as ``hybrid dataset``)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app.page_common import collection_caption, selected_collection, shown_errors
+from app.page_services import get_datasets
+from app.page_text import duration, md_escape
+
+ACTIVE_STATES = ("queued", "starting", "running")
+POLL_S = 2.0
+KIND_LABELS = {"eval": "Evaluation set", "train": "Training set"}
+
+st.title("Datasets")
+collection_caption()
+st.caption(
+    "The evaluation set measures the four modes on this collection (Strategy page); the training "
+    "set teaches the adapter its style (Train page). Both can be built from the documents: the base "
+    "model writes a question per passage and key facts copied from it, which are kept only when "
+    "they appear word for word in the passage."
+)
+datasets = get_datasets()
+name = selected_collection()
+
+summary: dict[str, Any] = {}
+with shown_errors():
+    summary = datasets.summary()
+if summary:
+    ev, tr = summary.get("eval") or {}, summary.get("train") or {}
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Evaluation rows", ev.get("rows", 0))
+    split = ev.get("by_split") or {}
+    c2.metric("tune / held-out", f"{split.get('tune', 0)} / {split.get('heldout', 0)}")
+    c3.metric("Training rows", tr.get("rows", 0))
+    c4.metric("Languages", len(set(ev.get("by_lang") or {}) | set(tr.get("by_lang") or {})))
+    for kind, part in (("eval", ev), ("train", tr)):
+        if part.get("path"):
+            whose = "this collection's own" if part.get("own") else "shipped with the bundle"
+            st.caption(md_escape(f"{KIND_LABELS[kind]}: {part['path']} ({whose})"))
+
+# --- build -------------------------------------------------------------------------------------
+st.subheader("Build from the documents")
+has_sets = bool(summary) and any((summary.get(k) or {}).get("own") for k in ("eval", "train"))
+with st.form("dataset_build_form"):
+    a, b = st.columns(2)
+    n_eval = a.number_input("Evaluation rows", 0, 2000, 60, step=10, key="dataset_n_eval")
+    n_train = b.number_input("Training rows", 0, 5000, 200, step=50, key="dataset_n_train")
+    replace = st.checkbox(
+        "Replace the existing sets (they are backed up)",
+        value=False,
+        key="dataset_replace",
+        disabled=not has_sets,
+    )
+    started = st.form_submit_button("Build in the background", type="primary")
+if started:
+    with shown_errors():
+        st.session_state[f"dataset_job_{name}"] = datasets.start(int(n_eval), int(n_train), replace=replace)
+        st.rerun()
+
+job_id = st.session_state.get(f"dataset_job_{name}")
+if not job_id:
+    with shown_errors():
+        job_id = datasets.last_job()
+
+
+def _job_panel(job_id: str, was_active: bool) -> None:
+    with shown_errors():
+        s = datasets.status(job_id)
+        state = s.get("status", "?")
+        st.markdown(f"**Job** `{job_id}` — {md_escape(str(s.get('phase') or state))}")
+        step, total = int(s.get("step") or 0), int(s.get("total") or 0)
+        st.progress(
+            min(1.0, step / total) if total else 0.0,
+            text=f"{step}/{total} rows"
+            + (f" · ETA {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
+        )
+        if state in ACTIVE_STATES:
+            if st.button("Cancel the build", key="dataset_cancel"):
+                datasets.cancel(job_id)
+                st.toast("Cancel requested; rows made so far are kept and the build can be resumed.")
+                st.rerun()
+        elif state == "succeeded":
+            result = s.get("result") or {}
+            st.success(
+                md_escape(f"Finished: {json.dumps(result.get('kept') or result, ensure_ascii=False)[:300]}")
+            )
+        elif state == "cancelled":
+            st.info("Cancelled. The rows made so far are kept; resume to continue where it stopped.")
+        elif state == "failed":
+            st.error(md_escape(f"The build failed: {s.get('error') or 'see the job log'}"))
+        if state in ("cancelled", "failed") and st.button("Resume the build", key="dataset_resume"):
+            st.session_state[f"dataset_job_{name}"] = datasets.resume(job_id)
+            st.rerun()
+        if was_active and state not in ACTIVE_STATES:
+            st.rerun()  # the build just ended: refresh the counts and the review table
+
+
+if job_id:
+    active = False
+    with shown_errors():
+        active = datasets.status(job_id).get("status") in ACTIVE_STATES
+    st.fragment(_job_panel, run_every=POLL_S if active else None)(job_id, active)
+
+# --- review ------------------------------------------------------------------------------------
+st.subheader("Review rows")
+kind = (
+    st.segmented_control(
+        "Set", list(KIND_LABELS), format_func=KIND_LABELS.get, default="eval", key="dataset_kind"
+    )
+    or "eval"
+)
+rows: list[dict[str, Any]] = []
+with shown_errors():
+    rows = datasets.rows(kind)
+answer_key = "reference" if kind == "eval" else "answer"
+if not rows:
+    st.info("No rows yet — build them above or import a JSONL file below.")
+else:
+    table = [
+        {
+            "keep": True,
+            "id": r.get("id"),
+            "lang": r.get("lang"),
+            "question": r.get("question"),
+            "key facts": " | ".join(r.get("key_facts") or []),
+            answer_key: r.get(answer_key),
+            "source": r.get("source") if isinstance(r.get("source"), str) else json.dumps(r.get("source")),
+            "split": r.get("split", ""),
+        }
+        for r in rows
+    ]
+    edited = st.data_editor(
+        table,
+        hide_index=True,
+        width="stretch",
+        disabled=["id", "lang", "source", "split"],
+        key=f"dataset_editor_{name}_{kind}",
+        column_config={"keep": st.column_config.CheckboxColumn("keep", help="untick to drop the row")},
+    )
+    kept = [e for e in edited if e.get("keep")]
+    st.caption(f"{len(kept)} of {len(rows)} rows kept.")
+    if st.button("Save the reviewed rows", key=f"dataset_save_{kind}"):
+        with shown_errors():
+            by_id = {r["id"]: r for r in rows}
+            out = []
+            for e in kept:
+                row = dict(by_id[e["id"]])
+                row["question"] = str(e.get("question") or "").strip()
+                row[answer_key] = str(e.get(answer_key) or "").strip()
+                if kind == "eval":
+                    row["key_facts"] = [
+                        f.strip() for f in str(e.get("key facts") or "").split("|") if f.strip()
+                    ]
+                out.append(row)
+            path = datasets.save(kind, out)
+            st.success(md_escape(f"Saved {len(out)} rows to {path} (the previous file is backed up)."))
+
+    st.download_button(
+        f"Download the {KIND_LABELS[kind].lower()} (JSONL)",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+        file_name=f"{name}-{kind}.jsonl",
+        mime="application/jsonl",
+        key=f"dataset_download_{kind}",
+    )
+
+with st.expander("Import rows from a JSONL file"):
+    upload = st.file_uploader("JSONL file", type=["jsonl", "json", "txt"], key="dataset_import_file")
+    replace_all = st.checkbox("Replace the whole set instead of adding", key="dataset_import_replace")
+    if st.button("Import", disabled=upload is None, key="dataset_import_go") and upload is not None:
+        with shown_errors(), tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "import.jsonl"
+            path.write_bytes(upload.getvalue())
+            done = datasets.import_file(kind, path, replace=replace_all)
+            st.success(
+                md_escape(f"Imported {done.get('imported')} rows; the set now has {done.get('rows')}.")
+            )

@@ -1,0 +1,531 @@
+"""Datasets built from a collection's documents: the parser and checks of ``domain.dataset_build``
+on hand-made passages, whole builds through ``app.wiring.datasets`` and the `hybrid dataset` CLI
+with a scripted model over a tiny index, and a background build killed with SIGKILL and resumed
+with the tiny Llama."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import cli
+from domain import dataset_build as ds
+from domain.style import NEUTRAL, StyleProfile, format_score, load_style
+from domain.types import Chunk
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_STYLE = load_style(REPO / "corpus" / "style.json")
+EVAL_KEYS = ["id", "lang", "kind", "question", "reference", "key_facts", "source", "split"]
+TRAIN_KEYS = ["id", "lang", "question", "source", "answer"]
+
+DOCS = {
+    "it/backups.md": "# Backups\n\nShared folders are copied every night at 02:00 to the backup server. "
+    "Each copy is kept for 30 days and then deleted. A deleted file can be restored by the help desk "
+    "within one working day.\n\n## Restore tests\n\nA restore test runs on the first Sunday of each quarter. "
+    "The test result is filed in the operations log. Failed tests are repeated the following week.\n",
+    "hr/leave.md": "# Leave\n\nEvery employee receives twenty days of paid holiday per year. "
+    "Requests go to the manager at least two weeks in advance. Unused days expire at the end of March.\n\n"
+    "## Sick leave\n\nSick leave needs no approval. Tell your team before nine in the morning. "
+    "A doctor's note is needed after three days of absence.\n",
+    "travel/trains.txt": "Trains are preferred to planes for trips shorter than four hours. "
+    "Hotel costs are refunded up to 120 euros per night in capital cities. "
+    "Receipts must be uploaded within ten days of the trip.\n\nRental cars need written approval from finance. "
+    "Fuel is refunded at the pump price. Parking fines are never refunded.\n",
+    "office/kitchen.md": "# Kitchen\n\nThe kitchen fridge is emptied every Friday at 16:00. "
+    "Coffee beans are ordered by the front desk on Mondays. "
+    "Broken appliances are reported through the facilities form.\n",
+    "zh/报销.md": "# 报销\n\n差旅费用须在出差结束后十天内提交报销申请。超过期限的申请需要部门主管书面批准。"
+    "每晚酒店费用在一线城市最高报销六百元。\n",
+    "zh/门禁.md": "# 门禁\n\n员工进入办公楼时必须刷工卡并佩戴胸牌。访客须在前台登记并由接待人员陪同。"
+    "工卡遗失须当天报告安保部门。\n",
+}
+
+
+def chunk(text: str, path: str = "it/backups.md", lang: str = "en", cid: str = "c1") -> Chunk:
+    return Chunk(cid, path, "", "", text, 0, len(text), lang=lang)
+
+
+BACKUPS = chunk(DOCS["it/backups.md"])
+LEAVE_ZH = chunk(DOCS["zh/报销.md"], "zh/报销.md", "zh", "c2")
+
+
+def test_passages_are_spread_over_languages_and_files_and_fixed_by_the_seed() -> None:
+    long_en, long_zh = "word " * 20, "字" * 40
+    chunks = [chunk(long_en, f"en/{f}.md", "en", f"{f}{i}") for f in "abc" for i in range(3)]
+    chunks += [chunk(long_zh, "zh/d.md", "zh", f"d{i}") for i in range(2)]
+    chunks.append(chunk("too short", "en/a.md", "en", "short"))
+    order = ds.passage_order(chunks, seed=0)
+    assert len(order) == 11 and "short" not in {c.chunk_id for c in order}
+    assert [c.lang for c in order[:4]] == ["en", "zh", "en", "zh"]
+    assert len({c.path for c in order[:6] if c.lang == "en"}) == 3
+    assert [c.chunk_id for c in ds.passage_order(chunks[::-1], seed=0)] == [c.chunk_id for c in order]
+    assert [c.chunk_id for c in ds.passage_order(chunks, seed=1)] != [c.chunk_id for c in order]
+
+
+# ----------------------------------------------------------------------------- the model's reply
+@pytest.mark.parametrize(
+    ("reply", "question", "facts"),
+    [
+        (
+            "QUESTION: How long is a copy kept?\nFACT: kept for 30 days",
+            "How long is a copy kept?",
+            ("kept for 30 days",),
+        ),
+        (
+            'QUESTION: **How long is a copy kept?**\n\nKey facts:\n- "30 days"\n- 02:00\n\nHope this helps!',
+            "How long is a copy kept?",
+            ("30 days", "02:00"),
+        ),
+        (
+            "Question:\nHow long?\nFacts: 30 days; 02:00\nQUESTION: another?\nFACT: x",
+            "How long?",
+            ("30 days", "02:00"),
+        ),
+        (
+            "问题：报销申请要在多久内提交？\n事实：「十天内」\n关键事实 2：提交报销申请",
+            "报销申请要在多久内提交？",
+            ("十天内", "提交报销申请"),
+        ),
+        ("QUESTION: q?\nFACT: a\nFACT: b\nFACT: c\nFACT: d\nFACT: a", "q?", ("a", "b", "c")),
+        (
+            '**Question:** What is **it**?\n**Fact 1:** "**72 hours**"\nFact 2: `--rebuild`',
+            "What is it?",
+            ("72 hours", "--rebuild"),
+        ),
+    ],
+)
+def test_the_parser_tolerates_the_ways_a_model_writes_its_reply(reply, question, facts) -> None:
+    assert ds.parse_draft(reply) == ds.Draft(question, facts)
+
+
+@pytest.mark.parametrize(
+    "reply", ["", "I am not sure what to ask.", "QUESTION: only a question?", "FACT: 30 days"]
+)
+def test_a_reply_without_a_question_or_a_fact_is_rejected_as_unparseable(reply) -> None:
+    with pytest.raises(ds.Reject) as err:
+        ds.parse_draft(reply)
+    assert err.value.reason == "unparseable"
+
+
+def test_only_facts_copied_verbatim_from_the_passage_are_kept() -> None:
+    kept = ds.QuestionSet()
+    draft = ds.check_draft(ds.Draft("How long is a copy kept?", ("kept for 30 days.",)), BACKUPS, kept)
+    assert draft.facts == ("kept for 30 days",)  # the full stop is dropped; the rest is verbatim
+    assert all(f in BACKUPS.text for f in draft.facts)
+
+    def reason(question: str, facts: tuple[str, ...], c: Chunk = BACKUPS) -> str:
+        with pytest.raises(ds.Reject) as err:
+            ds.check_draft(ds.Draft(question, facts), c, kept)
+        return err.value.reason
+
+    assert reason("How long is a copy kept?", ("kept for thirty days",)) == "fact_not_verbatim"
+    assert reason("How long is a copy kept?", ("kept for 30 days", "kept 1 month")) == "fact_not_verbatim"
+    assert reason("Copy?", ("30 days",)) == "empty_question"
+    assert reason("备份保留多久？", ("30 days",)) == "wrong_language"
+    assert reason("Shared folders are copied every night at 02:00 to the backup server?", ("02:00",)) == (
+        "copies_passage"
+    )
+    assert reason("Is each copy kept for 30 days?", ("30 days",)) == "gives_answer_away"
+    assert (
+        reason(
+            "How long is every copy kept?",
+            (ds.sentences(BACKUPS.text)[1] + " " + ds.sentences(BACKUPS.text)[2],),
+        )
+        == "bad_fact"
+    )
+    code = chunk("Run `hybrid index --rebuild` to embed every file again.", "cli.md")
+    assert reason("How do I embed every file again?", ("Run `hybrid index --rebuild`",), code) == "bad_fact"
+    kept.add("How long is a copy kept?")
+    assert reason("How long is a copy kept ?", ("30 days",)) == "near_duplicate"
+    zh = ds.check_draft(ds.Draft("报销申请要在多久内提交？", ("十天内",)), LEAVE_ZH, ds.QuestionSet())
+    assert zh.facts == ("十天内",)
+
+
+THREE_LINES = StyleProfile(
+    name="three",
+    labels={"en": ("Answer:", "Source:", "Tip:"), "zh": ("答案：", "来源：", "提示：")},
+    system_prompt={"en": "Answer in three lines."},
+    rag_instructions={"en": "Use the passages."},
+    not_covered=("not covered",),
+)
+
+
+def test_references_follow_the_style_with_any_number_of_lines() -> None:
+    assert ds.build_reference(BACKUPS, ["30 days"], NEUTRAL) == (
+        "Answer: Each copy is kept for 30 days and then deleted.\nSource: [it/backups.md]"
+    )
+    assert ds.build_reference(BACKUPS, ["30 days"], THREE_LINES) == (
+        "Answer: Each copy is kept for 30 days and then deleted.\nSource: [it/backups.md]\n"
+        "Tip: A deleted file can be restored by the help desk within one working day."
+    )
+    assert ds.build_reference(LEAVE_ZH, ["十天内"], SAMPLE_STYLE) == (
+        "结论：差旅费用须在出差结束后十天内提交报销申请。\n依据：【zh/报销.md】\n提示：超过期限的申请需要部门主管书面批准。"
+    )
+    row = ds.eval_row(BACKUPS, ds.Draft("How long is a copy kept?", ("30 days", "02:00")), SAMPLE_STYLE)
+    assert list(row) == EVAL_KEYS and row["kind"] == "fact" and row["source"] == "it/backups.md"
+    assert row["reference"].startswith(
+        "Conclusion: Shared folders are copied every night at 02:00 to the backup server. Each copy is kept"
+    )
+    assert format_score(row["reference"], "en", SAMPLE_STYLE) == 1.0
+
+
+def test_the_split_is_fixed_by_the_row_id() -> None:
+    ids = [f"en-e-{i:03d}" for i in range(200)]
+    assert [ds.split_for(i) for i in ids] == [ds.split_for(i) for i in ids]
+    assert sum(ds.split_for(i) == "tune" for i in ids) == 92  # sha256's first byte even: about half
+
+
+def test_out_of_domain_rows_are_general_and_in_the_style() -> None:
+    questions = ds.ood_questions(["en", "zh"], 4, seed=0)
+    assert [q[0] for q in questions] == ["en", "zh", "en", "zh"]
+    for style in (NEUTRAL, SAMPLE_STYLE, THREE_LINES):
+        for q in questions[:1]:
+            row = ds.ood_row(*q, style)
+            assert row["kind"] == "out_of_domain" and row["source"] is None
+            assert format_score(row["reference"], row["lang"], style) == 1.0
+    assert ds.ood_row("en", "What is the capital of Japan?", "It is Tokyo.", "Tokyo", NEUTRAL)[
+        "reference"
+    ] == ("Answer: It is Tokyo.\nSource: general knowledge.")
+    text = json.dumps(ds.GENERAL_QUESTIONS, ensure_ascii=False).lower()
+    assert "lanting" not in text and "岚汀" not in text
+    mute = NEUTRAL.with_changes(not_covered=())
+    with pytest.raises(ds.Reject, match="no_general_phrase"):
+        ds.ood_row(*questions[0], mute)
+
+
+def test_training_answers_are_checked_and_their_source_line_normalised() -> None:
+    draft = ds.Draft("How long is a copy kept?", ("30 days",))
+    reply = "Answer: Each copy is kept for 30 days.\nSource: the backups page [backups.md]\nextra chatter"
+    assert ds.check_answer(reply, draft, BACKUPS, NEUTRAL) == (
+        "Answer: Each copy is kept for 30 days.\nSource: [it/backups.md]"
+    )
+
+    def reason(text: str) -> str:
+        with pytest.raises(ds.Reject) as err:
+            ds.check_answer(text, draft, BACKUPS, NEUTRAL, distractors=["hr/leave.md", "travel/trains.txt"])
+        return err.value.reason
+
+    assert reason("Answer: Each copy is kept for 30 days.\nSource: [hr/leave.md]") == "wrong_source"
+    slip = "Answer:Each copy is kept for 30 days.\nSource: [admin/backups.md]"  # not shown: a slip
+    assert ds.check_answer(slip, draft, BACKUPS, NEUTRAL, distractors=["hr/leave.md"]).endswith(
+        "[it/backups.md]"
+    )
+    assert reason("Answer: I do not know.\nSource: not covered by the documents.") == "said_not_covered"
+    assert reason("Answer: Copies are kept for a month.\nSource: [it/backups.md]") == "answer_missing_fact"
+    assert reason("Each copy is kept for 30 days.") == "answer_not_in_style"
+
+
+def test_imported_lines_are_checked_one_by_one() -> None:
+    text = "\n".join(
+        [
+            json.dumps({"id": "a", "lang": "en", "question": "q?", "answer": "Answer: x\nSource: [a.md]"}),
+            "{not json",
+            json.dumps({"id": "b", "lang": "fr", "question": "q?", "answer": "x"}),
+            "",
+            json.dumps({"id": "a", "lang": "en", "question": "q?", "answer": "y"}),
+            json.dumps(["a list"]),
+        ]
+    )
+    rows, problems = ds.parse_rows(text, "train")
+    assert [r["id"] for r in rows] == ["a"]
+    assert [p.split(":")[0] for p in problems] == ["line 2", "line 3", "line 5", "line 6"]
+    assert "repeats line 1" in problems[2]
+    merged = ds.merge_rows(
+        [{"id": "a", "v": 1}, {"id": "b", "v": 1}], [{"id": "b", "v": 2}, {"id": "c", "v": 2}]
+    )
+    assert merged == [{"id": "a", "v": 1}, {"id": "b", "v": 2}, {"id": "c", "v": 2}]
+
+
+# ----------------------------------------------------------------------------- a scripted model
+PASSAGE_RE = re.compile(r'^Passage from (.+?):\n"""\n(.*?)\n"""', re.S)
+
+
+def good_draft(path: str, passage: str) -> str:  # noqa: ARG001
+    """A question about the passage's last sentence and its last words as the fact."""
+    sents = ds.sentences(passage)
+    last = sents[-1]
+    if ds.detect_lang(last) == "zh":
+        return f"QUESTION: 关于“{last[:4]}”有什么规定？\nFACT: {last[-7:-1]}"
+    words = last.rstrip(".").split()
+    return f"QUESTION: What applies to {' '.join(words[:3]).lower()}?\nFACT: {' '.join(words[-2:])}"
+
+
+class ScriptedGenerator:
+    """The base model as a script: question prompts are answered by ``ask(path, passage)``,
+    answering prompts with the facts of the question asked before, in ``style``. ``calls`` counts
+    the requests."""
+
+    name = "scripted"
+    has_adapter = False
+
+    def __init__(self, ask: Callable[[str, str], str], style: StyleProfile = NEUTRAL) -> None:
+        self.ask, self.style = ask, style
+        self.asked: dict[str, tuple[str, list[str]]] = {}
+        self.calls = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(
+        self, messages: Sequence[dict[str, str]], *, adapter: bool, prefill: str = "", **_: Any
+    ) -> Iterator[str]:
+        assert adapter is False
+        self.calls += 1
+        user = messages[-1]["content"]
+        found = PASSAGE_RE.match(user)
+        if found:
+            reply = self.ask(found[1], found[2])
+            draft = ds.parse_draft(reply) if "QUESTION" in reply else None
+            if draft:
+                self.asked[draft.question] = (found[1], list(draft.facts))
+        else:
+            question = user.rsplit("\n", 1)[-1].split(":", 1)[-1].split("：", 1)[-1].strip()
+            path, facts = self.asked[question]
+            lang = ds.detect_lang(question)
+            body = ("，".join(facts) + "。") if lang == "zh" else "; ".join(facts) + "."
+            reply = f"{self.style.answer_label(lang)} {body}\n{self.style.source_text(lang, [path])}"
+        yield reply[len(prefill) :] if reply.startswith(prefill) else " " + reply  # it goes on after prefill
+
+
+def flaky_draft(path: str, passage: str) -> str:
+    if "fridge" in passage:
+        return "Sorry, I cannot write a question about this."
+    if "Hotel costs" in passage:
+        return "QUESTION: How are trips refunded?\nFACT: refunded in full"
+    return good_draft(path, passage)
+
+
+@pytest.fixture()
+def demo(cli_env, monkeypatch):
+    """Collection "demo": the documents above indexed with the tiny embedder; the `dataset` command
+    registered; returns (settings, docs folder)."""
+    docs = cli_env / "docs"
+    for rel, text in DOCS.items():
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_text(text, encoding="utf-8")
+    if "app.commands.dataset_cmd" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "app.commands.dataset_cmd"))
+    assert cli.main(["index", str(docs), "--collection", "demo", "--json", str(cli_env / "ix.json")]) == 0
+    from app.settings import load_settings
+    from app.wiring.collections import with_collection
+
+    return with_collection(load_settings(), "demo"), docs
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_a_build_keeps_checked_rows_and_counts_every_reject(demo) -> None:
+    from app.wiring import datasets
+
+    settings, _ = demo
+    fake = ScriptedGenerator(flaky_draft)
+    report = datasets.build_datasets(settings, datasets.BuildOptions(n_eval=6, n_train=3), generator=fake)
+    paths = settings.ws.collection("demo")
+    evals, trains = read_jsonl(paths.eval_set), read_jsonl(paths.train_set)
+    texts = {}
+    for c in datasets.index_chunks(settings):
+        texts.setdefault(c.path, []).append(c.text)
+    assert all(list(r) == EVAL_KEYS for r in evals) and all(list(r) == TRAIN_KEYS for r in trains)
+    for r in evals:
+        assert format_score(r["reference"], r["lang"], NEUTRAL) == 1.0
+        if r["kind"] == "fact":
+            assert any(all(f in t for f in r["key_facts"]) for t in texts[r["source"]])
+    assert [r["kind"] for r in evals].count("out_of_domain") == 1
+    assert all(format_score(r["answer"], r["lang"], NEUTRAL) == 1.0 for r in trains)
+    journal = read_jsonl(paths.datasets / "build" / "progress.jsonl")
+    eval_items = {r["item"] for r in journal if r["phase"] == "eval"}
+    assert eval_items and not eval_items & {r["item"] for r in journal if r["phase"] == "train"}
+    assert len({r["id"] for r in evals + trains}) == len(evals) + len(trains)
+
+    rejects = read_jsonl(paths.datasets / "build" / "rejects.jsonl")
+    by_reason = {r["reason"] for r in rejects}
+    assert {"unparseable", "fact_not_verbatim"} <= by_reason
+    assert {r["path"] for r in rejects} == {"office/kitchen.md", "travel/trains.txt"}
+    assert (
+        report["complete"] and report["eval"]["kept"] == len(evals) and report["train"]["kept"] == len(trains)
+    )
+    assert report["eval"]["rejected"] + report["train"]["rejected"] == len(rejects)
+    assert report["processed"] == len(journal)
+    assert json.loads((paths.datasets / "build" / "report.json").read_text())["eval"] == report["eval"]
+
+
+def test_a_stopped_build_continues_to_the_same_rows_without_duplicates(demo) -> None:
+    from app.wiring import datasets
+
+    settings, _ = demo
+    options = datasets.BuildOptions(n_eval=6, n_train=3, seed=1)
+    fake = ScriptedGenerator(flaky_draft)
+    polls = iter(range(100))
+    stopped = datasets.build_datasets(settings, options, generator=fake, should_stop=lambda: next(polls) >= 3)
+    assert stopped["complete"] is False and stopped["processed"] == 3
+    progress = settings.ws.collection("demo").datasets / "build" / "progress.jsonl"
+    with progress.open("a", encoding="utf-8") as fh:
+        fh.write('{"phase": "eval", "item": "torn by a ki')  # a line cut off by SIGKILL
+    with pytest.raises(Exception, match="unfinished build"):
+        datasets.build_datasets(settings, datasets.BuildOptions(n_eval=5), generator=fake)
+    first = datasets.build_datasets(settings, options, generator=fake)
+    items = [(r["phase"], r["item"]) for r in read_jsonl(progress)]
+    assert len(items) == len(set(items)) == first["processed"]
+    rows = read_jsonl(settings.ws.collection("demo").eval_set)
+
+    again = datasets.build_datasets(settings, options, generator=fake, replace=True, fresh=True)
+    assert read_jsonl(settings.ws.collection("demo").eval_set) == rows
+    assert (again["eval"], again["train"]) == (first["eval"], first["train"])
+
+
+def test_existing_sets_need_replace_and_are_backed_up(demo, capsys) -> None:
+    from app.wiring import datasets
+
+    settings, _ = demo
+    fake = ScriptedGenerator(good_draft)
+    datasets.build_datasets(settings, datasets.BuildOptions(n_eval=4, n_train=2), generator=fake)
+    eval_set = settings.ws.collection("demo").eval_set
+    before = eval_set.read_bytes()
+    assert cli.main(["dataset", "build", "--collection", "demo", "--eval", "4"]) == 2
+    assert "--replace" in capsys.readouterr().err
+    datasets.build_datasets(
+        settings, datasets.BuildOptions(n_eval=4, n_train=2, seed=5), generator=fake, replace=True
+    )
+    backups = sorted((eval_set.parent / "backups").glob("eval-*.jsonl"))
+    assert len(backups) == 1 and backups[0].read_bytes() == before
+
+
+def test_the_cli_builds_in_the_foreground_and_shows_the_counts(demo, capsys, monkeypatch) -> None:  # noqa: ARG001
+    monkeypatch.setattr(
+        "app.wiring.datasets._base_generator", lambda _settings: ScriptedGenerator(flaky_draft)
+    )
+    assert (
+        cli.main(["dataset", "build", "--collection", "demo", "--eval", "6", "--train", "3", "--json"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["complete"] and report["eval"]["reasons"] == {"unparseable": 1, "fact_not_verbatim": 1}
+    assert cli.main(["dataset", "show", "--collection", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"eval: {report['eval']['kept']} rows — fact {report['eval']['kept'] - 1}, out_of_domain 1 · " in out
+    )
+    assert f"train: {report['train']['kept']} rows — en " in out
+
+
+def test_import_checks_every_line_and_changes_nothing_on_error(demo, capsys) -> None:
+    settings, docs = demo
+    eval_set = settings.ws.collection("demo").eval_set
+    good = [
+        {
+            "id": "x1",
+            "lang": "en",
+            "kind": "fact",
+            "question": "How long are copies kept?",
+            "reference": "Answer: 30 days.\nSource: [it/backups.md]",
+            "key_facts": ["30 days"],
+            "source": "it/backups.md",
+        },
+        {
+            "id": "x2",
+            "lang": "zh",
+            "kind": "out_of_domain",
+            "question": "一周有几天？",
+            "reference": "答案：7 天。\n来源：通用知识。",
+            "source": None,
+            "split": "heldout",
+        },
+    ]
+    first = docs.parent / "first.jsonl"
+    first.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good), encoding="utf-8")
+    assert cli.main(["dataset", "import", str(first), "--kind", "eval", "--collection", "demo"]) == 0
+    stored = eval_set.read_bytes()
+    assert [r["split"] for r in read_jsonl(eval_set)] == [ds.split_for("x1"), "heldout"]
+
+    bad = docs.parent / "bad.jsonl"
+    bad.write_text(
+        json.dumps({**good[0], "question": "changed?"})
+        + "\n{oops\n"
+        + json.dumps({**good[0], "id": "x3", "kind": "trivia"})
+        + "\n"
+        + json.dumps({**good[0], "id": "x4", "key_facts": []})
+        + "\n",
+        encoding="utf-8",
+    )
+    assert (
+        cli.main(["dataset", "import", str(bad), "--kind", "eval", "--collection", "demo", "--replace"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "3 malformed line(s)" in err and "line 2:" in err and "line 3:" in err and "line 4:" in err
+    assert eval_set.read_bytes() == stored
+
+    again = docs.parent / "again.jsonl"
+    again.write_text(json.dumps({**good[0], "question": "How long is a copy kept?"}) + "\n", encoding="utf-8")
+    assert (
+        cli.main(["dataset", "import", str(again), "--kind", "eval", "--collection", "demo", "--json"]) == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert (result["imported"], result["replaced_ids"], result["rows"]) == (1, 1, 2)
+    assert [r["question"] for r in read_jsonl(eval_set)] == ["How long is a copy kept?", "一周有几天？"]
+
+    out = docs.parent / "out.jsonl"
+    assert cli.main(["dataset", "export", "--kind", "eval", str(out), "--collection", "demo"]) == 0
+    assert out.read_bytes() == eval_set.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["dataset", "show", "--collection", "demo", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["eval"]["by_kind"] == {"fact": 1, "out_of_domain": 1} and summary["train"]["rows"] == 0
+
+
+# ----------------------------------------------------------------------------- killed and resumed
+def test_a_background_build_killed_with_sigkill_resumes_without_duplicates(demo, tiny_llama_dir, monkeypatch):
+    from adapters import jobs
+    from app.wiring import datasets
+
+    monkeypatch.setenv("HYBRID_GENERATION__BACKEND", "transformers")
+    monkeypatch.setenv("HYBRID_MODELS__BASE_HF", str(tiny_llama_dir))
+    settings, _ = demo
+    job_dir = datasets.start_dataset_job(settings, n_eval=10, n_train=3, seed=0)
+    try:
+        check_killed_and_resumed(settings, job_dir)
+    finally:  # never leave a worker behind
+        pid = jobs.read_status(job_dir).get("pid")
+        if jobs.read_status(job_dir)["status"] in ("starting", "running") and pid:
+            os.kill(pid, signal.SIGKILL)
+
+
+def check_killed_and_resumed(settings: Any, job_dir: Path) -> None:
+    from adapters import jobs
+    from app.wiring import datasets
+
+    progress = settings.ws.collection("demo").datasets / "build" / "progress.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_jsonl(progress) if progress.is_file() else []) < 2:
+        assert jobs.read_status(job_dir)["status"] in ("starting", "running"), (
+            job_dir / "log.txt"
+        ).read_text()
+        time.sleep(0.05)
+    pid = jobs.read_status(job_dir)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(200):
+        if jobs.read_status(job_dir)["status"] == "failed":
+            break
+        time.sleep(0.05)
+    killed_at = len(read_jsonl(progress))
+    assert jobs.read_status(job_dir)["status"] == "failed" and killed_at >= 2
+    assert not settings.ws.collection("demo").eval_set.exists()
+
+    assert datasets.resume_dataset_job(settings, "last") == job_dir
+    status = jobs.wait(job_dir, poll_s=0.1)
+    assert status["status"] == "succeeded", (job_dir / "log.txt").read_text()[-2000:]
+    items = [(r["phase"], r["item"]) for r in read_jsonl(progress)]
+    assert len(items) == len(set(items)) == status["result"]["processed"] > killed_at
+    rows = read_jsonl(settings.ws.collection("demo").eval_set)
+    assert len({r["id"] for r in rows}) == len(rows) >= 1  # the out-of-domain row at least
+    assert status["step"] == status["total"]
+    assert cli.main(["dataset", "status", "--collection", "demo", "--json"]) == 0
+    assert cli.main(["dataset", "resume", job_dir.name, "--collection", "demo"]) == 2  # it has finished
