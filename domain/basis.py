@@ -1,20 +1,21 @@
-"""The Basis line checked against the passages the model was shown, while the answer streams.
+"""The source line (the style's label that names the file: "Basis:", "Source:", …) checked
+against the passages the model was shown, while the answer streams.
 
-The 0.5B base model often names a file in its Basis line that it was never given: a folder from
-the worked example glued to a real path ("[it/products/lt-350-manual.md]") or the example's own
-file ("[it/printers.md]"); on the sample corpus 27 of 132 RAG answers did. The model's tags are
-not trusted for citations (``domain.citations``), and the Basis line a user reads should not
-name a file that does not back the answer either. So, in the retrieval modes:
+A small base model often names a file in that line that it was never given: a folder from the
+worked example glued to a real path ("[it/products/manual.md]") or the example's own file
+("[it/printers.md]"). The model's tags are not trusted for citations (``domain.citations``), and the
+line a user reads should not name a file that does not back the answer either. So, in the
+retrieval modes:
 
 - a named path that is a shown passage's path behind extra leading folders, or that has the
   basename of exactly one shown passage, is repaired to that path;
-- when the Conclusion is cited to passages (``attach_citations`` on the text above the Basis line)
-  and the line names none of their files, or names a file that matches no shown passage, the line
-  is rewritten in the house style to name the cited files;
-- when the Conclusion cites nothing, a line naming only shown files stands (repaired); one naming
-  a file that was not shown is left as written and the answer carries a warning.
+- when the answer above the line is cited to passages (``attach_citations``) and the line names
+  none of their files, or names a file that matches no shown passage, the line is rewritten in the
+  style's form to name the cited files;
+- when the answer cites nothing, a line naming only shown files stands (repaired); one naming a
+  file that was not shown is left as written and the answer carries a warning.
 
-Only the first Basis line is checked, and it is held back until it ends (a few tokens) so the
+Only the first source line is checked, and it is held back until it ends (a few tokens) so the
 streamed text and the stored answer are the same.
 """
 
@@ -41,8 +42,8 @@ def named_files(line: str) -> list[str]:
 def repair_path(name: str, known: Sequence[str]) -> str | None:
     """The shown passage path ``name`` stands for, or None.
 
-    >>> repair_path("it/products/lt-350-manual.md", ["products/lt-350-manual.md", "hr/leave.md"])
-    'products/lt-350-manual.md'
+    >>> repair_path("it/products/manual.md", ["products/manual.md", "hr/leave.md"])
+    'products/manual.md'
     >>> repair_path("leave.md", ["hr/leave.md"])
     'hr/leave.md'
     >>> repair_path("it/printers.md", ["hr/leave.md"]) is None
