@@ -43,8 +43,9 @@ from app.page_common import (  # noqa: E402
 
 
 def collection_selector() -> None:
-    """One collection selector for every page, in the sidebar; the choice is kept for the browser
-    session (``app.page_common.settings`` reads it)."""
+    """One collection selector for every page, in the sidebar. The choice is kept for the browser
+    session (``app.page_common.settings`` reads it) and in the address (``?collection=NAME``), so a
+    reload or a bookmark opens the same collection."""
     from app.wiring.collections import collection_names
 
     names: list[str] = []
@@ -53,6 +54,8 @@ def collection_selector() -> None:
     pending = st.session_state.pop(NEXT_COLLECTION_KEY, None)
     if pending:
         st.session_state[COLLECTION_KEY] = pending
+    elif COLLECTION_KEY not in st.session_state and st.query_params.get("collection") in names:
+        st.session_state[COLLECTION_KEY] = st.query_params["collection"]
     current = st.session_state.get(COLLECTION_KEY) or base_settings().collection
     if current not in names:
         names.append(current)
@@ -64,6 +67,7 @@ def collection_selector() -> None:
         help="A document folder with its own index, answer style, datasets, adapters and reports. "
         "Make a new one on the Index page.",
     )
+    st.query_params["collection"] = st.session_state[COLLECTION_KEY]
 
 
 collection_selector()

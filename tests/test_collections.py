@@ -318,3 +318,14 @@ def test_an_import_with_malformed_lines_names_them_and_keeps_the_stored_set(tmp_
     finally:
         page_services.clear_overrides()
         page_common.base_settings.clear()
+
+
+@pytest.mark.usefixtures("loopback_option", "per_collection_fakes")
+def test_the_address_opens_the_collection_it_names(tmp_path) -> None:
+    create_collection(Settings(workspace=tmp_path / "ws"), "manual")
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30)
+    at.query_params["collection"] = "manual"
+    at.run()
+    assert at.sidebar.selectbox(key="collection").value == "manual"
+    at.sidebar.selectbox(key="collection").select("sample").run()
+    assert at.query_params["collection"] in ("sample", ["sample"])

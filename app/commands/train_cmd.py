@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train on the stored corrections plus a replay sample of the training set",
     )
     p.add_argument(
-        "--data", nargs="+", default=None, help="training JSONL file(s) (default: the collection's training set)"
+        "--data",
+        nargs="+",
+        default=None,
+        help="training JSONL file(s) (default: the collection's training set)",
     )
     p.add_argument("--epochs", type=positive_int, default=None)
     p.add_argument("--lr", type=positive_float, default=None, help="learning rate")

@@ -1,0 +1,238 @@
+"""`hybrid dataset build|status|cancel|resume|import|export|show`: a collection's evaluation and
+training sets. Argument parsing and printing live here; the work lives in ``app.wiring.datasets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from app.commands.args import add_collection, count
+from app.commands.progress import add_json_option, emit_json, progress_bar
+from app.settings import Settings
+from domain.plain import one_line
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dataset", help="build, review, import and export a collection's eval and train sets")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+
+    b = dsub.add_parser(
+        "build", help="write eval and train rows from the collection's documents with the base model"
+    )
+    add_collection(b)
+    b.add_argument(
+        "--eval", dest="n_eval", type=count, default=60, metavar="N", help="evaluation rows (default 60)"
+    )
+    b.add_argument(
+        "--train", dest="n_train", type=count, default=200, metavar="N", help="training rows (default 200)"
+    )
+    b.add_argument("--seed", type=int, default=0, help="chooses the passages (default 0)")
+    b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
+    b.add_argument(
+        "--fresh", action="store_true", help="discard an unfinished build instead of continuing it"
+    )
+    b.add_argument("--background", action="store_true", help="run as a background job and print its id")
+    add_json_option(b, "the report")
+    b.set_defaults(func=run_build)
+
+    for name, what, func in (
+        ("status", "show a dataset job's progress", run_status),
+        ("cancel", "stop a running dataset job (what it made so far is kept)", run_cancel),
+        ("resume", "continue a stopped, cancelled or killed dataset job", run_resume),
+    ):
+        s = dsub.add_parser(name, help=what)
+        s.add_argument("job", nargs="?", default="last", help='a job id or "last" (default)')
+        add_collection(s)
+        if func is not run_cancel:
+            s.add_argument("--follow", action="store_true", help="wait for the job with a progress bar")
+            add_json_option(s, "the status")
+        s.set_defaults(func=func)
+
+    i = dsub.add_parser("import", help="add rows from a JSONL file (all lines are checked first)")
+    i.add_argument("file", help="JSONL rows in the eval.jsonl or train.jsonl schema")
+    i.add_argument("--kind", choices=("eval", "train"), required=True)
+    i.add_argument(
+        "--replace", action="store_true", help="make these rows the whole set (the old one is backed up)"
+    )
+    add_collection(i)
+    add_json_option(i, "the result")
+    i.set_defaults(func=run_import)
+
+    e = dsub.add_parser("export", help="write the collection's rows to a JSONL file")
+    e.add_argument("--kind", choices=("eval", "train"), required=True)
+    e.add_argument("file", help="where to write the rows")
+    add_collection(e)
+    e.set_defaults(func=run_export)
+
+    s = dsub.add_parser("show", help="count the collection's rows by kind, language and split")
+    add_collection(s)
+    add_json_option(s, "the summary")
+    s.set_defaults(func=run_show)
+
+
+# ----------------------------------------------------------------------------- build
+def run_build(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    if args.background:
+        job_dir = datasets.start_dataset_job(
+            settings, args.n_eval, args.n_train, args.seed, args.replace, fresh=args.fresh
+        )
+        if args.json_path:
+            emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
+        if args.json_path != "-":
+            print(job_dir.name)
+            print(f"follow it with `hybrid dataset status {job_dir.name} --follow`", file=sys.stderr)
+        return 0
+    options = datasets.BuildOptions(n_eval=args.n_eval, n_train=args.n_train, seed=args.seed)
+    try:
+        with progress_bar("building datasets", quiet=args.json_path == "-") as on_progress:
+            report = datasets.build_datasets(
+                settings, options, replace=args.replace, fresh=args.fresh, on_progress=on_progress
+            )
+    except KeyboardInterrupt:
+        print("stopped — run the same command again to continue where it stopped", file=sys.stderr)
+        return 130
+    return _print_report(report, args.json_path)
+
+
+def _reasons(part: dict[str, Any]) -> str:
+    reasons = ", ".join(f"{k} {v}" for k, v in part["reasons"].items())
+    return f"{part['rejected']} rejected" + (f" ({reasons})" if reasons else "")
+
+
+def _print_report(report: dict[str, Any], json_path: str | None) -> int:
+    if json_path:
+        emit_json(report, json_path)
+    if json_path == "-":
+        return 0 if report.get("complete") else 2
+    ev, tr = report["eval"], report["train"]
+    splits = ", ".join(f"{k} {v}" for k, v in ev["by_split"].items())
+    print(f"eval: {ev['kept']} kept ({ev['out_of_domain']} out of domain; {splits}), {_reasons(ev)}")
+    print(f"train: {tr['kept']} kept, {_reasons(tr)}")
+    minutes = f", {report['rows_per_minute']} rows per minute" if report.get("rows_per_minute") else ""
+    print(f"{report['processed']} passages in {report['seconds']:.0f} s of generation{minutes}")
+    if not report.get("complete"):
+        print("the build stopped before the end — run it again to continue", file=sys.stderr)
+        return 2
+    files = report.get("files") or {}
+    for kind in ("eval", "train", "rejects"):
+        if files.get(kind):
+            print(f"{kind}: {one_line(files[kind])}")
+    for note in report.get("notes") or []:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- jobs
+def _eta(status: dict[str, Any]) -> str:
+    eta = status.get("eta_s")
+    return (
+        f", ETA {int(eta) // 60}m{int(eta) % 60:02d}s"
+        if eta is not None and status["status"] == "running"
+        else ""
+    )
+
+
+def _print_status(status: dict[str, Any], json_path: str | None) -> int:
+    if json_path:
+        emit_json(status, json_path)
+    if json_path != "-":
+        print(
+            f"dataset job {status['id']}: {status['status']}, {status.get('step') or 0}/{status.get('total') or 0} "
+            f"passages{_eta(status)}" + (f" — {status['message']}" if status.get("message") else "")
+        )
+        if status.get("error"):
+            print(one_line(status["error"]), file=sys.stderr)
+        if status["status"] == "succeeded" and status.get("result"):
+            _print_report(status["result"], None)
+    return 2 if status["status"] == "failed" else 0
+
+
+def _follow(job_dir: Any, json_path: str | None) -> dict[str, Any]:
+    from adapters import jobs
+
+    with progress_bar("building datasets", quiet=json_path == "-") as on_progress:
+        return {**jobs.wait(job_dir, on_progress=on_progress), "dir": str(job_dir)}
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    if args.follow:
+        return _print_status(
+            _follow(datasets.job_dir_for(settings, args.job), args.json_path), args.json_path
+        )
+    return _print_status(datasets.job_status(settings, args.job), args.json_path)
+
+
+def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    status = datasets.job_status(settings, args.job)
+    if datasets.cancel_dataset_job(settings, args.job):
+        print(f"cancelling {status['id']} — `hybrid dataset resume` continues it")
+    else:
+        print(f"dataset job {status['id']} is not running ({status['status']})")
+    return 0
+
+
+def run_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    job_dir = datasets.resume_dataset_job(settings, args.job)
+    print(f"resumed dataset job {job_dir.name}", file=sys.stderr)
+    if args.follow:
+        return _print_status(_follow(job_dir, args.json_path), args.json_path)
+    return 0
+
+
+# ----------------------------------------------------------------------------- rows
+def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    result = datasets.import_rows(settings, args.kind, args.file, replace=args.replace)
+    if args.json_path:
+        emit_json(result, args.json_path)
+    if args.json_path != "-":
+        print(
+            f"imported {result['imported']} {args.kind} rows ({result['replaced_ids']} replaced rows of the same id); "
+            f"{result['rows']} rows in {one_line(result['path'])}"
+        )
+        if result["backup"]:
+            print(f"the previous file is kept as {one_line(result['backup'])}")
+    return 0
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    n = datasets.export_rows(settings, args.kind, args.file)
+    print(f"wrote {n} {args.kind} rows to {one_line(args.file)}")
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring import datasets
+
+    summary = datasets.dataset_summary(settings)
+    if args.json_path:
+        emit_json(summary, args.json_path)
+        return 0
+    print(f"collection {summary['collection']}")
+    for kind in ("eval", "train"):
+        part = summary[kind]
+        where = one_line(part["path"]) + ("" if part["own"] else " (bundled)") if part["path"] else "none yet"
+        counts = [
+            ", ".join(f"{k} {v}" for k, v in part.get(key, {}).items())
+            for key in ("by_kind", "by_lang", "by_split")
+        ]
+        print(f"{kind}: {part['rows']} rows — {' · '.join(c for c in counts if c)} — {where}")
+    build = summary.get("build")
+    if build and not build["complete"]:
+        print(
+            f"an unfinished build has processed {build['processed']} passages — `hybrid dataset build` continues it"
+        )
+    return 0
