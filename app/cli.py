@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "app.commands.corpus_cmd",
     "app.commands.index_cmd",
     "app.commands.answer_cmd",
+    "app.commands.dataset_cmd",
     "app.commands.eval_cmd",
     "app.commands.train_cmd",
     "app.commands.export_cmd",

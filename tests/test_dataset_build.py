@@ -221,6 +221,14 @@ def test_training_answers_are_checked_and_their_source_line_normalised() -> None
     assert reason("Answer: I do not know.\nSource: not covered by the documents.") == "said_not_covered"
     assert reason("Answer: Copies are kept for a month.\nSource: [it/backups.md]") == "answer_missing_fact"
     assert reason("Each copy is kept for 30 days.") == "answer_not_in_style"
+    with pytest.raises(ds.Reject, match="copies_example"):
+        ds.check_answer(
+            "Conclusion: Each copy is kept for 30 days.\nBasis: [it/meeting-rooms.md]\n"
+            "Note: Rooms can be booked up to 30 days ahead.",
+            draft,
+            BACKUPS,
+            SAMPLE_STYLE,
+        )
 
 
 def test_imported_lines_are_checked_one_by_one() -> None:
@@ -365,10 +373,13 @@ def test_a_stopped_build_continues_to_the_same_rows_without_duplicates(demo) -> 
     settings, _ = demo
     options = datasets.BuildOptions(n_eval=6, n_train=3, seed=1)
     fake = ScriptedGenerator(flaky_draft)
-    polls = iter(range(100))
-    stopped = datasets.build_datasets(settings, options, generator=fake, should_stop=lambda: next(polls) >= 3)
-    assert stopped["complete"] is False and stopped["processed"] == 3
     progress = settings.ws.collection("demo").datasets / "build" / "progress.jsonl"
+
+    def after_three() -> bool:
+        return progress.is_file() and len(read_jsonl(progress)) >= 3
+
+    stopped = datasets.build_datasets(settings, options, generator=fake, should_stop=after_three)
+    assert stopped["complete"] is False and stopped["processed"] == 3
     with progress.open("a", encoding="utf-8") as fh:
         fh.write('{"phase": "eval", "item": "torn by a ki')  # a line cut off by SIGKILL
     with pytest.raises(Exception, match="unfinished build"):

@@ -87,6 +87,7 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
             print(f"follow it with `hybrid dataset status {job_dir.name} --follow`", file=sys.stderr)
         return 0
     options = datasets.BuildOptions(n_eval=args.n_eval, n_train=args.n_train, seed=args.seed)
+    datasets.check_can_build(settings, args.replace)  # before the progress bar shows
     try:
         with progress_bar("building datasets", quiet=args.json_path == "-") as on_progress:
             report = datasets.build_datasets(
@@ -232,7 +233,10 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{kind}: {part['rows']} rows — {' · '.join(c for c in counts if c)} — {where}")
     build = summary.get("build")
     if build and not build["complete"]:
+        o = build["options"]
         print(
-            f"an unfinished build has processed {build['processed']} passages — `hybrid dataset build` continues it"
+            f"an unfinished build has processed {build['processed']} passages — "
+            f"`hybrid dataset build --eval {o.get('n_eval')} --train {o.get('n_train')} --seed {o.get('seed')}` "
+            "continues it (`hybrid dataset resume` if it ran as a job)"
         )
     return 0

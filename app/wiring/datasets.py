@@ -302,10 +302,28 @@ def check_replace(coll: Collection, replace: bool) -> None:
     """
     existing = [p for p in (coll.eval_set, coll.train_set) if p.is_file()]
     if existing and not replace:
+        own = [p for p in existing if p.parent == coll.paths.datasets]
+        kept = (
+            f"your files are backed up to {coll.paths.datasets / 'backups'}"
+            if own
+            else "the bundle's stay as they are"
+        )
         raise DataError(
             f"collection {coll.name!r} already has {' and '.join(str(p) for p in existing)} — "
-            f"pass --replace to build new sets (the current ones are backed up to {coll.paths.datasets / 'backups'})"
+            f"pass --replace to build new sets ({kept})"
         )
+
+
+def check_can_build(settings: Settings, replace: bool) -> None:
+    """The checks a build makes before it starts (for callers that want them before a progress bar).
+
+    Raises:
+        DataError: existing sets without ``replace``, or no index.
+    """
+    from app.wiring.collections import get_collection
+
+    check_replace(get_collection(settings), replace)
+    index_chunks(settings)
 
 
 def index_chunks(settings: Settings) -> list[Chunk]:
@@ -704,9 +722,8 @@ def start_dataset_job(
     from adapters import jobs
     from app.wiring.collections import get_collection
 
+    check_can_build(settings, replace)
     coll = get_collection(settings)
-    check_replace(coll, replace)
-    index_chunks(settings)
     options = BuildOptions(n_eval=n_eval, n_train=n_train, seed=seed)
     folder = coll.paths.datasets / BUILD
     with _locked(folder):
