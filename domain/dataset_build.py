@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -47,6 +48,9 @@ QUESTION_PREFILL = "QUESTION:"
 MIN_PASSAGE = {"en": 12, "zh": 30}  # words (en) or characters (zh) a passage needs to be asked about
 FACT_SIZE = {"en": (1, 20), "zh": (2, 40)}  # (min, max) words or characters of a key fact
 MAX_FACTS = 3
+PROSE_SENTENCE = {"en": 8, "zh": 15}  # a sentence this long counts as prose
+PROSE_SHARE = 0.5
+MIN_RUN = 0.6  # share of a fact's words a verbatim run must keep to stand for it
 ATTEMPTS_PER_ROW = 3  # passages tried per wanted row before a phase gives up
 FALLBACK_LINE = {"en": "See the source document for details.", "zh": "详情请查看来源文件。"}
 OOD_LINE = {
@@ -125,7 +129,7 @@ def passage_order(chunks: Sequence[Chunk], *, seed: int) -> list[Chunk]:
     by_lang: dict[str, dict[str, list[Chunk]]] = {}
     for c in sorted(chunks, key=lambda c: c.chunk_id):
         lang = chunk_lang(c)
-        if text_size(c.text, lang) >= MIN_PASSAGE[lang]:
+        if text_size(c.text, lang) >= MIN_PASSAGE[lang] and is_prose(c.text, lang):
             by_lang.setdefault(lang, {}).setdefault(c.path, []).append(c)
     per_lang = []
     for lang in sorted(by_lang):
@@ -135,6 +139,22 @@ def passage_order(chunks: Sequence[Chunk], *, seed: int) -> list[Chunk]:
         rng.shuffle(files)
         per_lang.append(_take_turns(files))
     return _take_turns(per_lang)
+
+
+def is_prose(text: str, lang: str) -> bool:
+    """Whether most of ``text`` is in full sentences (``PROSE_SHARE`` of its size in sentences of
+    ``PROSE_SENTENCE`` words or characters), not a table of contents or a list of names: a question
+    about a list of headings has no answer to check.
+
+    >>> is_prose("Backups run nightly at 02:00. Each backup is kept for 14 days, then deleted.", "en")
+    True
+    >>> is_prose("2.1. Packages\\n2.2. Archive sites\\n2.3. Areas\\n2.4. Suites and codenames", "en")
+    False
+    """
+    sents = sentences(text)
+    total = sum(text_size(x, lang) for x in sents)
+    long = sum(text_size(x, lang) for x in sents if text_size(x, lang) >= PROSE_SENTENCE[lang])
+    return total > 0 and long / total >= PROSE_SHARE
 
 
 def _take_turns(lists: Sequence[Sequence[T]]) -> list[T]:
@@ -275,11 +295,46 @@ class QuestionSet:
         return len(self._vectors)
 
 
+def _spaced(fact: str, text: str) -> str | None:
+    """The span of ``text`` that is ``fact`` up to whitespace (a line break where the model wrote a
+    space), as it stands in ``text``; None when there is none."""
+    words = fact.split()
+    if not words:
+        return None
+    found = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return found.group(0) if found else None
+
+
 def _verbatim(fact: str, text: str) -> str | None:
-    """``fact`` as it stands in ``text`` (a trailing full stop or comma may be dropped), or None."""
+    """The span of ``text`` that ``fact`` stands for, copied from ``text`` (so always verbatim), or
+    None: ``fact`` itself (a trailing full stop or comma may be dropped, whitespace may differ), else
+    the longest run of its words (characters in Chinese) found in ``text`` when that run holds at
+    least ``MIN_RUN`` of them — a model that copies a phrase and adds a word keeps the copied part.
+
+    >>> _verbatim("kept for 14 days", "Each backup is kept\\nfor 14 days, then deleted.")
+    'kept\\nfor 14 days'
+    >>> _verbatim("each backup is kept for 14 days only", "Each backup is kept for 14 days, then deleted.")
+    'backup is kept for 14 days'
+    >>> _verbatim("it provides a secure password tool", "Each backup is kept for 14 days.") is None
+    True
+    """
     for candidate in (fact, fact.rstrip(".,;:。，；：")):
         if candidate and candidate in text:
             return candidate
+        span = _spaced(candidate, text) if candidate else None
+        if span:
+            return span
+    cjk = bool(CJK_RE.search(fact)) and len(fact.split()) <= 2
+    units = list(re.sub(r"\s+", "", fact)) if cjk else fact.split()
+    shortest = max(4 if cjk else 2, math.ceil(MIN_RUN * len(units)))
+    for size in range(len(units) - 1, shortest - 1, -1):
+        for start in range(len(units) - size + 1):
+            part = units[start : start + size]
+            span = (
+                ("".join(part) if "".join(part) in text else None) if cjk else _spaced(" ".join(part), text)
+            )
+            if span and re.search(r"\w", span):
+                return span
     return None
 
 

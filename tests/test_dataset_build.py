@@ -18,7 +18,7 @@ import pytest
 
 from app import cli
 from domain import dataset_build as ds
-from domain.style import NEUTRAL, StyleProfile, format_score, load_style
+from domain.style import NEUTRAL, StyleProfile, answer_line, format_score, load_style
 from domain.types import Chunk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -337,7 +337,9 @@ def test_a_build_keeps_checked_rows_and_counts_every_reject(demo) -> None:
 
     settings, _ = demo
     fake = ScriptedGenerator(flaky_draft)
-    report = datasets.build_datasets(settings, datasets.BuildOptions(n_eval=6, n_train=3), generator=fake)
+    report = datasets.build_datasets(
+        settings, datasets.BuildOptions(n_eval=6, n_train=3, answers="model"), generator=fake
+    )
     paths = settings.ws.collection("demo")
     evals, trains = read_jsonl(paths.eval_set), read_jsonl(paths.train_set)
     texts = {}
@@ -365,6 +367,24 @@ def test_a_build_keeps_checked_rows_and_counts_every_reject(demo) -> None:
     assert report["eval"]["rejected"] + report["train"]["rejected"] == len(rejects)
     assert report["processed"] == len(journal)
     assert json.loads((paths.datasets / "build" / "report.json").read_text())["eval"] == report["eval"]
+
+
+def test_training_answers_from_the_passage_cost_one_model_call_per_row(demo) -> None:
+    from app.wiring import datasets
+
+    settings, _ = demo
+    fake = ScriptedGenerator(flaky_draft)
+    report = datasets.build_datasets(settings, datasets.BuildOptions(n_eval=0, n_train=3), generator=fake)
+    paths = settings.ws.collection("demo")
+    trains = read_jsonl(paths.train_set)
+    journal = [r for r in read_jsonl(paths.datasets / "build" / "progress.jsonl") if r["phase"] == "train"]
+    assert report["train"]["kept"] == len(trains) > 0
+    assert fake.calls == len(journal)  # the question only: the answer is the passage's own sentence
+    passage_sentences = {x for c in datasets.index_chunks(settings) for x in ds.sentences(c.text)}
+    for r in trains:
+        assert format_score(r["answer"], r["lang"], NEUTRAL) == 1.0
+        body = answer_line(r["answer"], r["lang"], NEUTRAL)
+        assert set(ds.sentences(body)) <= passage_sentences  # the passage's own sentences
 
 
 def test_a_stopped_build_continues_to_the_same_rows_without_duplicates(demo) -> None:

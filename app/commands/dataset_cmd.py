@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--train", dest="n_train", type=count, default=200, metavar="N", help="training rows (default 200)"
     )
     b.add_argument("--seed", type=int, default=0, help="chooses the passages (default 0)")
+    b.add_argument(
+        "--answers",
+        choices=("passage", "model"),
+        default="passage",
+        help="training answers from the passage's sentence (one model call per row, default) or "
+        "written by the base model over the passage among distractors (a second, longer call)",
+    )
     b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
     b.add_argument(
         "--fresh", action="store_true", help="discard an unfinished build instead of continuing it"
@@ -78,7 +85,13 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.background:
         job_dir = datasets.start_dataset_job(
-            settings, args.n_eval, args.n_train, args.seed, args.replace, fresh=args.fresh
+            settings,
+            args.n_eval,
+            args.n_train,
+            args.seed,
+            args.replace,
+            fresh=args.fresh,
+            answers=args.answers,
         )
         if args.json_path:
             emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
@@ -86,7 +99,9 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
             print(job_dir.name)
             print(f"follow it with `hybrid dataset status {job_dir.name} --follow`", file=sys.stderr)
         return 0
-    options = datasets.BuildOptions(n_eval=args.n_eval, n_train=args.n_train, seed=args.seed)
+    options = datasets.BuildOptions(
+        n_eval=args.n_eval, n_train=args.n_train, seed=args.seed, answers=args.answers
+    )
     datasets.check_can_build(settings, args.replace)  # before the progress bar shows
     try:
         with progress_bar("building datasets", quiet=args.json_path == "-") as on_progress:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KINDS = ("eval", "train")
+ANSWER_SOURCES = ("passage", "model")
 JOB_KIND = "dataset"
 WORKER_MODULE = "app.wiring.datasets"
 BUILD = "build"
@@ -54,11 +55,19 @@ MAX_PROBLEMS_SHOWN = 20
 @dataclass(frozen=True)
 class BuildOptions:
     """What a build makes: ``n_eval`` evaluation rows (about a tenth of them out of domain),
-    ``n_train`` training rows, passages chosen with ``seed``."""
+    ``n_train`` training rows, passages chosen with ``seed``. A training row's answer is built from
+    the passage (``answers="passage"``: the sentence holding its key facts, in the collection's
+    style, one model call per row) or written by the base model over the passage among distractors
+    (``answers="model"``: a second, longer call per row, kept only when it passes the checks)."""
 
     n_eval: int = 60
     n_train: int = 200
     seed: int = 0
+    answers: str = "passage"
+
+    def __post_init__(self) -> None:
+        if self.answers not in ANSWER_SOURCES:
+            raise ConfigError(f"answers {self.answers!r} is not one of {', '.join(ANSWER_SOURCES)}")
 
     @property
     def n_ood(self) -> int:
@@ -275,6 +284,8 @@ class _Build:
 
         def make(rec: dict[str, Any]) -> dict[str, Any]:
             draft = self._draft(chunk, rec)
+            if self.options.answers == "passage":
+                return ds.train_row(chunk, draft, ds.build_reference(chunk, draft.facts, self.style))
             rng = random.Random(f"{self.options.seed}:{chunk.chunk_id}")
             distractors = ds.pick_distractors(chunk, self.pool, rng, rng.randint(*DISTRACTORS))
             messages = ds.answer_prompt(draft.question, chunk, distractors, rng, style=self.style)
@@ -378,7 +389,7 @@ def _prepare(folder: Path, options: BuildOptions, *, replace: bool, fresh: bool)
     report = _read_json(folder / "report.json") or {}
     spec = _read_json(folder / "spec.json")
     if spec is not None and not fresh and not report.get("complete"):
-        saved = {k: spec.get(k) for k in asdict(options)}
+        saved = {k: spec.get(k, "model" if k == "answers" else None) for k in asdict(options)}
         if saved != asdict(options) and (folder / PROGRESS).is_file():
             raise ConfigError(
                 f"an unfinished build with {saved} is in {folder} — continue it with "
@@ -711,6 +722,7 @@ def start_dataset_job(
     replace: bool = False,
     *,
     fresh: bool = False,
+    answers: str = "passage",
 ) -> Path:
     """Check what can be checked now, then launch the build as a background job; returns its folder.
 
@@ -724,7 +736,7 @@ def start_dataset_job(
 
     check_can_build(settings, replace)
     coll = get_collection(settings)
-    options = BuildOptions(n_eval=n_eval, n_train=n_train, seed=seed)
+    options = BuildOptions(n_eval=n_eval, n_train=n_train, seed=seed, answers=answers)
     folder = coll.paths.datasets / BUILD
     with _locked(folder):
         _prepare(folder, options, replace=replace, fresh=fresh)
@@ -810,7 +822,12 @@ def worker_main(argv: list[str] | None = None) -> int:
     reporter.update(phase="building datasets", force=True)
     try:
         settings = with_collection(settings, spec["collection"])
-        options = BuildOptions(**{k: int(spec[k]) for k in asdict(BuildOptions())})
+        options = BuildOptions(
+            n_eval=int(spec["n_eval"]),
+            n_train=int(spec["n_train"]),
+            seed=int(spec["seed"]),
+            answers=str(spec.get("answers", "model")),  # a job from before the choice wrote answers
+        )
         report = build_datasets(
             settings,
             options,
