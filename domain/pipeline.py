@@ -310,7 +310,7 @@ class Assistant:
                         question,
                         mode,
                         "",
-                        reason=f"{MODE_LABELS[mode]}: no adapter loaded",
+                        reason=f"{MODE_LABELS[mode.value]}: no adapter loaded",
                         warnings=["no adapter is loaded — train one with `hybrid train`"],
                     )
                 )
@@ -318,7 +318,7 @@ class Assistant:
             decision = (
                 picked
                 if mode == picked.mode
-                else RouteDecision(mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True)
+                else RouteDecision(mode, f"{MODE_LABELS[mode.value]}: shown for comparison", overridden=True)
             )
             answers.append(self.stream_with(question, decision, retrieval).answer())
         return Comparison(question, picked, list(retrieval.hits), answers, retrieval.retrieval_s)

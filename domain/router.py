@@ -23,7 +23,14 @@ from domain.types import ALL_MODES, Hit, Mode, RouteDecision
 
 # Cheapest first: the hindsight-best mode breaks ties toward the front.
 COST_ORDER: tuple[Mode, ...] = (Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG)
-MODE_LABELS = {Mode.PROMPT: "Prompt", Mode.RAG: "RAG", Mode.TUNED: "Tuned", Mode.TUNED_RAG: "Tuned + RAG"}
+# What the pages, the CLI and the router's reasons call each mode (keyed by ``Mode.value``).
+MODE_LABELS = {
+    "auto": "Auto (router picks)",
+    "prompt": "Prompt only",
+    "rag": "RAG",
+    "tuned": "Tuned (adapter)",
+    "tuned_rag": "Tuned + RAG",
+}
 
 # Typical quiz-style questions about the world rather than the organisation's documents
 # (geography, science, history, units, arithmetic). A heuristic: a cue only raises the bar.
@@ -215,7 +222,7 @@ def decide(features: RouteFeatures, adapter: AdapterState, thresholds: RouterThr
         note = f"adapter {name} active"
     else:
         note = f"adapter {name} not used (it did not help here in evaluation)"
-    return RouteDecision(mode, f"{MODE_LABELS[mode]}: {why}; {note}")
+    return RouteDecision(mode, f"{MODE_LABELS[mode.value]}: {why}; {note}")
 
 
 def route(
@@ -230,7 +237,7 @@ def chosen(mode: Mode | str, question: str, hits: Sequence[Hit]) -> RouteDecisio
     m = Mode(mode)
     _, why = _evidence(route_features(question, hits), RouterThresholds()) if hits else (False, "")
     suffix = f"; {why}" if hits and m.uses_retrieval else ""
-    return RouteDecision(m, f"{MODE_LABELS[m]}: chosen by you{suffix}", overridden=True)
+    return RouteDecision(m, f"{MODE_LABELS[m.value]}: chosen by you{suffix}", overridden=True)
 
 
 # ----------------------------------------------------------------------------- fitting

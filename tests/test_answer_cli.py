@@ -122,7 +122,8 @@ def test_compare_one_retrieval_four_answers(ws, capsys) -> None:
     out = capsys.readouterr().out
     assert built[0].retriever.queries == [(Q, 5)]
     assert (
-        out.splitlines()[0] == "router picks tuned: Tuned: best passage 0.67 is below 0.82; adapter v3 active"
+        out.splitlines()[0]
+        == "router picks tuned: Tuned (adapter): best passage 0.67 is below 0.82; adapter v3 active"
     )
     for mode in ("prompt", "rag", "tuned", "tuned_rag"):
         assert f"\n── {mode}" in out

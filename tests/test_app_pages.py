@@ -381,7 +381,7 @@ def test_strategy_page_shows_our_sample_corpus_scoreboard_until_the_workspace_ha
     assert_clean(at)
     assert any("Measured by us with the bundled default adapter" in c.value for c in at.caption)
     board = at.dataframe[0].value
-    assert set(board["mode"]) >= {"Prompt only", "RAG", "Tuned", "Tuned + RAG"}
+    assert set(board["mode"]) >= {"Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG"}
 
 
 @pytest.mark.usefixtures("fakes")
@@ -407,7 +407,7 @@ def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
     at = page("strategy")
     assert_clean(at)
     board = at.dataframe[0].value
-    assert list(board["mode"]) == ["Prompt only", "RAG", "Tuned", "Tuned + RAG"]
+    assert list(board["mode"]) == ["Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG"]
     assert list(board["combined"]) == [0.2, 0.7, 0.4, 0.8]
     assert at.metric[0].value == "0.83"
     assert len(at.get("vega_lite_chart")) == 1

@@ -67,7 +67,7 @@ def test_weak_evidence_routes_to_tuned_without_passages() -> None:
     a = make()  # default dense_min 0.82 > the fake's 0.67
     answer = a.answer(Q)
     assert (answer.mode, answer.passages, answer.citations) == (Mode.TUNED, [], [])
-    assert answer.reason == "Tuned: best passage 0.67 is below 0.82; adapter v3 active"
+    assert answer.reason == "Tuned (adapter): best passage 0.67 is below 0.82; adapter v3 active"
 
 
 def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:

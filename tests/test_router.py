@@ -54,17 +54,18 @@ def test_strong_dense_evidence_without_adapter_goes_rag() -> None:
 
 def test_weak_evidence_goes_prompt_or_tuned() -> None:
     assert route(Q, hits(0.62), NONE) == RouteDecision(
-        Mode.PROMPT, "Prompt: best passage 0.62 is below 0.82; no adapter active"
+        Mode.PROMPT, "Prompt only: best passage 0.62 is below 0.82; no adapter active"
     )
     assert route(Q, hits(0.62), V3) == RouteDecision(
-        Mode.TUNED, "Tuned: best passage 0.62 is below 0.82; adapter v3 active"
+        Mode.TUNED, "Tuned (adapter): best passage 0.62 is below 0.82; adapter v3 active"
     )
 
 
 def test_general_knowledge_cue_raises_the_bar() -> None:
     q = "What is the capital of France?"
     assert route(q, hits(0.84, d2=0.83), NONE) == RouteDecision(
-        Mode.PROMPT, "Prompt: general-knowledge question, best passage 0.84 is below 0.85; no adapter active"
+        Mode.PROMPT,
+        "Prompt only: general-knowledge question, best passage 0.84 is below 0.85; no adapter active",
     )
     assert route("中国的首都是哪座城市？", hits(0.84, d2=0.83, first=ZH), NONE).mode == Mode.PROMPT
     assert route(q, hits(0.86, d2=0.83), NONE).mode == Mode.RAG
@@ -74,7 +75,7 @@ def test_general_knowledge_cue_raises_the_bar() -> None:
 def test_chinese_questions_have_their_own_bars() -> None:
     zq = "员工一年有几天年假？"
     assert route(zq, hits(0.88, d2=0.87, b1=14.0, first=ZH), NONE) == RouteDecision(
-        Mode.PROMPT, "Prompt: best passage 0.88 is below 0.89; no adapter active"
+        Mode.PROMPT, "Prompt only: best passage 0.88 is below 0.89; no adapter active"
     )
     assert route(zq, hits(0.88, d2=0.87, b1=15.0, first=ZH), NONE).reason == (
         "RAG: keyword match (BM25 15.0) in hr/faq-zh.md; no adapter active"
@@ -113,7 +114,9 @@ def test_fitted_flags_can_leave_the_adapter_out() -> None:
 
 
 def test_no_hits() -> None:
-    assert route(Q, [], V3) == RouteDecision(Mode.TUNED, "Tuned: nothing retrieved; adapter v3 active")
+    assert route(Q, [], V3) == RouteDecision(
+        Mode.TUNED, "Tuned (adapter): nothing retrieved; adapter v3 active"
+    )
 
 
 def test_user_choice_is_marked_overridden() -> None:
@@ -121,7 +124,7 @@ def test_user_choice_is_marked_overridden() -> None:
         Mode.RAG, "RAG: chosen by you; top passage 0.83 from hr/annual-leave.md", overridden=True
     )
     assert chosen(Mode.TUNED, Q, hits(0.83)) == RouteDecision(
-        Mode.TUNED, "Tuned: chosen by you", overridden=True
+        Mode.TUNED, "Tuned (adapter): chosen by you", overridden=True
     )
 
 

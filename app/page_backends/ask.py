@@ -40,7 +40,7 @@ class CompareRun:
         decision = (
             self.decision
             if mode == self.decision.mode
-            else RouteDecision(mode, f"{MODE_LABELS[mode]}: shown for comparison", overridden=True)
+            else RouteDecision(mode, f"{MODE_LABELS[mode.value]}: shown for comparison", overridden=True)
         )
         return self.assistant.stream_with(self.question, decision, self.retrieval)
 

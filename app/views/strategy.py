@@ -9,15 +9,8 @@ import streamlit as st
 from app.page_common import collection_caption, latest_eval_report, settings
 from app.page_text import md_escape
 from app.wiring.collections import get_collection
+from domain.router import MODE_LABELS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
-
-MODE_LABELS = {
-    "prompt": "Prompt only",
-    "rag": "RAG",
-    "tuned": "Tuned",
-    "tuned_rag": "Tuned + RAG",
-    "auto": "Router (auto)",
-}
 
 st.title("Strategy: prompt, RAG, fine-tune, or both?")
 collection_caption()
