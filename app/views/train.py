@@ -40,6 +40,13 @@ if data:
     )
     if data.get("sources"):
         st.caption(md_escape("From " + ", ".join(str(s) for s in data["sources"])))
+    if not data.get("base_rows"):
+        st.info(
+            "This collection has no training set yet. Build one from its documents on the Datasets "
+            "page (or `hybrid dataset build`), then train here."
+        )
+    else:
+        st.caption("Build, review or import rows on the Datasets page.")
 
 
 def _current_job() -> str | None:
