@@ -12,7 +12,7 @@ from typing import Any
 
 from domain.errors import ConfigError
 
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 KNOWN_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -26,7 +26,7 @@ class TrainingParams:
     tokens per row (longer rows are left out and reported), ``max_batch_tokens`` padded tokens per
     forward pass (a batch of long rows is cut into micro-batches; the update is the same). Validation: ``val_share`` of the rows,
     ``evals_per_epoch`` validation passes, stop after ``patience`` passes without an improvement of
-    ``min_delta``; the best weights are kept. ``precision``: "bf16" stores the frozen linear weights
+    ``min_delta``; the best weights are kept. ``precision``: "auto" is resolved when a job starts (bf16 where the CPU does bf16 natively, else fp32); "bf16" stores the frozen linear weights
     in bfloat16 and runs matmuls under bf16 autocast (LoRA weights, norms, residuals and the loss
     stay fp32); "fp32" everywhere. Data: ``rag_share``, ``source_prob``, ``distractors_min/max``,
     ``correction_repeats``, ``replay_rows`` per correction, ``max_rows`` (0 = all), and
@@ -51,7 +51,7 @@ class TrainingParams:
     evals_per_epoch: int = 2
     patience: int = 2
     min_delta: float = 0.005
-    precision: str = "bf16"
+    precision: str = "auto"
     seed: int = 1234
     checkpoint_every: int = 25
     rag_share: float = 0.4

@@ -164,7 +164,11 @@ def test_rows_longer_than_max_length_are_left_out_and_reported(tiny_llama_dir):
     [
         ("r", 0, "training parameter r=0 is invalid: must be a whole number ≥ 1"),
         ("lr", 0.0, "training parameter lr=0.0 is invalid: must be in (0, 0.1]"),
-        ("precision", "fp8", "training parameter precision='fp8' is invalid: must be one of bf16, fp32"),
+        (
+            "precision",
+            "fp8",
+            "training parameter precision='fp8' is invalid: must be one of auto, bf16, fp32",
+        ),
         ("dropout", 1.5, "training parameter dropout=1.5 is invalid: must be between 0 and 1"),
     ],
 )
@@ -224,3 +228,15 @@ def test_training_can_continue_from_a_saved_adapter(tiny_llama_dir, tmp_path):
     assert all(float((loaded[k] - saved[k]).abs().max()) == 0.0 for k in saved)
     with pytest.raises(TrainingError, match="does not fit these parameters"):
         load_base(tiny_llama_dir, TrainingParams(**{**FAST, "r": 8}), init_adapter=tmp_path)
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_does_it_natively(monkeypatch) -> None:
+    from app.wiring.training import resolve_precision
+
+    params = TrainingParams()
+    assert params.precision == "auto"
+    monkeypatch.setattr("index.embedder.fast_bf16_cpu", lambda: False)
+    assert resolve_precision(params).precision == "fp32"
+    monkeypatch.setattr("index.embedder.fast_bf16_cpu", lambda: True)
+    assert resolve_precision(params).precision == "bf16"
+    assert resolve_precision(params.replace(precision="fp32")).precision == "fp32"  # a choice stands

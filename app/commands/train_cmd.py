@@ -39,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="longest row in tokens (longer rows are left out)",
     )
     p.add_argument("--max-rows", type=positive_int, default=None, help="train on a seeded sample of N rows")
-    p.add_argument("--precision", choices=("bf16", "fp32"), default=None)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default=None,
+        help="auto (default): bf16 where the CPU has native bf16 (AVX-512 BF16 or AMX), else fp32",
+    )
     p.add_argument(
         "--val-share",
         type=share,

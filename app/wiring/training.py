@@ -111,6 +111,7 @@ def start_training(
         )
     files = train_files(settings, data)
     rows = load_train_rows(files)
+    params = resolve_precision(params)
     init_adapter, init_label = current_adapter(settings) if from_corrections else (None, None)
     if init_adapter is not None:
         params = _continue_params(params, init_adapter)
@@ -145,6 +146,16 @@ def start_training(
     job_dir = jobs.new_job(settings.ws.jobs, "train", spec)
     jobs.launch(job_dir, WORKER_MODULE)
     return job_dir
+
+
+def resolve_precision(params: TrainingParams) -> TrainingParams:
+    """``params`` with precision "auto" made concrete for this CPU: bf16 only where its matmuls are
+    native (AVX-512 BF16 or AMX); elsewhere they are emulated and a step takes many times longer."""
+    if params.precision != "auto":
+        return params
+    from index.embedder import fast_bf16_cpu
+
+    return params.replace(precision="bf16" if fast_bf16_cpu() else "fp32")
 
 
 def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingParams:
