@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domain.dataset_build import row_problem
 from domain.errors import DataError
 from domain.serialize import hit_from_json
 from domain.style import detect_lang
 from domain.types import Hit
 
 LANGS = ("en", "zh")
-REQUIRED_FIELDS = ("id", "lang", "question", "answer")
 MAX_REPORTED = 20
 
 
@@ -51,24 +51,12 @@ def _problem_error(problems: list[str], what: str) -> DataError:
 
 
 def _row_problem(obj: Any, seen: set[str]) -> str | None:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    for name in REQUIRED_FIELDS:
-        value = obj.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return f"field {name!r} is missing or not a non-empty string"
-    if obj["lang"] not in LANGS:
-        return f"lang {obj['lang']!r} is not one of {', '.join(LANGS)}"
-    src = obj.get("source")
-    if not (
-        src is None
-        or isinstance(src, str)
-        or (isinstance(src, list) and all(isinstance(s, str) for s in src))
-    ):
-        return "field 'source' must be a path, a list of paths, or null"
-    if obj["id"] in seen:
+    """What is wrong with a training row (``domain.dataset_build.row_problem``, the check imports
+    and dataset builds use), or a repeated id; None when it is fine."""
+    problem = row_problem(obj, "train")
+    if problem is None and obj["id"] in seen:
         return f"duplicate id {obj['id']!r}"
-    return None
+    return problem
 
 
 def load_train_rows(paths: Iterable[str | Path]) -> list[TrainRow]:
