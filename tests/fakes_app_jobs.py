@@ -282,7 +282,7 @@ class FakeDatasets:
             "step": 4 if done else 1,
             "total": 4,
             "eta_s": 30.0,
-            "result": {"kept": {"eval": 3, "train": 1}},
+            "result": {"eval": {"kept": 3, "rejected": 2}, "train": {"kept": 1, "rejected": 4}},
         }
 
     def cancel(self, job_id: str) -> bool:

@@ -90,8 +90,11 @@ def _job_panel(job_id: str, was_active: bool) -> None:
                 st.rerun()
         elif state == "succeeded":
             result = s.get("result") or {}
+            ev, tr = result.get("eval") or {}, result.get("train") or {}
             st.success(
-                md_escape(f"Finished: {json.dumps(result.get('kept') or result, ensure_ascii=False)[:300]}")
+                f"Finished: {ev.get('kept', '?')} evaluation and {tr.get('kept', '?')} training rows kept; "
+                f"{ev.get('rejected', 0)} and {tr.get('rejected', 0)} passages rejected (reasons in the "
+                "build's rejects file)."
             )
         elif state == "cancelled":
             st.info("Cancelled. The rows made so far are kept; resume to continue where it stopped.")
