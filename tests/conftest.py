@@ -47,3 +47,14 @@ def cli_env(tmp_path, tiny_st_dir, monkeypatch):
 
     clear_index_cache()
     return tmp_path
+
+
+@pytest.fixture()
+def loopback_option():
+    """The bind address `hybrid app` passes to Streamlit (AppTest starts with none set)."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", before)

@@ -72,17 +72,6 @@ def test_no_legacy_pages_folder_beside_the_main_script():
     assert not (ROOT / "app" / "pages").exists()
 
 
-@pytest.fixture()
-def loopback_option():
-    """The bind address `hybrid app` passes to Streamlit (AppTest starts with none set)."""
-    from streamlit import config
-
-    before = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
-    yield
-    config.set_option("server.address", before)
-
-
 @pytest.mark.usefixtures("fakes", "loopback_option")
 def test_navigation_lists_every_page():
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30).run()

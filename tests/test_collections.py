@@ -212,16 +212,6 @@ def per_collection_fakes(tmp_path, monkeypatch):
     page_common.base_settings.clear()
 
 
-@pytest.fixture()
-def loopback_option():
-    from streamlit import config
-
-    before = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
-    yield
-    config.set_option("server.address", before)
-
-
 @pytest.mark.usefixtures("loopback_option")
 def test_the_sidebar_selector_switches_every_page_to_the_collection(per_collection_fakes, tmp_path) -> None:
     create_collection(Settings(workspace=tmp_path / "ws"), "manual")
