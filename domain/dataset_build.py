@@ -1,11 +1,12 @@
 """Datasets built from a collection's own passages: which passages to ask about, the prompt that
-asks the base model for a question and key facts, the tolerant parser of its reply, the checks
-that keep or reject a row (each rejection carries a reason from ``REASONS``), references and
+asks the base model for a question and key facts, the tolerant parser of its reply, the round
+trip that asks the question again over the passage alone, the checks that keep or reject a row (each rejection carries a reason from ``REASONS``), references and
 training answers in the collection's style, the out-of-domain rows, and the validation of
 imported JSONL rows.
 
 Everything here is pure: the model, the index and the files are the wiring's
-(``app.wiring.datasets``). A key fact is kept only when it is a verbatim substring of its passage.
+(``app.wiring.datasets``). A key fact is kept only when it is a verbatim substring of its passage
+and the round trip's answer says it too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ REASONS = {
     "fact_not_verbatim": "a key fact is not a verbatim substring of the passage",
     "bad_fact": "a key fact is too short, too long or holds Markdown marks",
     "gives_answer_away": "the question already contains every key fact",
+    "not_answered": "asked again with the passage alone, the model's answer does not hold a key fact",
     "near_duplicate": "the question is a near-duplicate of a kept question",
     "reference_not_in_style": "no reference in the collection's style fits the facts",
     "answer_not_in_style": "the model's answer fails the style's format checks",
@@ -51,7 +53,55 @@ MAX_FACTS = 3
 PROSE_SENTENCE = {"en": 8, "zh": 15}  # a sentence this long counts as prose
 PROSE_SHARE = 0.5
 MIN_RUN = 0.6  # share of a fact's words a verbatim run must keep to stand for it
-ATTEMPTS_PER_ROW = 3  # passages tried per wanted row before a phase gives up
+ATTEMPTS_PER_ROW = 4  # passages tried per wanted row before a phase gives up
+CHECK_PREFILL = "ANSWER:"
+ROUND_TRIP_SHARE = 0.5  # share of a fact's content words the round-trip answer must hold
+RESTATED_SHARE = 0.8  # a fact with this share of its content words in the question restates it
+NONE_REPLIES = frozenset({"none", "n/a", "无", "没有", "不适用"})
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "by",
+        "with",
+        "as",
+        "at",
+        "from",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "can",
+        "may",
+        "will",
+        "which",
+        "what",
+        "how",
+        "when",
+        "where",
+        "who",
+        "why",
+        "do",
+        "does",
+    ]
+)
+_STOP_CHARS = frozenset("的了是在和与或及把被这那一个")
 FALLBACK_LINE = {"en": "See the source document for details.", "zh": "详情请查看来源文件。"}
 OOD_LINE = {
     "en": "No document in this collection covers this question.",
@@ -338,11 +388,11 @@ def _verbatim(fact: str, text: str) -> str | None:
     return None
 
 
-def check_draft(draft: Draft, chunk: Chunk, kept: QuestionSet) -> Draft:
-    """``draft`` with its facts exactly as they stand in the passage, when it may be kept.
+def check_question(draft: Draft, chunk: Chunk, kept: QuestionSet) -> str:
+    """The draft's question, stripped, when it may be asked about ``chunk``.
 
     Raises:
-        Reject: see ``REASONS``; the first failing check wins.
+        Reject: "wrong_language", "empty_question", "copies_passage" or "near_duplicate".
     """
     lang = chunk_lang(chunk)
     question = draft.question.strip()
@@ -356,23 +406,105 @@ def check_draft(draft: Draft, chunk: Chunk, kept: QuestionSet) -> Draft:
         trigram_vector(question), trigram_vector(chunk.text)
     ) >= NEAR_DUP_THRESHOLD:
         raise Reject("copies_passage", question)
-    facts = []
-    for fact in draft.facts:
-        found = _verbatim(fact, chunk.text)
-        if found is None:
-            raise Reject("fact_not_verbatim", repr(fact))
-        low, high = FACT_SIZE[lang]
-        if not low <= text_size(found, lang) <= high or not re.search(r"\w", found):
-            raise Reject("bad_fact", repr(found))
-        if _MARKUP.search(found):  # answers in the style are plain text: it could never appear there
-            raise Reject("bad_fact", f"{found!r} holds Markdown marks")
-        facts.append(found)
-    if all(normalize(f).lower() in normalize(question).lower() for f in facts):
-        raise Reject("gives_answer_away", question)
     twin = kept.near(question)
     if twin is not None:
         raise Reject("near_duplicate", f"{question!r} ~ {twin!r}")
-    return Draft(question, tuple(dict.fromkeys(facts)))
+    return question
+
+
+def content_units(text: str) -> set[str]:
+    """The words of ``text`` (lower case, without the commonest ones), or its characters when it is
+    Chinese: what two phrases are compared by.
+
+    >>> sorted(content_units("How long is each backup kept?"))
+    ['backup', 'each', 'kept', 'long']
+    >>> sorted(content_units("保留 14 天"))
+    ['1', '4', '保', '天', '留']
+    """
+    if CJK_RE.search(text):
+        return {c for c in text if c.isalnum() and c not in _STOP_CHARS}
+    return {w for w in re.findall(r"\w(?:[\w.+/-]*\w)?", text.lower()) if w not in _STOP_WORDS}
+
+
+def share_in(part: set[str], whole: set[str]) -> float:
+    """The share of ``part`` found in ``whole`` (0.0 for an empty ``part``)."""
+    return len(part & whole) / len(part) if part else 0.0
+
+
+def check_messages(question: str, chunk: Chunk) -> list[Message]:
+    """The round trip: the question asked again over its passage alone, without the facts, for the
+    shortest phrase of the passage that answers it (the reply continues ``CHECK_PREFILL``)."""
+    return [
+        {"role": "system", "content": "You answer questions about a text by copying from it."},
+        {
+            "role": "user",
+            "content": (
+                f'Text from {chunk.path}:\n"""\n{chunk.text.strip()}\n"""\n\nQuestion: {question}\n\n'
+                "Copy the shortest phrase of the text that answers the question, word for word. "
+                "If the text does not answer it, write NONE.\n"
+                "Reply in exactly this format:\nANSWER: <the phrase>"
+            ),
+        },
+    ]
+
+
+def _fact_problem(found: str, lang: str) -> str | None:
+    low, high = FACT_SIZE[lang]
+    if not low <= text_size(found, lang) <= high or not re.search(r"\w", found):
+        return f"{found!r} is too short or too long"
+    if _MARKUP.search(found):  # answers in the style are plain text: it could never appear there
+        return f"{found!r} holds Markdown marks"
+    return None
+
+
+def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str) -> Draft:
+    """The key facts of ``question``, as they stand in the passage, settled with the round trip's
+    ``reply`` (the question asked again over the passage alone, without the facts):
+
+    - the proposed facts that are verbatim (or snap to a verbatim span, see ``_verbatim``), of a fact's
+      size, do not restate the question, and that the round-trip answer holds ``ROUND_TRIP_SHARE`` of;
+    - else the round-trip answer itself, when it is verbatim, of a fact's size, and agrees with a
+      proposed fact that was not verbatim: two independent replies that say the same thing.
+
+    A question whose answer, asked again, is somewhere else in the passage has no key fact.
+
+    Raises:
+        Reject: "not_answered", "fact_not_verbatim", "bad_fact" or "gives_answer_away".
+    """
+    lang = chunk_lang(chunk)
+    body = reply.split(CHECK_PREFILL, 1)[-1] if CHECK_PREFILL in reply else reply
+    answer = _unwrap(next((x for x in body.splitlines() if x.strip()), ""))
+    if not answer or answer.rstrip(".。").strip().lower() in NONE_REPLIES:
+        raise Reject("not_answered", "asked again, the model says the passage does not answer it")
+    span = _verbatim(answer, chunk.text)
+    got = content_units(span or answer)
+    asked = content_units(question)
+    if share_in(got, asked) >= RESTATED_SHARE:
+        raise Reject("not_answered", f"asked again, the model only repeats the question: {answer!r}")
+
+    facts, problems, claims = [], [], []
+    for fact in draft.facts:
+        found = _verbatim(fact, chunk.text)
+        problem = ("fact_not_verbatim", repr(fact)) if found is None else None
+        if found is not None and _fact_problem(found, lang):
+            problem = ("bad_fact", str(_fact_problem(found, lang)))
+        elif found is not None and share_in(content_units(found), asked) >= RESTATED_SHARE:
+            problem = ("gives_answer_away", f"{found!r} restates the question")
+        if problem:
+            problems.append(problem)
+            if problem[0] != "gives_answer_away":
+                claims.append(content_units(fact))
+        elif share_in(content_units(found or ""), got) >= ROUND_TRIP_SHARE:
+            facts.append(found or "")
+        else:
+            problems.append(("not_answered", f"asked again, the model answers {answer!r}, not {found!r}"))
+    if facts:
+        return Draft(question, tuple(dict.fromkeys(facts)))
+    agrees = any(share_in(c, got) >= ROUND_TRIP_SHARE or share_in(got, c) >= ROUND_TRIP_SHARE for c in claims)
+    if span is not None and agrees and _fact_problem(span, lang) is None:
+        return Draft(question, (span,))
+    reason, detail = next((p for p in problems if p[0] != "not_answered"), problems[0])
+    raise Reject(reason, detail)
 
 
 # ----------------------------------------------------------------------------- rows in the style

@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--answers",
         choices=("passage", "model"),
         default="passage",
-        help="training answers from the passage's sentence (one model call per row, default) or "
-        "written by the base model over the passage among distractors (a second, longer call)",
+        help="training answers from the passage's sentence (default) or written by the base model "
+        "over the passage among distractors (one more, longer model call per row)",
     )
     b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
     b.add_argument(

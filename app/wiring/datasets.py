@@ -45,6 +45,9 @@ WORKER_MODULE = "app.wiring.datasets"
 BUILD = "build"
 PROGRESS = "progress.jsonl"
 QUESTION_TOKENS = 96
+CHECK_TOKENS = 40  # the round trip's reply: one short phrase
+RETRY_SUFFIX = "~again"  # the journal key of a training passage's second, sampled attempt
+RETRY_TEMPERATURE = 0.8
 ANSWER_TOKENS = 192
 DISTRACTORS = (2, 3)
 OUTPUT_CHARS = 600  # of the model's reply kept with each journal line, to see why a row failed
@@ -57,8 +60,10 @@ class BuildOptions:
     """What a build makes: ``n_eval`` evaluation rows (about a tenth of them out of domain),
     ``n_train`` training rows, passages chosen with ``seed``. A training row's answer is built from
     the passage (``answers="passage"``: the sentence holding its key facts, in the collection's
-    style, one model call per row) or written by the base model over the passage among distractors
-    (``answers="model"``: a second, longer call per row, kept only when it passes the checks)."""
+    style) or written by the base model over the passage among distractors (``answers="model"``: a
+    third, longer call per row, kept only when it passes the checks). Every row costs two calls
+    first: the question and its facts, then the round trip that asks the question again over the
+    passage alone."""
 
     n_eval: int = 60
     n_train: int = 200
@@ -185,6 +190,12 @@ class _Build:
             self.pool = [c for c in self.order if c.chunk_id not in used]
             self.planned["train"] = min(self.options.n_train * ds.ATTEMPTS_PER_ROW, len(self.pool))
             self._phase("train", [(c.chunk_id, c) for c in self.pool], self.options.n_train, self._train_item)
+            # A small folder runs out of passages: the rejected ones are asked once more, sampled
+            # instead of greedy, so the model proposes another question.
+            kept = {r["item"] for r in self.journal.records if r["phase"] == "train" and r.get("kept")}
+            again = [(c.chunk_id + RETRY_SUFFIX, c) for c in self.pool if c.chunk_id not in kept]
+            self.planned["train"] += min(len(again), max(0, self.options.n_train - len(kept)))
+            self._phase("train", again, self.options.n_train, self._retry_item)
         except _Stopped:
             return False
         return True
@@ -226,7 +237,13 @@ class _Build:
         return self._generator
 
     def _generate(
-        self, messages: list[dict[str, str]], *, prefill: str, max_new_tokens: int, min_lines: int = 0
+        self,
+        messages: list[dict[str, str]],
+        *,
+        prefill: str,
+        max_new_tokens: int,
+        min_lines: int = 0,
+        temperature: float = 0.0,
     ) -> str:
         """The model's reply after ``prefill`` (prefill included); a stop request ends it at once
         (the passage is then processed again by the next run)."""
@@ -236,7 +253,7 @@ class _Build:
                 messages,
                 adapter=False,
                 max_new_tokens=max_new_tokens,
-                temperature=0.0,
+                temperature=temperature,
                 min_lines=min_lines,
                 prefill=prefill,
             )
@@ -251,14 +268,22 @@ class _Build:
             raise ds.Reject("generation_failed", str(e)) from e
         return "".join(text)
 
-    def _draft(self, chunk: Chunk, record: dict[str, Any]) -> ds.Draft:
+    def _draft(self, chunk: Chunk, record: dict[str, Any], *, temperature: float = 0.0) -> ds.Draft:
         reply = self._generate(
-            ds.question_messages(chunk), prefill=ds.QUESTION_PREFILL, max_new_tokens=QUESTION_TOKENS
+            ds.question_messages(chunk),
+            prefill=ds.QUESTION_PREFILL,
+            max_new_tokens=QUESTION_TOKENS,
+            temperature=temperature,
         )
         record["output"] = reply[:OUTPUT_CHARS]
         draft = ds.parse_draft(reply)
         record["draft"] = {"question": draft.question, "facts": list(draft.facts)}
-        return ds.check_draft(draft, chunk, self.questions)
+        question = ds.check_question(draft, chunk, self.questions)
+        again = self._generate(
+            ds.check_messages(question, chunk), prefill=ds.CHECK_PREFILL, max_new_tokens=CHECK_TOKENS
+        )
+        record["check_output"] = again[:OUTPUT_CHARS]
+        return ds.check_facts(question, draft, chunk, again)
 
     def _outcome(
         self, record: dict[str, Any], make_row: Callable[[dict[str, Any]], dict[str, Any]]
@@ -279,11 +304,16 @@ class _Build:
         record: dict[str, Any] = {"path": None, "lang": lang}
         return self._outcome(record, lambda _rec: ds.ood_row(lang, question, answer, fact, self.style))
 
-    def _train_item(self, chunk: Chunk) -> dict[str, Any]:
+    def _retry_item(self, chunk: Chunk) -> dict[str, Any]:
+        return self._train_item(chunk, temperature=RETRY_TEMPERATURE)
+
+    def _train_item(self, chunk: Chunk, temperature: float = 0.0) -> dict[str, Any]:
         record: dict[str, Any] = {"path": chunk.path, "lang": ds.chunk_lang(chunk)}
+        if temperature > 0:
+            record["temperature"] = temperature
 
         def make(rec: dict[str, Any]) -> dict[str, Any]:
-            draft = self._draft(chunk, rec)
+            draft = self._draft(chunk, rec, temperature=temperature)
             if self.options.answers == "passage":
                 return ds.train_row(chunk, draft, ds.build_reference(chunk, draft.facts, self.style))
             rng = random.Random(f"{self.options.seed}:{chunk.chunk_id}")
