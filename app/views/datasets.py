@@ -25,8 +25,9 @@ collection_caption()
 st.caption(
     "The evaluation set measures the four modes on this collection (Strategy page); the training "
     "set teaches the adapter its style (Train page). Both can be built from the documents: the base "
-    "model writes a question per passage and key facts copied from it, which are kept only when "
-    "they appear word for word in the passage."
+    "model writes a question per passage and key facts copied from it, then answers its own question "
+    "again from the passage alone; a row is kept only when its facts stand word for word in the "
+    "passage and that second answer says them too."
 )
 datasets = get_datasets()
 name = selected_collection()
@@ -78,10 +79,13 @@ def _job_panel(job_id: str, was_active: bool) -> None:
         state = s.get("status", "?")
         st.markdown(f"**Job** `{job_id}` — {md_escape(str(s.get('phase') or state))}")
         step, total = int(s.get("step") or 0), int(s.get("total") or 0)
+        # ``total`` is the most passages the build may read (each wanted row may take a few), so
+        # the bar and the ETA are upper bounds; the message counts the rows kept so far.
+        kept = str(s.get("message") or "").strip()
         st.progress(
             min(1.0, step / total) if total else 0.0,
-            text=f"{step}/{total} rows"
-            + (f" · ETA {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
+            text=md_escape((f"{kept} · " if kept else "") + f"{step} of at most {total} passages read")
+            + (f" · ETA at most {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
         )
         if state in ACTIVE_STATES:
             if st.button("Cancel the build", key="dataset_cancel"):
