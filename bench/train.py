@@ -355,7 +355,11 @@ def main() -> None:
         "--data", nargs="+", default=None, help="train JSONL file(s) (default: corpus/train*.jsonl)"
     )
     ap.add_argument("--docs", default=str(REPO / "corpus" / "docs"))
-    ap.add_argument("--index", default="sample", help="collection whose index gives RAG rows ('' = lexical search over --docs)")
+    ap.add_argument(
+        "--index",
+        default="sample",
+        help="collection whose index gives RAG rows ('' = lexical search over --docs)",
+    )
     ap.add_argument("--rows", type=int, default=420)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max-length", type=int, default=1024)

@@ -77,7 +77,9 @@ def main() -> None:
         w.type_into("Your question", reworded)
         t0 = time.perf_counter()
         w.click("Ask")
-        w.wait_for("//*[starts-with(normalize-space(), 'Sources (')] | //*[contains(normalize-space(), 'correction memory')] | //*[@data-testid='stException']")
+        w.wait_for(
+            "//*[starts-with(normalize-space(), 'Sources (')] | //*[contains(normalize-space(), 'correction memory')] | //*[@data-testid='stException']"
+        )
         captions = " ".join(w.text('[data-testid="stCaptionContainer"]'))
         answer = " / ".join(t.replace("\n", " ") for t in w.text('[data-testid="stChatMessage"]'))
         say(

@@ -4,6 +4,7 @@ long ones run in the background between stages):
     python bench/walk_new_collection.py create NAME FOLDER   # Index page: create and index it
     python bench/walk_new_collection.py build NAME           # Datasets page: start 60 + 200 rows
     python bench/walk_new_collection.py watch NAME           # Datasets page: the build's progress
+    python bench/walk_new_collection.py resume NAME          # Datasets page: resume a stopped build
     python bench/walk_new_collection.py review NAME DROP_ID [EDIT_ID "new question"]
     python bench/walk_new_collection.py train NAME           # Train page: 1 epoch, then the gate
 
@@ -63,7 +64,7 @@ def build(w: Walk, name: str) -> None:
     w.open(f"datasets?collection={name}", "Datasets")
     say("datasets-empty", None, w.shot("datasets-empty"), f"metrics {metrics(w)[:4]}", w.errors())
     w.click("Build in the background")
-    w.wait_for("//*[contains(normalize-space(), 'eval ') and contains(normalize-space(), 'train ')]", 300)
+    w.wait_for("//*[contains(normalize-space(), 'passages read')]", 300)
     progress = [t for t in w.text('[data-testid="stProgress"]') if t.strip()]
     say("build-started", None, w.shot("build-started"), f"progress {progress}", w.errors())
 
@@ -73,6 +74,14 @@ def watch(w: Walk, name: str) -> None:
     progress = [t.replace("\n", " ") for t in w.text('[data-testid="stProgress"]') if t.strip()]
     notes = [t.replace("\n", " ") for t in w.text('[data-testid="stAlertContainer"]')][:3]
     say("build", None, w.shot("build"), f"metrics {metrics(w)[:4]}; progress {progress}; {notes}", w.errors())
+
+
+def resume(w: Walk, name: str) -> None:
+    w.open(f"datasets?collection={name}", "Datasets")
+    w.click("Resume the build")
+    w.wait_for("//*[contains(normalize-space(), 'passages read')]", 300)
+    progress = [t.replace("\n", " ") for t in w.text('[data-testid="stProgress"]') if t.strip()]
+    say("build-resumed", None, w.shot("build-resumed"), f"progress {progress}", w.errors())
 
 
 def _grid_click(w: Walk, row: int, column_x: int, *, double: bool = False) -> None:
@@ -170,6 +179,8 @@ def main() -> None:
             build(w, name)
         elif stage == "watch":
             watch(w, name)
+        elif stage == "resume":
+            resume(w, name)
         elif stage == "review":
             review(w, name, rest[0], (rest[1], rest[2]) if len(rest) >= 3 else None)
         elif stage == "train":

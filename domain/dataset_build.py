@@ -457,12 +457,30 @@ def _fact_problem(found: str, lang: str) -> str | None:
     return None
 
 
-def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str) -> Draft:
-    """The key facts of ``question``, as they stand in the passage, settled with the round trip's
-    ``reply`` (the question asked again over the passage alone, without the facts):
+def _round_trip_units(reply: str, question: str, chunk: Chunk) -> tuple[str | None, set[str]]:
+    """The round trip's answer as a verbatim span of the passage (or None) and its content units.
 
-    - the proposed facts that are verbatim (or snap to a verbatim span, see ``_verbatim``), of a fact's
-      size, do not restate the question, and that the round-trip answer holds ``ROUND_TRIP_SHARE`` of;
+    Raises:
+        Reject: "not_answered" when it says the passage has no answer or only repeats the question.
+    """
+    body = reply.split(CHECK_PREFILL, 1)[-1] if CHECK_PREFILL in reply else reply
+    answer = _unwrap(next((x for x in body.splitlines() if x.strip()), ""))
+    if not answer or answer.rstrip(".。").strip().lower() in NONE_REPLIES:
+        raise Reject("not_answered", "asked again, the model says the passage does not answer it")
+    span = _verbatim(answer, chunk.text)
+    got = content_units(span or answer)
+    if share_in(got, content_units(question)) >= RESTATED_SHARE:
+        raise Reject("not_answered", f"asked again, the model only repeats the question: {answer!r}")
+    return span, got
+
+
+def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str | None = None) -> Draft:
+    """The key facts of ``question``, as they stand in the passage. A proposed fact counts when it
+    is verbatim (or snaps to a verbatim span, see ``_verbatim``), of a fact's size, and does not
+    restate the question. With the round trip's ``reply`` (the question asked again over the
+    passage alone, without the facts) the facts are settled with it:
+
+    - the counting facts that the round-trip answer holds ``ROUND_TRIP_SHARE`` of;
     - else the round-trip answer itself, when it is verbatim, of a fact's size, and agrees with a
       proposed fact that was not verbatim: two independent replies that say the same thing.
 
@@ -472,16 +490,8 @@ def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str) -> Draft:
         Reject: "not_answered", "fact_not_verbatim", "bad_fact" or "gives_answer_away".
     """
     lang = chunk_lang(chunk)
-    body = reply.split(CHECK_PREFILL, 1)[-1] if CHECK_PREFILL in reply else reply
-    answer = _unwrap(next((x for x in body.splitlines() if x.strip()), ""))
-    if not answer or answer.rstrip(".。").strip().lower() in NONE_REPLIES:
-        raise Reject("not_answered", "asked again, the model says the passage does not answer it")
-    span = _verbatim(answer, chunk.text)
-    got = content_units(span or answer)
+    span, got = _round_trip_units(reply, question, chunk) if reply is not None else (None, set())
     asked = content_units(question)
-    if share_in(got, asked) >= RESTATED_SHARE:
-        raise Reject("not_answered", f"asked again, the model only repeats the question: {answer!r}")
-
     facts, problems, claims = [], [], []
     for fact in draft.facts:
         found = _verbatim(fact, chunk.text)
@@ -494,11 +504,13 @@ def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str) -> Draft:
             problems.append(problem)
             if problem[0] != "gives_answer_away":
                 claims.append(content_units(fact))
-        elif share_in(content_units(found or ""), got) >= ROUND_TRIP_SHARE:
+        elif reply is None or share_in(content_units(found or ""), got) >= ROUND_TRIP_SHARE:
             facts.append(found or "")
         else:
-            problems.append(("not_answered", f"asked again, the model answers {answer!r}, not {found!r}"))
-    if facts:
+            problems.append(
+                ("not_answered", f"asked again, the model answers {span or reply!r}, not {found!r}")
+            )
+    if facts and (reply is not None or not problems):
         return Draft(question, tuple(dict.fromkeys(facts)))
     agrees = any(share_in(c, got) >= ROUND_TRIP_SHARE or share_in(got, c) >= ROUND_TRIP_SHARE for c in claims)
     if span is not None and agrees and _fact_problem(span, lang) is None:

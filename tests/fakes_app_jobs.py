@@ -267,8 +267,10 @@ class FakeDatasets:
             "build": None,
         }
 
-    def start(self, n_eval: int, n_train: int, *, replace: bool) -> str:
-        self.started.append({"n_eval": n_eval, "n_train": n_train, "replace": replace})
+    def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
+        self.started.append(
+            {"n_eval": n_eval, "n_train": n_train, "replace": replace, "check_train": check_train}
+        )
         return "dataset-1"
 
     def status(self, job_id: str) -> dict[str, Any]:  # noqa: ARG002

@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="training answers from the passage's sentence (default) or written by the base model "
         "over the passage among distractors (one more, longer model call per row)",
     )
+    b.add_argument(
+        "--check-train",
+        action="store_true",
+        help="ask each training question again over its passage too, as evaluation rows always are "
+        "(a round trip: better rows, about half as long again per row)",
+    )
     b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
     b.add_argument(
         "--fresh", action="store_true", help="discard an unfinished build instead of continuing it"
@@ -92,6 +98,7 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
             args.replace,
             fresh=args.fresh,
             answers=args.answers,
+            check_train=args.check_train,
         )
         if args.json_path:
             emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
@@ -100,7 +107,11 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
             print(f"follow it with `hybrid dataset status {job_dir.name} --follow`", file=sys.stderr)
         return 0
     options = datasets.BuildOptions(
-        n_eval=args.n_eval, n_train=args.n_train, seed=args.seed, answers=args.answers
+        n_eval=args.n_eval,
+        n_train=args.n_train,
+        seed=args.seed,
+        answers=args.answers,
+        check_train=args.check_train,
     )
     datasets.check_can_build(settings, args.replace)  # before the progress bar shows
     try:

@@ -21,10 +21,12 @@ class RealDatasetBackend:
 
         return dataset_summary(self.settings)
 
-    def start(self, n_eval: int, n_train: int, *, replace: bool) -> str:
+    def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
         from app.wiring.datasets import start_dataset_job
 
-        return start_dataset_job(self.settings, n_eval, n_train, replace=replace).name
+        return start_dataset_job(
+            self.settings, n_eval, n_train, replace=replace, check_train=check_train
+        ).name
 
     def status(self, job_id: str) -> dict[str, Any]:
         from app.wiring.datasets import job_status

@@ -61,10 +61,18 @@ with st.form("dataset_build_form"):
         key="dataset_replace",
         disabled=not has_sets,
     )
+    check_train = st.checkbox(
+        "Check training rows like evaluation rows (the question asked again over its passage; "
+        "better rows, about half as long again)",
+        value=False,
+        key="dataset_check_train",
+    )
     started = st.form_submit_button("Build in the background", type="primary")
 if started:
     with shown_errors():
-        st.session_state[f"dataset_job_{name}"] = datasets.start(int(n_eval), int(n_train), replace=replace)
+        st.session_state[f"dataset_job_{name}"] = datasets.start(
+            int(n_eval), int(n_train), replace=replace, check_train=check_train
+        )
         st.rerun()
 
 job_id = st.session_state.get(f"dataset_job_{name}")

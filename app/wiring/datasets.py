@@ -60,15 +60,17 @@ class BuildOptions:
     """What a build makes: ``n_eval`` evaluation rows (about a tenth of them out of domain),
     ``n_train`` training rows, passages chosen with ``seed``. A training row's answer is built from
     the passage (``answers="passage"``: the sentence holding its key facts, in the collection's
-    style) or written by the base model over the passage among distractors (``answers="model"``: a
-    third, longer call per row, kept only when it passes the checks). Every row costs two calls
-    first: the question and its facts, then the round trip that asks the question again over the
-    passage alone."""
+    style) or written by the base model over the passage among distractors (``answers="model"``: one
+    more, longer call per row, kept only when it passes the checks). An evaluation row costs two
+    calls: the question and its facts, then the round trip that asks the question again over the
+    passage alone; a training row skips the round trip unless ``check_train`` (it then takes about
+    half as long again, and fewer passages make a row)."""
 
     n_eval: int = 60
     n_train: int = 200
     seed: int = 0
     answers: str = "passage"
+    check_train: bool = False
 
     def __post_init__(self) -> None:
         if self.answers not in ANSWER_SOURCES:
@@ -268,7 +270,9 @@ class _Build:
             raise ds.Reject("generation_failed", str(e)) from e
         return "".join(text)
 
-    def _draft(self, chunk: Chunk, record: dict[str, Any], *, temperature: float = 0.0) -> ds.Draft:
+    def _draft(
+        self, chunk: Chunk, record: dict[str, Any], *, round_trip: bool = True, temperature: float = 0.0
+    ) -> ds.Draft:
         reply = self._generate(
             ds.question_messages(chunk),
             prefill=ds.QUESTION_PREFILL,
@@ -279,6 +283,8 @@ class _Build:
         draft = ds.parse_draft(reply)
         record["draft"] = {"question": draft.question, "facts": list(draft.facts)}
         question = ds.check_question(draft, chunk, self.questions)
+        if not round_trip:
+            return ds.check_facts(question, draft, chunk)
         again = self._generate(
             ds.check_messages(question, chunk), prefill=ds.CHECK_PREFILL, max_new_tokens=CHECK_TOKENS
         )
@@ -313,7 +319,7 @@ class _Build:
             record["temperature"] = temperature
 
         def make(rec: dict[str, Any]) -> dict[str, Any]:
-            draft = self._draft(chunk, rec, temperature=temperature)
+            draft = self._draft(chunk, rec, round_trip=self.options.check_train, temperature=temperature)
             if self.options.answers == "passage":
                 return ds.train_row(chunk, draft, ds.build_reference(chunk, draft.facts, self.style))
             rng = random.Random(f"{self.options.seed}:{chunk.chunk_id}")
@@ -419,7 +425,8 @@ def _prepare(folder: Path, options: BuildOptions, *, replace: bool, fresh: bool)
     report = _read_json(folder / "report.json") or {}
     spec = _read_json(folder / "spec.json")
     if spec is not None and not fresh and not report.get("complete"):
-        saved = {k: spec.get(k, "model" if k == "answers" else None) for k in asdict(options)}
+        legacy = {**asdict(BuildOptions()), "answers": "model"}  # what a spec without the key meant
+        saved = {k: spec.get(k, legacy[k]) for k in asdict(options)}
         if saved != asdict(options) and (folder / PROGRESS).is_file():
             raise ConfigError(
                 f"an unfinished build with {saved} is in {folder} — continue it with "
@@ -753,6 +760,7 @@ def start_dataset_job(
     *,
     fresh: bool = False,
     answers: str = "passage",
+    check_train: bool = False,
 ) -> Path:
     """Check what can be checked now, then launch the build as a background job; returns its folder.
 
@@ -766,7 +774,9 @@ def start_dataset_job(
 
     check_can_build(settings, replace)
     coll = get_collection(settings)
-    options = BuildOptions(n_eval=n_eval, n_train=n_train, seed=seed, answers=answers)
+    options = BuildOptions(
+        n_eval=n_eval, n_train=n_train, seed=seed, answers=answers, check_train=check_train
+    )
     folder = coll.paths.datasets / BUILD
     with _locked(folder):
         _prepare(folder, options, replace=replace, fresh=fresh)
@@ -857,6 +867,7 @@ def worker_main(argv: list[str] | None = None) -> int:
             n_train=int(spec["n_train"]),
             seed=int(spec["seed"]),
             answers=str(spec.get("answers", "model")),  # a job from before the choice wrote answers
+            check_train=bool(spec.get("check_train", False)),
         )
         report = build_datasets(
             settings,
