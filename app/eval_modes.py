@@ -93,6 +93,18 @@ def evaluate_with_adapter(
     return report
 
 
+def correction_rows(coll: Any) -> list[dict[str, Any]]:
+    """Collection ``coll``'s corrections as evaluation rows of their own kind and split
+    ("correction"): whether the modes now say what the user corrected them to say."""
+    from domain.corrections import CorrectionStore, correction_eval_row
+
+    db = coll.paths.feedback_db
+    if not db.is_file():
+        return []
+    style = coll.style()
+    return [correction_eval_row(c, style) for c in CorrectionStore(db).all()]
+
+
 def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
     from app.eval_retrieval import eval_files, load_eval_rows, select_rows
@@ -102,8 +114,12 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     modes = parse_modes(args.modes)
     if args.fit_router and "auto" not in modes:
         modes.append("auto")
-    files = eval_files(args.eval_set, get_collection(settings).eval_set)
-    rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
+    coll = get_collection(settings)
+    own = correction_rows(coll) if not args.eval_set else []  # a named file is evaluated alone
+    files = [] if own and not coll.eval_set.is_file() else eval_files(args.eval_set, coll.eval_set)
+    rows = select_rows(
+        (load_eval_rows(files) if files else []) + own, kinds=args.kinds, split=args.split, limit=args.limit
+    )
     assistant = build_assistant(settings, use_corrections=False)
     quiet = args.json_path == "-"
     results, report = evaluate_assistant(assistant, rows, modes, quiet=quiet)

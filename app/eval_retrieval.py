@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("dense", "bm25", "hybrid")
-UNSCORED_KINDS = frozenset({"out_of_domain"})
+UNSCORED_KINDS = frozenset({"out_of_domain", "correction"})  # no right passage to find
 
 
 def eval_files(spec: str | None, default: Path | None = None) -> list[Path]:

@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from domain.errors import CorrectionStoreError, DataError
 from domain.serialize import hit_to_json, hits_from_json
-from domain.style import detect_lang
+from domain.style import NEUTRAL, StyleProfile, answer_line, detect_lang
 from domain.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,34 @@ class Correction:
         except (ValueError, TypeError, KeyError) as e:
             logger.warning("correction %d has unreadable passages (%s); showing none", self.id, e)
             return []
+
+
+CORRECTION_KIND = "correction"  # the kind and split of the evaluation rows corrections make
+
+
+def correction_eval_row(correction: Correction, style: StyleProfile = NEUTRAL) -> dict[str, Any]:
+    """An evaluation row made from ``correction``: its question, the corrected answer as the
+    reference, the corrected answer line as the one key fact (an answer scores when it says what the
+    correction says), the passages shown at the time as its sources. Kind and split are
+    ``CORRECTION_KIND``, so the tuning and held-out splits stay as they were built.
+
+    >>> c = Correction(7, "How long?", "en", "rag", "[]", "", "Answer: 30 days.\\nSource: [a.md]", "")
+    >>> row = correction_eval_row(c)
+    >>> row["id"], row["key_facts"], row["split"]
+    ('en-c-7', ['30 days.'], 'correction')
+    """
+    line = answer_line(correction.corrected, correction.lang, style)
+    paths = list(dict.fromkeys(h.chunk.path for h in correction.passage_hits()))
+    return {
+        "id": f"{correction.lang}-c-{correction.id}",
+        "lang": correction.lang,
+        "kind": CORRECTION_KIND,
+        "question": correction.question,
+        "reference": correction.corrected,
+        "key_facts": [line] if line else [],
+        "source": paths or None,
+        "split": CORRECTION_KIND,
+    }
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,39 @@ def test_a_correction_answers_only_in_its_own_collection(fake_assistants, capsys
         assert data["from_correction"] is False and "20 days" not in data["text"]
     assert fake_assistants == ["manual", "manual", "sample", "another"]
 
+    # it is an evaluation row of its own collection only, scored on what the correction says
+    from app.eval_modes import correction_rows
+    from app.settings import load_settings
+    from app.wiring.collections import with_collection
+
+    base = load_settings()
+    rows = correction_rows(get_collection(with_collection(base, "manual")))
+    assert [(r["question"], r["key_facts"], r["split"]) for r in rows] == [
+        (question, ["20 days."], "correction")
+    ]
+    assert correction_rows(get_collection(with_collection(base, "another"))) == []
+    assert (
+        main(["eval", "--collection", "manual", "--modes", "rag", "--kinds", "correction", "--json", "-"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_rows"] == 1 and report["by_kind"]["correction"]["rag"]["n"] == 1
+
+    # and a training row of its own collection only, beside the training set
+    from adapters.train_params import TrainingParams
+    from app.wiring.training import prepare_examples
+
+    train = Path(os.environ["HYBRID_WORKSPACE"]) / "train.jsonl"
+    train.write_text(
+        json.dumps({"id": "t1", "lang": "en", "question": "Who approves leave?", "answer": "Answer: HR."})
+        + "\n",
+        encoding="utf-8",
+    )
+    spec = {"params": TrainingParams(rag_share=0.0).to_json(), "data": {"files": [str(train)]}}
+    for name, corrections in (("manual", 1), ("another", 0)):
+        _, made = prepare_examples(with_collection(base, name), spec)
+        assert (made["rows"], made["corrections"]) == (1 + corrections, corrections)
+
 
 def test_an_older_workspace_is_taken_over_without_reembedding(tmp_path: Path) -> None:
     ws = tmp_path / "ws"

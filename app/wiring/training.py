@@ -262,10 +262,12 @@ def prepare_examples(
     rows = load_train_rows(data["files"])
     if params.max_rows and params.max_rows < len(rows):
         rows = random.Random(params.seed).sample(rows, params.max_rows)
+    corrections = rows_from_corrections(_load_corrections(settings))
     if data.get("from_corrections"):
-        corrections = rows_from_corrections(_load_corrections(settings))
         replay = replay_sample(rows, params.replay_rows * len(corrections), seed=params.seed)
         rows = corrections + replay
+    else:  # the training set plus every correction of the collection
+        rows = rows + corrections
     if reporter is not None:
         reporter.update(phase=f"preparing {len(rows)} rows", force=True)
     examples, report = build_examples(
