@@ -5,11 +5,11 @@ long ones run in the background between stages):
     python bench/walk_new_collection.py build NAME           # Datasets page: start 60 + 200 rows
     python bench/walk_new_collection.py watch NAME           # Datasets page: the build's progress
     python bench/walk_new_collection.py resume NAME          # Datasets page: resume a stopped build
-    python bench/walk_new_collection.py review NAME DROP_ID [EDIT_ID "new question"]
+    python bench/walk_new_collection.py review NAME ROW_ID COLUMN "new text" [...] [--drop ROW_ID]
     python bench/walk_new_collection.py train NAME           # Train page: 1 epoch, then the gate
 
-``review`` unticks the row DROP_ID in the evaluation table (and rewrites EDIT_ID's question),
-saves, and checks the file. A screenshot of each step goes to
+``review`` rewrites cells of the evaluation table (COLUMN is "question" or "key facts"; key
+facts are separated by " | "), optionally unticks a row, saves, and checks the file. A screenshot of each step goes to
 ``<workspace>/screenshots/<NAME>-new-*.png`` and one line per step says what the page showed.
 ``bench/walk_collection.py`` goes on from there (Strategy, Ask, a correction, Compare).
 """
@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,59 +85,92 @@ def resume(w: Walk, name: str) -> None:
     say("build-resumed", None, w.shot("build-resumed"), f"progress {progress}", w.errors())
 
 
-def _grid_click(w: Walk, row: int, column_x: int, *, double: bool = False) -> None:
-    """A click on the data editor's canvas at ``column_x`` pixels from its left, on body row ``row``."""
+COLUMNS = ["keep", "id", "lang", "question", "key facts", "reference", "source", "split"]
+
+
+def _grid_cell(w: Walk, row: int, column: str) -> None:
+    """Select the evaluation table's cell (``row``, ``column``) with the keyboard: a click on the
+    first row's id cell (read-only, so the click changes nothing), then arrow keys (the grid scrolls
+    to the cell)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
+    grid = WebDriverWait(w.d, 60).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="stDataFrameResizable"] canvas')
+    )
     grid = w.d.find_element(By.CSS_SELECTOR, '[data-testid="stDataFrameResizable"]')
-    w.d.execute_script("arguments[0].scrollIntoView({block: 'start'});", grid)
-    height = w.d.execute_script("return arguments[0].getBoundingClientRect().height;", grid)
-    width = w.d.execute_script("return arguments[0].getBoundingClientRect().width;", grid)
-    y = 35 + 35 * row + 17  # the header row, then 35-pixel rows
-    if y > height - 10:
-        raise SystemExit(f"row {row} is below the visible part of the table; pick an earlier row")
-    chain = ActionChains(w.d).move_to_element_with_offset(grid, column_x - width / 2, y - height / 2)
-    (chain.double_click() if double else chain.click()).perform()
-    time.sleep(0.5)
+    time.sleep(1.0)  # the canvas draws its rows after it appears
+    w.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", grid)
+    box = w.d.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", grid
+    )
+    x, y = 95 - box[0] / 2, 35 + 17 - box[1] / 2  # the id column of the first body row
+    ActionChains(w.d).move_to_element_with_offset(grid, x, y).click().perform()
+    time.sleep(0.3)
+    keys = [Keys.ARROW_RIGHT] * (COLUMNS.index(column) - 1) + [Keys.ARROW_DOWN] * row
+    chain = ActionChains(w.d)
+    for key in keys:
+        chain = chain.send_keys(key).pause(0.05)
+    chain.perform()
+    time.sleep(0.3)
 
 
-def review(w: Walk, name: str, drop_id: str, edit: tuple[str, str] | None) -> None:
-    from selenium.webdriver.common.by import By
+def _save(w: Walk) -> None:
+    w.click("Save the reviewed rows")
+    w.wait_for("//*[starts-with(normalize-space(), 'Saved ')]", 120)
+
+
+def review(w: Walk, name: str, edits: list[tuple[str, str, str]], drop: str | None) -> None:
+    """Edit cells (row id, column, new text) and untick ``drop``'s keep box, saving after each
+    change (a fresh page starts the keyboard walk from the table's first cell)."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
     eval_set = workspace() / "collections" / name / "datasets" / "eval.jsonl"
-    before = [json.loads(x) for x in eval_set.read_text(encoding="utf-8").splitlines() if x.strip()]
-    ids = [r["id"] for r in before]
-    w.open(f"datasets?collection={name}", "Datasets")
-    w.d.execute_script("window.scrollTo(0, document.body.scrollHeight);")
-    _grid_click(w, ids.index(drop_id), 25)  # the "keep" tick box
-    w.idle()
-    if edit:
-        edit_id, question = edit
-        _grid_click(w, ids.index(edit_id), 260, double=True)  # the question cell
-        box = w.d.switch_to.active_element
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(question)
-        box.send_keys(Keys.ENTER)
+
+    def rows() -> list[dict[str, Any]]:
+        return [json.loads(x) for x in eval_set.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+    before = rows()
+    for step, (rid, column, text) in enumerate(edits, start=1):
+        w.open(f"datasets?collection={name}", "Datasets")
+        _grid_cell(w, [r["id"] for r in rows()].index(rid), column)
+        ActionChains(w.d).send_keys(Keys.ENTER).pause(0.4).key_down(Keys.CONTROL).send_keys("a").key_up(
+            Keys.CONTROL
+        ).send_keys(text).pause(0.2).send_keys(Keys.ENTER).perform()
         w.idle()
-    kept = " ".join(t for t in w.text('[data-testid="stCaptionContainer"]') if "rows kept" in t)
-    say("review", None, w.shot("review"), f"before saving: {kept!r}", w.errors())
-    w.click("Save the reviewed rows")
-    w.wait_for("//*[starts-with(normalize-space(), 'Saved ')]", 120)
-    after = [json.loads(x) for x in eval_set.read_text(encoding="utf-8").splitlines() if x.strip()]
-    dropped = sorted(set(ids) - {r["id"] for r in after})
-    edited = next((r["question"] for r in after if edit and r["id"] == edit[0]), None)
+        say(
+            f"review-edit-{step}",
+            None,
+            w.shot(f"review-edit-{step}"),
+            f"{rid} {column} -> {text!r}",
+            w.errors(),
+        )
+        _save(w)
+    if drop:
+        w.open(f"datasets?collection={name}", "Datasets")
+        _grid_cell(w, [r["id"] for r in rows()].index(drop), "id")
+        ActionChains(w.d).send_keys(Keys.ARROW_LEFT).pause(0.2).send_keys(Keys.SPACE).perform()  # keep box
+        w.idle()
+        kept = " ".join(t for t in w.text('[data-testid="stCaptionContainer"]') if "rows kept" in t)
+        say("review-drop", None, w.shot("review-drop"), f"{drop} unticked: {kept!r}", w.errors())
+        _save(w)
+    after = rows()
+    by_id = {r["id"]: r for r in after}
+    changed = {
+        rid: (by_id.get(rid, {}).get("question"), by_id.get(rid, {}).get("key_facts")) for rid, _, _ in edits
+    }
     backups = sorted(p.name for p in (eval_set.parent / "backups").glob("eval-*.jsonl"))
     say(
         "review-saved",
         None,
         w.shot("review-saved"),
-        f"rows {len(before)} -> {len(after)}; dropped {dropped}; edited question {edited!r}; "
-        f"backups {backups[-1:]}",
+        f"rows {len(before)} -> {len(after)}; dropped {sorted({r['id'] for r in before} - set(by_id))}; "
+        f"edited {changed}; {len(backups)} backups, newest {backups[-1:]}",
         w.errors(),
     )
-    w.d.find_element(By.TAG_NAME, "body")  # the page is still there
 
 
 def train(w: Walk, name: str) -> None:
@@ -182,11 +216,16 @@ def main() -> None:
         elif stage == "resume":
             resume(w, name)
         elif stage == "review":
-            review(w, name, rest[0], (rest[1], rest[2]) if len(rest) >= 3 else None)
+            drop = rest[rest.index("--drop") + 1] if "--drop" in rest else None
+            cells = [x for i, x in enumerate(rest) if x != "--drop" and (i == 0 or rest[i - 1] != "--drop")]
+            review(w, name, [tuple(cells[i : i + 3]) for i in range(0, len(cells) - 2, 3)], drop)  # type: ignore[misc]
         elif stage == "train":
             train(w, name)
         else:
             raise SystemExit(f"unknown stage {stage!r}")
+    except Exception:
+        print(f"failed; the page is in {w.shot('failed')}", flush=True)
+        raise
     finally:
         drv.quit()
         stop_app(proc)
