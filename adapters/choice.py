@@ -1,16 +1,21 @@
-"""Constrained choice by likelihood: the model picks one of a few given strings, the one it finds
-most likely as the continuation of its prompt (mean log-probability per token, the option's line
-break included, so short and long options compete fairly).
+"""Constrained choice: the model picks one of a few given strings, always exactly one of them.
+Two ways, measured against each other (``corpus/measured/evidence-tune``):
 
-Greedy decoding under a grammar of the same options commits to the first token that several
-options share ("The ...") and can end in a sentence it would never have chosen whole; scoring
-every option whole avoids that, and the output is always exactly one option. Both generation
-backends score through ``best_option``, so they make the same choice from the same scores.
+- ``likelihood``: the option it finds most likely as the continuation of its prompt (mean
+  log-probability per token, the option's line break included, so short and long options compete
+  fairly). Every option is scored whole, so a shared first token ("The ...") does not commit it,
+  but sentences that are easy to predict whatever the question (document headers) score well;
+- ``greedy``: decoding under a grammar of the options — at each step the best-scoring token among
+  those that continue some option, until one option is left (``greedy_option``). The model starts
+  writing the sentence it wants to quote, as it would unconstrained, and the walk keeps it verbatim.
+
+Both generation backends choose through these functions, so they make the same choice from the
+same scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,3 +50,31 @@ def best_option(scores: Sequence[float]) -> int:
     1
     """
     return int(np.argmax(np.asarray(scores)))
+
+
+CHOICE_METHODS = ("likelihood", "greedy")
+
+
+def greedy_option(next_scores: Callable[[int | None], np.ndarray], encoded: Sequence[Sequence[int]]) -> int:
+    """The option greedy decoding under a grammar of ``encoded`` ends in: from the prompt's scores
+    (``next_scores(None)``), take the best-scoring token among the next tokens of the options still
+    alive, keep the options that have it, and feed it (``next_scores(token)`` returns the scores
+    after it); stop when one option is left or one has ended (the first of those on ties).
+
+    >>> table = {None: [0.0, 2.0, 1.0], 1: [3.0, 0.0, 0.0]}
+    >>> greedy_option(lambda t: np.asarray(table[t]), [[2, 0], [1, 2], [1, 0]])
+    2
+    """
+    alive = list(range(len(encoded)))
+    scores, pos = next_scores(None), 0
+    while len(alive) > 1:
+        ended = [i for i in alive if len(encoded[i]) <= pos]
+        if ended:
+            return ended[0]
+        allowed = sorted({encoded[i][pos] for i in alive})
+        token = allowed[int(np.argmax([scores[t] for t in allowed]))]
+        alive = [i for i in alive if encoded[i][pos] == token]
+        pos += 1
+        if len(alive) > 1:
+            scores = next_scores(token)
+    return alive[0]

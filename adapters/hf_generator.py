@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
-from adapters.choice import best_option, log_softmax, option_score
+from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
 from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
@@ -207,9 +207,10 @@ class TransformersGenerator:
         *,
         adapter: bool,
         prefill: str = "",
+        method: str = "likelihood",
     ) -> str:
-        """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
-        one the model scores most likely (``adapters.choice``).
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``,
+        chosen by ``method`` (``adapters.choice``).
 
         Raises:
             GenerationError: no options, or an adapter requested without one.
@@ -220,14 +221,21 @@ class TransformersGenerator:
         tail = encode(prefill, False) if prefill else []
         newline = encode("\n", False)[-1:]
         encoded = [encode(o, False) + newline for o in options]
-        return options[self.choose_from_ids(self.encode_prompt(messages) + tail, encoded, adapter=adapter)]
+        ids = self.encode_prompt(messages) + tail
+        return options[self.choose_from_ids(ids, encoded, adapter=adapter, method=method)]
 
     def choose_from_ids(
-        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+        self,
+        prompt_ids: Sequence[int],
+        encoded: Sequence[Sequence[int]],
+        *,
+        adapter: bool,
+        method: str = "likelihood",
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the option with the best mean log-probability after the prompt,
-        which is evaluated once."""
+        included): the index of the chosen option; the prompt is evaluated once."""
+        if method not in CHOICE_METHODS:
+            raise GenerationError(f"choice method {method!r} is not one of {', '.join(CHOICE_METHODS)}")
         if adapter and self.adapter_dir is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -237,6 +245,18 @@ class TransformersGenerator:
         torch, scores = self._torch, []
         with self._lock, torch.inference_mode(), self._adapter_state(adapter):
             out = self._model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)
+            if method == "greedy":
+                state = {"logits": out.logits[0, -1], "cache": out.past_key_values}
+
+                def next_scores(token: int | None) -> Any:
+                    if token is not None:
+                        step = self._model(
+                            input_ids=torch.tensor([[token]]), past_key_values=state["cache"], use_cache=True
+                        )
+                        state["logits"], state["cache"] = step.logits[0, -1], step.past_key_values
+                    return state["logits"].float().numpy()
+
+                return greedy_option(next_scores, encoded)
             first, cache = log_softmax(out.logits[0, -1].float().numpy()), out.past_key_values
             for tokens in encoded:
                 step = torch.tensor([list(tokens)])

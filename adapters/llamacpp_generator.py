@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adapters.chat_pieces import Piece, chat_pieces, encode_chat
-from adapters.choice import best_option, log_softmax, option_score
+from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
 from adapters.llama_tools import llama_output_captured
 from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
@@ -245,9 +245,10 @@ class LlamaCppGenerator:
         *,
         adapter: bool,
         prefill: str = "",
+        method: str = "likelihood",
     ) -> str:
-        """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
-        one the model scores most likely (``adapters.choice``).
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``,
+        chosen by ``method`` (``adapters.choice``).
 
         Raises:
             GenerationError: no options, an adapter requested without one, or the prompt does not fit.
@@ -256,14 +257,21 @@ class LlamaCppGenerator:
             raise GenerationError("a constrained choice needs at least one option")
         tail = self._encode_text(prefill) if prefill else []
         encoded = [self._encode_text(o) + [self._newline] for o in options]
-        return options[self.choose_from_ids(self.encode_prompt(messages) + tail, encoded, adapter=adapter)]
+        ids = self.encode_prompt(messages) + tail
+        return options[self.choose_from_ids(ids, encoded, adapter=adapter, method=method)]
 
     def choose_from_ids(
-        self, prompt_ids: Sequence[int], encoded: Sequence[Sequence[int]], *, adapter: bool
+        self,
+        prompt_ids: Sequence[int],
+        encoded: Sequence[Sequence[int]],
+        *,
+        adapter: bool,
+        method: str = "likelihood",
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
-        included): the index of the option with the best mean log-probability after the prompt,
-        which is evaluated once."""
+        included): the index of the chosen option; the prompt is evaluated once."""
+        if method not in CHOICE_METHODS:
+            raise GenerationError(f"choice method {method!r} is not one of {', '.join(CHOICE_METHODS)}")
         if adapter and self._adapter is None:
             raise GenerationError(
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
@@ -280,6 +288,8 @@ class LlamaCppGenerator:
             self._reset()
             try:
                 llm.eval(list(prompt_ids))
+                if method == "greedy":
+                    return greedy_option(self._scores_after(llm.n_tokens, n_vocab), encoded)
                 first = log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)))
                 n_past, scores = llm.n_tokens, []
                 for tokens in encoded:
@@ -293,6 +303,21 @@ class LlamaCppGenerator:
             finally:
                 self._reset()
         return best_option(scores)
+
+    def _scores_after(self, n_past: int, n_vocab: int) -> Any:
+        """``next_scores`` for ``greedy_option`` over the evaluated prompt: None gives the prompt's
+        last scores, a token is decoded after what came before and gives the scores after it."""
+        llm = self._llm
+
+        def next_scores(token: int | None) -> np.ndarray:
+            nonlocal n_past
+            if token is not None:
+                llm._batch.set_batch(batch=[token], n_past=n_past, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                n_past += 1
+            return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).copy()
+
+        return next_scores
 
     # ------------------------------------------------------------------ internals
     def _stream(

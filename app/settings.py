@@ -89,6 +89,12 @@ class GenerationSettings(BaseModel):
         "(it picks, among the shown sentences and 'not covered', the one it finds most likely, so "
         "the quote is verbatim); the quote's passage is the answer's citation.",
     )
+    evidence_choice: Literal["likelihood", "greedy"] = Field(
+        "likelihood",
+        description="How quote_evidence picks the quote: the sentence the model finds most likely "
+        "whole, or greedy decoding that may only continue a shown sentence (the model starts the "
+        "sentence it wants; the walk keeps it verbatim).",
+    )
     max_lines: int = Field(
         0,
         ge=0,

@@ -85,13 +85,21 @@ def citation_for(quote: str, cands: Sequence[Candidate]) -> Citation | None:
 
 
 def quote_first(
-    generator: TextGenerator, prompt: Prompt, question: str, *, adapter: bool, style: StyleProfile = NEUTRAL
+    generator: TextGenerator,
+    prompt: Prompt,
+    question: str,
+    *,
+    adapter: bool,
+    style: StyleProfile = NEUTRAL,
+    method: str = "likelihood",
 ) -> tuple[Citation | None, str, str]:
     """(the evidence, the evidence line, the answer's lead): the model chooses one shown sentence,
-    or "not covered"; its answer then starts on the next line with the answer line's label (the
-    lead), which the answer text keeps."""
+    or "not covered", by ``method`` (see ``Generator.choose``); its answer then starts on the next
+    line with the answer line's label (the lead), which the answer text keeps."""
     lang = prompt_lang(question)
     cands = candidates(prompt.passages, str(prompt.messages[-1]["content"]))
     head = label(lang)
-    quote = generator.choose(prompt.messages, choices(cands, lang), adapter=adapter, prefill=head)
+    quote = generator.choose(
+        prompt.messages, choices(cands, lang), adapter=adapter, prefill=head, method=method
+    )
     return citation_for(quote, cands), f"{head}{quote}\n", style.answer_label(lang)

@@ -75,6 +75,9 @@ class AssistantOptions:
     max_lines: int = 0
     # Retrieval modes first quote one sentence of their passages (a constrained choice) and cite it.
     quote_evidence: bool = False
+    # How the quote is chosen: "likelihood" (the most likely option whole) or "greedy" (decoding
+    # under a grammar of the options).
+    evidence_choice: str = "likelihood"
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -238,7 +241,12 @@ class Assistant:
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
             return None, "", ""
         return evidence.quote_first(
-            self.generator, prompt, question, adapter=mode.uses_adapter, style=self.options.style
+            self.generator,
+            prompt,
+            question,
+            adapter=mode.uses_adapter,
+            style=self.options.style,
+            method=self.options.evidence_choice,
         )
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:

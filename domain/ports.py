@@ -78,10 +78,17 @@ class Generator(Protocol):
     ) -> Iterator[str]: ...
 
     def choose(
-        self, messages: Sequence[Message], options: Sequence[str], *, adapter: bool, prefill: str = ""
+        self,
+        messages: Sequence[Message],
+        options: Sequence[str],
+        *,
+        adapter: bool,
+        prefill: str = "",
+        method: str = "likelihood",
     ) -> str:
-        """The continuation of the answer after ``prefill`` that is exactly one of ``options``: the
-        one the model finds most likely (``domain.evidence`` builds the options)."""
+        """The continuation of the answer after ``prefill`` that is exactly one of ``options``
+        (``domain.evidence`` builds the options): by ``method`` "likelihood", the one the model finds
+        most likely whole; by "greedy", the one decoding under a grammar of the options ends in."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

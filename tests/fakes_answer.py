@@ -194,10 +194,13 @@ class FakeGenerator:
         *,
         adapter: bool,
         prefill: str = "",
+        method: str = "likelihood",
     ) -> str:
         """The option sharing most word tokens with the question (the first on ties); "not
         covered" (the last option) when none shares any."""
-        self.choices.append({"options": list(options), "adapter": adapter, "prefill": prefill})
+        self.choices.append(
+            {"options": list(options), "adapter": adapter, "prefill": prefill, "method": method}
+        )
         question = set(tokens(str(messages[-1]["content"]).rsplit("\n", 1)[-1]))
         overlap = [len(question & set(tokens(o))) for o in options[:-1]]
         best = max(range(len(overlap)), key=lambda i: (overlap[i], -i), default=None)

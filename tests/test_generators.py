@@ -519,25 +519,47 @@ EVIDENCE_OPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("method", ["likelihood", "greedy"])
 @pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
-def test_both_backends_make_the_same_constrained_choice(llama_gen, hf_gen, adapter) -> None:
+def test_both_backends_make_the_same_constrained_choice(llama_gen, hf_gen, adapter, method) -> None:
     tok = hf_gen._tokenizer
     # The same tokens on both sides (SentencePiece word marks differ between the two, see below).
     options = [tok(o + "\n", add_special_tokens=False).input_ids for o in EVIDENCE_OPTIONS]
     chosen = set()
     for messages in PARITY_QUESTIONS:
         ids = hf_gen.encode_prompt(messages) + tok("Evidence:", add_special_tokens=False).input_ids
-        on_llama = llama_gen.choose_from_ids(ids, options, adapter=adapter)
-        assert hf_gen.choose_from_ids(ids, options, adapter=adapter) == on_llama
+        on_llama = llama_gen.choose_from_ids(ids, options, adapter=adapter, method=method)
+        assert hf_gen.choose_from_ids(ids, options, adapter=adapter, method=method) == on_llama
         chosen.add(on_llama)
     assert len(chosen) >= 2  # the choice depends on the prompt, not only on the options
     assert (
-        hf_gen.choose(PARITY_QUESTIONS[0], EVIDENCE_OPTIONS, adapter=adapter, prefill="Evidence:")
+        hf_gen.choose(
+            PARITY_QUESTIONS[0], EVIDENCE_OPTIONS, adapter=adapter, prefill="Evidence:", method=method
+        )
         in EVIDENCE_OPTIONS
     )
 
 
-def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen) -> None:
+def test_greedy_choice_starts_with_the_best_first_token_of_the_options(hf_gen) -> None:
+    """The greedy walk commits to the option start the model scores highest after the prompt,
+    where the likelihood choice may pick another start."""
+    import torch
+
+    tok = hf_gen._tokenizer
+    options = [tok(o + "\n", add_special_tokens=False).input_ids for o in EVIDENCE_OPTIONS]
+    for messages in PARITY_QUESTIONS:
+        ids = hf_gen.encode_prompt(messages) + tok("Evidence:", add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            scores = hf_gen._model(input_ids=torch.tensor([ids])).logits[0, -1]
+        best_start = max({o[0] for o in options}, key=lambda t: float(scores[t]))
+        chosen = hf_gen.choose_from_ids(ids, options, adapter=False, method="greedy")
+        assert options[chosen][0] == best_start
+    with pytest.raises(GenerationError, match="choice method"):
+        hf_gen.choose_from_ids(ids, options, adapter=False, method="best")
+
+
+@pytest.mark.parametrize("method", ["likelihood", "greedy"])
+def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen, method) -> None:
     """Property test: random passages split into sentences; the quote is always one of them."""
     import random
 
@@ -576,7 +598,9 @@ def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen) -> None:
         cands = candidates(hits, shown)
         options = choices(cands, "en")
         question = [{"role": "user", "content": f"Passages:\n{shown}\nQuestion: {rng.choice(words)}?"}]
-        quote = llama_gen.choose(question, options, adapter=bool(trial % 2), prefill="Evidence:")
+        quote = llama_gen.choose(
+            question, options, adapter=bool(trial % 2), prefill="Evidence:", method=method
+        )
         assert quote in options, (trial, quote, options)
         if quote != options[-1]:
             assert quote.strip() in shown

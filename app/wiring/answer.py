@@ -55,6 +55,7 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         max_lines=settings.generation.max_lines,
         best_passage_last=settings.generation.best_passage_last,
         quote_evidence=settings.generation.quote_evidence,
+        evidence_choice=settings.generation.evidence_choice,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )
