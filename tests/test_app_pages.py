@@ -374,6 +374,18 @@ def test_strategy_page_shows_our_sample_corpus_scoreboard_until_the_workspace_ha
 
 
 @pytest.mark.usefixtures("fakes")
+def test_strategy_page_keeps_the_bundled_scoreboard_over_a_partial_run_of_ones_own(tmp_path):
+    evals = tmp_path / "ws" / "collections" / "sample" / "evals"
+    evals.mkdir(parents=True)
+    rag = {"combined": 0.5, "fact_recall": 0.4, "format": 1.0, "rouge_l": 0.5, "citation_precision": 0.9}
+    (evals / "modes-1.json").write_text(json.dumps({"n_rows": 3, "modes": {"rag": rag}}), encoding="utf-8")
+    at = page("strategy")
+    assert_clean(at)
+    assert any("Measured by us with the bundled default adapter" in c.value for c in at.caption)
+    assert set(at.dataframe[0].value["mode"]) >= {"Prompt only", "RAG", "Tuned (adapter)", "Tuned + RAG"}
+
+
+@pytest.mark.usefixtures("fakes")
 def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
     evals = tmp_path / "ws" / "collections" / "sample" / "evals"  # the selected collection's reports
     evals.mkdir(parents=True)

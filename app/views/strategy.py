@@ -4,12 +4,14 @@ scoreboard its bundle ships); loads no model."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from app.page_common import collection_caption, latest_eval_report, settings
 from app.page_text import md_escape
 from app.wiring.collections import get_collection
-from domain.router import MODE_LABELS
+from domain.router import ALL_MODES, MODE_LABELS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
 
 st.title("Strategy: prompt, RAG, fine-tune, or both?")
@@ -58,17 +60,25 @@ with left:
     st.markdown(f"**{flow.headline}** → suggested mode: `{flow.mode}`")
     st.caption(flow.reason)
 
+
+def _all_modes(report: dict[str, Any] | None) -> bool:
+    return bool(report) and {m.value for m in ALL_MODES} <= set((report or {}).get("modes") or {})
+
+
 with right:
     st.subheader("Measured on this collection")
     collection = get_collection(settings())
     report, path = latest_eval_report(collection.paths.evals)
     shipped = collection.scoreboard
-    bundled = report is None and shipped is not None and shipped.is_file()
-    if bundled and shipped is not None:
-        report, path = latest_eval_report(shipped.parent)
+    bundled = False
+    if not _all_modes(report) and shipped is not None and shipped.is_file():
+        # a run of one mode or kind of your own does not hide the bundle's full scoreboard
+        ship_report, ship_path = latest_eval_report(shipped.parent)
+        if _all_modes(ship_report) or report is None:
+            report, path, bundled = ship_report, ship_path, True
     if report is None or path is None:
         st.info(
-            "No evaluation of this collection yet. Build its evaluation set on the Train page (or "
+            "No evaluation of this collection yet. Build its evaluation set on the Datasets page (or "
             f"`hybrid dataset build --collection {collection.name}`), then run "
             f"`hybrid eval --collection {collection.name}`; the report shows up here."
         )
