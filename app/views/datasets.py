@@ -87,13 +87,13 @@ def _job_panel(job_id: str, was_active: bool) -> None:
         state = s.get("status", "?")
         st.markdown(f"**Job** `{job_id}` — {md_escape(str(s.get('phase') or state))}")
         step, total = int(s.get("step") or 0), int(s.get("total") or 0)
-        # ``total`` is the most passages the build may read (each wanted row may take a few), so
-        # the bar and the ETA are upper bounds; the message counts the rows kept so far.
+        # ``total`` is the passages the build expects to read, from the share that made a row so
+        # far (each wanted row may take a few); the message counts the rows kept.
         kept = str(s.get("message") or "").strip()
         st.progress(
             min(1.0, step / total) if total else 0.0,
-            text=md_escape((f"{kept} · " if kept else "") + f"{step} of at most {total} passages read")
-            + (f" · ETA at most {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
+            text=md_escape((f"{kept} · " if kept else "") + f"{step} of about {total} passages read")
+            + (f" · ETA {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
         )
         if state in ACTIVE_STATES:
             if st.button("Cancel the build", key="dataset_cancel"):

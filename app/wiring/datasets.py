@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -48,6 +49,8 @@ QUESTION_TOKENS = 96
 CHECK_TOKENS = 40  # the round trip's reply: one short phrase
 RETRY_SUFFIX = "~again"  # the journal key of a training passage's second, sampled attempt
 RETRY_TEMPERATURE = 0.8
+MIN_FOR_RATE = 10  # passages a phase reads before its keep rate estimates how many more it needs
+MIN_RATE = 0.05
 ANSWER_TOKENS = 192
 DISTRACTORS = (2, 3)
 OUTPUT_CHARS = 600  # of the model's reply kept with each journal line, to see why a row failed
@@ -222,14 +225,23 @@ class _Build:
         self._progress()
 
     def _progress(self) -> None:
-        total = sum(self.planned.values())
-        done = min(len(self.journal.records), total)
+        """Passages read of those the build is expected to read (each phase's cap until
+        ``MIN_FOR_RATE`` of its passages show how many make a row), so the job's ETA follows the
+        observed keep rate rather than the worst case."""
         n_doc = self.options.n_eval - self.options.n_ood
-        message = (
-            f"eval {self.journal.count('eval', True)}/{n_doc} · "
-            f"train {self.journal.count('train', True)}/{self.options.n_train}"
-        )
-        self.on_progress(done, total, message)
+        wanted = {"eval": n_doc, "ood": self.options.n_ood, "train": self.options.n_train}
+        seen = {p: self.journal.count(p) for p in wanted}
+        kept = {p: self.journal.count(p, True) for p in wanted}
+        read = sum(seen.values())
+        rate = (sum(kept.values()) / read) if read >= MIN_FOR_RATE else None
+        total = 0
+        for phase, cap in self.planned.items():
+            own = kept[phase] / seen[phase] if seen[phase] >= MIN_FOR_RATE else rate
+            left = max(0, wanted[phase] - kept[phase])
+            guess = seen[phase] + math.ceil(left / max(own, MIN_RATE)) if own is not None else cap
+            total += max(seen[phase], min(cap, guess))
+        message = f"eval {kept['eval']}/{n_doc} · train {kept['train']}/{self.options.n_train}"
+        self.on_progress(min(read, total), total, message)
 
     # -------------------------------------------------------------- items
     @property
