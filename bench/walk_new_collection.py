@@ -176,9 +176,13 @@ def review(w: Walk, name: str, edits: list[tuple[str, str, str]], drop: str | No
 def train(w: Walk, name: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     w.open(f"train?collection={name}", "Train an adapter")
-    box = w.d.find_element(By.CSS_SELECTOR, 'input[aria-label="epochs"]')
+    box = WebDriverWait(w.d, 60).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, 'input[aria-label="epochs"]')
+    )
+    time.sleep(1.0)
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("1")
     box.send_keys(Keys.TAB)
