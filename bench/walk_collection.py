@@ -17,13 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.walkthrough import LONG_S, Walk  # noqa: E402
+from bench.walkthrough import LONG_S, Walk, say  # noqa: E402
 from tests.browser_kit import chromium, start_app, stop_app  # noqa: E402
-
-
-def say(step: str, seconds: float | None, shot: Path, what: str, errors: list[str]) -> None:
-    took = f" ({seconds:.1f} s)" if seconds is not None else ""
-    print(f"[{step}]{took} {what} -> {shot.name}" + (f"  ERRORS: {errors}" if errors else ""), flush=True)
 
 
 def main() -> None:

@@ -26,15 +26,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.walkthrough import Walk  # noqa: E402
+from bench.walkthrough import Walk, say  # noqa: E402
 from tests.browser_kit import chromium, start_app, stop_app  # noqa: E402
 
 TRAIN_WAIT_S = 3600
-
-
-def say(step: str, seconds: float | None, shot: Path, what: str, errors: list[str]) -> None:
-    took = f" ({seconds:.1f} s)" if seconds is not None else ""
-    print(f"[{step}]{took} {what} -> {shot.name}" + (f"  ERRORS: {errors}" if errors else ""), flush=True)
 
 
 def workspace() -> Path:

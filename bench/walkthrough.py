@@ -97,7 +97,7 @@ class Walk:
         return [e.text for e in self.d.find_elements(By.CSS_SELECTOR, css)]
 
 
-def _say(step: str, seconds: float | None, shot: Path, what: str, errors: list[str]) -> None:
+def say(step: str, seconds: float | None, shot: Path, what: str, errors: list[str]) -> None:
     took = f" ({seconds:.1f} s)" if seconds is not None else ""
     print(f"[{step}]{took} {what} -> {shot.name}" + (f"  ERRORS: {errors}" if errors else ""), flush=True)
 
@@ -125,7 +125,7 @@ def main() -> None:
         )
         answer = " / ".join(t.replace("\n", " ") for t in w.text('[data-testid="stChatMessage"]'))
         badges = " ".join(w.text('[data-testid="stCaptionContainer"]'))[:200]
-        _say(
+        say(
             "ask",
             time.perf_counter() - t0,
             w.shot("ask"),
@@ -141,17 +141,17 @@ def main() -> None:
         w.click("Compare")
         w.wait_for("//*[normalize-space()='Shared retrieval']")
         heads = [h for h in w.text("h3") if h.strip()]
-        _say("compare", time.perf_counter() - t0, w.shot("compare"), f"sections: {heads}", w.errors())
+        say("compare", time.perf_counter() - t0, w.shot("compare"), f"sections: {heads}", w.errors())
 
         # 3. Index: documents table, a search
         secs = w.open("index", "Index")
         shot = w.shot("index")
-        _say("index", secs, shot, f"sections: {[h for h in w.text('h3') if h.strip()]}", w.errors())
+        say("index", secs, shot, f"sections: {[h for h in w.text('h3') if h.strip()]}", w.errors())
         try:
             w.type_into("Keywords or a question", SEARCH)
             w.click("Search")
             w.idle()
-            _say("index-search", None, w.shot("index-search"), f"searched {SEARCH!r}", w.errors())
+            say("index-search", None, w.shot("index-search"), f"searched {SEARCH!r}", w.errors())
         except Exception as e:  # the search box label may differ; the page itself was checked above
             print(f"[index-search] skipped: {type(e).__name__}: {str(e)[:120]}")
 
@@ -162,7 +162,7 @@ def main() -> None:
             ("strategy", "Strategy: prompt, RAG, fine-tune, or both?"),
         ):
             secs = w.open(page, title)
-            _say(page, secs, w.shot(page), f"sections: {[h for h in w.text('h3') if h.strip()]}", w.errors())
+            say(page, secs, w.shot(page), f"sections: {[h for h in w.text('h3') if h.strip()]}", w.errors())
         print(f"app RSS at the end: {psutil.Process(proc.pid).memory_info().rss / 2**20:.0f} MiB")
     finally:
         drv.quit()
