@@ -496,8 +496,9 @@ def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str | None = N
     for fact in draft.facts:
         found = _verbatim(fact, chunk.text)
         problem = ("fact_not_verbatim", repr(fact)) if found is None else None
-        if found is not None and _fact_problem(found, lang):
-            problem = ("bad_fact", str(_fact_problem(found, lang)))
+        size = _fact_problem(found, lang) if found is not None else None
+        if size:
+            problem = ("bad_fact", size)
         elif found is not None and share_in(content_units(found), asked) >= RESTATED_SHARE:
             problem = ("gives_answer_away", f"{found!r} restates the question")
         if problem:
