@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "app.commands.train_cmd",
     "app.commands.export_cmd",
     "app.commands.app_cmd",
+    "app.commands.serve_cmd",
 )
 
 logger = logging.getLogger(__name__)

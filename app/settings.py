@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.workspace import Workspace
@@ -126,7 +126,13 @@ class ServeSettings(BaseModel):
         description="Allow a bind address other than loopback. The app has no login: anyone who "
         "reaches the address can read the documents and change the workspace.",
     )
-    api_port: int = Field(8088, description="OpenAI-compatible server port.")
+    api_port: int = Field(8088, ge=1, le=65535, description="Port of the OpenAI-compatible API (`hybrid serve`).")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Key the API requires as `Authorization: Bearer <key>`; without one it binds only "
+        "to loopback.",
+    )
+    max_request_bytes: int = Field(65536, ge=1024, description="Largest request body the API accepts.")
 
 
 class Settings(BaseSettings):
