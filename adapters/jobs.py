@@ -1,10 +1,13 @@
-"""Background jobs (training, export) as separate processes that report through a job file.
+"""Background jobs (training, dataset builds, exports) as separate processes that report through a
+job file: the folder, the worker process, its progress, cancel and liveness.
 
 A job is a folder ``<workspace>/jobs/<id>/`` with ``spec.json`` (what to do), ``job.json`` (status,
 step, total, loss history, ETA, error, result — rewritten atomically by the worker) and ``log.txt``
-(the worker's output). The app and the CLI launch, poll and cancel jobs here; what a job does is
-its worker module's business. Cancel is SIGTERM: the worker stops at the next batch and writes
-"cancelled"; a job whose process died without a final status is reported as "failed".
+(the worker's output). ``app.wiring.jobs`` launches, finds, polls, cancels and resumes jobs through
+here; what a job does is its worker module's business. Cancel is SIGTERM: the worker stops at the
+next step and writes "cancelled" (or, for a worker that cannot stop between steps, the whole process
+group is ended and "cancelled" recorded here); a job whose process died without a final status is
+reported as "failed".
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ JOB_FILE = "job.json"
 SPEC_FILE = "spec.json"
 LOG_FILE = "log.txt"
 FINAL = ("succeeded", "failed", "cancelled")
+ACTIVE = ("starting", "running")  # a process should be alive (checked on every read)
+CANCEL_WAIT_S = 5.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -113,10 +118,10 @@ def read_status(job_dir: Path) -> dict[str, Any]:
         raise TrainingError(
             f"job {job_dir.name} has no readable status ({e}) — list jobs with `hybrid train --jobs`"
         ) from e
-    if status.get("status") in ("starting", "running") and not _alive(status.get("pid")):
+    if status.get("status") in ACTIVE and not _alive(status.get("pid")):
         time.sleep(0.2)  # the worker may be writing its final status right now
         status = read_json(job_dir / JOB_FILE)
-        if status.get("status") in ("starting", "running"):
+        if status.get("status") in ACTIVE:
             status.update(
                 {
                     "status": "failed",
@@ -127,14 +132,33 @@ def read_status(job_dir: Path) -> dict[str, Any]:
     return status
 
 
-def cancel(job_dir: Path) -> bool:
-    """Ask the job's process to stop (SIGTERM). True when a running process was signalled."""
+def cancel(job_dir: Path, *, kill_note: str | None = None) -> bool:
+    """Ask the job's process to stop (SIGTERM). True when a running process was signalled.
+
+    With ``kill_note`` the job's whole process group (converters included) is ended instead —
+    SIGKILL after ``CANCEL_WAIT_S`` — and "cancelled" is recorded here with that note: a signal
+    handler in the worker would wait for a long native call to return."""
+    job_dir = Path(job_dir)
     status = read_status(job_dir)
-    pid = status.get("pid")
+    pid = int(status.get("pid") or 0)
     if status.get("status") in FINAL or not _alive(pid):
         return False
-    os.kill(int(pid), signal.SIGTERM)
-    logger.info("sent SIGTERM to job %s (pid %s)", Path(job_dir).name, pid)
+    if kill_note is None:
+        os.kill(pid, signal.SIGTERM)
+        logger.info("sent SIGTERM to job %s (pid %s)", job_dir.name, pid)
+        return True
+    try:
+        os.killpg(pid, signal.SIGTERM)  # launched with its own session: pgid == pid
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    status.update(status="cancelled", phase="cancelled", error=kill_note, eta_s=None, finished_at=time.time())
+    write_json_atomic(job_dir / JOB_FILE, status)
+    logger.info("ended job %s (pid %s) and its process group", job_dir.name, pid)
     return True
 
 

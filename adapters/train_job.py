@@ -112,12 +112,14 @@ def run_training_job(
     *,
     prepare: PrepareFn | None = None,
     gate: GateFn | None = None,
+    reporter: JobReporter | None = None,
     handle_signals: bool = True,
 ) -> dict[str, Any]:
     """Run the job in ``job_dir`` to the end; returns the result also written to job.json.
 
-    ``handle_signals`` turns SIGTERM/SIGINT into a clean cancel (only in the worker process's main
-    thread; in-process callers such as tests pass False).
+    ``reporter`` is the worker's own (a new one by default). ``handle_signals`` turns SIGTERM/SIGINT
+    into a clean cancel (only in the worker process's main thread; in-process callers such as tests
+    pass False).
 
     Raises:
         TrainingError: cancelled or failed (the job file says so too).
@@ -128,7 +130,7 @@ def run_training_job(
 
     job_dir = Path(job_dir)
     spec = read_json(job_dir / "spec.json")
-    reporter = JobReporter(job_dir)
+    reporter = reporter or JobReporter(job_dir)
     if handle_signals:
         reporter.install_signal_handlers()
     try:

@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 COLLECTION_KEY = "collection"  # the sidebar selector's session key, shared by every page
 NEXT_COLLECTION_KEY = "collection_next"  # a page asks for another selection on the next run
+ACTIVE_STATES = ("queued", "starting", "running")  # a background job's states while it may still run
+POLL_S = 2.0  # how often a page polls a running job's status
 
 
 @st.cache_resource

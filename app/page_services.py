@@ -133,7 +133,7 @@ class TrainingBackend(Protocol):
 
 
 class DatasetBackend(Protocol):
-    """The selected collection's evaluation and training sets (``app.wiring.datasets``)."""
+    """The selected collection's evaluation and training sets (``app.wiring.dataset_rows``)."""
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind, language and split, where the sets are, and the last build's state."""

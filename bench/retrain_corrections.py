@@ -25,16 +25,12 @@ sys.path.insert(0, str(REPO))
 
 def pick_rows(n_per_lang: int = 10) -> list[dict]:
     from app.settings import load_settings
-    from app.wiring.training import eval_files, gate_rows
+    from app.wiring.dataset_rows import load_rows
+    from app.wiring.training import gate_rows
 
     settings = load_settings()
     gate_ids = {r["id"] for r in gate_rows(settings)}
-    rows = [
-        json.loads(x)
-        for f in eval_files(settings)
-        for x in f.read_text(encoding="utf-8").splitlines()
-        if x.strip()
-    ]
+    rows = load_rows(settings, "eval")
     out = []
     for lang in ("en", "zh"):
         pool = [r for r in rows if r["lang"] == lang and r["kind"] == "fact" and r["id"] not in gate_ids]

@@ -68,7 +68,7 @@ def test_a_new_collection_has_the_neutral_style_its_own_datasets_and_no_adapter(
     assert sample.eval_set == ROOT / "corpus" / "eval.jsonl" and sample.train_set.is_file()
     assert sample.default_adapter == ROOT / "corpus" / "default_adapter"
     from app.wiring.active_adapter import current_adapter
-    from app.wiring.training import train_files
+    from app.wiring.training_data import train_files
 
     assert current_adapter(with_collection(settings, "manual")) == (None, None)
     with pytest.raises(DataError, match="dataset build --collection manual"):
@@ -168,7 +168,7 @@ def test_a_correction_answers_only_in_its_own_collection(fake_assistants, capsys
 
     # and a training row of its own collection only, beside the training set
     from adapters.train_params import TrainingParams
-    from app.wiring.training import prepare_examples
+    from app.wiring.training_data import prepare_examples
 
     train = Path(os.environ["HYBRID_WORKSPACE"]) / "train.jsonl"
     train.write_text(

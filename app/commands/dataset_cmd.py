@@ -1,5 +1,6 @@
 """`hybrid dataset build|status|cancel|resume|import|export|show`: a collection's evaluation and
-training sets. Argument parsing and printing live here; the work lives in ``app.wiring.datasets``.
+training sets. Argument parsing and printing live here; the work lives in ``app.wiring.datasets``
+(the build), ``app.wiring.dataset_rows`` (the row files) and ``app.wiring.dataset_job`` (the job).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 from app.commands.args import add_collection, count
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
+from app.wiring import jobs
+from app.wiring.dataset_job import DATASET, start_dataset_job
 from domain.plain import one_line
 
 
@@ -90,7 +93,7 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring import datasets
 
     if args.background:
-        job_dir = datasets.start_dataset_job(
+        job_dir = start_dataset_job(
             settings,
             args.n_eval,
             args.n_train,
@@ -179,27 +182,19 @@ def _print_status(status: dict[str, Any], json_path: str | None) -> int:
 
 
 def _follow(job_dir: Any, json_path: str | None) -> dict[str, Any]:
-    from adapters import jobs
-
     with progress_bar("building datasets", quiet=json_path == "-") as on_progress:
-        return {**jobs.wait(job_dir, on_progress=on_progress), "dir": str(job_dir)}
+        return {**jobs.wait(job_dir, on_progress), "dir": str(job_dir)}
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
-
     if args.follow:
-        return _print_status(
-            _follow(datasets.job_dir_for(settings, args.job), args.json_path), args.json_path
-        )
-    return _print_status(datasets.job_status(settings, args.job), args.json_path)
+        return _print_status(_follow(jobs.find(settings, DATASET, args.job), args.json_path), args.json_path)
+    return _print_status(jobs.status(settings, DATASET, args.job), args.json_path)
 
 
 def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
-
-    status = datasets.job_status(settings, args.job)
-    if datasets.cancel_dataset_job(settings, args.job):
+    status = jobs.status(settings, DATASET, args.job)
+    if jobs.cancel(settings, DATASET, args.job):
         print(f"cancelling {status['id']} — `hybrid dataset resume` continues it")
     else:
         print(f"dataset job {status['id']} is not running ({status['status']})")
@@ -207,9 +202,7 @@ def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_resume(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
-
-    job_dir = datasets.resume_dataset_job(settings, args.job)
+    job_dir = jobs.resume(settings, DATASET, args.job)
     print(f"resumed dataset job {job_dir.name}", file=sys.stderr)
     if args.follow:
         return _print_status(_follow(job_dir, args.json_path), args.json_path)
@@ -218,9 +211,9 @@ def run_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 # ----------------------------------------------------------------------------- rows
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
+    from app.wiring import dataset_rows
 
-    result = datasets.import_rows(settings, args.kind, args.file, replace=args.replace)
+    result = dataset_rows.import_rows(settings, args.kind, args.file, replace=args.replace)
     if args.json_path:
         emit_json(result, args.json_path)
     if args.json_path != "-":
@@ -234,17 +227,17 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
+    from app.wiring import dataset_rows
 
-    n = datasets.export_rows(settings, args.kind, args.file)
+    n = dataset_rows.export_rows(settings, args.kind, args.file)
     print(f"wrote {n} {args.kind} rows to {one_line(args.file)}")
     return 0
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring import datasets
+    from app.wiring import dataset_rows
 
-    summary = datasets.dataset_summary(settings)
+    summary = dataset_rows.dataset_summary(settings)
     if args.json_path:
         emit_json(summary, args.json_path)
         return 0

@@ -1,6 +1,6 @@
 """`hybrid export --quant f16|q8_0|q4_k_m`: merge the adapter in use into the base, convert and
 quantize to a GGUF for llama.cpp / Ollama, and print the checks (golden answers, size, speed,
-perplexity). The work lives in ``app.wiring.training`` and ``adapters.export``.
+perplexity). The work lives in ``app.wiring.export`` and ``adapters.export``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring.training import export_current
+    from app.wiring.export import export_current
 
     with progress_bar(f"export {args.quant}", quiet=args.json_path == "-") as on_progress:
         report = export_current(

@@ -131,25 +131,26 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters import jobs
-    from app.wiring import training
+    from app.wiring import jobs
+    from app.wiring.training import TRAIN, start_training
 
     if args.jobs:
-        return _print_jobs(jobs.list_jobs(settings.ws.jobs, "train"), args.json_path)
+        return _print_jobs(jobs.listing(settings, TRAIN), args.json_path)
     if args.cancel:
-        job_dir = training.job_dir_for(settings, args.cancel)
-        if not jobs.cancel(job_dir):
-            print(f"job {job_dir.name} is not running ({jobs.read_status(job_dir)['status']})")
+        job_dir = jobs.find(settings, TRAIN, args.cancel)
+        if not jobs.cancel(settings, TRAIN, job_dir.name):
+            state = jobs.status(settings, TRAIN, job_dir.name)["status"]
+            print(f"job {job_dir.name} is not running ({state})")
             return 0
         print(f"cancelling {job_dir.name}…", file=sys.stderr)
         return _report(jobs.wait(job_dir), args.json_path)
     if args.resume:
-        job_dir = training.resume_training(settings, args.resume)
+        job_dir = jobs.resume(settings, TRAIN, args.resume)
     elif args.follow:
-        job_dir = training.job_dir_for(settings, args.follow)
+        job_dir = jobs.find(settings, TRAIN, args.follow)
     else:
         activate = "never" if args.no_gate else "force" if args.force_activate else "gate"
-        job_dir = training.start_training(
+        job_dir = start_training(
             settings,
             _params(args),
             data=args.data,
@@ -158,7 +159,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             version=args.version,
             num_threads=args.threads,
         )
-    print(f"training job {job_dir.name} (log: {job_dir / jobs.LOG_FILE})", file=sys.stderr)
+    print(f"training job {job_dir.name} (log: {job_dir / 'log.txt'})", file=sys.stderr)
     if args.detach:
         if args.json_path:
             emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
@@ -167,7 +168,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         with progress_bar("training", quiet=args.json_path == "-") as on_progress:
             status = jobs.wait(job_dir, on_progress=on_progress)
     except KeyboardInterrupt:
-        jobs.cancel(job_dir)
+        jobs.cancel(settings, TRAIN, job_dir.name)
         status = jobs.wait(job_dir)
         print(
             f"training cancelled at step {status.get('step')}; no version was created — resume with "

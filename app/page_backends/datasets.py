@@ -1,6 +1,7 @@
-"""The Datasets page's backend: the selected collection's evaluation and training sets and their
-build job, through ``app.wiring.datasets`` (as ``hybrid dataset`` does) — file reads and a
-background process, no model in the page's process."""
+"""The Datasets page's backend: the selected collection's evaluation and training sets
+(``app.wiring.dataset_rows``) and their build job (``app.wiring.dataset_job`` through the job
+runner ``app.wiring.jobs``), as ``hybrid dataset`` does — file reads and a background process, no
+model in the page's process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
+from app.wiring import jobs
+from app.wiring.dataset_job import DATASET
 from domain.errors import ConfigError
 
 
@@ -17,51 +20,43 @@ class RealDatasetBackend:
         self.settings = settings
 
     def summary(self) -> dict[str, Any]:
-        from app.wiring.datasets import dataset_summary
+        from app.wiring.dataset_rows import dataset_summary
 
         return dataset_summary(self.settings)
 
     def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
-        from app.wiring.datasets import start_dataset_job
+        from app.wiring.dataset_job import start_dataset_job
 
         return start_dataset_job(
             self.settings, n_eval, n_train, replace=replace, check_train=check_train
         ).name
 
     def status(self, job_id: str) -> dict[str, Any]:
-        from app.wiring.datasets import job_status
-
-        return job_status(self.settings, job_id)
+        return jobs.status(self.settings, DATASET, job_id)
 
     def cancel(self, job_id: str) -> bool:
-        from app.wiring.datasets import cancel_dataset_job
-
-        return cancel_dataset_job(self.settings, job_id)
+        return jobs.cancel(self.settings, DATASET, job_id)
 
     def resume(self, job_id: str) -> str:
-        from app.wiring.datasets import resume_dataset_job
-
-        return resume_dataset_job(self.settings, job_id).name
+        return jobs.resume(self.settings, DATASET, job_id).name
 
     def last_job(self) -> str | None:
-        from app.wiring.datasets import job_dir_for
-
         try:
-            return job_dir_for(self.settings, "last").name
+            return jobs.find(self.settings, DATASET, "last").name
         except ConfigError:
             return None
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
-        from app.wiring.datasets import load_rows
+        from app.wiring.dataset_rows import load_rows
 
         return load_rows(self.settings, kind)
 
     def save(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
-        from app.wiring.datasets import save_rows
+        from app.wiring.dataset_rows import save_rows
 
         return str(save_rows(self.settings, kind, rows))
 
     def import_file(self, kind: str, path: Path, *, replace: bool) -> dict[str, Any]:
-        from app.wiring.datasets import import_rows
+        from app.wiring.dataset_rows import import_rows
 
         return import_rows(self.settings, kind, path, replace)

@@ -1,6 +1,7 @@
 """The Train page's backend: the dataset summary, starting a training job through
-``app.wiring.training`` (as ``hybrid train`` does), and job status, cancel, versions, activate and
-rollback through ``adapters.jobs`` and ``adapters.registry`` — all file reads, no model.
+``app.wiring.training`` (as ``hybrid train`` does), its status, cancel and resume through the job
+runner (``app.wiring.jobs``), and versions, activate and rollback through ``adapters.registry`` —
+all file reads, no model.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
-from domain.errors import TrainingError
+from app.wiring import jobs
+from app.wiring.training import TRAIN, start_training
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class RealTrainingBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    def _job_dir(self, job_id: str) -> Path:
-        path = self.settings.ws.job(job_id)
-        if not path.is_dir():
-            raise TrainingError(f"no job {job_id!r} in {self.settings.ws.jobs} — pick one from the list")
-        return path
 
     def _feedback_db(self) -> Path:
         from app.wiring.answer import feedback_db
@@ -39,14 +35,15 @@ class RealTrainingBackend:
         return registry_root(self.settings)
 
     def dataset(self) -> dict[str, Any]:
-        from adapters.training_data import load_train_rows
+        from adapters.training_rows import load_train_rows
         from app.wiring.collections import get_collection
+        from app.wiring.training_data import load_corrections
 
         train_set = get_collection(self.settings).train_set
         files = [train_set] if train_set.is_file() else []
         rows = load_train_rows(files) if files else []
         base = Counter(r.lang for r in rows)
-        corrections = self._correction_langs()
+        corrections = Counter(c.lang for c in load_corrections(self.settings))
         langs = sorted(set(base) | set(corrections))
         sources = [str(f.relative_to(REPO_ROOT)) if f.is_relative_to(REPO_ROOT) else str(f) for f in files]
         if self._feedback_db().is_file():
@@ -60,12 +57,6 @@ class RealTrainingBackend:
             "sources": sources,
         }
 
-    def _correction_langs(self) -> Counter[str]:
-        from domain.corrections import CorrectionStore
-
-        db = self._feedback_db()
-        return Counter(c.lang for c in CorrectionStore(db).all()) if db.is_file() else Counter()
-
     def default_params(self) -> dict[str, Any]:
         from adapters.train_params import TrainingParams
 
@@ -73,7 +64,6 @@ class RealTrainingBackend:
 
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
         from adapters.train_params import TrainingParams
-        from app.wiring.training import start_training
 
         checked = TrainingParams.from_json(params)
         if from_corrections:
@@ -82,19 +72,13 @@ class RealTrainingBackend:
         return Path(job_dir).name
 
     def status(self, job_id: str) -> dict[str, Any]:
-        from adapters.jobs import read_status
-
-        return read_status(self._job_dir(job_id))
+        return jobs.status(self.settings, TRAIN, job_id)
 
     def cancel(self, job_id: str) -> bool:
-        from adapters.jobs import cancel
-
-        return cancel(self._job_dir(job_id))
+        return jobs.cancel(self.settings, TRAIN, job_id)
 
     def resume(self, job_id: str) -> str:
-        from app.wiring.training import resume_training
-
-        return Path(resume_training(self.settings, self._job_dir(job_id).name)).name
+        return jobs.resume(self.settings, TRAIN, job_id).name
 
     def in_use(self) -> str | None:
         from app.wiring.active_adapter import current_adapter
@@ -102,22 +86,8 @@ class RealTrainingBackend:
         return current_adapter(self.settings)[1]
 
     def jobs(self) -> list[dict[str, Any]]:
-        from adapters.jobs import list_jobs
-
-        mine = [j for j in list_jobs(self.settings.ws.jobs, kind="train") if self._owns(j)]
-        return mine
-
-    def _owns(self, job: dict[str, Any]) -> bool:
-        """Whether a job trains this collection (jobs from before collections: the bundled one)."""
-        from adapters.jobs import SPEC_FILE
-        from app.wiring.collections import bundled_name
-        from domain.atomic import read_json
-
-        try:
-            spec = read_json(Path(job["dir"]) / SPEC_FILE)
-        except (OSError, ValueError, KeyError):
-            return False
-        return (spec.get("collection") or bundled_name()) == self.settings.collection
+        """This collection's training jobs (jobs from before collections: the bundled one's)."""
+        return jobs.listing(self.settings, TRAIN, mine=True)
 
     def versions(self) -> list[dict[str, Any]]:
         from adapters.registry import list_versions

@@ -12,12 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import collection_caption, selected_collection, shown_errors
+from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, selected_collection, shown_errors
 from app.page_services import get_datasets
 from app.page_text import duration, md_escape
 
-ACTIVE_STATES = ("queued", "starting", "running")
-POLL_S = 2.0
 KIND_LABELS = {"eval": "Evaluation set", "train": "Training set"}
 
 st.title("Datasets")

@@ -12,17 +12,15 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import collection_caption, settings, shown_errors
+from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, settings, shown_errors
 from app.page_services import get_exporter
 from app.page_text import duration, md_escape, size
 
-ACTIVE_STATES = ("queued", "starting", "running")
 QUANT_HELP = {
     "q8_0": "8-bit: near-lossless, about half the f16 size",
     "q4_k_m": "4-bit K-quant: smallest and fastest, small quality loss",
     "f16": "16-bit: the reference, largest",
 }
-POLL_S = 2.0
 
 st.title("Deploy")
 collection_caption()

@@ -9,13 +9,11 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import collection_caption, shown_errors
+from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, shown_errors
 from app.page_services import get_trainer_jobs
 from app.page_text import duration, md_escape
 
-ACTIVE_STATES = ("queued", "starting", "running")
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-POLL_S = 2.0
 
 st.title("Train an adapter")
 collection_caption()

@@ -1,6 +1,6 @@
 """Which LoRA adapter answers in a collection: its active version in its adapter registry, else
 the default adapter its bundle ships (the bundled collection only), else none. Every page, command
-and wiring module asks here; training, the gate and exports live in ``app.wiring.training``.
+and wiring module asks here; training and its gate live in ``app.wiring.training``, exports in ``.export``.
 """
 
 from __future__ import annotations

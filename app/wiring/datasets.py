@@ -1,25 +1,21 @@
 """Wires building a collection's evaluation and training sets from its own documents with the base
-model, in the foreground or as a background job (``python -m app.wiring.datasets JOB_DIR``), and
-the small row API the CLI and the Train page use: summary, load, save, import and export. What
-makes a row, and whether it is kept, is ``domain.dataset_build``'s business.
+model: the options, one run over the phases (``_Build``), and ``build_datasets`` (in the foreground,
+or in a background job through ``app.wiring.dataset_job``). What makes a row, and whether it is
+kept, is ``domain.dataset_build``'s business; the build's journal is ``app.wiring.dataset_journal``'s
+and the row files are ``app.wiring.dataset_rows``'s.
 
 A build keeps its progress in ``<collection>/datasets/build/``: ``spec.json`` (its options),
-``progress.jsonl`` (one line per processed passage, kept or rejected with its reason, appended and
-flushed as it happens) and, once complete, ``rejects.jsonl`` and ``report.json``. A rerun, a resumed
-job or a build killed mid-row continues from ``progress.jsonl`` and never writes a row id twice.
-Finished sets replace ``datasets/eval.jsonl`` and ``datasets/train.jsonl`` atomically; files
-they replace are copied to ``datasets/backups/`` first.
+``progress.jsonl`` (the journal) and, once complete, ``rejects.jsonl`` and ``report.json``.
+Finished sets replace ``datasets/eval.jsonl`` and ``datasets/train.jsonl`` atomically (backed up
+first). Above ~300 lines because ``_Build``, one run over the phases, is one class.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -28,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from app.wiring.dataset_journal import BUILD, PROGRESS, Journal, read_json_dict
+from app.wiring.dataset_rows import jsonl, own_path, write_set
 from domain import dataset_build as ds
-from domain.errors import ConfigError, DataError, GenerationError, HybridError
+from domain.errors import ConfigError, DataError, GenerationError
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -39,12 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("eval", "train")
 ANSWER_SOURCES = ("passage", "model")
-JOB_KIND = "dataset"
-WORKER_MODULE = "app.wiring.datasets"
-BUILD = "build"
-PROGRESS = "progress.jsonl"
 QUESTION_TOKENS = 96
 CHECK_TOKENS = 40  # the round trip's reply: one short phrase
 RETRY_SUFFIX = "~again"  # the journal key of a training passage's second, sampled attempt
@@ -54,8 +47,6 @@ MIN_RATE = 0.05
 ANSWER_TOKENS = 192
 DISTRACTORS = (2, 3)
 OUTPUT_CHARS = 600  # of the model's reply kept with each journal line, to see why a row failed
-KEEP_BACKUPS = 10
-MAX_PROBLEMS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -82,66 +73,6 @@ class BuildOptions:
     @property
     def n_ood(self) -> int:
         return min(max(1, self.n_eval // 10), len(ds.GENERAL_QUESTIONS["en"])) if self.n_eval >= 2 else 0
-
-
-# ----------------------------------------------------------------------------- the journal
-class Journal:
-    """``progress.jsonl``: one record per processed item ({"phase", "item", "kept", "row" | "reason",
-    …}), appended, flushed and fsynced one at a time. A line torn by a kill is ignored, and cut off
-    with ``repair`` (only the build holding the lock may: a running build may be writing it now)."""
-
-    def __init__(self, path: Path, *, repair: bool = False) -> None:
-        self.path, self.repair = path, repair
-        self.records: list[dict[str, Any]] = []
-        self._done: set[tuple[str, str]] = set()
-        self._ids: set[str] = set()
-        self._counts: Counter[tuple[str, bool]] = Counter()
-        for record in self._read():
-            self._remember(record)
-
-    def _read(self) -> Iterator[dict[str, Any]]:
-        if not self.path.is_file():
-            return
-        data = self.path.read_bytes()
-        whole = data[: data.rfind(b"\n") + 1]
-        if len(whole) < len(data) and self.repair:
-            logger.warning("%s: cutting off a line torn by an interrupted build", self.path)
-            with self.path.open("r+b") as fh:
-                fh.truncate(len(whole))
-        for number, line in enumerate(whole.decode("utf-8").splitlines(), start=1):
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d is unreadable; that passage will be processed again", self.path, number)
-
-    def _remember(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-        self._done.add((record["phase"], record["item"]))
-        self._counts[(record["phase"], bool(record.get("kept")))] += 1
-        if record.get("kept"):
-            self._ids.add(record["row"]["id"])
-
-    def done(self, phase: str, item: str) -> bool:
-        return (phase, item) in self._done
-
-    def count(self, phase: str, kept: bool | None = None) -> int:
-        if kept is None:
-            return self._counts[(phase, True)] + self._counts[(phase, False)]
-        return self._counts[(phase, kept)]
-
-    def rows(self, phase: str) -> list[dict[str, Any]]:
-        return [r["row"] for r in self.records if r["phase"] == phase and r.get("kept")]
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Store ``record`` durably (a kept row whose id is stored already is turned into a reject)."""
-        if record.get("kept") and record["row"]["id"] in self._ids:
-            record = {**record, "kept": False, "reason": "duplicate_id", "detail": record["row"]["id"]}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._remember(record)
 
 
 # ----------------------------------------------------------------------------- one build
@@ -392,6 +323,17 @@ def check_can_build(settings: Settings, replace: bool) -> None:
     index_chunks(settings)
 
 
+def prepare_build(settings: Settings, options: BuildOptions, *, replace: bool, fresh: bool) -> None:
+    """What a build does before its first passage, for a build another process runs (a job): the
+    checks, and its options written to the build folder (or refused: see ``build_datasets``)."""
+    from app.wiring.collections import get_collection
+
+    check_can_build(settings, replace)
+    folder = get_collection(settings).paths.datasets / BUILD
+    with _locked(folder):
+        _prepare(folder, options, replace=replace, fresh=fresh)
+
+
 def index_chunks(settings: Settings) -> list[Chunk]:
     """The passages of the selected collection's index.
 
@@ -427,25 +369,20 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    from domain.atomic import read_json
-
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def options_from_spec(spec: dict[str, Any]) -> BuildOptions:
+    """The options a build's or a job's spec names (one from before ``answers`` meant "model")."""
+    given = {**asdict(BuildOptions()), "answers": "model", **spec}
+    return BuildOptions(**{k: given[k] for k in asdict(BuildOptions())})
 
 
 def _prepare(folder: Path, options: BuildOptions, *, replace: bool, fresh: bool) -> None:
     """Start over when asked or after a finished build; refuse to mix options with an unfinished one."""
     from domain.atomic import write_json_atomic
 
-    report = _read_json(folder / "report.json") or {}
-    spec = _read_json(folder / "spec.json")
+    report = read_json_dict(folder / "report.json") or {}
+    spec = read_json_dict(folder / "spec.json")
     if spec is not None and not fresh and not report.get("complete"):
-        legacy = {**asdict(BuildOptions()), "answers": "model"}  # what a spec without the key meant
-        saved = {k: spec.get(k, legacy[k]) for k in asdict(options)}
+        saved = asdict(options_from_spec(spec))
         if saved != asdict(options) and (folder / PROGRESS).is_file():
             raise ConfigError(
                 f"an unfinished build with {saved} is in {folder} — continue it with "
@@ -527,11 +464,11 @@ def _finish(coll: Collection, folder: Path, run: _Build, *, wall_s: float) -> di
             notes.append(f"no {kind} row passed the checks; {kind}.jsonl was left as it was")
             files[kind] = None
             continue
-        backup = _write_set(coll, kind, rows)
+        backup = write_set(coll, kind, rows)
         backups += [str(backup)] if backup else []
-        files[kind] = str(_own_path(coll, kind))
+        files[kind] = str(own_path(coll, kind))
     rejects = [r for r in journal.records if not r.get("kept")]
-    write_text_atomic(folder / "rejects.jsonl", _jsonl(rejects))
+    write_text_atomic(folder / "rejects.jsonl", jsonl(rejects))
     files["rejects"] = str(folder / "rejects.jsonl")
     files["progress"] = str(journal.path)
     report = _report(coll, run, complete=True, wall_s=wall_s)
@@ -585,330 +522,3 @@ def _report(coll: Collection, run: _Build, *, complete: bool, wall_s: float) -> 
         "wall_seconds_this_run": round(wall_s, 1),
         "rows_per_minute": round(kept / (seconds / 60), 2) if seconds > 0 else None,
     }
-
-
-# ----------------------------------------------------------------------------- rows on disk
-def _kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise ConfigError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    return kind
-
-
-def _own_path(coll: Collection, kind: str) -> Path:
-    return coll.paths.eval_set if kind == "eval" else coll.paths.train_set
-
-
-def _current_path(coll: Collection, kind: str) -> Path:
-    """The file the collection reads ``kind`` rows from (its own, else the bundle's)."""
-    return coll.eval_set if kind == "eval" else coll.train_set
-
-
-def _jsonl(rows: Sequence[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _backup(coll: Collection, kind: str) -> Path | None:
-    """Copy the collection's own ``kind`` file to ``datasets/backups/`` (the newest ``KEEP_BACKUPS``
-    per kind are kept); None when it has none."""
-    import shutil
-
-    own = _own_path(coll, kind)
-    if not own.is_file():
-        return None
-    folder = coll.paths.datasets / "backups"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = folder / f"{kind}-{stamp}.jsonl"
-    n = 1
-    while target.exists():
-        n += 1
-        target = folder / f"{kind}-{stamp}-{n}.jsonl"
-    shutil.copyfile(own, target)  # a fresh mtime: the newest backups are the last written
-    for old in sorted(folder.glob(f"{kind}-*.jsonl"), key=lambda p: p.stat().st_mtime)[:-KEEP_BACKUPS]:
-        old.unlink()
-    return target
-
-
-def _write_set(coll: Collection, kind: str, rows: Sequence[dict[str, Any]]) -> Path | None:
-    """Replace the collection's own ``kind`` file with ``rows`` atomically; returns the backup."""
-    from domain.atomic import write_text_atomic
-
-    backup = _backup(coll, kind)
-    write_text_atomic(_own_path(coll, kind), _jsonl(rows))
-    return backup
-
-
-def _parsed(text: str, kind: str, where: str) -> list[dict[str, Any]]:
-    """Rows of ``text``, or a DataError naming every bad line."""
-    rows, problems = ds.parse_rows(text, kind)
-    if problems:
-        shown = problems[:MAX_PROBLEMS_SHOWN]
-        more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
-        raise DataError(
-            f"{len(problems)} malformed line(s) in {where}: "
-            + "; ".join(shown)
-            + more
-            + " — fix them and try again; nothing was changed"
-        )
-    return rows
-
-
-def load_rows(settings: Settings, kind: str) -> list[dict[str, Any]]:
-    """The selected collection's ``kind`` ("eval" or "train") rows ([] when it has none).
-
-    Raises:
-        DataError: the file has malformed lines (named by number).
-    """
-    from app.eval_retrieval import read_jsonl_text
-    from app.wiring.collections import get_collection
-
-    path = _current_path(get_collection(settings), _kind(kind))
-    if not path.is_file():
-        return []
-    return _parsed(read_jsonl_text(path), kind, str(path))
-
-
-def save_rows(settings: Settings, kind: str, rows: Sequence[dict[str, Any]]) -> Path:
-    """Store ``rows`` as the selected collection's ``kind`` set (a review table's accept, edit and
-    reject); the previous file is backed up. Returns the file.
-
-    Raises:
-        DataError: a row is malformed or an id repeats (nothing is written).
-    """
-    from app.wiring.collections import get_collection
-
-    checked = _parsed(_jsonl(rows), _kind(kind), "the rows to save")
-    coll = get_collection(settings)
-    _write_set(coll, kind, checked)
-    return _own_path(coll, kind)
-
-
-def import_rows(settings: Settings, kind: str, path: str | Path, replace: bool = False) -> dict[str, Any]:
-    """Add the rows of JSONL ``path`` to the selected collection's ``kind`` set (a row with an id
-    already there replaces it), or make them the whole set with ``replace``. Every line is checked
-    before anything is written.
-
-    Raises:
-        DataError: the file is unreadable or has malformed lines (all named by line number); the
-            stored set is left as it was.
-    """
-    from app.eval_retrieval import read_jsonl_text
-    from app.wiring.collections import get_collection
-
-    new = _parsed(read_jsonl_text(Path(path)), _kind(kind), str(path))
-    if not new:
-        raise DataError(f"{path} holds no rows — nothing was imported")
-    old = [] if replace else load_rows(settings, kind)
-    rows = ds.merge_rows(old, new)
-    coll = get_collection(settings)
-    backup = _write_set(coll, kind, rows)
-    return {
-        "kind": kind,
-        "imported": len(new),
-        "replaced_ids": len({r["id"] for r in old} & {r["id"] for r in new}),
-        "rows": len(rows),
-        "path": str(_own_path(coll, kind)),
-        "backup": str(backup) if backup else None,
-    }
-
-
-def export_rows(settings: Settings, kind: str, dest: str | Path) -> int:
-    """Write the selected collection's ``kind`` rows to ``dest`` (JSONL); returns how many.
-
-    Raises:
-        DataError: the collection has no such set.
-    """
-    from domain.atomic import write_text_atomic
-
-    rows = load_rows(settings, kind)
-    if not rows:
-        raise DataError(
-            f"collection {settings.collection!r} has no {kind} set — build one with `hybrid dataset build`"
-        )
-    write_text_atomic(dest, _jsonl(rows))
-    return len(rows)
-
-
-def dataset_summary(settings: Settings) -> dict[str, Any]:
-    """Counts of the selected collection's sets (by kind, language and split), where they are, and
-    the state of its last build."""
-    from app.wiring.collections import get_collection
-
-    coll = get_collection(settings)
-    out: dict[str, Any] = {"collection": coll.name}
-    for kind in KINDS:
-        path = _current_path(coll, kind)
-        rows = load_rows(settings, kind)
-        part: dict[str, Any] = {
-            "path": str(path) if path.is_file() else None,
-            "own": path == _own_path(coll, kind) and path.is_file(),
-            "rows": len(rows),
-            "by_lang": dict(sorted(Counter(str(r.get("lang")) for r in rows).items())),
-        }
-        if kind == "eval":
-            part["by_kind"] = dict(sorted(Counter(str(r.get("kind")) for r in rows).items()))
-            part["by_split"] = dict(sorted(Counter(str(r.get("split", "tune")) for r in rows).items()))
-        out[kind] = part
-    folder = coll.paths.datasets / BUILD
-    report = _read_json(folder / "report.json")
-    spec = _read_json(folder / "spec.json")
-    if report is not None:
-        out["build"] = {
-            "complete": True,
-            "report": str(folder / "report.json"),
-            **{k: report.get(k) for k in ("seconds", "rows_per_minute")},
-        }
-    elif spec is not None:
-        out["build"] = {
-            "complete": False,
-            "options": spec,
-            "processed": len(Journal(folder / PROGRESS).records),
-        }
-    else:
-        out["build"] = None
-    return out
-
-
-# ----------------------------------------------------------------------------- jobs
-def start_dataset_job(
-    settings: Settings,
-    n_eval: int = 60,
-    n_train: int = 200,
-    seed: int = 0,
-    replace: bool = False,
-    *,
-    fresh: bool = False,
-    answers: str = "passage",
-    check_train: bool = False,
-) -> Path:
-    """Check what can be checked now, then launch the build as a background job; returns its folder.
-
-    Raises:
-        DataError: existing sets without ``replace``, or no index.
-        ConfigError: a build of this collection is running, or an unfinished one has other
-            options (pass ``fresh`` to discard it).
-    """
-    from adapters import jobs
-    from app.wiring.collections import get_collection
-
-    check_can_build(settings, replace)
-    coll = get_collection(settings)
-    options = BuildOptions(
-        n_eval=n_eval, n_train=n_train, seed=seed, answers=answers, check_train=check_train
-    )
-    folder = coll.paths.datasets / BUILD
-    with _locked(folder):
-        _prepare(folder, options, replace=replace, fresh=fresh)
-    spec = {"collection": coll.name, **asdict(options), "replace": replace}
-    job_dir = jobs.new_job(settings.ws.jobs, JOB_KIND, spec)
-    jobs.launch(job_dir, WORKER_MODULE)
-    return job_dir
-
-
-def job_dir_for(settings: Settings, job: str = "last") -> Path:
-    """The folder of dataset job ``job``: an id, or "last" (the selected collection's newest).
-
-    Raises:
-        ConfigError: no such job.
-    """
-    from adapters import jobs
-
-    if job == "last":
-        for status in jobs.list_jobs(settings.ws.jobs, JOB_KIND):
-            spec = _read_json(Path(status["dir"]) / jobs.SPEC_FILE) or {}
-            if spec.get("collection") == settings.collection:
-                return Path(status["dir"])
-        raise ConfigError(
-            f"collection {settings.collection!r} has no dataset job yet — start one with "
-            "`hybrid dataset build --background`"
-        )
-    path = settings.ws.job(job)
-    if not (path / jobs.JOB_FILE).is_file() or not job.startswith(JOB_KIND + "-"):
-        raise ConfigError(
-            f"dataset job {job!r} not found in {settings.ws.jobs} — see `hybrid dataset status`"
-        )
-    return path
-
-
-def job_status(settings: Settings, job: str = "last") -> dict[str, Any]:
-    from adapters import jobs
-
-    path = job_dir_for(settings, job)
-    return {**jobs.read_status(path), "dir": str(path)}
-
-
-def cancel_dataset_job(settings: Settings, job: str = "last") -> bool:
-    """Ask a running dataset job to stop after its current passage; False when it was not running."""
-    from adapters import jobs
-
-    return jobs.cancel(job_dir_for(settings, job))
-
-
-def resume_dataset_job(settings: Settings, job: str = "last") -> Path:
-    """Relaunch a stopped, cancelled or killed dataset job; it continues from its progress.
-
-    Raises:
-        ConfigError: no such job, or it is running or finished.
-    """
-    from adapters import jobs
-
-    path = job_dir_for(settings, job)
-    status = jobs.read_status(path)
-    if status["status"] in ("queued", "starting", "running"):
-        raise ConfigError(
-            f"dataset job {path.name} is still running — follow it with `hybrid dataset status`"
-        )
-    if status["status"] == "succeeded":
-        raise ConfigError(f"dataset job {path.name} already finished — see `hybrid dataset show`")
-    jobs.launch(path, WORKER_MODULE)
-    return path
-
-
-def worker_main(argv: list[str] | None = None) -> int:
-    """``python -m app.wiring.datasets JOB_DIR``: run (or continue) the build the job's spec names."""
-    from adapters.jobs import SPEC_FILE, JobReporter
-    from app.logs import setup_logging
-    from app.settings import load_settings
-    from app.wiring.collections import with_collection
-    from domain.atomic import read_json
-
-    job_dir = Path((sys.argv[1:] if argv is None else argv)[0])
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    spec = read_json(job_dir / SPEC_FILE)
-    reporter = JobReporter(job_dir)
-    reporter.install_signal_handlers()
-    reporter.update(phase="building datasets", force=True)
-    try:
-        settings = with_collection(settings, spec["collection"])
-        options = BuildOptions(
-            n_eval=int(spec["n_eval"]),
-            n_train=int(spec["n_train"]),
-            seed=int(spec["seed"]),
-            answers=str(spec.get("answers", "model")),  # a job from before the choice wrote answers
-            check_train=bool(spec.get("check_train", False)),
-        )
-        report = build_datasets(
-            settings,
-            options,
-            replace=bool(spec.get("replace")),
-            on_progress=reporter.progress,
-            should_stop=reporter.should_stop,
-        )
-    except HybridError as e:
-        reporter.finish("failed", error=str(e))
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not report["complete"]:
-        reporter.finish(
-            "cancelled",
-            error=f"stopped after {report['processed']} passages — `hybrid dataset resume {job_dir.name}` continues",
-            result=report,
-        )
-        return 1
-    reporter.finish("succeeded", result=report)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main())

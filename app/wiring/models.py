@@ -1,6 +1,7 @@
-"""Which base model files the app uses: resolves the GGUF (for llama.cpp) and the Hugging Face
-folder (for training) from settings — explicit overrides first, then the profile (qwen or smollm2)
-— and says `run hybrid setup` when they are absent. Building them is ``adapters.base_model``'s job.
+"""Which base model files the app uses: resolves the GGUF (for llama.cpp), the Hugging Face folder
+(for training), its identity and the llama.cpp converters from settings — explicit overrides first,
+then the profile (qwen or smollm2) — and says `run hybrid setup` when they are absent. Building
+them is ``adapters.base_model``'s job.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.settings import Settings
-from domain.errors import ModelMissingError
+from domain.errors import HybridError, ModelMissingError
 
 SMOLLM2_HF_NAME = "smollm2-135m-instruct-hf"
 
@@ -73,3 +74,19 @@ def base_hf_path(settings: Settings) -> Path:
     if not (path / "config.json").is_file():
         raise ModelMissingError(f"base model folder {path} not found — run `hybrid setup`")
     return path
+
+
+def base_sha256(settings: Settings) -> str | None:
+    """The base GGUF's verified sha256 (from its setup marker), the identity of the training base."""
+    try:
+        gguf = base_gguf_path(settings)
+        return gguf.with_name(gguf.name + ".sha256").read_text(encoding="utf-8").split()[0]
+    except (HybridError, OSError, IndexError):
+        return None
+
+
+def tools_dir(settings: Settings) -> Path:
+    """The llama.cpp converters' folder (extracted by `hybrid setup`) for the installed version."""
+    from adapters.llama_tools import installed_llama_cpp_version
+
+    return settings.ws.tools / f"llama.cpp-{installed_llama_cpp_version()}"

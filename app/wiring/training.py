@@ -1,85 +1,41 @@
-"""Wires the fine-tune half: starting, resuming and cancelling training jobs, the job worker (data preparation with the real
-retriever and the answering pipeline's prompts, the evaluation gate with the real harness), and
-exports. Heavy modules load inside the functions.
-
-The worker runs as ``python -m app.wiring.training JOB_DIR``.
+"""Wires the training job: checks the data, writes the job's spec and starts it through the job
+runner (``app.wiring.jobs``). Its worker (``python -m app.wiring.training JOB_DIR``) prepares the
+examples (``app.wiring.training_data``), trains, converts and registers through
+``adapters.train_job``, and runs the evaluation gate a new version must pass to be activated: a
+fixed subset of the evaluation set, the real harness in the tuned modes, the adapter in use as the
+baseline, scores cached under what else moves them (the decision is ``adapters.gate``'s).
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root
-from domain.errors import ConfigError, DataError, HybridError
+from app.wiring.active_adapter import current_adapter, registry_root
+from app.wiring.jobs import JobKind
+from domain.errors import DataError, HybridError, TrainingError
 
 if TYPE_CHECKING:
     from adapters.train_params import TrainingParams
 
-logger = logging.getLogger(__name__)
-
-WORKER_MODULE = "app.wiring.training"
+TRAIN = JobKind(
+    name="train",
+    module="app.wiring.training",
+    label="training job",
+    error=TrainingError,
+    start_hint="`hybrid train`",
+    running_hint="follow it with `hybrid train --follow last` or stop it with `hybrid train --cancel last`",
+    done_hint="see its version with `hybrid adapters list`",
+    list_hint="see `hybrid train --jobs`",
+    one_at_a_time=True,
+    last_per_collection=False,
+)
 GATE_ROWS = 16
 GATE_MODES = ("tuned", "tuned_rag")
 
 
-# ----------------------------------------------------------------------------- where things are
-def train_files(settings: Settings, given: list[str] | None = None) -> list[Path]:
-    """The training JSONL files: those given, else the selected collection's training set.
-
-    Raises:
-        DataError: none exists.
-    """
-    from app.wiring.collections import get_collection
-
-    if given:
-        return [Path(p) for p in given]
-    coll = get_collection(settings)
-    if not coll.train_set.is_file():
-        raise DataError(
-            f"collection {coll.name!r} has no training set yet — build one with "
-            f"`hybrid dataset build --collection {coll.name}` or pass --data FILE"
-        )
-    return [coll.train_set]
-
-
-def eval_files(settings: Settings) -> list[Path]:
-    """The selected collection's evaluation set (none yet: an empty list)."""
-    from app.wiring.collections import get_collection
-
-    path = get_collection(settings).eval_set
-    return [path] if path.is_file() else []
-
-
-def collection_style(settings: Settings) -> Any:
-    """The selected collection's style profile."""
-    from app.wiring.collections import get_collection
-
-    return get_collection(settings).style()
-
-
-def tools_dir(settings: Settings) -> Path:
-    from adapters.llama_tools import installed_llama_cpp_version
-
-    return settings.ws.tools / f"llama.cpp-{installed_llama_cpp_version()}"
-
-
-def base_sha256(settings: Settings) -> str | None:
-    """The base GGUF's verified sha256 (from its setup marker), the identity of the training base."""
-    from app.wiring.models import base_gguf_path
-
-    try:
-        marker = base_gguf_path(settings).with_name(base_gguf_path(settings).name + ".sha256")
-        return marker.read_text(encoding="utf-8").split()[0]
-    except (HybridError, OSError, IndexError):
-        return None
-
-
-# ----------------------------------------------------------------------------- jobs
 def start_training(
     settings: Settings,
     params: TrainingParams,
@@ -96,26 +52,21 @@ def start_training(
 
     Raises:
         DataError: malformed training rows (named by file:line) or no corrections to train on.
-        ConfigError: another training job is running.
+        TrainingError: another training job is running.
         ModelMissingError: the HF base is not set up.
     """
-    from adapters import jobs
-    from adapters.training_data import load_train_rows
-    from app.wiring.models import base_hf_path
+    from adapters.training_rows import load_train_rows
+    from app.wiring import jobs
+    from app.wiring.models import base_hf_path, base_sha256, tools_dir
+    from app.wiring.training_data import load_corrections, train_files
 
-    running = [j for j in jobs.list_jobs(settings.ws.jobs, "train") if j["status"] in ("starting", "running")]
-    if running:
-        raise ConfigError(
-            f"training job {running[0]['id']} is still running — follow it with `hybrid train --follow last` "
-            "or stop it with `hybrid train --cancel last`"
-        )
     files = train_files(settings, data)
     rows = load_train_rows(files)
     params = resolve_precision(params)
     init_adapter, init_label = current_adapter(settings) if from_corrections else (None, None)
     if init_adapter is not None:
         params = _continue_params(params, init_adapter)
-    n_corrections = len(_load_corrections(settings)) if from_corrections else 0
+    n_corrections = len(load_corrections(settings)) if from_corrections else 0
     if from_corrections and n_corrections == 0:
         raise DataError(
             "there are no stored corrections to train on — correct some answers first "
@@ -143,9 +94,7 @@ def start_training(
             "index": index or settings.collection,
         },
     }
-    job_dir = jobs.new_job(settings.ws.jobs, "train", spec)
-    jobs.launch(job_dir, WORKER_MODULE)
-    return job_dir
+    return jobs.start(settings, TRAIN, spec)
 
 
 def resolve_precision(params: TrainingParams) -> TrainingParams:
@@ -173,125 +122,13 @@ def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingPara
     return params.replace(**shape)
 
 
-def job_dir_for(settings: Settings, job: str) -> Path:
-    """The folder of job ``job`` (an id or "last" for the newest training job).
-
-    Raises:
-        ConfigError: no such job.
-    """
-    from adapters import jobs
-
-    if job == "last":
-        found = jobs.list_jobs(settings.ws.jobs, "train")
-        if not found:
-            raise ConfigError("there is no training job yet — start one with `hybrid train`")
-        return Path(found[0]["dir"])
-    path = settings.ws.job(job)
-    if not (path / jobs.JOB_FILE).is_file():
-        raise ConfigError(f"job {job!r} not found in {settings.ws.jobs} — see `hybrid train --jobs`")
-    return path
-
-
-def resume_training(settings: Settings, job: str) -> Path:
-    """Relaunch a stopped or failed job; it continues from its last checkpoint."""
-    from adapters import jobs
-
-    path = job_dir_for(settings, job)
-    status = jobs.read_status(path)
-    if status["status"] in ("running", "starting"):
-        raise ConfigError(f"job {path.name} is still running — wait for it or cancel it first")
-    if status["status"] == "succeeded":
-        raise ConfigError(
-            f"job {path.name} already finished (version {status.get('result', {}).get('version')})"
-        )
-    jobs.launch(path, WORKER_MODULE)
-    return path
-
-
-# ----------------------------------------------------------------------------- worker hooks
-def _load_corrections(settings: Settings) -> list[Any]:
-    """Every stored correction (records with question, mode, passages, corrected)."""
-    from app.wiring.collections import get_collection
-    from domain.corrections import CorrectionStore
-
-    db = get_collection(settings).paths.feedback_db
-    if not db.is_file():
-        return []
-    return list(CorrectionStore(db).all())
-
-
-def _search_fn(settings: Settings, index: str | None) -> Any:
-    """``retriever.search`` as (query, k) -> hits, or None when the index is not built."""
-    from app.wiring.index import build_retriever
-
-    try:
-        retriever = build_retriever(settings, index)
-    except HybridError as e:
-        logger.warning("no retriever for RAG-form rows (%s); training on plain rows only", e)
-        return None
-    return lambda query, k: retriever.search(query, k=k)
-
-
-def _build_messages_fn(settings: Settings, context_tokens: int | None = None) -> Any:
-    """The answering pipeline's prompt builder as (mode, question, hits) -> messages; training rows
-    may use a smaller passage budget (``context_tokens``) than answering does."""
-    if context_tokens is None:
-        from app.wiring.answer import training_messages_builder
-
-        return training_messages_builder(settings)
-    from domain.prompts import build_messages
-
-    style = collection_style(settings)
-    return lambda mode, question, hits: build_messages(
-        mode, question, hits, context_tokens=context_tokens, style=style
-    )
-
-
-def prepare_examples(
-    settings: Settings, spec: dict[str, Any], reporter: Any = None
-) -> tuple[list[Any], dict[str, Any]]:
-    """Rows → chat examples for the job: the training set (or corrections + replay), RAFT-style RAG
-    rows through the real retriever, the pipeline's own prompts."""
-    from dataclasses import asdict
-
-    from adapters.train_params import TrainingParams
-    from adapters.training_data import build_examples, load_train_rows, replay_sample, rows_from_corrections
-
-    params = TrainingParams.from_json(spec["params"])
-    data = spec["data"]
-    rows = load_train_rows(data["files"])
-    if params.max_rows and params.max_rows < len(rows):
-        rows = random.Random(params.seed).sample(rows, params.max_rows)
-    corrections = rows_from_corrections(_load_corrections(settings))
-    if data.get("from_corrections"):
-        replay = replay_sample(rows, params.replay_rows * len(corrections), seed=params.seed)
-        rows = corrections + replay
-    else:  # the training set plus every correction of the collection
-        rows = rows + corrections
-    if reporter is not None:
-        reporter.update(phase=f"preparing {len(rows)} rows", force=True)
-    examples, report = build_examples(
-        rows,
-        build_messages=_build_messages_fn(settings, params.context_tokens),
-        search=_search_fn(settings, data.get("index")),
-        rag_share=params.rag_share,
-        source_prob=params.source_prob,
-        distractors=(params.distractors_min, params.distractors_max),
-        correction_repeats=params.correction_repeats,
-        seed=params.seed,
-    )
-    return examples, {**asdict(report), "files": data["files"]}
-
-
+# ----------------------------------------------------------------------------- the gate
 def gate_rows(settings: Settings, n: int = GATE_ROWS) -> list[dict[str, Any]]:
     """The fixed evaluation subset of the gate: every k-th row of the collection's evaluation set
     by id (both languages, all kinds)."""
-    import json
+    from app.wiring.dataset_rows import load_rows
 
-    rows = []
-    for f in eval_files(settings):
-        rows += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows.sort(key=lambda r: r["id"])
+    rows = sorted(load_rows(settings, "eval"), key=lambda r: r["id"])
     if len(rows) <= n:
         return rows
     step = len(rows) / n
@@ -334,15 +171,11 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def gate_cache(settings: Settings) -> Path:
-    from app.wiring.collections import get_collection
-
-    return get_collection(settings).paths.evals / "gate_cache.json"
-
-
 def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
+    """The training job's gate (see ``adapters.train_job.GateFn``) for the job's ``spec``."""
     from adapters.gate import run_gate, subset_id
     from adapters.train_job import file_sha256
+    from app.wiring.collections import get_collection
 
     def gate(stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG001
         rows = gate_rows(settings)
@@ -358,13 +191,14 @@ def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
             baseline_label=label,
             subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, spec['data'].get('index'))}",
             modes=GATE_MODES,
-            cache=gate_cache(settings),
+            cache=get_collection(settings).paths.evals / "gate_cache.json",
         )
         return {**decision.to_json(), "n_rows": len(rows)}
 
     return gate
 
 
+# ----------------------------------------------------------------------------- the worker
 def _prepare_then_free(
     settings: Settings, spec: dict[str, Any], reporter: Any
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -374,6 +208,7 @@ def _prepare_then_free(
 
     from app.wiring.embedder import clear_embedder_cache
     from app.wiring.index import clear_index_cache
+    from app.wiring.training_data import prepare_examples
 
     try:
         return prepare_examples(settings, spec, reporter)
@@ -383,122 +218,21 @@ def _prepare_then_free(
         gc.collect()
 
 
-def worker_main(argv: list[str] | None = None) -> int:
-    """``python -m app.wiring.training JOB_DIR``: prepare, train, convert, gate, register, activate."""
+def _train(settings: Settings, spec: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """Prepare, train, convert, gate, register, activate (the job finishes itself)."""
     from adapters.train_job import run_training_job
-    from app.logs import setup_logging
-    from app.settings import load_settings
-    from app.wiring.collections import with_collection
-    from domain.atomic import read_json
 
-    args = sys.argv[1:] if argv is None else argv
-    job_dir = Path(args[0])
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    spec = read_json(job_dir / "spec.json")
-    settings = with_collection(settings, spec.get("collection"))
-    activate = spec.get("activate", "gate")
-    gate = gate_hook(settings, spec) if activate in ("gate", "force") else None
-    try:
-        run_training_job(job_dir, prepare=lambda s, r: _prepare_then_free(settings, s, r), gate=gate)
-    except HybridError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-# ----------------------------------------------------------------------------- export
-def golden_rows(settings: Settings, n: int = 5) -> list[dict[str, Any]]:
-    """The export's golden prompts: ``n`` evaluation rows spread over the set (fixed by id)."""
-    return gate_rows(settings, n)
-
-
-def heldout_text(settings: Settings) -> str:
-    """Held-out domain text for perplexity: the evaluation set's reference answers (never trained on)."""
-    import json
-
-    refs = []
-    for f in eval_files(settings):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                refs.append(json.loads(line).get("reference") or "")
-    if not refs:
-        raise DataError(
-            f"collection {settings.collection!r} has no evaluation set for the export's perplexity "
-            f"check — build one with `hybrid dataset build --collection {settings.collection}`"
-        )
-    return "\n\n".join(r for r in refs if r)
-
-
-def calibration_text(settings: Settings) -> str:
-    """Text for the q4_k_m importance matrix: the training questions and answers, languages
-    interleaved so the first few thousand tokens cover both — never the held-out evaluation text."""
-    from itertools import chain, zip_longest
-
-    from adapters.training_rows import load_train_rows
-
-    by_lang: dict[str, list[str]] = {}
-    for row in load_train_rows(train_files(settings)):
-        by_lang.setdefault(row.lang, []).append(f"{row.question}\n{row.answer}")
-    mixed = chain.from_iterable(zip_longest(*by_lang.values()))
-    return "\n\n".join(t for t in mixed if t)
-
-
-def export_current(
-    settings: Settings,
-    *,
-    quant: str,
-    adapter: str | None = None,
-    n_threads: int | None = None,
-    on_progress: Any = None,
-) -> dict[str, Any]:
-    """Export the adapter in use (or ``adapter``: a version, "default", or "none" for the base model).
-
-    Raises:
-        RegistryError: the named version does not exist.
-        ExportError / ModelMissingError: as ``adapters.export.export_model``.
-    """
-    from adapters.export import export_model
-    from adapters.registry import is_complete
-    from app.wiring.models import base_gguf_path, base_hf_path
-    from domain.errors import RegistryError
-    from domain.progress import no_progress
-    from domain.workspace import check_name
-
-    if adapter in (None, ""):
-        folder, label = current_adapter(settings)
-    elif adapter == "none":
-        folder, label = None, "base"
-    elif adapter == "default":
-        folder, label = default_adapter_dir(settings), "default"
-        if folder is None:
-            raise RegistryError(
-                f"collection {settings.collection!r} ships no default adapter — name a version "
-                "(`hybrid adapters list`) or 'none'"
-            )
-    else:
-        folder, label = registry_root(settings) / check_name(adapter, "adapter version"), adapter
-    if folder is not None and not is_complete(folder):
-        raise RegistryError(f"adapter {adapter or label!r} not found — see `hybrid adapters list`")
-    build = _build_messages_fn(settings)
-    prompts = [build("tuned", r["question"], []) for r in golden_rows(settings)]
-    system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")
-    return export_model(
-        base_hf=base_hf_path(settings),
-        adapter_dir=folder,
-        label=label or "base",
-        exports_root=settings.ws.exports,
-        tools_dir=tools_dir(settings),
-        quant=quant,
-        golden_prompts=prompts,
-        heldout_text=heldout_text(settings),
-        calibration_text=calibration_text(settings),
-        served_base_gguf=base_gguf_path(settings),
-        system_prompt=system,
-        n_threads=n_threads or settings.generation.n_threads,
-        on_progress=on_progress or no_progress,
+    gate = gate_hook(settings, spec) if spec.get("activate", "gate") in ("gate", "force") else None
+    return run_training_job(
+        reporter.job_dir,
+        prepare=lambda s, r: _prepare_then_free(settings, s, r),
+        gate=gate,
+        reporter=reporter,
+        handle_signals=False,  # the runner's reporter has them
     )
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    from app.wiring.jobs import run_worker
+
+    sys.exit(run_worker(TRAIN, _train))
