@@ -1,5 +1,6 @@
-"""The Streamlit entry point: page navigation only. Each page lives in ``app/views`` and gets its
-backends from ``app.page_services``, so no model loads until a page action needs one.
+"""The Streamlit entry point: page navigation only. Each page lives in ``app/views`` beside its
+helpers and gets its backends from ``app.views.services``, so no model loads until a page action
+needs one.
 
 The folder is deliberately not called ``pages``: Streamlit treats a ``pages/`` folder beside the
 main script as a legacy multipage app, and a first visit straight to ``/train`` would then run that
@@ -34,7 +35,7 @@ if not is_loopback(_address) and not load_settings().serve.allow_remote:
     )
     st.stop()
 
-from app.page_common import (  # noqa: E402
+from app.views.common import (  # noqa: E402
     COLLECTION_KEY,
     NEXT_COLLECTION_KEY,
     base_settings,
@@ -44,7 +45,7 @@ from app.page_common import (  # noqa: E402
 
 def collection_selector() -> None:
     """One collection selector for every page, in the sidebar. The choice is kept for the browser
-    session (``app.page_common.settings`` reads it) and in the address (``?collection=NAME``), so a
+    session (``app.views.common.settings`` reads it) and in the address (``?collection=NAME``), so a
     reload or a bookmark opens the same collection."""
     from app.wiring.collections import collection_names
 

@@ -125,7 +125,7 @@ def bench_latency(settings, embedder, docs: Path, sizes: list[int], work: Path) 
     import faiss
     import torch
 
-    from app.eval_retrieval import eval_files, load_eval_rows
+    from app.evaluation.retrieval import eval_files, load_eval_rows
     from index import store
     from index.bm25 import BM25Index
     from index.hybrid import HybridRetriever

@@ -24,9 +24,9 @@ sys.path.insert(0, str(REPO))
 
 
 def pick_rows(n_per_lang: int = 10) -> list[dict]:
+    from app.evaluation.gate import gate_rows
     from app.settings import load_settings
     from app.wiring.dataset_rows import load_rows
-    from app.wiring.training import gate_rows
 
     settings = load_settings()
     gate_ids = {r["id"] for r in gate_rows(settings)}

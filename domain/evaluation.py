@@ -6,7 +6,7 @@ the cheapest of them names the row in counts), scores the router against them (a
 routed mode is one of them; strict agreement: it is the cheapest), and aggregates a report
 (overall, per kind, out-of-domain retrieval) with a Markdown rendering.
 
-Reading eval files, building the assistant and writing reports belong to ``app.eval_modes``.
+Reading eval files, building the assistant and writing reports belong to ``app.evaluation.modes``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fake page backends (``app.page_services`` Protocols) with inspectable state, for AppTest: the
+"""Fake page backends (``app.views.services`` Protocols) with inspectable state, for AppTest: the
 assistant and the indexer here, the trainer and exporter in ``tests.fakes_app_jobs``.
 
 Passage texts deliberately carry HTML and Markdown so tests can check that pages never render

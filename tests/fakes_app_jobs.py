@@ -1,5 +1,5 @@
 """Fake Train and Deploy page backends (``TrainingBackend``, ``ExportBackend`` in
-``app.page_services``): jobs that advance on each status poll, versions and exports in memory or in
+``app.views.services``): jobs that advance on each status poll, versions and exports in memory or in
 a temporary folder. Nothing here imports a heavy library.
 """
 

@@ -115,8 +115,8 @@ def test_hybrid_index_refuses_a_path_as_name(cli_env: Path, victim: Path, capsys
 
 @pytest.mark.parametrize("name", BAD_NAMES[:8], ids=repr)
 def test_the_index_page_backend_refuses_bad_names(tmp_path: Path, victim: Path, name: str) -> None:
-    from app.page_backends.indexing import RealIndexBackend
     from app.settings import Settings
+    from app.views.backends.indexing import RealIndexBackend
 
     ws = Workspace.at(tmp_path / "ws").ensure()
     (ws.root / "feedback.sqlite").write_bytes(b"corrections")
@@ -246,7 +246,7 @@ def test_bad_eval_files_are_one_line_errors(
 
 
 def test_a_huge_eval_file_is_refused_before_it_is_read(tmp_path, monkeypatch, capsys) -> None:
-    from app.eval_retrieval import MAX_EVAL_FILE_MB
+    from app.evaluation.retrieval import MAX_EVAL_FILE_MB
 
     monkeypatch.setenv("HYBRID_WORKSPACE", str(tmp_path / "ws"))
     huge = tmp_path / "huge.jsonl"

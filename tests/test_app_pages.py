@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import page_common, page_services
+from app.views import common as page_common
+from app.views import services as page_services
 from tests.fakes_app import HOSTILE, FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
 from tests.fakes_app_jobs import FakeDatasets
 
@@ -422,7 +423,7 @@ os.environ["HYBRID_WORKSPACE"] = cfg["ws"]
 from streamlit.testing.v1 import AppTest
 if cfg["fakes"]:
     from pathlib import Path
-    from app import page_services
+    from app.views import services as page_services
     from tests.fakes_app import FakeAssistant, FakeExporter, FakeIndexer, FakeTrainer
     ws = Path(cfg["ws"])
     page_services.override(assistant=FakeAssistant(), indexer=FakeIndexer(ws), trainer=FakeTrainer(),
@@ -433,7 +434,7 @@ for name in cfg["pages"]:
     at = AppTest.from_file(cfg["root"] + "/app/views/" + name + ".py", default_timeout=60).run()
     out[name] = {"seconds": time.perf_counter() - t0, "exceptions": [e.value for e in at.exception],
                  "errors": [e.value for e in at.error]}
-from app import page_services as ps
+from app.views import services as ps
 same = all(f() is f() for f in (ps.get_assistant, ps.get_indexer, ps.get_trainer_jobs, ps.get_exporter))
 heavy = sorted(k for k in sys.modules if k.split(".")[0] in cfg["heavy"])
 print(json.dumps({"pages": out, "heavy": heavy, "same_backends": same}))

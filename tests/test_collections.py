@@ -12,9 +12,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from adapters import registry
-from app import page_common, page_services
 from app.cli import main
 from app.settings import Settings
+from app.views import common as page_common
+from app.views import services as page_services
 from app.wiring.collections import (
     create_collection,
     forget_take_over,
@@ -149,7 +150,7 @@ def test_a_correction_answers_only_in_its_own_collection(fake_assistants, capsys
     assert fake_assistants == ["manual", "manual", "sample", "another"]
 
     # it is an evaluation row of its own collection only, scored on what the correction says
-    from app.eval_modes import correction_rows
+    from app.evaluation.modes import correction_rows
     from app.settings import load_settings
     from app.wiring.collections import with_collection
 
@@ -206,7 +207,7 @@ def test_an_older_workspace_is_taken_over_without_reembedding(tmp_path: Path) ->
 
 def test_jobs_start_in_the_collection_they_were_started_for(tmp_path: Path) -> None:
     from adapters import jobs
-    from app.page_backends.training import RealTrainingBackend
+    from app.views.backends.training import RealTrainingBackend
 
     settings = Settings(workspace=tmp_path / "ws")
     for name in ("sample", "manual"):
@@ -307,7 +308,7 @@ def test_the_style_page_edits_the_selected_collections_profile(tmp_path) -> None
 
 
 def test_an_import_with_malformed_lines_names_them_and_keeps_the_stored_set(tmp_path, monkeypatch) -> None:
-    from app.page_backends.datasets import RealDatasetBackend
+    from app.views.backends.datasets import RealDatasetBackend
 
     settings = Settings(workspace=tmp_path / "ws")
     coll = create_collection(settings, "manual")

@@ -218,7 +218,7 @@ def test_fact_recall_is_the_answer_lines_and_pasted_evidence_does_not_count() ->
 
 
 def test_eval_rows_are_selected_by_kind_split_and_limit() -> None:
-    from app.eval_retrieval import select_rows
+    from app.evaluation.retrieval import select_rows
     from domain.errors import ConfigError
 
     rows = [

@@ -15,7 +15,7 @@ import domain, app.wiring
 for pkg in (domain, app.wiring):
     for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         importlib.import_module(m.name)
-import app.cli, app.settings, app.setup
+import app.cli, app.settings, app.wiring.setup
 app.cli.build_parser()
 print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in HEAVY)))
 """.replace("HEAVY", repr(HEAVY))

@@ -1,4 +1,4 @@
-"""The real page backends (``app.page_backends``) on a temporary workspace, without any model:
+"""The real page backends (``app.views.backends``) on a temporary workspace, without any model:
 indexing with the fake embedder through the real wiring, training and export jobs through the real
 job files and registry, the export worker failing with the next step when nothing is set up, and
 the assistant rebuilt only when the index or the adapter in use changes."""
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from adapters import jobs, registry
-from app.page_backends.ask import RealAskBackend
-from app.page_backends.export import RealExportBackend
-from app.page_backends.indexing import RealIndexBackend
-from app.page_backends.training import RealTrainingBackend
 from app.settings import Settings
+from app.views.backends.ask import RealAskBackend
+from app.views.backends.export import RealExportBackend
+from app.views.backends.indexing import RealIndexBackend
+from app.views.backends.training import RealTrainingBackend
 from app.wiring.collections import BUNDLE_DIR
 from app.wiring.index import clear_index_cache
 from domain.atomic import read_json

@@ -3,7 +3,7 @@ marking in plain text, the matched-sentence finder, and the number formats."""
 
 from __future__ import annotations
 
-from app.page_text import (
+from app.views.text import (
     best_sentence,
     duration,
     escaped_stream,

@@ -1,6 +1,6 @@
 """`hybrid eval`: retrieval evaluation (``--retrieval``), per-mode answer evaluation, and router
-fitting (``--fit-router``). Argument parsing lives here; the work lives in ``app.eval_retrieval``
-and ``app.eval_modes``.
+fitting (``--fit-router``). Argument parsing lives here; the work lives in ``app.evaluation``
+(``retrieval`` and ``modes``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.retrieval:
-        from app.eval_retrieval import run_retrieval_eval
+        from app.evaluation.retrieval import run_retrieval_eval
 
         return run_retrieval_eval(args, settings)
-    from app.eval_modes import run_mode_eval, run_refit
+    from app.evaluation.modes import run_mode_eval, run_refit
 
     if args.refit:
         return run_refit(args, settings)

@@ -29,7 +29,7 @@ def _human_bytes(n: int | None) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from app.setup import run_setup
+    from app.wiring.setup import run_setup
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     quiet = args.json_path == "-"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.page_answer import (
+from app.views.answer_parts import (
     MODE_CHOICES,
     MODE_LABELS,
     answer_facts,
@@ -17,9 +17,9 @@ from app.page_answer import (
     show_passages,
     stream_answer,
 )
-from app.page_common import collection_caption, shown_errors
-from app.page_services import get_assistant
-from app.page_text import md_escape
+from app.views.common import collection_caption, shown_errors
+from app.views.services import get_assistant
+from app.views.text import md_escape
 
 st.title("Ask")
 collection_caption()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.page_answer import (
+from app.views.answer_parts import (
     MODE_LABELS,
     correction_editor,
     route_badge,
@@ -16,9 +16,9 @@ from app.page_answer import (
     show_passages,
     stream_answer,
 )
-from app.page_common import collection_caption, collection_style, shown_errors
-from app.page_services import get_assistant
-from app.page_text import md_escape, seconds
+from app.views.common import collection_caption, collection_style, shown_errors
+from app.views.services import get_assistant
+from app.views.text import md_escape, seconds
 from domain.errors import HybridError
 from domain.style import format_score
 from domain.types import ALL_MODES, Answer, Mode

@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, selected_collection, shown_errors
-from app.page_services import get_datasets
-from app.page_text import duration, md_escape
+from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, selected_collection, shown_errors
+from app.views.services import get_datasets
+from app.views.text import duration, md_escape
 
 KIND_LABELS = {"eval": "Evaluation set", "train": "Training set"}
 

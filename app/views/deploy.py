@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, settings, shown_errors
-from app.page_services import get_exporter
-from app.page_text import duration, md_escape, size
+from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, settings, shown_errors
+from app.views.services import get_exporter
+from app.views.text import duration, md_escape, size
 
 QUANT_HELP = {
     "q8_0": "8-bit: near-lossless, about half the f16 size",

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.page_answer import show_passages
-from app.page_common import (
+from app.views.answer_parts import show_passages
+from app.views.common import (
     collection_caption,
     select_collection_next_run,
     selected_collection,
     settings,
     shown_errors,
 )
-from app.page_services import get_indexer
-from app.page_text import md_escape, where
+from app.views.services import get_indexer
+from app.views.text import md_escape, where
 from domain.atomic import write_bytes_atomic
 from domain.errors import ConfigError
 from domain.workspace import NAME_RULE, check_name

@@ -8,8 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import collection_caption, latest_eval_report, settings
-from app.page_text import md_escape
+from app.views.common import collection_caption, latest_eval_report, settings
+from app.views.text import md_escape
 from app.wiring.collections import get_collection
 from domain.router import ALL_MODES, MODE_LABELS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test

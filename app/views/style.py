@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.page_common import collection_caption, settings, shown_errors
-from app.page_text import md_escape
+from app.views.common import collection_caption, settings, shown_errors
+from app.views.text import md_escape
 from app.wiring.collections import get_collection, reset_style, save_style
 from domain.errors import ConfigError
 from domain.style import LANGS, Example, StyleProfile, check_format

@@ -9,9 +9,9 @@ from typing import Any
 
 import streamlit as st
 
-from app.page_common import ACTIVE_STATES, POLL_S, collection_caption, shown_errors
-from app.page_services import get_trainer_jobs
-from app.page_text import duration, md_escape
+from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, shown_errors
+from app.views.services import get_trainer_jobs
+from app.views.text import duration, md_escape
 
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -97,7 +97,7 @@ def load_rows(settings: Settings, kind: str) -> list[dict[str, Any]]:
     Raises:
         DataError: the file has malformed lines (named by number).
     """
-    from app.eval_retrieval import read_jsonl_text
+    from app.evaluation.retrieval import read_jsonl_text
     from app.wiring.collections import get_collection
 
     path = current_path(get_collection(settings), _kind(kind))
@@ -130,7 +130,7 @@ def import_rows(settings: Settings, kind: str, path: str | Path, replace: bool =
         DataError: the file is unreadable or has malformed lines (all named by line number); the
             stored set is left as it was.
     """
-    from app.eval_retrieval import read_jsonl_text
+    from app.evaluation.retrieval import read_jsonl_text
     from app.wiring.collections import get_collection
 
     new = _parsed(read_jsonl_text(Path(path)), _kind(kind), str(path))

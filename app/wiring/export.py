@@ -75,8 +75,8 @@ def export_current(
     """
     from adapters.export import export_model
     from adapters.registry import is_complete
+    from app.evaluation.gate import gate_rows
     from app.wiring.models import base_gguf_path, base_hf_path, tools_dir
-    from app.wiring.training import gate_rows
     from app.wiring.training_data import build_messages_fn
     from domain.errors import RegistryError
     from domain.progress import no_progress

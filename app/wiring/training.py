@@ -1,9 +1,10 @@
 """Wires the training job: checks the data, writes the job's spec and starts it through the job
 runner (``app.wiring.jobs``). Its worker (``python -m app.wiring.training JOB_DIR``) prepares the
 examples (``app.wiring.training_data``), trains, converts and registers through
-``adapters.train_job``, and runs the evaluation gate a new version must pass to be activated: a
-fixed subset of the evaluation set, the real harness in the tuned modes, the adapter in use as the
-baseline, scores cached under what else moves them (the decision is ``adapters.gate``'s).
+``adapters.train_job``, and runs the evaluation gate a new version must pass to be activated: the
+evaluator of ``app.evaluation.gate`` (a fixed subset of the evaluation set, the real harness in the
+tuned modes), the adapter in use as the baseline, scores cached under what else moves them (the
+decision is ``adapters.gate``'s).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ TRAIN = JobKind(
     one_at_a_time=True,
     last_per_collection=False,
 )
-GATE_ROWS = 16
-GATE_MODES = ("tuned", "tuned_rag")
 
 
 def start_training(
@@ -123,27 +122,6 @@ def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingPara
 
 
 # ----------------------------------------------------------------------------- the gate
-def gate_rows(settings: Settings, n: int = GATE_ROWS) -> list[dict[str, Any]]:
-    """The fixed evaluation subset of the gate: every k-th row of the collection's evaluation set
-    by id (both languages, all kinds)."""
-    from app.wiring.dataset_rows import load_rows
-
-    rows = sorted(load_rows(settings, "eval"), key=lambda r: r["id"])
-    if len(rows) <= n:
-        return rows
-    step = len(rows) / n
-    return [rows[int(i * step)] for i in range(n)]
-
-
-def evaluate_adapter(
-    settings: Settings, adapter_dir: Path, rows: list[dict[str, Any]], index: str | None
-) -> dict[str, Any]:
-    """The evaluation harness on ``rows`` in the gate's modes, answering with ``adapter_dir``."""
-    from app.eval_modes import evaluate_with_adapter
-
-    return evaluate_with_adapter(settings, rows, modes=GATE_MODES, adapter_dir=adapter_dir, index=index)
-
-
 def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     """A short hash of everything besides the adapter that moves gate scores: the generation,
     index and answer settings, the prompt and retrieval versions, and the index generation. Part
@@ -173,9 +151,12 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
 
 def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
     """The training job's gate (see ``adapters.train_job.GateFn``) for the job's ``spec``."""
-    from adapters.gate import run_gate, subset_id
+    from adapters.gate import GATE_MODES, run_gate, subset_id
     from adapters.train_job import file_sha256
+    from app.evaluation.gate import evaluate_with_adapter, gate_rows
     from app.wiring.collections import get_collection
+
+    index = spec["data"].get("index")
 
     def gate(stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG001
         rows = gate_rows(settings)
@@ -186,10 +167,12 @@ def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
             label = f"default-{file_sha256(baseline_dir / 'adapter_model.safetensors')[:8]}"
         decision = run_gate(
             stage,
-            evaluate=lambda d: evaluate_adapter(settings, d, rows, spec["data"].get("index")),
+            evaluate=lambda d: evaluate_with_adapter(
+                settings, rows, modes=GATE_MODES, adapter_dir=d, index=index
+            ),
             baseline_dir=baseline_dir,
             baseline_label=label,
-            subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, spec['data'].get('index'))}",
+            subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, index)}",
             modes=GATE_MODES,
             cache=get_collection(settings).paths.evals / "gate_cache.json",
         )

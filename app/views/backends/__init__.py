@@ -1,3 +1,3 @@
-"""The real backends behind the pages' Protocols (``app.page_services``): thin adapters over the
+"""The real backends behind the pages' Protocols (``app.views.services``): thin adapters over the
 same wiring and domain calls the CLI makes. Each is cheap to build; models load on first use.
 """

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app.page_common import collection_style, shown_errors
-from app.page_text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
+from app.views.common import collection_style, shown_errors
+from app.views.text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
 from domain.router import MODE_LABELS
 from domain.style import format_score
 
 if TYPE_CHECKING:
-    from app.page_services import AnswerStream, AskBackend
+    from app.views.services import AnswerStream, AskBackend
     from domain.types import Answer, Hit, RouteDecision
 
 MODE_CHOICES = tuple(MODE_LABELS)

@@ -17,7 +17,7 @@ from app.wiring.training import TRAIN, start_training
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class RealTrainingBackend:

@@ -61,7 +61,7 @@ def select_collection_next_run(name: str) -> None:
 
 def collection_caption() -> None:
     """The line under a page's title that says which collection the page shows."""
-    from app.page_text import md_escape
+    from app.views.text import md_escape
 
     st.caption(f"Collection **{md_escape(selected_collection())}** — switch it in the sidebar.")
 

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CompareRun:
-    """A started comparison over one ``Retrieval`` (see ``app.page_services.CompareStart``)."""
+    """A started comparison over one ``Retrieval`` (see ``app.views.services.CompareStart``)."""
 
     assistant: Any
     question: str

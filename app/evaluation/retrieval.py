@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("dense", "bm25", "hybrid")
 UNSCORED_KINDS = frozenset({"out_of_domain", "correction"})  # no right passage to find
 

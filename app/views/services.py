@@ -3,7 +3,7 @@ export), each built once per process with ``st.cache_resource`` and cheap to bui
 the first call that needs them, never while a page renders.
 
 The Protocols below are the pages' whole view of the backends. Real ones live in
-``app.page_backends`` and call the same wiring and domain functions as the CLI; tests install fakes
+``app.views.backends`` and call the same wiring and domain functions as the CLI; tests install fakes
 with ``override(...)`` (``tests/fakes_app.py``).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import streamlit as st
 
-from app.page_common import selected_collection, settings
+from app.views.common import selected_collection, settings
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -217,35 +217,35 @@ def _pick(name: str, build: Callable[[str], Any], collection: str | None = None)
 
 @st.cache_resource(show_spinner=False)
 def _real_assistant(collection: str) -> AskBackend:
-    from app.page_backends.ask import RealAskBackend
+    from app.views.backends.ask import RealAskBackend
 
     return RealAskBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
 def _real_indexer(collection: str) -> IndexBackend:
-    from app.page_backends.indexing import RealIndexBackend
+    from app.views.backends.indexing import RealIndexBackend
 
     return RealIndexBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
 def _real_trainer(collection: str) -> TrainingBackend:
-    from app.page_backends.training import RealTrainingBackend
+    from app.views.backends.training import RealTrainingBackend
 
     return RealTrainingBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
 def _real_exporter(collection: str) -> ExportBackend:
-    from app.page_backends.export import RealExportBackend
+    from app.views.backends.export import RealExportBackend
 
     return RealExportBackend(_for(collection))
 
 
 @st.cache_resource(show_spinner=False)
 def _real_datasets(collection: str) -> DatasetBackend:
-    from app.page_backends.datasets import RealDatasetBackend
+    from app.views.backends.datasets import RealDatasetBackend
 
     return RealDatasetBackend(_for(collection))
 

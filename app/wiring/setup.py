@@ -1,4 +1,5 @@
-"""`hybrid setup`: put every offline model and tool in the workspace, step by step.
+"""Wires `hybrid setup`: puts every offline model and tool in the workspace, step by step (the
+command's arguments and summary table live in ``app.commands.setup_cmd``).
 
 Each step is idempotent (a second run reports "already done") and resumable (steps write to a
 temporary place and rename at the end). The steps themselves live in ``adapters/`` and ``index/``;
@@ -20,7 +21,7 @@ from domain.progress import ProgressFn, no_progress
 logger = logging.getLogger(__name__)
 
 LLAMA_CPP_VERSION = "0.3.36"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 StepFn = Callable[[Settings, bool, ProgressFn], dict[str, Any]]
 

@@ -2,8 +2,7 @@
 assistant (correction memory off), runs the harness in ``domain.evaluation``, adds the retrieval
 scores, and writes the report as JSON and Markdown (plus the per-row results as JSONL) into the
 selected collection's evals folder. Fitted router thresholds go to the collection's router.json.
-
-Also serves the training job's evaluation gate (``evaluate_with_adapter``).
+The training gate scores an adapter with the same harness (``app.evaluation.gate``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from domain.errors import ConfigError, ModelMissingError
+from domain.errors import ConfigError
 
 if TYPE_CHECKING:
     from domain.pipeline import Assistant
@@ -47,7 +46,7 @@ def _retrieval_section(assistant: Assistant, rows: Sequence[dict[str, Any]], k: 
     retriever = assistant.retriever
     if retriever is None or not hasattr(retriever, "search_many"):
         return None
-    from app.eval_retrieval import evaluate
+    from app.evaluation.retrieval import evaluate
 
     scored = evaluate(retriever, rows, k=k)  # type: ignore[arg-type]
     keep = (f"recall@{k}", "mrr", "n", f"source_share@{k}")
@@ -68,31 +67,6 @@ def evaluate_assistant(
     return results, build_report(results, modes, assistant.adapter_state)
 
 
-def evaluate_with_adapter(
-    settings: Settings,
-    rows: list[dict[str, Any]],
-    *,
-    modes: Sequence[str],
-    adapter_dir: Path,
-    index: str | None = None,
-) -> dict[str, Any]:
-    """The harness report for ``rows`` answered with the adapter in ``adapter_dir`` (the gate).
-
-    Raises:
-        ModelMissingError: the adapter did not load (e.g. its GGUF LoRA is missing).
-    """
-    from app.wiring.answer import build_assistant
-
-    assistant = build_assistant(settings, index=index, adapter_dir=adapter_dir, use_corrections=False)
-    if any(m in ("tuned", "tuned_rag") for m in modes) and not assistant.adapter_state.active:
-        raise ModelMissingError(
-            f"the adapter in {adapter_dir} did not load for the {settings.generation.backend} backend — "
-            "check that the version has its files (lora.gguf for llama.cpp)"
-        )
-    _, report = evaluate_assistant(assistant, rows, modes, quiet=True)
-    return report
-
-
 def correction_rows(coll: Any) -> list[dict[str, Any]]:
     """Collection ``coll``'s corrections as evaluation rows of their own kind and split
     ("correction"): whether the modes now say what the user corrected them to say."""
@@ -107,7 +81,7 @@ def correction_rows(coll: Any) -> list[dict[str, Any]]:
 
 def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval` without --retrieval (arguments defined in app.commands.eval_cmd)."""
-    from app.eval_retrieval import eval_files, load_eval_rows, select_rows
+    from app.evaluation.retrieval import eval_files, load_eval_rows, select_rows
     from app.wiring.answer import build_assistant
     from app.wiring.collections import get_collection
 
