@@ -54,7 +54,11 @@ class IndexSettings(BaseModel):
 
 
 class GenerationSettings(BaseModel):
-    backend: Literal["llama_cpp", "transformers"] = Field("llama_cpp", description="Answering backend.")
+    backend: Literal["llama_cpp", "transformers", "remote"] = Field(
+        "llama_cpp",
+        description="Answering backend: llama.cpp in this process, transformers (the reference), or "
+        "`remote`, an OpenAI-compatible server named by the `HYBRID_REMOTE__*` settings.",
+    )
     n_threads: int = Field(2, ge=1, description="CPU threads for generation.")
     n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
@@ -118,6 +122,21 @@ class AnswerSettings(BaseModel):
     )
 
 
+class RemoteSettings(BaseModel):
+    url: str = Field(
+        "http://127.0.0.1:8000/v1",
+        description="OpenAI-compatible server the `remote` backend answers through (ends in `/v1`).",
+    )
+    base_model: str = Field("base", description="The server's model name for the base model.")
+    tuned_model: str | None = Field(
+        None,
+        description="The server's model name for the base with this project's LoRA (the tuned modes); "
+        "none: the tuned modes are unavailable.",
+    )
+    api_key: SecretStr | None = Field(None, description="Key sent to that server, if it needs one.")
+    timeout_s: float = Field(600.0, gt=0, description="Longest wait for one answer from that server.")
+
+
 class ServeSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for the app (`hybrid app`) and the API server.")
     port: int = Field(8501, ge=1, le=65535, description="Port of the app.")
@@ -126,7 +145,9 @@ class ServeSettings(BaseModel):
         description="Allow a bind address other than loopback. The app has no login: anyone who "
         "reaches the address can read the documents and change the workspace.",
     )
-    api_port: int = Field(8088, ge=1, le=65535, description="Port of the OpenAI-compatible API (`hybrid serve`).")
+    api_port: int = Field(
+        8088, ge=1, le=65535, description="Port of the OpenAI-compatible API (`hybrid serve`)."
+    )
     api_key: SecretStr | None = Field(
         None,
         description="Key the API requires as `Authorization: Bearer <key>`; without one it binds only "
@@ -149,6 +170,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     generation: GenerationSettings = GenerationSettings()
     answer: AnswerSettings = AnswerSettings()
+    remote: RemoteSettings = RemoteSettings()
     serve: ServeSettings = ServeSettings()
 
     @property

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from adapters.hf_generator import TransformersGenerator
-from adapters.llama_tools import convert_hf_to_gguf, convert_lora_to_gguf
 from adapters.llamacpp_generator import LlamaCppGenerator
 from domain.errors import GenerationError, ModelMissingError
-from tests.llama_converters import converters_for_tests
 
 pytest.importorskip("llama_cpp")
 
@@ -30,46 +28,9 @@ PARITY_QUESTIONS = [
     [{"role": "user", "content": "How many days of paid holiday do I get?"}],
     [{"role": "user", "content": "Who approves travel?"}],
 ]
-# A full-size random LoRA moves the tiny model's logits so far that some greedy steps become near
-# ties (top-2 margin 0.009) below the llama.cpp-vs-torch logit difference there (0.045, f16 activations),
-# and the two backends then pick different tokens. A smaller LoRA still changes every answer.
-LORA_B_SCALE = 0.3
 GOLDEN_PROMPT = "<|im_start|>user\nWhen does the office open?<|im_end|>\n<|im_start|>assistant\n"
 # Several of these characters are not in the tiny vocabulary, so they arrive as three byte tokens each.
 CHINESE = "请把报告发给经理，谢谢！"
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
-    """The tiny base as an f16 GGUF, plus a seeded random LoRA as a peft folder and a GGUF LoRA."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    tools = converters_for_tests(tmp_path_factory.mktemp("converters"))
-    if tools is None:
-        pytest.skip("no llama.cpp converters: run `hybrid setup --only converters` (or `make install`)")
-    out = tmp_path_factory.mktemp("tiny_gen")
-    torch.set_num_threads(1)
-    torch.manual_seed(7)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
-        init_lora_weights=False,
-    )
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), config)
-    with torch.no_grad():  # f16-exact, like the tiny base, so the f16 GGUF LoRA holds the same values
-        for name, param in peft_model.named_parameters():
-            if "lora_" in name:
-                param.copy_((param * (LORA_B_SCALE if "lora_B" in name else 1.0)).half().float())
-    adapter_dir = out / "v1"
-    peft_model.save_pretrained(adapter_dir)
-    lora = convert_lora_to_gguf(
-        adapter_dir, adapter_dir / "lora.gguf", base_hf_dir=tiny_llama_dir, tools_dir=tools, outtype="f16"
-    )
-    base = convert_hf_to_gguf(tiny_llama_dir, out / "tiny-f16.gguf", tools_dir=tools, outtype="f16")
-    return {"hf": Path(tiny_llama_dir), "gguf": base, "adapter_dir": adapter_dir, "lora": lora}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.wiring.models import base_gguf_path, base_hf_path
-from domain.errors import ModelMissingError
+from domain.errors import ConfigError, ModelMissingError
 
 if TYPE_CHECKING:
     from domain.ports import Generator
@@ -46,8 +46,16 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
         ModelMissingError: the base model is not where settings say (next step: `hybrid setup`),
             or ``adapter_dir`` lacks the file the backend needs.
         SetupError: the backend library is missing or a file cannot be loaded.
+        ConfigError: ``adapter_dir`` with the remote backend (a candidate is scored locally).
     """
     gen = settings.generation
+    if gen.backend == "remote":
+        if adapter_dir is not None:
+            raise ConfigError(
+                "a new adapter is scored on this machine, not on the remote server — run training "
+                "and the gate with HYBRID_GENERATION__BACKEND=llama_cpp"
+            )
+        return _remote_generator(settings)
     folder: Path | None
     label: str | None
     if adapter_dir is not None:
@@ -90,6 +98,22 @@ def _cached_generator(
 
     return LlamaCppGenerator(
         base, lora_path=adapter, n_threads=n_threads, n_ctx=n_ctx, seed=SEED, adapter_label=label
+    )
+
+
+def _remote_generator(settings: Settings) -> Generator:
+    """The ``remote`` backend: the server named in ``settings.remote`` (its tuned model stands for
+    the adapter; the collection's local adapter versions are not sent anywhere)."""
+    from adapters.remote_generator import RemoteGenerator
+
+    remote = settings.remote
+    key = remote.api_key.get_secret_value() if remote.api_key is not None else None
+    return RemoteGenerator(
+        remote.url,
+        base_model=remote.base_model,
+        tuned_model=remote.tuned_model,
+        api_key=key or None,
+        timeout_s=remote.timeout_s,
     )
 
 
