@@ -71,18 +71,14 @@ def load_embedder(settings):  # noqa: ANN001, ANN201
 def bench_throughput(settings, embedder, docs: Path, target_chunks: int, runs: int, work: Path) -> list[str]:  # noqa: ANN001
     import torch
 
+    from app.wiring.index import splitter_settings, sync_options
     from index import store
-    from index.splitter import SplitterSettings, index_text
-    from index.sync import SyncOptions, sync_folder
+    from index.splitter import index_text
+    from index.sync import sync_folder
 
     torch.set_num_threads(1)  # CPU time is then a fair measure even on a busy machine
-    split = SplitterSettings(settings.index.chunk_tokens, settings.index.chunk_overlap)
-    opts = SyncOptions(
-        max_file_mb=settings.index.max_file_mb,
-        ann_threshold=settings.index.ann_threshold,
-        batch_size=settings.index.batch_size,
-        rebuild=True,
-    )
+    split = splitter_settings(settings)
+    opts = sync_options(settings, rebuild=True)
     probe = sync_folder(docs, work / "probe-index", embedder=embedder, splitter=split, options=opts)
     per_copy = max(1, probe.chunks_total)
     copies = max(1, -(-target_chunks // per_copy))
@@ -126,18 +122,23 @@ def bench_latency(settings, embedder, docs: Path, sizes: list[int], work: Path) 
     import torch
 
     from app.evaluation.retrieval import eval_files, load_eval_rows
+    from app.wiring.index import splitter_settings, sync_options
     from index import store
     from index.bm25 import BM25Index
     from index.hybrid import HybridRetriever
-    from index.splitter import SplitterSettings
-    from index.sync import SyncOptions, sync_folder
+    from index.sync import sync_folder
     from index.vector_store import VectorStore
 
     faiss.omp_set_num_threads(1)
     torch.set_num_threads(1)
-    split = SplitterSettings(settings.index.chunk_tokens, settings.index.chunk_overlap)
     idx = work / "latency-base"
-    sync_folder(docs, idx, embedder=embedder, splitter=split, options=SyncOptions(rebuild=True))
+    sync_folder(
+        docs,
+        idx,
+        embedder=embedder,
+        splitter=splitter_settings(settings),
+        options=sync_options(settings, rebuild=True),
+    )
     gen = store.current_generation(idx)
     assert gen is not None
     base_chunks, base_vecs, base_tokens = (

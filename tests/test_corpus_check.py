@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.cli import main
-from app.commands.corpus_cmd import load_text
+from app.wiring.index import load_text
 from domain.corpus_check import check_corpus, cosine, load_plain_text, normalize, trigram_vector
 
 REPO = Path(__file__).resolve().parents[1]

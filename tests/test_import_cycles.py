@@ -92,3 +92,53 @@ def test_index_and_adapters_never_import_each_other_and_domain_imports_neither()
             assert others <= {"domain"}, (module, targets)
         if top in ("index", "adapters"):
             assert others <= {top, "domain"}, (module, targets)
+
+
+COMPOSITION_ROOT = ROOT / "app" / "wiring"
+BUILDERS = ("adapters", "index")  # the packages whose real objects only the composition root builds
+
+
+def runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``tree``, inside functions too, except those under
+    ``if TYPE_CHECKING:``: an annotation may name a heavy type without importing it at run time."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_the_import_walk_sees_imports_in_functions_but_not_type_checking_ones() -> None:
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from index.hybrid import HybridRetriever\n"
+        "def f():\n    if True:\n        from adapters.registry import activate\n"
+        "class C:\n    def g(self):\n        import index.store\n"
+    )
+    assert runtime_imports(tree) == [(1, "typing"), (6, "adapters.registry"), (9, "index.store")]
+
+
+def test_only_the_composition_root_imports_adapters_or_index() -> None:
+    """Pages (with their helpers and backends), commands, evaluation and the entry points ask
+    ``app.wiring`` for real objects; only ``app/wiring`` imports ``adapters`` or ``index``, at run
+    time. Imports under ``if TYPE_CHECKING:`` are allowed: they name types for annotations only."""
+    outside = [p for p in (ROOT / "app").rglob("*.py") if not p.is_relative_to(COMPOSITION_ROOT)]
+    assert len(outside) > 30  # the walk sees pages and commands
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted(outside)
+        for line, module in runtime_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if module.split(".")[0] in BUILDERS
+    ]
+    assert offenders == []

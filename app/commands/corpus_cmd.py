@@ -1,6 +1,7 @@
 """`hybrid corpus check [PATH] [--json FILE]`: validate the bundled corpus (documents, training and
-evaluation sets) and print its counts and errors. The checks live in ``domain.corpus_check``; this
-module supplies the document reader for PDF and DOCX and renders the report.
+evaluation sets) and print its counts and errors. The checks live in ``domain.corpus_check``, the
+document reader (PDF and DOCX text as indexing extracts it) in ``app.wiring.index``; this module
+renders the report.
 """
 
 from __future__ import annotations
@@ -33,22 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_check)
 
 
-def load_text(path: Path) -> str:
-    """Text of any corpus document, extracted exactly as indexing extracts it (``index.loaders``),
-    so a key fact that passes here is a key fact the index can find."""
-    from index.loaders import SUFFIX_KINDS, SourceFile, load_document
-
-    data = path.read_bytes()
-    source = SourceFile(path.name, path, len(data), SUFFIX_KINDS.get(path.suffix.lower(), "text"))
-    return load_document(source, data).text
-
-
 def run_check(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
     root = Path(args.path) if args.path else DEFAULT_CORPUS
     if not (root / "docs").is_dir():
         raise ConfigError(
             f"{root} has no docs/ folder; pass the corpus folder, e.g. `hybrid corpus check corpus`"
         )
+    from app.wiring.index import load_text
+
     report = check_corpus(root, load_text)
     if args.json_path is not None:
         emit_json(report, args.json_path)

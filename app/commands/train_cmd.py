@@ -105,29 +105,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _params(args: argparse.Namespace) -> Any:
-    from adapters.train_params import TrainingParams
+    from app.wiring.training import training_params
 
     modules = (
         tuple(m.strip() for m in args.target_modules.split(",") if m.strip()) if args.target_modules else None
     )
-    params = TrainingParams().replace(
-        epochs=args.epochs,
-        lr=args.lr,
-        r=args.r,
-        alpha=args.alpha,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        max_rows=args.max_rows,
-        precision=args.precision,
-        target_modules=modules,
-        seed=args.seed,
-        correction_repeats=args.correction_repeats,
-        replay_rows=args.replay_rows,
-        val_share=args.val_share,
+    return training_params(
+        {
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "r": args.r,
+            "alpha": args.alpha,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "max_rows": args.max_rows,
+            "precision": args.precision,
+            "target_modules": modules,
+            "seed": args.seed,
+            "correction_repeats": args.correction_repeats,
+            "replay_rows": args.replay_rows,
+            "val_share": args.val_share,
+        },
+        for_corrections=getattr(args, "from_corrections", False) and args.val_share is None,
     )
-    if getattr(args, "from_corrections", False) and args.val_share is None:
-        return params.for_corrections()
-    return params
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,17 +230,16 @@ def _print_jobs(found: list[dict[str, Any]], json_path: str | None) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters.registry import is_complete, list_versions
-    from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root
+    from app.wiring.active_adapter import adapter_versions, current_adapter, shipped_default_adapter
 
-    versions = list_versions(registry_root(settings))
+    versions = adapter_versions(settings)
     _, label = current_adapter(settings)
-    default = default_adapter_dir(settings)
+    default = shipped_default_adapter(settings)
     data = {
         "collection": settings.collection,
         "in_use": label,
         "versions": [v.to_json() for v in versions],
-        "default_adapter": str(default) if default is not None and is_complete(default) else None,
+        "default_adapter": str(default) if default is not None else None,
     }
     if args.json_path:
         emit_json(data, args.json_path)
@@ -266,19 +265,17 @@ def _gate_word(passed: bool | None) -> str:
 
 
 def run_activate(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters.registry import activate
-    from app.wiring.active_adapter import registry_root
+    from app.wiring.active_adapter import activate_version
 
-    info = activate(registry_root(settings), args.version)
+    info = activate_version(settings, args.version)
     print(f"active adapter: {info.version}")
     return 0
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001
-    from adapters.registry import rollback
-    from app.wiring.active_adapter import registry_root
+    from app.wiring.active_adapter import rollback_version
 
-    info = rollback(registry_root(settings))
+    info = rollback_version(settings)
     print(f"rolled back; active adapter: {info.version}")
     return 0
 
@@ -286,15 +283,8 @@ def run_rollback(args: argparse.Namespace, settings: Settings) -> int:  # noqa: 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from adapters.registry import publish
-    from app.wiring.active_adapter import default_adapter_dir, registry_root
-    from domain.errors import ConfigError
+    from app.wiring.active_adapter import publish_version
 
-    to = Path(args.to) if args.to else default_adapter_dir(settings)
-    if to is None:
-        raise ConfigError(
-            f"collection {settings.collection!r} has no bundled default adapter to publish to — pass --to FOLDER"
-        )
-    target = publish(registry_root(settings), args.version, to)
+    target = publish_version(settings, args.version, Path(args.to) if args.to else None)
     print(f"published {args.version} to {target}")
     return 0

@@ -31,6 +31,14 @@ EXPORT = JobKind(
 )
 
 
+def export_quants() -> tuple[str, ...]:
+    """The quantizations an export can make, the recommended first (q8_0, then q4_k_m, then f16)."""
+    from adapters.export import QUANTS
+
+    preferred = ("q8_0", "q4_k_m", "f16")
+    return tuple(q for q in preferred if q in QUANTS) + tuple(q for q in QUANTS if q not in preferred)
+
+
 def heldout_text(settings: Settings) -> str:
     """Held-out domain text for perplexity: the evaluation set's reference answers (never trained on)."""
     from app.wiring.dataset_rows import load_rows

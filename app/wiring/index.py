@@ -1,26 +1,36 @@
 """Wires the RAG half: a collection's index folder, splitter and sync options from settings,
-syncing a document folder into a collection's index, and opening an index as a shared ``HybridRetriever`` (cached per generation,
-so a re-index is picked up on the next call). Heavy modules load inside the functions.
+syncing a document folder into a collection's index, opening an index as a shared
+``HybridRetriever`` (cached per generation, so a re-index is picked up on the next call), reading
+its manifest and chunk table without the embedder, deleting it, and extracting a document's text
+as indexing does. Heavy modules load inside the functions.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import shutil
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from domain.errors import ConfigError, IndexStoreError
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
     from domain.ports import Embedder
+    from domain.types import Chunk
     from index.hybrid import HybridRetriever
     from index.splitter import SplitterSettings
     from index.store import LoadedIndex
-    from index.sync import SyncReport
+    from index.sync import SyncOptions, SyncReport
+
+logger = logging.getLogger(__name__)
 
 _OPEN_LOCK = threading.Lock()
+_CHUNKS_LOCK = threading.Lock()
+_CHUNK_TABLES: dict[str, list[Chunk]] = {}  # live generation -> its chunk table, a few at a time
 
 
 def index_name(settings: Settings, name: str | None = None) -> str:
@@ -40,9 +50,22 @@ def index_dir(settings: Settings, name: str | None = None) -> Path:
 
 
 def splitter_settings(settings: Settings) -> SplitterSettings:
+    """How documents are cut into chunks, from ``settings.index``."""
     from index.splitter import SplitterSettings
 
     return SplitterSettings(chunk_tokens=settings.index.chunk_tokens, overlap=settings.index.chunk_overlap)
+
+
+def sync_options(settings: Settings, *, rebuild: bool = False) -> SyncOptions:
+    """How a folder is synced into an index, from ``settings.index``; ``rebuild`` starts afresh."""
+    from index.sync import SyncOptions
+
+    return SyncOptions(
+        max_file_mb=settings.index.max_file_mb,
+        ann_threshold=settings.index.ann_threshold,
+        batch_size=settings.index.batch_size,
+        rebuild=rebuild,
+    )
 
 
 def sync_index(
@@ -64,22 +87,16 @@ def sync_index(
     """
     from app.wiring.collections import create_collection
     from app.wiring.embedder import build_embedder
-    from index.sync import SyncOptions, sync_folder
+    from index.sync import sync_folder
 
     create_collection(settings, index_name(settings, name), folder)
     emb = embedder or build_embedder(settings)
-    options = SyncOptions(
-        max_file_mb=settings.index.max_file_mb,
-        ann_threshold=settings.index.ann_threshold,
-        batch_size=settings.index.batch_size,
-        rebuild=rebuild,
-    )
     return sync_folder(
         folder,
         index_dir(settings, name),
         embedder=emb,
         splitter=splitter_settings(settings),
-        options=options,
+        options=sync_options(settings, rebuild=rebuild),
         on_progress=on_progress,
     )
 
@@ -135,7 +152,72 @@ def build_retriever(
     return open_index(settings, name, embedder=emb).retriever(emb, fusion)
 
 
+def index_manifest(settings: Settings, name: str | None = None) -> dict[str, Any] | None:
+    """The committed manifest of collection ``name``'s index (files, skipped files, settings), or
+    None when it is not built; no embedder loads."""
+    from index.store import read_manifest
+
+    return read_manifest(index_dir(settings, name))
+
+
+def chunk_table(settings: Settings, name: str | None = None) -> list[Chunk]:
+    """The chunk table of collection ``name``'s live index generation (empty when not built), read
+    once per generation: generations are immutable, and a deleted and rebuilt index that reuses a
+    generation's name is told apart by its chunk file's time."""
+    from index.store import current_generation, read_chunks
+
+    gen = current_generation(index_dir(settings, name))
+    if gen is None:
+        return []
+    key = f"{gen}:{(gen / 'chunks.jsonl').stat().st_mtime_ns}"
+    with _CHUNKS_LOCK:
+        if key not in _CHUNK_TABLES:
+            if len(_CHUNK_TABLES) >= 4:
+                _CHUNK_TABLES.pop(next(iter(_CHUNK_TABLES)))
+            _CHUNK_TABLES[key] = read_chunks(gen)
+        return _CHUNK_TABLES[key]
+
+
+def delete_index(settings: Settings, name: str) -> None:
+    """Delete collection ``name``'s whole index (under its lock, so no sync writes meanwhile); the
+    collection and its documents stay.
+
+    Raises:
+        ConfigError: the collection has no index.
+        IndexStoreError: another run holds the index, or a file cannot be removed.
+    """
+    from index.store import locked
+
+    folder = index_dir(settings, name)
+    if not folder.is_dir():
+        raise ConfigError(f"collection '{name}' has no index to delete — pick another collection")
+    try:
+        with locked(folder):
+            for p in folder.iterdir():
+                if p.name != ".lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+    except OSError as e:
+        raise IndexStoreError(
+            f"could not delete index '{name}' in {folder} ({e}) — close other runs and retry"
+        ) from e
+    shutil.rmtree(folder, ignore_errors=True)
+    clear_index_cache()
+    logger.info("deleted index %s", name)
+
+
+def load_text(path: Path) -> str:
+    """Text of any document, extracted exactly as indexing extracts it (``index.loaders``), so a
+    key fact found here is a key fact the index can find."""
+    from index.loaders import SUFFIX_KINDS, SourceFile, load_document
+
+    data = path.read_bytes()
+    source = SourceFile(path.name, path, len(data), SUFFIX_KINDS.get(path.suffix.lower(), "text"))
+    return load_document(source, data).text
+
+
 def clear_index_cache() -> None:
-    """Forget opened indexes (tests; after deleting an index folder)."""
+    """Forget opened indexes and read chunk tables (tests; after deleting an index folder)."""
     with _OPEN_LOCK:
         _open_cached.cache_clear()
+    with _CHUNKS_LOCK:
+        _CHUNK_TABLES.clear()

@@ -10,6 +10,7 @@ decision is ``adapters.gate``'s).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,28 @@ TRAIN = JobKind(
     one_at_a_time=True,
     last_per_collection=False,
 )
+
+
+def default_training_params() -> dict[str, Any]:
+    """The default training parameters as JSON (the Train page's starting values)."""
+    from adapters.train_params import TrainingParams
+
+    return TrainingParams().to_json()
+
+
+def training_params(
+    values: Mapping[str, Any] | None = None, *, for_corrections: bool = False
+) -> TrainingParams:
+    """Training parameters: the defaults with ``values`` over them (a None value keeps the default),
+    checked; ``for_corrections`` then drops the validation share (``TrainingParams.for_corrections``).
+
+    Raises:
+        ConfigError: an unknown parameter or a value out of range (the message names it).
+    """
+    from adapters.train_params import TrainingParams
+
+    params = TrainingParams().replace(**(values or {}))
+    return params.for_corrections() if for_corrections else params
 
 
 def start_training(

@@ -36,6 +36,19 @@ def train_files(settings: Settings, given: list[str] | None = None) -> list[Path
     return [coll.train_set]
 
 
+def train_set_rows(settings: Settings) -> list[Any]:
+    """The selected collection's training rows, checked; none when it has no training set yet.
+
+    Raises:
+        DataError: a malformed row (named by file and line).
+    """
+    from adapters.training_rows import load_train_rows
+    from app.wiring.collections import get_collection
+
+    train_set = get_collection(settings).train_set
+    return load_train_rows([train_set]) if train_set.is_file() else []
+
+
 def load_corrections(settings: Settings) -> list[Any]:
     """Every stored correction (records with question, mode, passages, corrected)."""
     from app.wiring.collections import get_collection

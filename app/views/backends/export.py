@@ -23,10 +23,9 @@ class RealExportBackend:
         self.settings = settings
 
     def quants(self) -> tuple[str, ...]:
-        from adapters.export import QUANTS
+        from app.wiring.export import export_quants
 
-        preferred = ("q8_0", "q4_k_m", "f16")
-        return tuple(q for q in preferred if q in QUANTS) + tuple(q for q in QUANTS if q not in preferred)
+        return export_quants()
 
     def source_label(self) -> str:
         from app.wiring.active_adapter import current_adapter

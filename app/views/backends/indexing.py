@@ -1,27 +1,21 @@
-"""The Index page's backend: syncing a folder and searching go through ``app.wiring.index`` (as
-``hybrid index`` / ``hybrid search`` do); listing documents and chunks reads the committed
-manifest and chunk table without loading the embedder; deleting removes the whole index.
+"""The Index page's backend: syncing a folder, searching, reading the committed manifest and chunk
+table (without loading the embedder) and deleting the whole index all go through
+``app.wiring.index``, as ``hybrid index`` / ``hybrid search`` do.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from domain.errors import ConfigError, IndexStoreError
 from domain.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
     from domain.ports import Embedder
     from domain.types import Chunk, Hit
-
-logger = logging.getLogger(__name__)
 
 
 class RealIndexBackend:
@@ -31,18 +25,11 @@ class RealIndexBackend:
     def __init__(self, settings: Settings, *, embedder: Callable[[], Embedder] | None = None) -> None:
         self.settings = settings
         self._embedder = embedder or self._shared_embedder
-        self._lock = threading.Lock()
-        self._chunk_tables: dict[str, list[Chunk]] = {}
 
     def _shared_embedder(self) -> Embedder:
         from app.wiring.embedder import build_embedder
 
         return build_embedder(self.settings)
-
-    def _dir(self, name: str) -> Path:
-        from app.wiring.index import index_dir
-
-        return index_dir(self.settings, name)
 
     def index_names(self) -> list[str]:
         """Every collection's name (built or not)."""
@@ -51,9 +38,9 @@ class RealIndexBackend:
         return collection_names(self.settings)
 
     def summary(self, name: str) -> dict[str, Any] | None:
-        from index.store import read_manifest
+        from app.wiring.index import index_manifest
 
-        manifest = read_manifest(self._dir(name))
+        manifest = index_manifest(self.settings, name)
         if manifest is None:
             return None
         return {k: v for k, v in manifest.items() if k not in ("files", "skipped")} | {
@@ -61,28 +48,13 @@ class RealIndexBackend:
             "n_skipped": len(manifest.get("skipped", [])),
         }
 
-    def _chunks(self, name: str) -> list[Chunk]:
-        """The live generation's chunk table, read once per generation (generations are immutable)."""
-        from index.store import current_generation, read_chunks
-
-        gen = current_generation(self._dir(name))
-        if gen is None:
-            return []
-        key = f"{gen}:{(gen / 'chunks.jsonl').stat().st_mtime_ns}"  # a deleted and rebuilt index reuses gen names
-        with self._lock:
-            if key not in self._chunk_tables:
-                if len(self._chunk_tables) >= 4:
-                    self._chunk_tables.pop(next(iter(self._chunk_tables)))
-                self._chunk_tables[key] = read_chunks(gen)
-            return self._chunk_tables[key]
-
     def documents(self, name: str) -> list[dict[str, Any]]:
-        from index.store import read_manifest
+        from app.wiring.index import chunk_table, index_manifest
 
-        manifest = read_manifest(self._dir(name))
+        manifest = index_manifest(self.settings, name)
         if manifest is None:
             return []
-        chunks = self._chunks(name)
+        chunks = chunk_table(self.settings, name)
         rows = []
         for path, f in sorted(manifest.get("files", {}).items()):
             lo, n = int(f.get("first_row", 0)), int(f.get("chunks", 0))
@@ -116,7 +88,9 @@ class RealIndexBackend:
         return rows
 
     def chunks(self, name: str, path: str) -> list[Chunk]:
-        return [c for c in self._chunks(name) if c.path == path]
+        from app.wiring.index import chunk_table
+
+        return [c for c in chunk_table(self.settings, name) if c.path == path]
 
     def sync(
         self, folder: str | Path, *, name: str, rebuild: bool = False, on_progress: ProgressFn = no_progress
@@ -139,26 +113,9 @@ class RealIndexBackend:
         return build_retriever(self.settings, name, embedder=self._embedder()).search(query, k=k)
 
     def delete(self, name: str) -> None:
-        from app.wiring.index import clear_index_cache
-        from index.store import locked
+        from app.wiring.index import delete_index
 
-        folder = self._dir(name)
-        if not folder.is_dir():
-            raise ConfigError(f"collection '{name}' has no index to delete — pick another collection")
-        try:
-            with locked(folder):
-                for p in folder.iterdir():
-                    if p.name != ".lock":
-                        shutil.rmtree(p) if p.is_dir() else p.unlink()
-        except OSError as e:
-            raise IndexStoreError(
-                f"could not delete index '{name}' in {folder} ({e}) — close other runs and retry"
-            ) from e
-        shutil.rmtree(folder, ignore_errors=True)
-        clear_index_cache()
-        with self._lock:
-            self._chunk_tables.clear()
-        logger.info("deleted index %s", name)
+        delete_index(self.settings, name)
 
     def upload_dir(self, name: str) -> Path:
         from app.wiring.collections import get_collection

@@ -1,7 +1,7 @@
 """The Train page's backend: the dataset summary, starting a training job through
 ``app.wiring.training`` (as ``hybrid train`` does), its status, cancel and resume through the job
-runner (``app.wiring.jobs``), and versions, activate and rollback through ``adapters.registry`` —
-all file reads, no model.
+runner (``app.wiring.jobs``), and versions, activate and rollback through
+``app.wiring.active_adapter`` — all file reads, no model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from app.settings import Settings
 from app.wiring import jobs
-from app.wiring.training import TRAIN, start_training
+from app.wiring.training import TRAIN, default_training_params, start_training, training_params
 
 logger = logging.getLogger(__name__)
 
@@ -29,19 +29,13 @@ class RealTrainingBackend:
 
         return feedback_db(self.settings)
 
-    def _registry(self) -> Path:
-        from app.wiring.active_adapter import registry_root
-
-        return registry_root(self.settings)
-
     def dataset(self) -> dict[str, Any]:
-        from adapters.training_rows import load_train_rows
         from app.wiring.collections import get_collection
-        from app.wiring.training_data import load_corrections
+        from app.wiring.training_data import load_corrections, train_set_rows
 
         train_set = get_collection(self.settings).train_set
         files = [train_set] if train_set.is_file() else []
-        rows = load_train_rows(files) if files else []
+        rows = train_set_rows(self.settings)
         base = Counter(r.lang for r in rows)
         corrections = Counter(c.lang for c in load_corrections(self.settings))
         langs = sorted(set(base) | set(corrections))
@@ -58,16 +52,10 @@ class RealTrainingBackend:
         }
 
     def default_params(self) -> dict[str, Any]:
-        from adapters.train_params import TrainingParams
-
-        return TrainingParams().to_json()
+        return default_training_params()
 
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
-        from adapters.train_params import TrainingParams
-
-        checked = TrainingParams.from_json(params)
-        if from_corrections:
-            checked = checked.for_corrections()
+        checked = training_params(params, for_corrections=from_corrections)
         job_dir = start_training(self.settings, checked, from_corrections=from_corrections)
         return Path(job_dir).name
 
@@ -90,16 +78,16 @@ class RealTrainingBackend:
         return jobs.listing(self.settings, TRAIN, mine=True)
 
     def versions(self) -> list[dict[str, Any]]:
-        from adapters.registry import list_versions
+        from app.wiring.active_adapter import adapter_versions
 
-        return [v.to_json() for v in list_versions(self._registry())]
+        return [v.to_json() for v in adapter_versions(self.settings)]
 
     def activate(self, version: str) -> dict[str, Any]:
-        from adapters.registry import activate
+        from app.wiring.active_adapter import activate_version
 
-        return activate(self._registry(), version, reason="app").to_json()
+        return activate_version(self.settings, version, reason="app").to_json()
 
     def rollback(self) -> dict[str, Any]:
-        from adapters.registry import rollback
+        from app.wiring.active_adapter import rollback_version
 
-        return rollback(self._registry()).to_json()
+        return rollback_version(self.settings).to_json()
