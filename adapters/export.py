@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
 # q8_0 keeps the token embedding (also the output matrix in tied models such as Qwen2.5-0.5B) in
-# f16: on our default adapter that made greedy answers match transformers + peft on 4 of 5 golden
-# prompts instead of 3, for 931 MB instead of 676 MB. q4_k_m keeps llama.cpp's own recipe.
+# f16: greedy answers then match transformers + peft on more golden prompts, for a larger file
+# (corpus/measured/sample-corpus-notes.md). q4_k_m keeps llama.cpp's own recipe.
 EMBEDDING_TYPE = {"q8_0": "f16"}
 # q4_k_m is quantized with an importance matrix measured on the merged model over training text
 # (never the held-out text), which lowers its perplexity against the f16 file. Q8_0's quantizer

@@ -56,8 +56,8 @@ def load_base(base_dir: Path, params: TrainingParams, *, init_adapter: Path | No
             for module in model.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.to(torch.bfloat16)
-            # copy what stays fp32 out of the safetensors memory map, so the map (and the 2.5 GB of
-            # file pages the cast touched) is released: ~1.8 GB resident instead of ~3.3 GB
+            # copy what stays fp32 out of the safetensors memory map, so the map (and the file
+            # pages the cast touched) is released and only the cast model stays resident
             for tensor in (*model.parameters(), *model.buffers()):
                 if tensor.dtype == torch.float32:
                     tensor.data = tensor.data.clone()

@@ -107,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     from adapters.hf_generator import TransformersGenerator
     from adapters.llamacpp_generator import LlamaCppGenerator
     from app.settings import load_settings
-    from app.wiring.generation import LORA_GGUF, adapter_in_use
+    from app.wiring.active_adapter import current_adapter
+    from app.wiring.generation import LORA_GGUF
     from app.wiring.models import base_gguf_path, base_hf_path
 
     torch.set_num_threads(args.threads)
     settings = load_settings()
     gguf = base_gguf_path(settings)
-    folder, label = adapter_in_use(settings)
+    folder, label = current_adapter(settings)
     lora = folder / LORA_GGUF if folder is not None and (folder / LORA_GGUF).is_file() else None
     if args.lora is not None:
         lora, label = args.lora, args.lora.parent.name

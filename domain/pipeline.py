@@ -35,7 +35,7 @@ from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
 from domain.prompts import Prompt, build_prompt
-from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, route
+from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, compared, route
 from domain.style import NEUTRAL, StyleProfile
 from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
 
@@ -323,12 +323,7 @@ class Assistant:
                     )
                 )
                 continue
-            decision = (
-                picked
-                if mode == picked.mode
-                else RouteDecision(mode, f"{MODE_LABELS[mode.value]}: shown for comparison", overridden=True)
-            )
-            answers.append(self.stream_with(question, decision, retrieval).answer())
+            answers.append(self.stream_with(question, compared(mode, picked), retrieval).answer())
         return Comparison(question, picked, list(retrieval.hits), answers, retrieval.retrieval_s)
 
     def correct(self, answer: Answer, corrected: str) -> int:

@@ -240,6 +240,14 @@ def chosen(mode: Mode | str, question: str, hits: Sequence[Hit]) -> RouteDecisio
     return RouteDecision(m, f"{MODE_LABELS[m.value]}: chosen by you{suffix}", overridden=True)
 
 
+def compared(mode: Mode, picked: RouteDecision) -> RouteDecision:
+    """The decision a comparison answers ``mode`` under: the router's own when it picked ``mode``,
+    else ``mode`` marked as overridden and "shown for comparison"."""
+    if mode == picked.mode:
+        return picked
+    return RouteDecision(mode, f"{MODE_LABELS[mode.value]}: shown for comparison", overridden=True)
+
+
 # ----------------------------------------------------------------------------- fitting
 TIE_EPS = 1e-9
 

@@ -29,7 +29,7 @@ PRECISIONS = ("fp32", "bf16")
 
 def fast_bf16_cpu() -> bool:
     """Whether this CPU runs bfloat16 matmuls natively (AVX-512 BF16 or AMX): there bf16 encodes
-    about 2.6x faster than fp32 on e5-small; elsewhere bf16 is emulated and slower."""
+    faster than fp32; elsewhere bf16 is emulated and slower (corpus/measured/sample-corpus-notes.md)."""
     import torch
 
     try:
@@ -82,7 +82,7 @@ class SentenceTransformerEmbedder:
             name: identity string recorded with indexes (default: the folder's name).
             device: torch device; the project runs on ``cpu``.
             precision: "fp32", or "bf16" to run the encoder in bfloat16 (vectors are still
-                float32; on e5-small the cosine to fp32 vectors is above 0.9999).
+                float32 and close to the fp32 ones; see corpus/measured/sample-corpus-notes.md).
 
         Raises:
             ModelMissingError: the folder is missing or cannot be loaded.

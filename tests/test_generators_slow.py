@@ -53,9 +53,10 @@ def test_a_chinese_answer_streams_whole_characters(real_generators, backend) -> 
 def test_the_adapter_in_use_switches_per_request_without_leaks(real_generators) -> None:
     from adapters.llamacpp_generator import LlamaCppGenerator
     from app.settings import Settings
-    from app.wiring.generation import LORA_GGUF, adapter_in_use
+    from app.wiring.active_adapter import current_adapter
+    from app.wiring.generation import LORA_GGUF
 
-    folder, _ = adapter_in_use(Settings(workspace=workspace_root()))
+    folder, _ = current_adapter(Settings(workspace=workspace_root()))
     if folder is None or not (folder / LORA_GGUF).is_file():
         pytest.fail(
             "no adapter in use: corpus/default_adapter is bundled — rebuild it with `make default-adapter`"

@@ -1,7 +1,8 @@
 """Wires the answering generator: the backend named in settings (llama.cpp by default, transformers
-as the reference), the base model from ``app.wiring.models`` and the adapter in use (the active
-workspace version, else the bundled default adapter). One generator per process and set of files,
-built under a lock; the generators themselves serialise requests.
+as the reference), the base model from ``app.wiring.models`` and the adapter in use (from
+``app.wiring.active_adapter``: the active workspace version, else the bundled default adapter).
+One generator per process and set of files, built under a lock; the generators themselves
+serialise requests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.settings import Settings
+from app.wiring.active_adapter import current_adapter
 from app.wiring.models import base_gguf_path, base_hf_path
 from domain.errors import ConfigError, ModelMissingError
 
@@ -25,14 +27,6 @@ LORA_GGUF = "lora.gguf"
 SEED = 0
 
 _build_lock = threading.Lock()
-
-
-def adapter_in_use(settings: Settings) -> tuple[Path | None, str | None]:
-    """(folder, label) of the adapter answers use: the registry's active version, else the bundled
-    default adapter, else (None, None) — the training wiring's rule, so both always agree."""
-    from app.wiring.active_adapter import current_adapter
-
-    return current_adapter(settings)
 
 
 def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> Generator:
@@ -66,7 +60,7 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
                 "or evaluate with HYBRID_GENERATION__BACKEND=transformers"
             )
     else:
-        folder, label = adapter_in_use(settings)
+        folder, label = current_adapter(settings)
     if gen.backend == "transformers":
         base = base_hf_path(settings)
         adapter = folder

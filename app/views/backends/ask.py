@@ -35,14 +35,9 @@ class CompareRun:
         return list(self.retrieval.hits)
 
     def start(self, mode: Mode) -> Any:
-        from domain.router import MODE_LABELS
+        from domain.router import compared
 
-        decision = (
-            self.decision
-            if mode == self.decision.mode
-            else RouteDecision(mode, f"{MODE_LABELS[mode.value]}: shown for comparison", overridden=True)
-        )
-        return self.assistant.stream_with(self.question, decision, self.retrieval)
+        return self.assistant.stream_with(self.question, compared(mode, self.decision), self.retrieval)
 
 
 class RealAskBackend:
