@@ -91,7 +91,9 @@ def launch(job_dir: Path, module: str, *, extra_args: tuple[str, ...] = ()) -> i
     return proc.pid
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` still runs (an exited child of ours is reaped first, so it does not
+    linger as a zombie that looks alive)."""
     if not pid:
         return False
     try:
@@ -118,7 +120,7 @@ def read_status(job_dir: Path) -> dict[str, Any]:
         raise TrainingError(
             f"job {job_dir.name} has no readable status ({e}) — list jobs with `hybrid train --jobs`"
         ) from e
-    if status.get("status") in ACTIVE and not _alive(status.get("pid")):
+    if status.get("status") in ACTIVE and not process_alive(status.get("pid")):
         time.sleep(0.2)  # the worker may be writing its final status right now
         status = read_json(job_dir / JOB_FILE)
         if status.get("status") in ACTIVE:
@@ -141,7 +143,7 @@ def cancel(job_dir: Path, *, kill_note: str | None = None) -> bool:
     job_dir = Path(job_dir)
     status = read_status(job_dir)
     pid = int(status.get("pid") or 0)
-    if status.get("status") in FINAL or not _alive(pid):
+    if status.get("status") in FINAL or not process_alive(pid):
         return False
     if kill_note is None:
         os.kill(pid, signal.SIGTERM)
@@ -152,9 +154,9 @@ def cancel(job_dir: Path, *, kill_note: str | None = None) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + CANCEL_WAIT_S
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and process_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if process_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     status.update(status="cancelled", phase="cancelled", error=kill_note, eta_s=None, finished_at=time.time())
     write_json_atomic(job_dir / JOB_FILE, status)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.jobs import process_alive
 from domain.atomic import read_json, write_json_atomic, write_text_atomic
 from domain.errors import RegistryError
 from domain.workspace import NAME_RE, NAME_RULE
@@ -165,16 +166,6 @@ def next_version_name(root: Path) -> str:
     return f"v{highest + 1}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_staging(root: Path) -> list[str]:
     """Remove staging folders left by jobs that died (their process is gone); return their names."""
     root = Path(root)
@@ -187,7 +178,7 @@ def clean_staging(root: Path) -> list[str]:
                 pid = int(p.name.rsplit("-", 1)[-1])
             except ValueError:
                 pid = -1
-            if pid != os.getpid() and (pid < 0 or not _pid_alive(pid)):
+            if pid != os.getpid() and (pid < 0 or not process_alive(pid)):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
     if removed:

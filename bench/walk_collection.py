@@ -9,7 +9,6 @@ line per step says what the page showed.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,24 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.walkthrough import LONG_S, Walk, say  # noqa: E402
-from tests.browser_kit import chromium, start_app, stop_app  # noqa: E402
+from bench.walkthrough import LONG_S, say, walking  # noqa: E402
 
 
 def main() -> None:
-    import tempfile
-
     name, question, reworded, corrected = sys.argv[1:5]
-    ws = Path(os.environ.get("HYBRID_WORKSPACE", ROOT / "workspace")).resolve()
-    shots = ws / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="walk-"))
-    proc, url = start_app(ws, tmp / "streamlit.log")
-    drv = chromium(tmp / "profile", window="1500,2200")
-    w = Walk(drv, url, shots)
-    w.shot = lambda step: _shot(w, shots, f"{name}-{step}")  # type: ignore[method-assign]
     q = f"?collection={name}"
-    try:
+    with walking(f"{name}-") as (w, _):
         for page, title, what in (
             ("index", "Index", "documents"),
             ("datasets", "Datasets", "sets and review table"),
@@ -56,11 +44,11 @@ def main() -> None:
         say("ask", time.perf_counter() - t0, w.shot("ask"), f"answer: {answer[:300]!r}", w.errors())
         from selenium.webdriver.common.by import By
 
-        drv.find_element(By.XPATH, "//label[.//p[normalize-space()='Correct this answer']]").click()
+        w.d.find_element(By.XPATH, "//label[.//p[normalize-space()='Correct this answer']]").click()
         w.idle()
         from selenium.webdriver.common.keys import Keys
 
-        box = drv.find_element(By.CSS_SELECTOR, 'textarea[aria-label="Corrected answer"]')
+        box = w.d.find_element(By.CSS_SELECTOR, 'textarea[aria-label="Corrected answer"]')
         box.send_keys(Keys.CONTROL, "a")  # the editor is pre-filled with the answer: replace it
         box.send_keys(Keys.BACKSPACE)
         box.send_keys(corrected)
@@ -92,15 +80,6 @@ def main() -> None:
         w.wait_for("//*[normalize-space()='Shared retrieval']", LONG_S)
         heads = [h for h in w.text("h3") if h.strip()]
         say("compare", time.perf_counter() - t0, w.shot("compare"), f"sections: {heads}", w.errors())
-    finally:
-        drv.quit()
-        stop_app(proc)
-
-
-def _shot(w: Walk, shots: Path, name: str) -> Path:
-    path = shots / f"{name}.png"
-    w.d.save_screenshot(str(path))
-    return path
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ facts are separated by " | "), optionally unticks a row, saves, and checks the f
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,14 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.walkthrough import Walk, say  # noqa: E402
-from tests.browser_kit import chromium, start_app, stop_app  # noqa: E402
+from bench.walkthrough import Walk, say, walking, workspace  # noqa: E402
 
 TRAIN_WAIT_S = 3600
-
-
-def workspace() -> Path:
-    return Path(os.environ.get("HYBRID_WORKSPACE", ROOT / "workspace")).resolve()
 
 
 def metrics(w: Walk) -> list[str]:
@@ -195,44 +189,30 @@ def train(w: Walk, name: str) -> None:
 
 
 def main() -> None:
-    import tempfile
-
     stage, name, *rest = sys.argv[1:]
-    shots = workspace() / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="walk-"))
-    proc, url = start_app(workspace(), tmp / "streamlit.log")
-    drv = chromium(tmp / "profile", window="1500,2200")
-    w = Walk(drv, url, shots)
-    w.shot = lambda step: _shot(w, shots / f"{name}-new-{step}.png")  # type: ignore[method-assign]
-    try:
-        if stage == "create":
-            create(w, name, rest[0])
-        elif stage == "build":
-            build(w, name)
-        elif stage == "watch":
-            watch(w, name)
-        elif stage == "resume":
-            resume(w, name)
-        elif stage == "review":
-            drop = rest[rest.index("--drop") + 1] if "--drop" in rest else None
-            cells = [x for i, x in enumerate(rest) if x != "--drop" and (i == 0 or rest[i - 1] != "--drop")]
-            review(w, name, [tuple(cells[i : i + 3]) for i in range(0, len(cells) - 2, 3)], drop)  # type: ignore[misc]
-        elif stage == "train":
-            train(w, name)
-        else:
-            raise SystemExit(f"unknown stage {stage!r}")
-    except Exception:
-        print(f"failed; the page is in {w.shot('failed')}", flush=True)
-        raise
-    finally:
-        drv.quit()
-        stop_app(proc)
-
-
-def _shot(w: Walk, path: Path) -> Path:
-    w.d.save_screenshot(str(path))
-    return path
+    with walking(f"{name}-new-") as (w, _):
+        try:
+            if stage == "create":
+                create(w, name, rest[0])
+            elif stage == "build":
+                build(w, name)
+            elif stage == "watch":
+                watch(w, name)
+            elif stage == "resume":
+                resume(w, name)
+            elif stage == "review":
+                drop = rest[rest.index("--drop") + 1] if "--drop" in rest else None
+                cells = [
+                    x for i, x in enumerate(rest) if x != "--drop" and (i == 0 or rest[i - 1] != "--drop")
+                ]
+                review(w, name, [tuple(cells[i : i + 3]) for i in range(0, len(cells) - 2, 3)], drop)  # type: ignore[misc]
+            elif stage == "train":
+                train(w, name)
+            else:
+                raise SystemExit(f"unknown stage {stage!r}")
+        except Exception:
+            print(f"failed; the page is in {w.shot('failed')}", flush=True)
+            raise
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,9 +31,34 @@ SEARCH = "warranty period LT-200"
 LONG_S = 900
 
 
+def workspace() -> Path:
+    """The workspace the walk runs over: ``HYBRID_WORKSPACE``, else the project's."""
+    return Path(os.environ.get("HYBRID_WORKSPACE", ROOT / "workspace")).resolve()
+
+
+@contextmanager
+def walking(prefix: str = "walk-") -> Iterator[tuple[Walk, Any]]:
+    """The app started over ``workspace()`` and a Chromium on it, as a ``Walk`` whose screenshots
+    go to ``<workspace>/screenshots/<prefix><step>.png``, with the app's process; both stop on leaving."""
+    import tempfile
+
+    shots = workspace() / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="walk-"))
+    proc, url = start_app(workspace(), tmp / "streamlit.log")
+    try:
+        drv = chromium(tmp / "profile", window="1500,2200")
+        try:
+            yield Walk(drv, url, shots, prefix), proc
+        finally:
+            drv.quit()
+    finally:
+        stop_app(proc)
+
+
 class Walk:
-    def __init__(self, drv, url: str, shots: Path) -> None:
-        self.d, self.url, self.shots = drv, url, shots
+    def __init__(self, drv, url: str, shots: Path, prefix: str = "walk-") -> None:
+        self.d, self.url, self.shots, self.prefix = drv, url, shots, prefix
 
     def idle(self, timeout_s: float = 120) -> None:
         from selenium.webdriver.common.by import By
@@ -79,7 +107,7 @@ class Walk:
         self.idle(timeout_s)
 
     def shot(self, name: str) -> Path:
-        path = self.shots / f"walk-{name}.png"
+        path = self.shots / f"{self.prefix}{name}.png"
         self.d.save_screenshot(str(path))
         return path
 
@@ -103,18 +131,9 @@ def say(step: str, seconds: float | None, shot: Path, what: str, errors: list[st
 
 
 def main() -> None:
-    import tempfile
-
     import psutil
 
-    ws = Path(os.environ.get("HYBRID_WORKSPACE", ROOT / "workspace")).resolve()
-    shots = ws / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="walk-"))
-    proc, url = start_app(ws, tmp / "streamlit.log")
-    drv = chromium(tmp / "profile", window="1500,2200")
-    w = Walk(drv, url, shots)
-    try:
+    with walking() as (w, proc):
         # 1. Ask, auto mode, Chinese question about an English document
         w.open("", "Ask")
         w.type_into("Your question", ASK_ZH)
@@ -164,9 +183,6 @@ def main() -> None:
             secs = w.open(page, title)
             say(page, secs, w.shot(page), f"sections: {[h for h in w.text('h3') if h.strip()]}", w.errors())
         print(f"app RSS at the end: {psutil.Process(proc.pid).memory_info().rss / 2**20:.0f} MiB")
-    finally:
-        drv.quit()
-        stop_app(proc)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.commands.progress import emit_json
+from app.commands.progress import add_json_option, emit_json
 from app.settings import Settings
 from domain.corpus_check import check_corpus
 from domain.errors import ConfigError
@@ -23,14 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     c = csub.add_parser("check", help="validate documents, train and eval sets; exit 1 when not ok")
     c.add_argument("path", nargs="?", default=None, help=f"corpus folder (default: {DEFAULT_CORPUS})")
-    c.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help="write the report as JSON (to stdout, or to FILE)",
-    )
+    add_json_option(c, "the report")
     c.set_defaults(func=run_check)
 
 

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from app.commands.args import add_collection, positive_int
-from app.commands.progress import add_json_option, emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_or_show, progress_bar
 from app.settings import Settings
 
 
@@ -39,12 +39,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
         report = export_current(
             settings, quant=args.quant, adapter=args.adapter, n_threads=args.threads, on_progress=on_progress
         )
-    if args.json_path:
-        emit_json(report, args.json_path)
-        if args.json_path == "-":
-            return 0
-    _print(report)
-    return 0
+    return emit_or_show(report, args.json_path, _print)
 
 
 def _print(r: dict[str, Any]) -> None:

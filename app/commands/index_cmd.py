@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from app.commands.args import add_collection, positive_int
-from app.commands.progress import add_json_option, emit_json, progress_bar
+from app.commands.progress import add_json_option, emit_json, emit_or_show, progress_bar
 from app.settings import Settings
 from domain.plain import one_line
 
@@ -30,14 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--k", type=positive_int, default=None, help="hits to show (default: settings.index.top_k)"
     )
     add_collection(s, "--index")
-    s.add_argument(
-        "--json",
-        dest="json_path",
-        nargs="?",
-        const="-",
-        default=None,
-        help="print hits as JSON (to stdout, or to FILE)",
-    )
+    add_json_option(s, "hits")
     s.set_defaults(func=run_search)
 
 
@@ -56,13 +49,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             embedder=embedder,
             on_progress=on_progress,
         )
-    data = report.to_dict()
-    if args.json_path:
-        emit_json(data, args.json_path)
-        if args.json_path == "-":
-            return 0
-    _print_summary(data)
-    return 0
+    return emit_or_show(report.to_dict(), args.json_path, _print_summary)
 
 
 def _print_summary(r: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,6 +55,17 @@ def add_json_option(parser: Any, what: str) -> None:
         default=None,
         help=f"print {what} as JSON (to stdout, or to FILE)",
     )
+
+
+def emit_or_show(obj: Any, json_path: str | None, show: Callable[[Any], None]) -> int:
+    """The end of a command that reports: ``obj`` as JSON to ``json_path`` when one is given, then
+    ``show(obj)`` for a reader unless the JSON went to stdout. Returns the exit code (0)."""
+    if json_path:
+        emit_json(obj, json_path)
+        if json_path == "-":
+            return 0
+    show(obj)
+    return 0
 
 
 def emit_json(obj: Any, path: str | None) -> None:

@@ -172,7 +172,7 @@ def run_refit(args: argparse.Namespace, settings: Settings) -> int:
 def _write_report(
     settings: Settings, args: argparse.Namespace, report: dict[str, Any], results: list[dict[str, Any]]
 ) -> int:
-    from app.commands.progress import emit_json
+    from app.commands.progress import emit_or_show
     from app.wiring.collections import get_collection
     from domain.atomic import write_text_atomic
     from domain.evaluation import render_markdown
@@ -198,10 +198,9 @@ def _write_report(
         base.parent / f"{base.name}.rows.jsonl",
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results),
     )
-    if args.json_path:
-        emit_json(report, args.json_path)
-        if args.json_path == "-":
-            return 0
-    print(markdown)
-    print(f"report: {base.with_suffix('.json')} and .md (per-row results in {base.name}.rows.jsonl)")
-    return 0
+
+    def show(_: Any) -> None:
+        print(markdown)
+        print(f"report: {base.with_suffix('.json')} and .md (per-row results in {base.name}.rows.jsonl)")
+
+    return emit_or_show(report, args.json_path, show)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from app.wiring.collections import REPO_ROOT
 from domain.errors import ConfigError, DataError
 from domain.retrieval_metrics import RetrievalOutcome, summarize, summarize_by
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("dense", "bm25", "hybrid")
 UNSCORED_KINDS = frozenset({"out_of_domain", "correction"})  # no right passage to find
 
@@ -46,7 +46,7 @@ def eval_files(spec: str | None, default: Path | None = None) -> list[Path]:
         spec = str(default)
     files: list[Path] = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
-        matches = sorted(glob.glob(part)) or sorted(glob.glob(str(PROJECT_ROOT / part)))
+        matches = sorted(glob.glob(part)) or sorted(glob.glob(str(REPO_ROOT / part)))
         files.extend(Path(m) for m in matches if Path(m).is_file())
     if not files:
         raise DataError(
@@ -172,7 +172,7 @@ def evaluate(retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: i
 
 def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval --retrieval` (arguments defined in app.commands.eval_cmd)."""
-    from app.commands.progress import emit_json
+    from app.commands.progress import emit_or_show
     from app.wiring.collections import get_collection
     from app.wiring.embedder import build_embedder
     from app.wiring.index import build_retriever
@@ -205,12 +205,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
             len(report["missing_sources"]),
             ", ".join(report["missing_sources"][:5]),
         )
-    if args.json_path:
-        emit_json(out, args.json_path)
-        if args.json_path == "-":
-            return 0
-    _print_report(out)
-    return 0
+    return emit_or_show(out, args.json_path, _print_report)
 
 
 def _print_report(out: dict[str, Any]) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
+from app.wiring.collections import REPO_ROOT
 from domain.errors import SetupError
 from domain.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
 
 LLAMA_CPP_VERSION = "0.3.36"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 StepFn = Callable[[Settings, bool, ProgressFn], dict[str, Any]]
 

@@ -13,11 +13,10 @@ from typing import Any
 
 from app.settings import Settings
 from app.wiring import jobs
+from app.wiring.collections import REPO_ROOT
 from app.wiring.training import TRAIN, default_training_params, start_training, training_params
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class RealTrainingBackend:
