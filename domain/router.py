@@ -31,6 +31,7 @@ MODE_LABELS = {
     "tuned": "Tuned (adapter)",
     "tuned_rag": "Tuned + RAG",
 }
+MODE_CHOICES = tuple(MODE_LABELS)  # what a user may ask for: "auto", then the four modes
 
 # Typical quiz-style questions about the world rather than the organisation's documents
 # (geography, science, history, units, arithmetic). A heuristic: a cue only raises the bar.

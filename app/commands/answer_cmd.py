@@ -18,13 +18,13 @@ from app.commands.args import add_collection
 from app.settings import Settings
 from domain.errors import ConfigError
 from domain.plain import one_line, terminal_text
+from domain.router import MODE_CHOICES
 
 if TYPE_CHECKING:
     from domain.pipeline import Comparison
     from domain.style import StyleProfile
     from domain.types import Answer, Hit
 
-MODES = ("auto", "prompt", "rag", "tuned", "tuned_rag")
 KEEP_ANSWERS = 100
 LAST_ANSWER = "last_answer.json"
 
@@ -32,7 +32,9 @@ LAST_ANSWER = "last_answer.json"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question (streams the answer)")
     p.add_argument("question", help="the question")
-    p.add_argument("--mode", default="auto", choices=MODES, help="answering mode (default: the router picks)")
+    p.add_argument(
+        "--mode", default="auto", choices=MODE_CHOICES, help="answering mode (default: the router picks)"
+    )
     add_collection(p, "--index")
     p.add_argument("--json", action="store_true", help="print the answer as JSON instead of streaming")
     p.set_defaults(func=run_ask)
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answer-id", default=None, help="id of a saved answer (printed by ask/compare)")
     p.add_argument("--question", default=None, help="correct an answer to this question instead")
     p.add_argument(
-        "--mode", default=None, choices=MODES[1:], help="the mode of that answer (with --question)"
+        "--mode", default=None, choices=MODE_CHOICES[1:], help="the mode of that answer (with --question)"
     )
     p.add_argument("--corrected", required=True, help="the corrected answer text")
     add_collection(p)

@@ -111,22 +111,20 @@ def _params(args: argparse.Namespace) -> Any:
         tuple(m.strip() for m in args.target_modules.split(",") if m.strip()) if args.target_modules else None
     )
     return training_params(
-        {
-            "epochs": args.epochs,
-            "lr": args.lr,
-            "r": args.r,
-            "alpha": args.alpha,
-            "batch_size": args.batch_size,
-            "max_length": args.max_length,
-            "max_rows": args.max_rows,
-            "precision": args.precision,
-            "target_modules": modules,
-            "seed": args.seed,
-            "correction_repeats": args.correction_repeats,
-            "replay_rows": args.replay_rows,
-            "val_share": args.val_share,
-        },
         for_corrections=getattr(args, "from_corrections", False) and args.val_share is None,
+        epochs=args.epochs,
+        lr=args.lr,
+        r=args.r,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_rows=args.max_rows,
+        precision=args.precision,
+        target_modules=modules,
+        seed=args.seed,
+        correction_repeats=args.correction_repeats,
+        replay_rows=args.replay_rows,
+        val_share=args.val_share,
     )
 
 

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from domain.errors import ConfigError
+from domain.router import MODE_CHOICES
 
 if TYPE_CHECKING:
     from domain.pipeline import Assistant
 
 logger = logging.getLogger(__name__)
-
-VALID_MODES = ("prompt", "rag", "tuned", "tuned_rag", "auto")
 
 
 def parse_modes(spec: str) -> list[str]:
@@ -33,10 +32,10 @@ def parse_modes(spec: str) -> list[str]:
         ConfigError: an unknown or empty mode list.
     """
     modes = list(dict.fromkeys(m.strip().lower() for m in spec.split(",") if m.strip()))
-    bad = [m for m in modes if m not in VALID_MODES]
+    bad = [m for m in modes if m not in MODE_CHOICES]
     if bad or not modes:
         raise ConfigError(
-            f"unknown modes {bad or spec!r} — use a comma-separated list of {', '.join(VALID_MODES)}"
+            f"unknown modes {bad or spec!r} — use a comma-separated list of {', '.join(MODE_CHOICES)}"
         )
     return modes
 

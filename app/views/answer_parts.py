@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from app.views.services import AnswerStream, AskBackend
     from domain.types import Answer, Hit, RouteDecision
 
-MODE_CHOICES = tuple(MODE_LABELS)
-
 
 def route_badge(decision: RouteDecision, *, from_memory: bool = False) -> None:
     """The mode actually used as a badge, with the router's one-line reason beside it."""

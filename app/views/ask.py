@@ -7,8 +7,6 @@ from __future__ import annotations
 import streamlit as st
 
 from app.views.answer_parts import (
-    MODE_CHOICES,
-    MODE_LABELS,
     answer_facts,
     correction_editor,
     route_badge,
@@ -20,6 +18,7 @@ from app.views.answer_parts import (
 from app.views.common import collection_caption, shown_errors
 from app.views.services import get_assistant
 from app.views.text import md_escape
+from domain.router import MODE_CHOICES, MODE_LABELS
 
 st.title("Ask")
 collection_caption()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import streamlit as st
 
@@ -21,7 +21,6 @@ from domain.style import StyleProfile
 from domain.types import ALL_MODES
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 COLLECTION_KEY = "collection"  # the sidebar selector's session key, shared by every page
@@ -76,13 +75,6 @@ def shown_errors() -> Iterator[None]:
     except Exception as e:  # noqa: BLE001 - a page must never crash
         logger.exception("page error")
         st.exception(e)
-
-
-def call_shown(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """Call ``fn`` and show errors like ``shown_errors``; returns None on error."""
-    with shown_errors():
-        return fn(*args, **kwargs)
-    return None
 
 
 def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:

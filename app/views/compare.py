@@ -8,7 +8,6 @@ from __future__ import annotations
 import streamlit as st
 
 from app.views.answer_parts import (
-    MODE_LABELS,
     correction_editor,
     route_badge,
     show_answer_body,
@@ -20,6 +19,7 @@ from app.views.common import collection_caption, collection_style, shown_errors
 from app.views.services import get_assistant
 from app.views.text import md_escape, seconds
 from domain.errors import HybridError
+from domain.router import MODE_LABELS
 from domain.style import format_score
 from domain.types import ALL_MODES, Answer, Mode
 

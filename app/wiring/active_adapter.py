@@ -54,22 +54,14 @@ def adapter_versions(settings: Settings) -> list[VersionInfo]:
 
 
 def activate_version(settings: Settings, version: str, *, reason: str = "manual") -> VersionInfo:
-    """Make ``version`` the active one (``reason`` is kept in the registry's history).
-
-    Raises:
-        RegistryError: no such complete version.
-    """
+    """Make ``version`` active, ``reason`` kept in the history (RegistryError: no such version)."""
     from adapters.registry import activate
 
     return activate(registry_root(settings), version, reason=reason)
 
 
 def rollback_version(settings: Settings) -> VersionInfo:
-    """Activate the previously active version again.
-
-    Raises:
-        RegistryError: there is nothing to roll back to.
-    """
+    """Activate the previous version again (RegistryError: there is none)."""
     from adapters.registry import rollback
 
     return rollback(registry_root(settings))

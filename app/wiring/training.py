@@ -10,7 +10,6 @@ decision is ``adapters.gate``'s).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +42,7 @@ def default_training_params() -> dict[str, Any]:
     return TrainingParams().to_json()
 
 
-def training_params(
-    values: Mapping[str, Any] | None = None, *, for_corrections: bool = False
-) -> TrainingParams:
+def training_params(*, for_corrections: bool = False, **values: Any) -> TrainingParams:
     """Training parameters: the defaults with ``values`` over them (a None value keeps the default),
     checked; ``for_corrections`` then drops the validation share (``TrainingParams.for_corrections``).
 
@@ -54,7 +51,7 @@ def training_params(
     """
     from adapters.train_params import TrainingParams
 
-    params = TrainingParams().replace(**(values or {}))
+    params = TrainingParams().replace(**values)
     return params.for_corrections() if for_corrections else params
 
 

@@ -54,7 +54,7 @@ class RealTrainingBackend:
         return default_training_params()
 
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
-        checked = training_params(params, for_corrections=from_corrections)
+        checked = training_params(for_corrections=from_corrections, **params)
         job_dir = start_training(self.settings, checked, from_corrections=from_corrections)
         return Path(job_dir).name
 
