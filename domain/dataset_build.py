@@ -35,8 +35,6 @@ REASONS = {
     "bad_fact": "a key fact is too short, too long or holds Markdown marks",
     "gives_answer_away": "the question already contains every key fact",
     "not_answered": "asked again with the passage alone, the model's answer does not hold a key fact",
-    "no_target": "the passage has no sentence that says something by itself to ask about",
-    "fact_off_target": "a key fact is not in the sentence the question was asked about",
     "near_duplicate": "the question is a near-duplicate of a kept question",
     "reference_not_in_style": "no reference in the collection's style fits the facts",
     "answer_not_in_style": "the model's answer fails the style's format checks",
@@ -57,10 +55,6 @@ PROSE_SHARE = 0.5
 MIN_RUN = 0.6  # share of a fact's words a verbatim run must keep to stand for it
 ATTEMPTS_PER_ROW = 4  # passages tried per wanted row before a phase gives up
 CHECK_PREFILL = "ANSWER:"
-TARGET_SIZE = {"en": (6, 40), "zh": (12, 80)}  # words or characters of a sentence asked about
-# Words that end a sentence pointing at what follows it ("… as follows.", "…如下："): such a
-# sentence introduces its answer rather than saying it, so no question is asked about it.
-FORWARD_WORDS = {"en": ("following", "follows", "below", "as shown"), "zh": ("如下", "以下", "下列", "下面")}
 ROUND_TRIP_SHARE = 0.5  # share of a fact's content words the round-trip answer must hold
 RESTATED_SHARE = 0.8  # a fact with this share of its content words in the question restates it
 NONE_REPLIES = frozenset({"none", "n/a", "无", "没有", "不适用"})
@@ -239,100 +233,46 @@ def sentences(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- asking for a question
-_ENDS_SENTENCE = re.compile(r"[.!?。！？][\"'”’）)]?$")  # a heading or a table cell does not
-_SPECIFIC = re.compile(r"\d|/|[\"“”「」]|\w[-_.:]\w|\b[A-Z]{2,}\b|\w\(\d\)")
-
-
-def introduces(sentence: str, lang: str) -> bool:
-    """Whether ``sentence`` introduces what follows it instead of saying something itself: it ends
-    with a colon, or its last words point forward (``FORWARD_WORDS``).
-
-    >>> introduces("You can check the file with iconv by the following.", "en")
-    True
-    >>> introduces("Each backup is kept for 14 days, then deleted.", "en")
-    False
-    """
-    bare = sentence.rstrip(" .。")
-    if bare.endswith((":", "：")):
-        return True
-    tail = bare[-8:] if lang == "zh" else " ".join(bare.lower().split()[-3:])
-    return any(w in tail for w in FORWARD_WORDS[lang])
-
-
-def target_sentences(chunk: Chunk) -> list[str]:
-    """The sentences of ``chunk`` a question is asked about, best first: full sentences (ending in a
-    full stop, question or exclamation mark) of ``TARGET_SIZE`` that do not introduce what follows
-    them (see ``introduces``), those holding
-    something specific (a number, a path, a quoted or hyphenated term, an acronym) first, each group
-    in an order fixed by the chunk id. A question is asked about one sentence so that its key facts
-    come from the sentence and not from a lead-in, a heading or a table cell beside the answer.
-
-    >>> target_sentences(chunk_of("Backups. Backups run every night at 02:00. Each backup is kept for two weeks."))
-    ['Backups run every night at 02:00.', 'Each backup is kept for two weeks.']
-    """
-    lang = chunk_lang(chunk)
-    low, high = TARGET_SIZE[lang]
-    fit = [
-        x
-        for x in dict.fromkeys(sentences(chunk.text))
-        if low <= text_size(x, lang) <= high and _ENDS_SENTENCE.search(x) and not introduces(x, lang)
-    ]
-    rng = random.Random(chunk.chunk_id)
-    specific = [x for x in fit if _SPECIFIC.search(x)]
-    plain = [x for x in fit if not _SPECIFIC.search(x)]
-    rng.shuffle(specific)
-    rng.shuffle(plain)
-    return specific + plain
-
-
-def chunk_of(text: str) -> Chunk:
-    """A passage of ``text`` alone (for examples and tests)."""
-    return Chunk("example", "example.md", "", "", text, 0, len(text), lang=detect_lang(text))
-
-
 _EXAMPLE = {
     "en": (
         "admin/backups.md",
         "Backups run nightly at 02:00. Each backup is kept for 14 days, then deleted.",
-        "Each backup is kept for 14 days, then deleted.",
         "How long is each backup kept?",
         ("kept for 14 days",),
     ),
     "zh": (
         "admin/backups.md",
         "备份每晚 02:00 运行。每份备份保留 14 天后删除。",
-        "每份备份保留 14 天后删除。",
         "每份备份保留多久？",
         ("保留 14 天",),
     ),
 }
 
 
-def _ask(path: str, text: str, target: str, lang: str) -> str:
+def _ask(path: str, text: str, lang: str) -> str:
     language = "Chinese" if lang == "zh" else "English"
     return (
-        f'Passage from {path}:\n"""\n{text.strip()}\n"""\n\nSentence of the passage: "{target}"\n\n'
-        "Write one question that this sentence answers, the way a reader of these documents would "
-        "ask it, without copying the sentence. Then write 1 or 2 key facts: the shortest phrases "
-        f"copied word for word from the sentence that answer the question. Write the question in {language}.\n"
+        f'Passage from {path}:\n"""\n{text.strip()}\n"""\n\n'
+        "Write one question that this passage answers, the way a reader of these documents would "
+        "ask it, without copying the passage. Then write 1 to 3 key facts: short phrases copied "
+        f"word for word from the passage that answer the question. Write the question in {language}.\n"
         "Reply in exactly this format and nothing else:\n"
-        "QUESTION: <the question>\nFACT: <a phrase copied from the sentence>\n"
+        "QUESTION: <the question>\nFACT: <a phrase copied from the passage>\n"
         "FACT: <another phrase, only if needed>"
     )
 
 
-def question_messages(chunk: Chunk, target: str) -> list[Message]:
-    """The chat that asks the model for a question that ``target`` (a sentence of ``chunk``, see
-    ``target_sentences``) answers, and its key facts (one worked exchange first); the reply is
-    expected to continue ``QUESTION_PREFILL``."""
+def question_messages(chunk: Chunk) -> list[Message]:
+    """The chat that asks the model for a question and key facts about ``chunk`` (one worked
+    exchange first); the reply is expected to continue ``QUESTION_PREFILL``."""
     lang = chunk_lang(chunk)
-    path, text, sentence, question, facts = _EXAMPLE[lang]
+    path, text, question, facts = _EXAMPLE[lang]
     reply = f"QUESTION: {question}\n" + "\n".join(f"FACT: {f}" for f in facts)
     return [
         {"role": "system", "content": "You write test questions about document passages."},
-        {"role": "user", "content": _ask(path, text, sentence, lang)},
+        {"role": "user", "content": _ask(path, text, lang)},
         {"role": "assistant", "content": reply},
-        {"role": "user", "content": _ask(chunk.path, chunk.text, target, lang)},
+        {"role": "user", "content": _ask(chunk.path, chunk.text, lang)},
     ]
 
 
@@ -534,18 +474,11 @@ def _round_trip_units(reply: str, question: str, chunk: Chunk) -> tuple[str | No
     return span, got
 
 
-def _in(span: str, target: str | None) -> bool:
-    return target is None or re.sub(r"\s+", " ", span).strip() in target
-
-
-def check_facts(
-    question: str, draft: Draft, chunk: Chunk, reply: str | None = None, *, target: str | None = None
-) -> Draft:
+def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str | None = None) -> Draft:
     """The key facts of ``question``, as they stand in the passage. A proposed fact counts when it
-    is verbatim (or snaps to a verbatim span, see ``_verbatim``), of a fact's size, inside
-    ``target`` (the sentence the question was asked about, when given), and does not restate the
-    question. With the round trip's ``reply`` (the question asked again over the passage alone,
-    without the facts) the facts are settled with it:
+    is verbatim (or snaps to a verbatim span, see ``_verbatim``), of a fact's size, and does not
+    restate the question. With the round trip's ``reply`` (the question asked again over the
+    passage alone, without the facts) the facts are settled with it:
 
     - the counting facts that the round-trip answer holds ``ROUND_TRIP_SHARE`` of;
     - else the round-trip answer itself, when it is verbatim, of a fact's size, and agrees with a
@@ -554,8 +487,7 @@ def check_facts(
     A question whose answer, asked again, is somewhere else in the passage has no key fact.
 
     Raises:
-        Reject: "not_answered", "fact_not_verbatim", "bad_fact", "fact_off_target" or
-            "gives_answer_away".
+        Reject: "not_answered", "fact_not_verbatim", "bad_fact" or "gives_answer_away".
     """
     lang = chunk_lang(chunk)
     span, got = _round_trip_units(reply, question, chunk) if reply is not None else (None, set())
@@ -567,8 +499,6 @@ def check_facts(
         size = _fact_problem(found, lang) if found is not None else None
         if size:
             problem = ("bad_fact", size)
-        elif found is not None and not _in(found, target):
-            problem = ("fact_off_target", f"{found!r} is not in {target!r}")
         elif found is not None and share_in(content_units(found), asked) >= RESTATED_SHARE:
             problem = ("gives_answer_away", f"{found!r} restates the question")
         if problem:
@@ -584,7 +514,7 @@ def check_facts(
     if facts and (reply is not None or not problems):
         return Draft(question, tuple(dict.fromkeys(facts)))
     agrees = any(share_in(c, got) >= ROUND_TRIP_SHARE or share_in(got, c) >= ROUND_TRIP_SHARE for c in claims)
-    if span is not None and agrees and _fact_problem(span, lang) is None and _in(span, target):
+    if span is not None and agrees and _fact_problem(span, lang) is None:
         return Draft(question, (span,))
     reason, detail = next((p for p in problems if p[0] != "not_answered"), problems[0])
     raise Reject(reason, detail)

@@ -115,49 +115,6 @@ def test_a_reply_without_a_question_or_a_fact_is_rejected_as_unparseable(reply) 
     assert err.value.reason == "unparseable"
 
 
-MANUAL = chunk(
-    "Checking a file\n"
-    "You can check if a text file is encoded in UTF-8 with iconv by the following.\n"
-    "$ iconv -f utf8 -t utf8 input.txt\n"
-    "Table 2. List of options\n"
-    "show the first non-UTF-8 character with its offset\n"
-    "The check stops at the first byte that is not valid UTF-8 and prints its position.\n"
-    "Two modes are offered for this check:\n"
-    "Each archive keeps 3 copies in /srv/backup.",
-    "guide.html",
-)
-
-
-def test_questions_are_asked_about_sentences_that_say_something_themselves() -> None:
-    targets = ds.target_sentences(MANUAL)
-    # not the heading, the lead-ins ("by the following.", "…:"), the command, the caption or the cell
-    assert sorted(targets) == [
-        "Each archive keeps 3 copies in /srv/backup.",
-        "The check stops at the first byte that is not valid UTF-8 and prints its position.",
-    ]
-    assert targets == ds.target_sentences(MANUAL)  # the order is fixed by the chunk
-    assert ds.introduces("配置文件的位置如下。", "zh") and not ds.introduces(
-        "每份备份保留 14 天后删除。", "zh"
-    )
-    assert ds.target_sentences(LEAVE_ZH) == ds.target_sentences(LEAVE_ZH) != []
-    assert ds.target_sentences(chunk("Backups\nNightly copies\nTable 1. Paths", "b.md")) == []
-    user = ds.question_messages(MANUAL, targets[0])[-1]["content"]
-    assert f'Sentence of the passage: "{targets[0]}"' in user and MANUAL.text.strip() in user
-
-
-def test_a_key_fact_comes_from_the_sentence_the_question_was_asked_about() -> None:
-    target = "The check stops at the first byte that is not valid UTF-8 and prints its position."
-    draft = ds.Draft("Where does the UTF-8 check stop?", ("at the first byte",))
-    kept = ds.check_facts(draft.question, draft, MANUAL, "ANSWER: at the first byte", target=target)
-    assert kept.facts == ("at the first byte",)
-    lead_in = ds.Draft("How do I check a file's encoding?", ("with iconv by the following",))
-    with pytest.raises(ds.Reject) as err:
-        ds.check_facts(
-            lead_in.question, lead_in, MANUAL, "ANSWER: with iconv by the following", target=target
-        )
-    assert err.value.reason == "fact_off_target"
-
-
 def settle(
     question: str, facts: tuple[str, ...], c: Chunk, kept: ds.QuestionSet, again: str = ""
 ) -> ds.Draft:
@@ -342,13 +299,14 @@ def test_imported_lines_are_checked_one_by_one() -> None:
 
 
 # ----------------------------------------------------------------------------- a scripted model
-PASSAGE_RE = re.compile(r'^Passage from (.+?):\n"""\n(.*?)\n"""\n\nSentence of the passage: "(.*?)"\n', re.S)
+PASSAGE_RE = re.compile(r'^Passage from (.+?):\n"""\n(.*?)\n"""', re.S)
 CHECK_RE = re.compile(r'^Text from (.+?):\n"""\n(.*?)\n"""\n\nQuestion: (.*?)\n', re.S)
 
 
-def good_draft(path: str, passage: str, target: str) -> str:  # noqa: ARG001
-    """A question about the sentence asked about and its last words as the fact."""
-    last = target
+def good_draft(path: str, passage: str) -> str:  # noqa: ARG001
+    """A question about the passage's last sentence and its last words as the fact."""
+    sents = ds.sentences(passage)
+    last = sents[-1]
     if ds.detect_lang(last) == "zh":
         return f"QUESTION: 关于“{last[:4]}”有什么规定？\nFACT: {last[-7:-1]}"
     words = last.rstrip(".").split()
@@ -364,7 +322,7 @@ class ScriptedGenerator:
     name = "scripted"
     has_adapter = False
 
-    def __init__(self, ask: Callable[[str, str, str], str], style: StyleProfile = NEUTRAL) -> None:
+    def __init__(self, ask: Callable[[str, str], str], style: StyleProfile = NEUTRAL) -> None:
         self.ask, self.style = ask, style
         self.asked: dict[str, tuple[str, list[str]]] = {}
         self.calls = 0
@@ -391,7 +349,7 @@ class ScriptedGenerator:
             facts = self.asked[again[3]][1]
             reply = "ANSWER: " + (ds.sentences(again[2])[0] if "elsewhere" in again[3] else facts[0])
         elif found:
-            reply = self.ask(found[1], found[2], found[3])
+            reply = self.ask(found[1], found[2])
             draft = ds.parse_draft(reply) if "QUESTION" in reply else None
             if draft:
                 self.asked[draft.question] = (found[1], list(draft.facts))
@@ -404,14 +362,14 @@ class ScriptedGenerator:
         yield reply[len(prefill) :] if reply.startswith(prefill) else " " + reply  # it goes on after prefill
 
 
-def flaky_draft(path: str, passage: str, target: str) -> str:
+def flaky_draft(path: str, passage: str) -> str:
     if "fridge" in passage:
         return "Sorry, I cannot write a question about this."
     if "Hotel costs" in passage:
         return "QUESTION: How are trips refunded?\nFACT: refunded in full"
     if "Sick leave needs" in passage:  # facts that do not answer: the round trip answers elsewhere
-        return f"QUESTION: What applies elsewhere to sick leave?\nFACT: {' '.join(target.split()[-3:])}"
-    return good_draft(path, passage, target)
+        return "QUESTION: What applies elsewhere to sick leave?\nFACT: before nine in the morning"
+    return good_draft(path, passage)
 
 
 @pytest.fixture()
@@ -509,8 +467,8 @@ def test_training_passages_rejected_once_are_asked_again_sampled(demo) -> None:
 
     settings, _ = demo
 
-    def ask(path: str, passage: str, target: str) -> str:  # a different question when sampled
-        return good_draft(path, passage, target) if fake.sampled else flaky_draft(path, passage, target)
+    def ask(path: str, passage: str) -> str:  # a different question when sampled
+        return good_draft(path, passage) if fake.sampled else flaky_draft(path, passage)
 
     fake = ScriptedGenerator(ask)
     report = datasets.build_datasets(settings, datasets.BuildOptions(n_eval=0, n_train=40), generator=fake)
@@ -519,8 +477,6 @@ def test_training_passages_rejected_once_are_asked_again_sampled(demo) -> None:
     first = {r["item"]: r for r in journal if not r["item"].endswith(datasets.RETRY_SUFFIX)}
     assert again and all(not first[r["item"].removesuffix(datasets.RETRY_SUFFIX)]["kept"] for r in again)
     assert all(r["temperature"] > 0 for r in again) and not any("temperature" in r for r in first.values())
-    # a passage with two sentences to ask about is asked about the other one the second time
-    assert any(r["target"] != first[r["item"].removesuffix(datasets.RETRY_SUFFIX)]["target"] for r in again)
     rows = read_jsonl(settings.ws.collection("demo").train_set)
     assert {r["path"] for r in again if r["kept"]} >= {"travel/trains.txt", "office/kitchen.md"}
     assert (

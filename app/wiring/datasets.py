@@ -216,15 +216,8 @@ class _Build:
     def _draft(
         self, chunk: Chunk, record: dict[str, Any], *, round_trip: bool = True, temperature: float = 0.0
     ) -> ds.Draft:
-        """A checked question about one sentence of ``chunk`` (the first of ``ds.target_sentences``;
-        the second on a sampled retry, so the model is asked about something else)."""
-        targets = ds.target_sentences(chunk)
-        if not targets:
-            raise ds.Reject("no_target", f"{len(ds.sentences(chunk.text))} sentence(s), none to ask about")
-        target = targets[min(1 if temperature > 0 else 0, len(targets) - 1)]
-        record["target"] = target
         reply = self._generate(
-            ds.question_messages(chunk, target),
+            ds.question_messages(chunk),
             prefill=ds.QUESTION_PREFILL,
             max_new_tokens=QUESTION_TOKENS,
             temperature=temperature,
@@ -234,12 +227,12 @@ class _Build:
         record["draft"] = {"question": draft.question, "facts": list(draft.facts)}
         question = ds.check_question(draft, chunk, self.questions)
         if not round_trip:
-            return ds.check_facts(question, draft, chunk, target=target)
+            return ds.check_facts(question, draft, chunk)
         again = self._generate(
             ds.check_messages(question, chunk), prefill=ds.CHECK_PREFILL, max_new_tokens=CHECK_TOKENS
         )
         record["check_output"] = again[:OUTPUT_CHARS]
-        return ds.check_facts(question, draft, chunk, again, target=target)
+        return ds.check_facts(question, draft, chunk, again)
 
     def _outcome(
         self, record: dict[str, Any], make_row: Callable[[dict[str, Any]], dict[str, Any]]
