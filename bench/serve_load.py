@@ -7,7 +7,10 @@ server answers one request at a time, so latency grows with the queue: p50/p95 a
 sees under that load. The server's peak resident memory is sampled every 0.2 s (the process and its
 children). Prints one line per figure and writes ``--json FILE``.
 
-Run: ``python bench/serve_load.py --collection sample --mode rag [--clients 8] [--questions 5]``
+With ``--same N`` it first asks N questions in every mode both ways, whole through the API and
+with `hybrid ask --mode M --json` (a separate process), and reports how many texts are equal.
+
+Run: ``python bench/serve_load.py --collection sample --mode rag [--clients 8] [--questions 5] [--same 2]``
 (needs `hybrid setup` and the collection's index; about 10-20 minutes on 2 cores with the 0.5B).
 """
 
@@ -56,6 +59,7 @@ def main() -> int:
     ap.add_argument("--mode", default="rag")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--questions", type=int, default=5)
+    ap.add_argument("--same", type=int, default=0, help="questions asked in every mode both ways first")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -96,6 +100,35 @@ def main() -> int:
                 )
                 return 1
             time.sleep(0.5)
+
+    same = []
+    for q in asked[: args.same]:
+        for mode in ("prompt", "rag", "tuned", "tuned_rag", "auto"):
+            via_api = api.chat.completions.create(
+                model=f"{args.collection}:{mode}", messages=[{"role": "user", "content": q}]
+            )
+            cli = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "app.cli",
+                    "ask",
+                    q,
+                    "--mode",
+                    mode,
+                    "--json",
+                    "--collection",
+                    args.collection,
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            text = json.loads(cli.stdout)["text"]
+            same.append({"question": q, "mode": mode, "equal": via_api.choices[0].message.content == text})
+            print(f"{mode:9} equal={same[-1]['equal']}  {q[:60]}")
 
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -157,6 +190,7 @@ def main() -> int:
         "first_text_s_p50": round(statistics.median(firsts), 2) if firsts else None,
         "first_text_s_p95": round(pct(firsts, 0.95), 2) if firsts else None,
         "server_peak_rss_mib": round(peak[0] / 2**20),
+        "same_as_ask": {"asked": len(same), "equal": sum(x["equal"] for x in same), "rows": same},
         "cpu": {"cores": os.cpu_count()},
         "rows": results,
     }
