@@ -31,12 +31,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConfigError, GenerationError, HybridError
+from domain.router import MODE_CHOICES
 
 if TYPE_CHECKING:
     from domain.pipeline import Assistant
     from domain.types import Answer
 
-MODES = ("auto", "prompt", "rag", "tuned", "tuned_rag")
+MODES = MODE_CHOICES  # "auto", then the four modes
 OWNER = "hybrid-assistant"
 
 

@@ -41,10 +41,10 @@ def free_port() -> int:
 
 def questions(collection: str, n: int) -> list[str]:
     from app.settings import load_settings
-    from app.wiring.collections import get_collection
+    from app.wiring.collections import with_collection
+    from app.wiring.dataset_rows import load_rows
 
-    path = get_collection(load_settings(), collection).paths.eval_set
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = load_rows(with_collection(load_settings(), collection), "eval")
     return [r["question"] for r in rows if r.get("kind", "fact") == "fact"][:n]
 
 
