@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import threading
 import time
 import uuid
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 MODES = MODE_CHOICES  # "auto", then the four modes
 OWNER = "hybrid-assistant"
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -219,6 +222,11 @@ def create_app(server: Server, *, api_key: str | None, max_request_bytes: int) -
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, e: ApiError) -> JSONResponse:
         return error(e)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, e: Exception) -> JSONResponse:
+        logger.exception("request failed")
+        return error(ApiError(500, f"the request failed: {type(e).__name__}: {e}", "server_error"))
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, e: HTTPException) -> JSONResponse:

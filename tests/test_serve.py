@@ -157,6 +157,8 @@ class FakeAssistant:
         self.log = log
 
     def stream(self, question: str, mode: str) -> SlowStream:  # noqa: ARG002
+        if question == "crash":
+            raise RuntimeError("disk gone")
         return SlowStream(self.log, question)
 
     def answer(self, question: str, mode: str) -> Any:
@@ -202,7 +204,9 @@ def test_models_names_and_request_errors_have_the_openai_shape() -> None:
     assert parse_model("rag", ["a", "b"], "a") == ("a", "rag")
     assert parse_model("b", ["a", "b"], "a") == ("b", "auto")
     assert parse_model(None, ["a", "b"], "a") == ("a", "auto")
-    http = TestClient(create_app(fake_server(), api_key=None, max_request_bytes=2048))
+    http = TestClient(
+        create_app(fake_server(), api_key=None, max_request_bytes=2048), raise_server_exceptions=False
+    )
     ok = http.post(
         "/v1/chat/completions", json={"model": "a:rag", "messages": [{"role": "user", "content": "hi"}]}
     )
@@ -214,6 +218,7 @@ def test_models_names_and_request_errors_have_the_openai_shape() -> None:
         (http.post("/v1/chat/completions", json={"model": "a:rag", "messages": [{"role": "user"}]}), 400),
         (http.post("/v1/chat/completions", json=[1, 2]), 400),
         (http.get("/v1/nothing"), 404),
+        (http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "crash"}]}), 500),
     ]
     for response, status in cases:
         assert response.status_code == status, response.text
