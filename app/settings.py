@@ -122,6 +122,15 @@ class AnswerSettings(BaseModel):
     )
 
 
+class DatasetSettings(BaseModel):
+    model_gguf: Path | None = Field(
+        None,
+        description="GGUF that writes the questions and key facts of `hybrid dataset build` (without "
+        "any adapter); none: the answering base model. A larger model than the one that answers "
+        "writes questions that its facts answer more often; see corpus/measured/collections.",
+    )
+
+
 class RemoteSettings(BaseModel):
     url: str = Field(
         "http://127.0.0.1:8000/v1",
@@ -170,6 +179,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     generation: GenerationSettings = GenerationSettings()
     answer: AnswerSettings = AnswerSettings()
+    dataset: DatasetSettings = DatasetSettings()
     remote: RemoteSettings = RemoteSettings()
     serve: ServeSettings = ServeSettings()
 

@@ -662,3 +662,25 @@ def check_killed_and_resumed(settings: Any, job_dir: Path) -> None:
     assert status["step"] == status["total"]
     assert cli.main(["dataset", "status", "--collection", "demo", "--json"]) == 0
     assert cli.main(["dataset", "resume", job_dir.name, "--collection", "demo"]) == 2  # it has finished
+
+
+def test_rows_can_be_written_by_another_model_than_the_one_that_answers(
+    demo,  # noqa: ARG001 — the collection "demo", indexed
+    tiny_models,
+    monkeypatch,
+) -> None:
+    from app.settings import load_settings
+    from app.wiring import datasets
+    from app.wiring.collections import with_collection
+    from app.wiring.generation import build_writer
+    from domain.errors import ModelMissingError
+
+    monkeypatch.setenv("HYBRID_DATASET__MODEL_GGUF", str(tiny_models["gguf"]))
+    settings = with_collection(load_settings(), "demo")
+    writer = build_writer(settings)
+    assert writer.has_adapter is False and tiny_models["gguf"].stem in writer.name
+    report = datasets.build_datasets(settings, datasets.BuildOptions(n_eval=2, n_train=0))
+    assert report["model"] == writer.name and report["processed"] > 0
+    monkeypatch.setenv("HYBRID_DATASET__MODEL_GGUF", str(tiny_models["gguf"].parent / "missing.gguf"))
+    with pytest.raises(ModelMissingError, match="HYBRID_DATASET__MODEL_GGUF"):
+        build_writer(with_collection(load_settings(), "demo"))

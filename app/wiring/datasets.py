@@ -99,6 +99,7 @@ class _Build:
         self.order = ds.passage_order(chunks, seed=options.seed)
         self.make_generator, self.on_progress, self.should_stop = make_generator, on_progress, should_stop
         self._generator: Generator | None = None
+        self.model: str | None = None  # the name of the model that writes this run's rows
         self.pool: list[Chunk] = []  # the training phase's passages and distractors
         self.questions = ds.QuestionSet()
         for r in journal.rows("eval") + journal.rows("train"):
@@ -179,6 +180,7 @@ class _Build:
     def generator(self) -> Generator:
         if self._generator is None:
             self._generator = self.make_generator()
+            self.model = self._generator.name
         return self._generator
 
     def _generate(
@@ -439,9 +441,9 @@ def build_datasets(
 
 
 def _base_generator(settings: Settings) -> Generator:
-    from app.wiring.answer import build_generator
+    from app.wiring.generation import build_writer
 
-    return build_generator(settings)
+    return build_writer(settings)
 
 
 def _finish(coll: Collection, folder: Path, run: _Build, *, wall_s: float) -> dict[str, Any]:
@@ -502,6 +504,7 @@ def _report(coll: Collection, run: _Build, *, complete: bool, wall_s: float) -> 
         "collection": coll.name,
         "complete": complete,
         "options": asdict(run.options),
+        "model": run.model,
         "passages": {
             "usable": len(run.order),
             "files": len({c.path for c in run.order}),

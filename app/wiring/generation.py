@@ -95,6 +95,26 @@ def _cached_generator(
     )
 
 
+def build_writer(settings: Settings) -> Generator:
+    """The model that writes dataset rows: ``settings.dataset.model_gguf`` on llama.cpp with no
+    adapter, else the answering generator (its adapter is never switched on for rows).
+
+    Raises:
+        ModelMissingError: the named GGUF is not there.
+    """
+    path = settings.dataset.model_gguf
+    if path is None:
+        return build_generator(settings)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelMissingError(
+            f"dataset model {path} (HYBRID_DATASET__MODEL_GGUF) not found — fix the path or unset it"
+        )
+    gen = settings.generation
+    with _build_lock:
+        return _cached_generator("llama_cpp", path.resolve(), None, None, gen.n_threads, gen.n_ctx)
+
+
 def _remote_generator(settings: Settings) -> Generator:
     """The ``remote`` backend: the server named in ``settings.remote`` (its tuned model stands for
     the adapter; the collection's local adapter versions are not sent anywhere)."""
