@@ -118,16 +118,22 @@ def build_writer(settings: Settings) -> Generator:
 def _remote_generator(settings: Settings) -> Generator:
     """The ``remote`` backend: the server named in ``settings.remote`` (its tuned model stands for
     the adapter; the collection's local adapter versions are not sent anywhere)."""
-    from adapters.remote_generator import RemoteGenerator
-
     remote = settings.remote
     key = remote.api_key.get_secret_value() if remote.api_key is not None else None
+    with _build_lock:
+        return _cached_remote(
+            remote.url, remote.base_model, remote.tuned_model, key or None, remote.timeout_s
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_remote(
+    url: str, base_model: str, tuned_model: str | None, api_key: str | None, timeout_s: float
+) -> Generator:
+    from adapters.remote_generator import RemoteGenerator
+
     return RemoteGenerator(
-        remote.url,
-        base_model=remote.base_model,
-        tuned_model=remote.tuned_model,
-        api_key=key or None,
-        timeout_s=remote.timeout_s,
+        url, base_model=base_model, tuned_model=tuned_model, api_key=api_key, timeout_s=timeout_s
     )
 
 
@@ -135,3 +141,4 @@ def clear_generator_cache() -> None:
     """Forget the built generators (tests; after files were replaced in place)."""
     with _build_lock:
         _cached_generator.cache_clear()
+        _cached_remote.cache_clear()
