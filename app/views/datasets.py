@@ -25,7 +25,8 @@ st.caption(
     "set teaches the adapter its style (Train page). Both can be built from the documents: the base "
     "model writes a question per passage and key facts copied from it, then answers its own question "
     "again from the passage alone; a row is kept only when its facts stand word for word in the "
-    "passage and that second answer says them too."
+    "passage and that second answer says them too. A larger model can write them instead "
+    "(`HYBRID_DATASET__MODEL_GGUF`): its questions are answered by their facts more often."
 )
 datasets = get_datasets()
 name = selected_collection()
@@ -105,6 +106,7 @@ def _job_panel(job_id: str, was_active: bool) -> None:
                 f"Finished: {ev.get('kept', '?')} evaluation and {tr.get('kept', '?')} training rows kept; "
                 f"{ev.get('rejected', 0)} and {tr.get('rejected', 0)} passages rejected (reasons in the "
                 "build's rejects file)."
+                + (f" Written by {md_escape(str(result['model']))}." if result.get("model") else "")
             )
         elif state == "cancelled":
             st.info("Cancelled. The rows made so far are kept; resume to continue where it stopped.")
