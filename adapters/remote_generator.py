@@ -107,7 +107,7 @@ class RemoteGenerator:
     def _stream(self, body: dict[str, Any], prefill: str) -> Iterator[str]:
         import httpx
 
-        pending = prefill  # what is left to match of the prefill at the reply's start
+        head: str | None = ""  # the reply's start, held while it may still be the prefill
         try:
             with self._http.stream("POST", f"{self.url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
@@ -116,19 +116,16 @@ class RemoteGenerator:
                         f"the remote model server answered {response.status_code}: {_error_text(response)}"
                     )
                 for piece in _sse_pieces(response.iter_lines()):
-                    if pending:
-                        common = len(_common_prefix(pending, piece))
-                        if common == len(piece) < len(pending):  # all of it may still be the prefill
-                            pending = pending[common:]
+                    if head is not None:
+                        head += piece
+                        if len(head) < len(prefill) and prefill.startswith(head):
                             continue
-                        matched = prefill[: len(prefill) - len(pending)]
-                        # the prefill ends here: drop it; or the reply is another: give back what was held
-                        piece = piece[common:] if common == len(pending) else matched + piece
-                        pending = ""
+                        # the server wrote the prefill again: cut it; it wrote something else: pass it on
+                        piece, head = (head[len(prefill) :] if head.startswith(prefill) else head), None
                     if piece:
                         yield piece
-                if pending and pending != prefill:  # the reply was a bare start of the prefill
-                    yield prefill[: len(prefill) - len(pending)]
+                if head:  # the whole reply was a bare start of the prefill
+                    yield head
         except httpx.HTTPError as e:
             raise GenerationError(f"the remote model server at {self.url} cannot be reached: {e}") from e
 
@@ -148,13 +145,6 @@ class RemoteGenerator:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return a[:n]
 
 
 def _error_text(response: Any) -> str:

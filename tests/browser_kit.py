@@ -21,9 +21,10 @@ class AppStartError(RuntimeError):
 
 
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def start_app(ws: Path, log: Path, timeout_s: float = 90) -> tuple[subprocess.Popen, str]:

@@ -71,11 +71,10 @@ LORA_B_SCALE = 0.3
 def tiny_models(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
     """The tiny base as an f16 GGUF, plus a seeded random LoRA as a peft folder and a GGUF LoRA."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
     from adapters.llama_tools import convert_hf_to_gguf, convert_lora_to_gguf
     from tests.llama_converters import converters_for_tests
+    from tests.tiny_llama import save_random_lora
 
     pytest.importorskip("llama_cpp")
 
@@ -84,20 +83,7 @@ def tiny_models(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
         pytest.skip("no llama.cpp converters: run `hybrid setup --only converters` (or `make install`)")
     out = tmp_path_factory.mktemp("tiny_gen")
     torch.set_num_threads(1)
-    torch.manual_seed(7)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
-        init_lora_weights=False,
-    )
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), config)
-    with torch.no_grad():  # f16-exact, like the tiny base, so the f16 GGUF LoRA holds the same values
-        for name, param in peft_model.named_parameters():
-            if "lora_" in name:
-                param.copy_((param * (LORA_B_SCALE if "lora_B" in name else 1.0)).half().float())
-    adapter_dir = out / "v1"
-    peft_model.save_pretrained(adapter_dir)
+    adapter_dir = save_random_lora(tiny_llama_dir, out / "v1", b_scale=LORA_B_SCALE)
     lora = convert_lora_to_gguf(
         adapter_dir, adapter_dir / "lora.gguf", base_hf_dir=tiny_llama_dir, tools_dir=tools, outtype="f16"
     )

@@ -19,6 +19,7 @@ import pytest
 from app.cli import main
 from domain.errors import ConfigError
 from domain.workspace import Workspace, check_name
+from tests.browser_kit import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_NAMES = [
@@ -368,18 +369,12 @@ def _listening(port: int) -> set[str]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_hybrid_app_started_from_another_folder_listens_on_loopback_only(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / ".streamlit").mkdir()  # a hostile config in the current folder is ignored too
     (elsewhere / ".streamlit" / "config.toml").write_text('[server]\naddress = "0.0.0.0"\n', encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRID_", "STREAMLIT_"))}
     env.update(HYBRID_WORKSPACE=str(tmp_path / "ws"), PYTHONPATH=str(ROOT))
     log = tmp_path / "app.log"

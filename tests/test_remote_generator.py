@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from adapters.remote_generator import RemoteGenerator, estimate_tokens, neutralize
 from domain.errors import GenerationError
+from tests.browser_kit import free_port
 from tests.test_serve import running
 
 
@@ -96,15 +97,9 @@ def test_the_remote_backend_is_chosen_in_settings_and_refuses_to_score_a_local_a
 
 
 # ----------------------------------------------------------------------------- llama_cpp.server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def llama_server(config: dict[str, Any], folder: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     path = folder / "server.json"
     path.write_text(json.dumps({**config, "host": "127.0.0.1", "port": port}), encoding="utf-8")
     log = (folder / "server.log").open("w")

@@ -9,13 +9,13 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import cli
 from app.serve import MODES, Pipelines, Server, create_app, parse_model
+from tests.tiny_llama import save_random_lora
 
 DOCS = {
     "it/backups.md": "# Backups\n\nShared folders are copied every night at 02:00 to the backup server. "
@@ -54,24 +54,6 @@ def client(base_url: str, key: str = "none") -> Any:
 
 
 # ----------------------------------------------------------------------------- the tiny models
-def random_lora(base_dir: Path, dest: Path) -> None:
-    """A seeded random LoRA of the tiny base as a complete registry version in ``dest``."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(7)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), config)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(20.0)  # far enough from the base that the tuned answers differ
-    model.save_pretrained(dest)
-    (dest / "params.json").write_text("{}", encoding="utf-8")
-    (dest.parent / "ACTIVE").write_text(dest.name, encoding="utf-8")
-
-
 @pytest.fixture()
 def tiny(cli_env, tiny_llama_dir, monkeypatch):
     """Collection "docs" indexed with the tiny embedder, answered by the tiny Llama (transformers)
@@ -89,7 +71,9 @@ def tiny(cli_env, tiny_llama_dir, monkeypatch):
     from app.wiring.collections import get_collection
 
     settings = load_settings()
-    random_lora(tiny_llama_dir, get_collection(settings).paths.adapters / "v1")
+    version = save_random_lora(tiny_llama_dir, get_collection(settings).paths.adapters / "v1", b_scale=20.0)
+    (version / "params.json").write_text("{}", encoding="utf-8")
+    (version.parent / "ACTIVE").write_text(version.name, encoding="utf-8")
     return settings
 
 

@@ -209,3 +209,27 @@ def build_tiny_llama(dest: Path, *, seed: int = SEED) -> Path:
     )
     model.save_pretrained(str(dest), safe_serialization=True)
     return dest
+
+
+def save_random_lora(base_dir: Path, dest: Path, *, b_scale: float, seed: int = 7) -> Path:
+    """A seeded random (non-zero) LoRA of the tiny base saved as a peft folder in ``dest``: its B
+    matrices scaled by ``b_scale`` and every LoRA value rounded to f16 (like the tiny base, so an
+    f16 GGUF LoRA holds the same values)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+        init_lora_weights=False,
+    )
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.copy_((param * (b_scale if "lora_B" in name else 1.0)).half().float())
+    peft_model.save_pretrained(dest)
+    return Path(dest)

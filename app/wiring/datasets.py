@@ -99,7 +99,6 @@ class _Build:
         self.order = ds.passage_order(chunks, seed=options.seed)
         self.make_generator, self.on_progress, self.should_stop = make_generator, on_progress, should_stop
         self._generator: Generator | None = None
-        self.model: str | None = None  # the name of the model that writes this run's rows
         self.pool: list[Chunk] = []  # the training phase's passages and distractors
         self.questions = ds.QuestionSet()
         for r in journal.rows("eval") + journal.rows("train"):
@@ -177,10 +176,14 @@ class _Build:
 
     # -------------------------------------------------------------- items
     @property
+    def model(self) -> str | None:
+        """The name of the model that wrote this run's rows (None until one was asked)."""
+        return self._generator.name if self._generator is not None else None
+
+    @property
     def generator(self) -> Generator:
         if self._generator is None:
             self._generator = self.make_generator()
-            self.model = self._generator.name
         return self._generator
 
     def _generate(
