@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
 from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
-from adapters.token_text import LineFloor, replace_at_line_ends
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
-    from domain.ports import LineCheck, Message
+    from domain.ports import Message
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +153,10 @@ class TransformersGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
         prefill: str = "",
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
-        ``prefill`` is text the answer already starts with (not streamed again). Before
-        ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
-        Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
-        the model then continues from (the pieces already streamed are not taken back).
+        ``prefill`` is text the answer already starts with (not streamed again).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter.
@@ -172,8 +166,6 @@ class TransformersGenerator:
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
-            min_lines=min_lines,
-            line_check=line_check,
         )
 
     def generate_from_ids(
@@ -183,8 +175,6 @@ class TransformersGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self.adapter_dir is None:
@@ -192,12 +182,7 @@ class TransformersGenerator:
                 "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
             )
         return self._stream(
-            list(prompt_ids),
-            adapter=adapter,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            min_lines=min_lines,
-            line_check=line_check,
+            list(prompt_ids), adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature
         )
 
     def choose(
@@ -267,44 +252,26 @@ class TransformersGenerator:
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self,
-        prompt_ids: list[int],
-        *,
-        adapter: bool,
-        max_new_tokens: int,
-        temperature: float,
-        min_lines: int,
-        line_check: LineCheck | None,
+        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float
     ) -> Iterator[str]:
-        """Generate in rounds: a round ends at the end of the answer, or where ``line_check``
-        replaces the text so far; the next round starts from the prompt plus that replacement."""
         with self._lock:
             started = False
-            context: list[int] = []  # answer tokens the next round starts from
-            left = max_new_tokens
-            while left > 0:
-                round_ = _Round(self, prompt_ids, context, line_check)
-                pieces = self._round(
-                    round_, adapter=adapter, max_new_tokens=left, temperature=temperature, min_lines=min_lines
-                )
-                with contextlib.closing(pieces):  # an abandoned stream stops the worker at once
-                    for text in pieces:
-                        if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
-                            text = text.lstrip()
-                            started = bool(text)
-                        if text:
-                            yield text
-                if round_.replaced is None:
-                    return
-                left -= round_.generated
-                context = hf_encoder(self._tokenizer)(round_.replaced, False)
+            pieces = self._run(
+                prompt_ids, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature
+            )
+            with contextlib.closing(pieces):  # an abandoned stream stops the worker at once
+                for text in pieces:
+                    if not started:  # an answer never starts with whitespace (SentencePiece's word mark)
+                        text = text.lstrip()
+                        started = bool(text)
+                    if text:
+                        yield text
 
-    def _round(
-        self, round_: _Round, *, adapter: bool, max_new_tokens: int, temperature: float, min_lines: int
+    def _run(
+        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float
     ) -> Generator[str, None, None]:
         from transformers import (
             GenerationConfig,
-            LogitsProcessorList,
             StoppingCriteria,
             StoppingCriteriaList,
             TextIteratorStreamer,
@@ -313,8 +280,8 @@ class TransformersGenerator:
         cancel = threading.Event()
 
         class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, *_args: Any, **_kwargs: Any) -> bool:
-                return cancel.is_set() or round_.stop(input_ids)
+            def __call__(self, *_args: Any, **_kwargs: Any) -> bool:
+                return cancel.is_set()
 
         sampling = temperature > 0
         config = GenerationConfig(  # type: ignore[no-untyped-call]
@@ -333,8 +300,7 @@ class TransformersGenerator:
             self._tokenizer, skip_prompt=True, timeout=STREAM_TIMEOUT_S, skip_special_tokens=True
         )
         failure: list[BaseException] = []
-        floor = [self._line_floor(len(round_.prompt_ids), min_lines)] if min_lines > 0 else []
-        ids = self._torch.tensor([round_.prompt_ids + round_.context], dtype=self._torch.long)
+        ids = self._torch.tensor([prompt_ids], dtype=self._torch.long)
 
         def work() -> None:
             try:
@@ -347,7 +313,6 @@ class TransformersGenerator:
                         generation_config=config,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Stop()]),
-                        logits_processor=LogitsProcessorList(floor),
                     )
             except BaseException as e:  # handed to the consumer, which re-raises it
                 failure.append(e)
@@ -362,25 +327,6 @@ class TransformersGenerator:
             worker.join()
         if failure:
             raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
-
-    def _line_floor(self, prompt_len: int, min_lines: int) -> Any:
-        """A logits processor with llama.cpp's ``LineFloor`` rule: while the answer may not end yet,
-        the end tokens' best score moves to the line break and the end tokens are barred (under
-        greedy decoding exactly "the end becomes a line break")."""
-        tokenizer, eos_ids = self._tokenizer, list(self._eos_ids)
-        newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
-
-        def process(input_ids: Any, scores: Any) -> Any:
-            floor = LineFloor(min_lines)
-            floor.feed(tokenizer.decode(input_ids[0, prompt_len:], skip_special_tokens=True))
-            if floor.end_allowed():
-                return scores
-            best = scores[0, eos_ids].max()
-            scores[0, eos_ids] = float("-inf")
-            scores[0, newline] = self._torch.maximum(scores[0, newline], best)
-            return scores
-
-        return process
 
     def _adapter_state(self, on: bool) -> Any:
         if self.adapter_dir is None or on:
@@ -404,34 +350,3 @@ class TransformersGenerator:
                 f"{self.model_dir} defines no end-of-sequence token — fix its tokenizer_config.json"
             )
         return ids
-
-
-class _Round:
-    """One generate call of ``TransformersGenerator._stream``: asks ``line_check`` at each new line
-    break of the answer (the context it started from plus what it generated) and, when the text
-    so far is to be replaced, stops the call and keeps the replacement (``replaced``)."""
-
-    def __init__(
-        self,
-        gen: TransformersGenerator,
-        prompt_ids: list[int],
-        context: list[int],
-        line_check: LineCheck | None,
-    ) -> None:
-        self.prompt_ids, self.context = prompt_ids, list(context)
-        self._tokenizer, self._check = gen._tokenizer, line_check
-        self._checked = len(self._decode(self.context)) if context else 0
-        self.replaced: str | None = None
-        self.generated = 0
-
-    def _decode(self, ids: Any) -> str:
-        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
-
-    def stop(self, input_ids: Any) -> bool:
-        self.generated = int(input_ids.shape[1]) - len(self.prompt_ids) - len(self.context)
-        if self._check is None:
-            return False
-        text = self._decode(input_ids[0, len(self.prompt_ids) :])
-        self.replaced = replace_at_line_ends(text, self._checked, self._check)
-        self._checked = len(text)
-        return self.replaced is not None

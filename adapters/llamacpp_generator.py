@@ -2,7 +2,9 @@
 on (scale 1.0) or off per request on the context, so the same weights serve base and tuned answers.
 
 Owns prompt formatting with the model's own chat template (from the GGUF metadata), streaming text
-pieces with UTF-8 kept intact across tokens, and resetting the context between requests. Which
+pieces with UTF-8 kept intact across tokens, and the context's memory: a request evaluates only
+the tokens after the longest prefix it shares with the previous one (llama.cpp keeps the rest),
+and switching the adapter on or off clears it, so base and tuned never share a cached token. Which
 model and adapter to load is the wiring's business.
 """
 
@@ -21,11 +23,11 @@ import numpy as np
 from adapters.chat_pieces import Piece, chat_pieces, encode_chat
 from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
 from adapters.llama_tools import llama_output_captured
-from adapters.token_text import ContextText, LineFloor, TokenTextDecoder
+from adapters.token_text import TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
-    from domain.ports import LineCheck, Message
+    from domain.ports import Message
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +188,10 @@ class LlamaCppGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
         prefill: str = "",
     ) -> Iterator[str]:
         """Stream the answer to ``messages`` as text pieces (greedy when ``temperature`` is 0).
         ``prefill`` is text the answer already starts with (not streamed again).
-        Before ``min_lines`` lines are written an end token becomes a line break (``LineFloor``).
-        Each time a line ends, ``line_check`` may give a replacement for the answer so far, which
-        the model then continues from (the pieces already streamed are not taken back).
 
         Raises:
             GenerationError: ``adapter=True`` without an adapter, or the prompt does not fit n_ctx.
@@ -204,8 +201,6 @@ class LlamaCppGenerator:
             adapter=adapter,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
-            min_lines=min_lines,
-            line_check=line_check,
         )
 
     def generate_from_ids(
@@ -215,8 +210,6 @@ class LlamaCppGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
     ) -> Iterator[str]:
         """``generate`` for an already tokenized prompt (errors are raised here, before streaming)."""
         if adapter and self._adapter is None:
@@ -234,8 +227,6 @@ class LlamaCppGenerator:
             adapter=adapter,
             max_new_tokens=min(max_new_tokens, room),
             temperature=temperature,
-            min_lines=min_lines,
-            line_check=line_check,
         )
 
     def choose(
@@ -285,9 +276,8 @@ class LlamaCppGenerator:
         llm, n_vocab = self._llm, self._lib.llama_vocab_n_tokens(self._vocab)
         with self._lock:
             self._switch_adapter(adapter)
-            self._reset()
             try:
-                llm.eval(list(prompt_ids))
+                self._evaluate(list(prompt_ids))
                 if method == "greedy":
                     return greedy_option(self._scores_after(llm.n_tokens, n_vocab), encoded)
                 first = log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)))
@@ -299,9 +289,10 @@ class LlamaCppGenerator:
                     rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), n_vocab))
                     scores.append(option_score(first, rows, list(tokens)))
             except RuntimeError as e:  # llama_decode failed
-                raise GenerationError(f"llama.cpp failed while choosing ({e}) — retry the question") from e
-            finally:
                 self._reset()
+                raise GenerationError(f"llama.cpp failed while choosing ({e}) — retry the question") from e
+            finally:  # keep the prompt but its last token, so the next request refreshes the scores
+                self._keep(len(prompt_ids) - 1)
         return best_option(scores)
 
     def _scores_after(self, n_past: int, n_vocab: int) -> Any:
@@ -321,46 +312,13 @@ class LlamaCppGenerator:
 
     # ------------------------------------------------------------------ internals
     def _stream(
-        self,
-        prompt_ids: list[int],
-        *,
-        adapter: bool,
-        max_new_tokens: int,
-        temperature: float,
-        min_lines: int,
-        line_check: LineCheck | None,
+        self, prompt_ids: list[int], *, adapter: bool, max_new_tokens: int, temperature: float
     ) -> Iterator[str]:
         with self._lock:
             self._switch_adapter(adapter)
-            self._reset()
-            tokens = self._tokens(
-                prompt_ids, temperature=temperature, floor=LineFloor(min_lines), line_check=line_check
-            )
-            try:
-                yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
-            except RuntimeError as e:  # llama_decode failed
-                raise GenerationError(f"llama.cpp failed while generating ({e}) — retry the question") from e
-            finally:
-                tokens.close()
-                self._reset()
-
-    def _tokens(
-        self,
-        prompt_ids: list[int],
-        *,
-        temperature: float,
-        floor: LineFloor,
-        line_check: LineCheck | None = None,
-    ) -> Iterator[int]:
-        """Generated token ids. An end token that ``floor`` does not allow yet is replaced by a line
-        break, and generation restarts after it; llama.cpp keeps the evaluated prefix, so a restart
-        evaluates that one token. When ``line_check`` replaces the answer so far at a line end, the
-        context becomes the prompt plus the replacement and generation restarts from there."""
-        ids = list(prompt_ids)
-        context = ContextText(line_check) if line_check is not None else None
-        while True:
-            stream = self._llm.generate(
-                ids,
+            # llama-cpp-python evaluates only what follows the prefix the context already holds.
+            tokens = self._llm.generate(
+                prompt_ids,
                 top_k=GREEDY_TOP_K if temperature <= 0 else SAMPLING_TOP_K,
                 top_p=1.0,
                 min_p=0.0,
@@ -369,25 +327,34 @@ class LlamaCppGenerator:
                 reset=True,
             )
             try:
-                for token in stream:
-                    restart = self._lib.llama_vocab_is_eog(self._vocab, token) and not floor.end_allowed()
-                    if restart:
-                        token = self._newline
-                    piece, is_byte = self._piece(token)
-                    floor.feed(piece.decode("utf-8", "replace"))
-                    ids.append(token)
-                    yield token
-                    if context is not None:
-                        replaced = context.feed(piece, is_byte)
-                        if replaced is not None:
-                            ids = list(prompt_ids) + self._encode_text(replaced)
-                            restart = True
-                    if restart:
-                        break
-                else:
-                    return
+                yield from self.stream_text(tokens, max_new_tokens=max_new_tokens)
+            except RuntimeError as e:  # llama_decode failed
+                self._reset()
+                raise GenerationError(f"llama.cpp failed while generating ({e}) — retry the question") from e
             finally:
-                stream.close()
+                tokens.close()
+
+    def _evaluate(self, ids: list[int]) -> None:
+        """Bring the context to exactly ``ids`` evaluated, reusing the prefix it shares with what
+        it holds (at least the last token is evaluated, so the scores are fresh)."""
+        llm = self._llm
+        held = llm.n_tokens
+        same = 0
+        for a, b in zip(llm.input_ids[:held].tolist(), ids, strict=False):
+            if a != b:
+                break
+            same += 1
+        self._keep(min(same, len(ids) - 1))
+        llm.eval(ids[llm.n_tokens :])
+
+    def _keep(self, n: int) -> None:
+        """Forget every evaluated token after the first ``n``."""
+        n = max(0, n)
+        if n == 0:
+            self._reset()
+            return
+        self._llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        self._llm.n_tokens = n
 
     def _encode_text(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -410,8 +377,10 @@ class LlamaCppGenerator:
             yield tail
 
     def _switch_adapter(self, on: bool) -> None:
+        """Apply the adapter or not; a switch clears the context's memory."""
         if on == self._adapter_on:
             return
+        self._reset()
         lib = self._lib
         rc = (
             lib.llama_set_adapters_lora(self._llm.ctx, self._adapters, 1, self._scales)
@@ -423,6 +392,12 @@ class LlamaCppGenerator:
                 f"llama.cpp could not switch the adapter {'on' if on else 'off'} (code {rc})"
             )
         self._adapter_on = on
+
+    def forget(self) -> None:
+        """Clear the context's memory, so the next request evaluates its whole prompt (benchmarks
+        compare cold prompts)."""
+        with self._lock:
+            self._reset()
 
     def _reset(self) -> None:
         """Forget every token of the previous request: position counter and the whole KV memory."""

@@ -5,10 +5,10 @@ The base modes ask the server's ``base_model``; the tuned modes ask ``tuned_mode
 which the server serves the base with our LoRA (a second model entry of ``llama_cpp.server``, a
 LoRA module of vLLM). What a remote server cannot do is said here rather than faked:
 
-- the line floor (``min_lines``) and ``line_check`` need the model's context between tokens, so the
-  answer is the server's as it comes (the pipeline's own filters still run on it);
 - a ``prefill`` cannot be written into the server's reply, so a reply that starts with the prefill
-  has it cut off (the caller puts it back) and one that does not is passed on as it is;
+  has it cut off (the caller puts it back) and one that does not is passed on as it is; the
+  answer's lines then come from one reply (``continues_prefill`` is False, see
+  ``domain.answer_format``);
 - ``choose`` (evidence quoting) needs token likelihoods: it raises ``GenerationError``;
 - token counts are estimated from the text (a CJK character or four other characters a token),
   so prompt budgets stay on the safe side without the server's tokenizer.
@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from domain.errors import GenerationError
-from domain.ports import LineCheck, Message
+from domain.ports import Message
 
 _MARKERS = re.compile(r"<\|[^<>|\s]{1,40}\|>|</?s>|\[/?INST\]|<start_of_turn>|<end_of_turn>")
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -76,6 +76,9 @@ class RemoteGenerator:
     def has_adapter(self) -> bool:
         return self.tuned_model is not None
 
+    # The server writes its reply from the start: a prefill is not continued (module docstring).
+    continues_prefill = False
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
@@ -86,8 +89,6 @@ class RemoteGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,  # noqa: ARG002 — needs the model's context; see the module docstring
-        line_check: LineCheck | None = None,  # noqa: ARG002
         prefill: str = "",
     ) -> Iterator[str]:
         if adapter and self.tuned_model is None:

@@ -75,12 +75,6 @@ class GenerationSettings(BaseModel):
         ge=0,
         description="This many best-ranked passages are shown whole despite focus_segments.",
     )
-    min_lines: int | None = Field(
-        None,
-        ge=0,
-        description="An answer may not end before this many lines: an earlier end becomes a line "
-        "break (unset = as many lines as the collection's style has labels; 0 = off).",
-    )
     best_passage_last: bool = Field(
         True,
         description="RAG lists its passages from the lowest-ranked up, so the best one stands "
@@ -89,9 +83,9 @@ class GenerationSettings(BaseModel):
     )
     quote_evidence: bool = Field(
         False,
-        description="In the retrieval modes the model first quotes one sentence of its passages "
-        "(it picks, among the shown sentences and 'not covered', the one it finds most likely, so "
-        "the quote is verbatim); the quote's passage is the answer's citation.",
+        description="In the retrieval modes the model first quotes its evidence from its passages "
+        "(a constrained choice among shown sentences and 'not covered', so the quote is verbatim); "
+        "the quote's passages are the answer's citations and its source line.",
     )
     evidence_choice: Literal["likelihood", "greedy"] = Field(
         "likelihood",
@@ -99,11 +93,13 @@ class GenerationSettings(BaseModel):
         "whole, or greedy decoding that may only continue a shown sentence (the model starts the "
         "sentence it wants; the walk keeps it verbatim).",
     )
-    max_lines: int = Field(
+    evidence_candidates: int = Field(
         0,
         ge=0,
-        description="An answer ends with the line break after this many non-empty lines, and "
-        "generation stops there (0 = no cap).",
+        le=8,
+        description="quote_evidence chooses among this many shown sentences, the ones the "
+        "collection's embedder finds closest to the question (each read with its passage's "
+        "heading), quoted alone or two together; 0 = among every shown sentence, one at a time.",
     )
 
 

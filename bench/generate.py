@@ -1,14 +1,14 @@
 """Generation speed of our llama.cpp pipeline against two baselines measured in the same run: raw
 ``llama_cpp.Llama`` (streaming ``create_completion`` of the very same prompt string, same threads)
-and the transformers reference backend. Greedy, the same chat prompt, ``--new-tokens`` new tokens;
-our pipeline with the answering path's line floor (``generation.min_lines``).
+and the transformers reference backend. Greedy, the same chat prompt, ``--new-tokens`` new tokens.
 
 Per run: first-token latency, decode tokens/s (tokens after the first / time after the first) and
 end-to-end tokens/s (all tokens / whole request). Tokens are counted by re-tokenizing each output
 with the base model's tokenizer, the same way for every contender. Runs are interleaved (ours, raw,
 transformers, then the reverse order) so machine noise hits all alike; the medians are compared,
 and so is the median of per-run ratios (neighbours in time share the machine's load). Raw llama.cpp
-is reset before each run so it does not reuse the previous run's prompt cache (we never do).
+and ours are reset before each run, so neither reuses the previous run's prompt (ours would: it
+keeps the prefix a request shares with the previous one).
 
 torch runs its threads through libgomp. With its default (spinning) wait policy, two threads on
 two cores shared with other work collapse (an OpenMP build of llama.cpp measured 2.6 tok/s instead
@@ -68,7 +68,7 @@ def timed(stream: Iterator[str], count_tokens: Callable[[str], int]) -> dict[str
 
 
 def raw_stream(llm: Any, prompt: str, new_tokens: int) -> Iterator[str]:
-    llm.reset()  # no prompt-cache reuse between runs, as in our pipeline
+    llm.reset()  # no prompt-cache reuse between runs (ours is reset too)
     for chunk in llm.create_completion(
         prompt, max_tokens=new_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0, stream=True
     ):
@@ -131,20 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         else TransformersGenerator(base_hf_path(settings), n_threads=args.threads)
     )
     count = ours.count_tokens
-    # Our pipeline runs with the answering path's line floor (its per-token check included); the
-    # transformers baseline without it, so its figure is not slowed by our rule.
-    min_lines = settings.generation.min_lines
+
+    def cold(adapter: bool) -> Iterator[str]:
+        ours.forget()
+        return ours.generate(MESSAGES, adapter=adapter, max_new_tokens=args.new_tokens)
 
     contenders: dict[str, Callable[[], Iterator[str]]] = {
-        "ours": lambda: ours.generate(
-            MESSAGES, adapter=False, max_new_tokens=args.new_tokens, min_lines=min_lines
-        ),
+        "ours": lambda: cold(False),
         "raw": lambda: raw_stream(raw, prompt, args.new_tokens),
     }
     if ours.has_adapter:
-        contenders["ours+adapter"] = lambda: ours.generate(
-            MESSAGES, adapter=True, max_new_tokens=args.new_tokens, min_lines=min_lines
-        )
+        contenders["ours+adapter"] = lambda: cold(True)
     if hf is not None:
         contenders["transformers"] = lambda: hf.generate(
             MESSAGES, adapter=False, max_new_tokens=args.new_tokens

@@ -8,6 +8,8 @@ Only what the model reads is cut: citations still match answers against the whol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from domain.citations import char_ngrams, gram_size, normalize, split_sentences
 
 _RULE_ONLY = set("|-:= +")  # table rules and separators carry no text
@@ -52,3 +54,16 @@ def focus_text(question: str, text: str, *, keep: int) -> str:
         key=lambda i: (-len(wanted & _grams(parts[i], size)), i),
     )
     return "\n".join(parts[i] for i in sorted(scored[:keep]))
+
+
+def closest_segment(target: str, texts: Sequence[str]) -> str:
+    """The segment of ``texts`` that covers most of ``target``'s character n-grams (the first on
+    ties; "" when there is none).
+
+    >>> closest_segment("Check in within 15 minutes", ["Rooms are booked ahead. Check in within 15 minutes."])
+    'Check in within 15 minutes.'
+    """
+    size = gram_size(target)
+    wanted = _grams(target, size)
+    parts = [p for text in texts for p in segments(text) if not p.startswith("#")]
+    return max(parts, key=lambda p: len(wanted & _grams(p, size)), default="")

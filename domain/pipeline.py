@@ -17,24 +17,14 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from domain import evidence
-from domain.answer_stream import (
-    AUTO,
-    AnswerStream,
-    Comparison,
-    Retrieval,
-    cap_lines,
-    led_by,
-    parse_mode,
-    stop_at_echo,
-    stream_of,
-)
-from domain.basis import BasisCheck
+from domain.answer_format import LineWriter
+from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, parse_mode, stream_of
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
-from domain.prompts import Prompt, build_prompt
+from domain.prompts import Prompt, build_prompt, prompt_lang
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, compared, route
 from domain.style import NEUTRAL, StyleProfile
 from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
@@ -65,19 +55,18 @@ class AssistantOptions:
     focus_segments: int = 3
     # Best-ranked passages shown whole despite focus_segments.
     whole_passages: int = 1
-    # An answer may not end before this many lines (None = as many as the style has labels).
-    min_lines: int | None = None
     # RAG (the base model) reads its passages lowest-ranked first, [1] right above the question,
     # and its worked example the same way. Tuned + RAG keeps rank order, the order its adapter
     # was trained on.
     best_passage_last: bool = True
-    # The stream ends with the line break after this many non-empty lines (0 = no cap).
-    max_lines: int = 0
     # Retrieval modes first quote one sentence of their passages (a constrained choice) and cite it.
     quote_evidence: bool = False
     # How the quote is chosen: "likelihood" (the most likely option whole) or "greedy" (decoding
     # under a grammar of the options).
     evidence_choice: str = "likelihood"
+    # The quote is chosen among this many sentences, the ones the sentence scorer ranks best
+    # (alone or two together); 0 = among every shown sentence, one at a time.
+    evidence_candidates: int = 0
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
@@ -97,6 +86,8 @@ class Assistant:
     thresholds: RouterThresholds = field(default_factory=RouterThresholds)
     adapter: AdapterState | None = None
     clock: Clock = time.perf_counter
+    # Ranks the sentences a quote may be (``domain.evidence.ranked``); None = no ranking.
+    sentence_scorer: evidence.SentenceScorer | None = None
 
     def __post_init__(self) -> None:
         if self.adapter is None:
@@ -188,24 +179,23 @@ class Assistant:
         start = self.clock()
         first: float | None = None
         parts: list[str] = []
-        style = self.options.style
-        basis = BasisCheck(
-            prompt.passages if mode.uses_retrieval else (),
-            threshold=self.options.citation_threshold,
-            style=style,
-        )
-        quoted, prefill, lead = self._quote(question, mode, prompt)
-        generated = self.generator.generate(
+        quoted, prefill = self._quote(question, mode, prompt)
+        passages = prompt.passages if mode.uses_retrieval else []
+        threshold = self.options.citation_threshold
+
+        def source(text: str) -> list[str]:
+            cited = quoted if prefill else attach_citations(text, passages, threshold=threshold)
+            return list(dict.fromkeys(c.path for c in cited))
+
+        writer = LineWriter(self.options.style, prompt_lang(question), passages=passages, source=source)
+        for piece in writer.write(
+            self.generator,
             prompt.messages,
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
             temperature=self.options.temperature,
-            min_lines=style.n_lines if self.options.min_lines is None else self.options.min_lines,
-            line_check=basis.context,
-            prefill=prefill + lead,
-        )
-        pieces = led_by(lead, generated) if lead else generated
-        for piece in basis.filter(stop_at_echo(cap_lines(pieces, self.options.max_lines))):
+            prefill=prefill,
+        ):
             if first is None:
                 first = self.clock() - start
             parts.append(piece)
@@ -220,8 +210,8 @@ class Assistant:
         )
         if not mode.uses_retrieval:
             citations = []
-        elif prefill:  # the quote's passage is the citation, by construction
-            citations = [quoted] if quoted else []
+        elif prefill:  # the quote's passages are the citations, by construction
+            citations = quoted
         else:
             citations = attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
         return Answer(
@@ -232,21 +222,22 @@ class Assistant:
             passages=list(prompt.passages),
             citations=citations,
             timing=timing,
-            warnings=self._warnings(mode, prompt, retrieval) + basis.warnings,
-            evidence=quoted,
+            warnings=self._warnings(mode, prompt, retrieval) + writer.warnings,
+            evidence=quoted[0] if quoted else None,
         )
 
-    def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[Citation | None, str, str]:
+    def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[list[Citation], str]:
         """``evidence.quote_first`` in a retrieval mode with passages when quoting is on."""
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
-            return None, "", ""
+            return [], ""
         return evidence.quote_first(
             self.generator,
             prompt,
             question,
             adapter=mode.uses_adapter,
-            style=self.options.style,
             method=self.options.evidence_choice,
+            scorer=self.sentence_scorer,
+            keep=self.options.evidence_candidates,
         )
 
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
@@ -262,6 +253,7 @@ class Assistant:
             whole_passages=self.options.whole_passages,
             best_last=self.options.best_passage_last and not decision.mode.uses_adapter,
             style=self.options.style,
+            evidence=self.options.quote_evidence,
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)

@@ -6,7 +6,7 @@ fakes in ``tests/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from domain.progress import ProgressFn, no_progress
@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from domain.types import Hit
 
 Message = dict[str, str]
-# Called with the answer so far each time one of its lines ends; a string returned replaces that
-# text in the generator's own context (the model writes on from it), None leaves it as it is.
-LineCheck = Callable[[str], str | None]
 
 
 class Embedder(Protocol):
@@ -51,12 +48,9 @@ class Generator(Protocol):
     """Produces an answer as an iterator of text pieces from chat messages.
 
     ``adapter=True`` applies the active LoRA adapter; ``adapter=False`` must give exactly the base
-    model's behaviour (no state leaks between the two). With ``min_lines`` > 0 the answer may not
-    end before that many non-empty lines: an end the model proposes earlier becomes a line break
-    (an end proposed on an empty line is accepted). ``line_check`` (see ``LineCheck``) lets the
-    caller correct a finished line in the model's context; the pieces already yielded stay as they
-    were, so a caller that corrects a line shows its correction itself. ``prefill`` is text the
-    answer already starts with: the model continues after it, and it is not yielded.
+    model's behaviour (no state leaks between the two). ``prefill`` is text the answer already
+    starts with: the model continues after it, and it is not yielded. Closing the iterator stops
+    the model (``domain.answer_format`` stops it at the end of each line).
     """
 
     @property
@@ -72,8 +66,6 @@ class Generator(Protocol):
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
         prefill: str = "",
     ) -> Iterator[str]: ...
 

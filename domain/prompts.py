@@ -15,16 +15,19 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from domain.focus import focus_text
+from domain.focus import closest_segment, focus_text
 from domain.plain import one_line
 from domain.ports import Message
-from domain.style import CJK_RE, NEUTRAL, StyleProfile, detect_lang
+from domain.style import CJK_RE, NEUTRAL, Example, StyleProfile, answer_line, detect_lang
 from domain.types import Hit, Mode
 
 CountTokens = Callable[[str], int]
-PROMPT_VERSION = 7  # bump when the messages change: cached gate scores are then re-measured
+PROMPT_VERSION = 8  # bump when the messages change: cached gate scores are then re-measured
 
 PASSAGES_LABEL = {"en": "Passages:", "zh": "资料："}
+# The line a retrieval answer starts with when it quotes its evidence (``domain.evidence``).
+EVIDENCE_LABEL = {"en": "Evidence:", "zh": "证据："}
+EVIDENCE_SEPARATOR = {"en": " ", "zh": ""}  # between the label and the quote
 QUESTION_LABEL = {"en": "Question:", "zh": "问题："}
 
 _WORD_RE = re.compile(r"\S+")
@@ -151,14 +154,35 @@ def _rag_user_message(
     )
 
 
+def example_evidence(example: Example, style: StyleProfile = NEUTRAL) -> str:
+    """The evidence line of a worked example: its label and the sentence of the example's
+    passages closest to the example's answer line (``domain.focus.closest_segment``).
+
+    >>> passages = (("a.md", "A", "Rooms are booked ahead. Check in within 15 minutes."),)
+    >>> ex = Example("en", "How soon?", passages, "Answer: Within 15 minutes.\\nSource: [a.md]", "")
+    >>> example_evidence(ex)
+    'Evidence: Check in within 15 minutes.'
+    """
+    key = "zh" if example.lang == "zh" else "en"
+    target = answer_line(example.answer, example.lang, style)
+    quote = closest_segment(target, [text for _path, _heading, text in example.passages])
+    return EVIDENCE_LABEL[key] + EVIDENCE_SEPARATOR[key] + quote
+
+
 def example_messages(
-    lang: str, *, with_passages: bool, best_last: bool = False, style: StyleProfile = NEUTRAL
+    lang: str,
+    *,
+    with_passages: bool,
+    best_last: bool = False,
+    style: StyleProfile = NEUTRAL,
+    evidence: bool = False,
 ) -> list[Message]:
     """The style's worked exchange (user turn, assistant turn) shown to the modes without the
     adapter; none when the style has no example.
 
     With ``best_last`` its passages are laid out like the real prompt's, numbers descending, so
-    the example teaches the same layout the question is asked in.
+    the example teaches the same layout the question is asked in; with ``evidence`` its answer
+    starts with its evidence line (``example_evidence``), as a quoting answer does.
     """
     example = style.example(lang)
     if example is None:
@@ -172,6 +196,8 @@ def example_messages(
             style.instructions(example.lang), key, blocks, example.question, best_last=best_last
         )
         answer = example.answer
+        if evidence:
+            answer = example_evidence(example, style) + "\n" + answer
     else:
         user, answer = example.question, example.answer_without_passages
     return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
@@ -189,6 +215,7 @@ def build_prompt(
     whole_passages: int = 0,
     best_last: bool = False,
     style: StyleProfile = NEUTRAL,
+    evidence: bool = False,
 ) -> Prompt:
     """The chat messages for ``question`` in ``mode``.
 
@@ -232,7 +259,9 @@ def build_prompt(
         else ([], [], False)
     )
     if not mode.uses_adapter:
-        messages += example_messages(lang, with_passages=bool(kept), best_last=best_last, style=style)
+        messages += example_messages(
+            lang, with_passages=bool(kept), best_last=best_last, style=style, evidence=evidence
+        )
     if not kept:
         messages.append({"role": "user", "content": question})
         return Prompt(messages, [], dropped=len(hits) if mode.uses_retrieval else 0)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from domain.ports import LineCheck, Message
+from domain.ports import Message
 from domain.types import Chunk, Hit
 
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
@@ -164,18 +164,17 @@ class FakeGenerator:
         adapter: bool,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        min_lines: int = 0,
-        line_check: LineCheck | None = None,
         prefill: str = "",
     ) -> Iterator[str]:
+        """The reply's continuation after ``prefill``, like a model: after a label the reply has,
+        the rest of the reply from that label's line on; after another label, the whole label-less
+        reply for the answer's first line and nothing for later lines."""
         self.calls.append(
             {
                 "messages": [dict(m) for m in messages],
                 "adapter": adapter,
                 "max_new_tokens": max_new_tokens,
                 "temperature": temperature,
-                "min_lines": min_lines,
-                "line_check": line_check,
                 "prefill": prefill,
             }
         )
@@ -184,7 +183,15 @@ class FakeGenerator:
         reply = self.reply(messages, adapter)
         lead = prefill.rsplit("\n", 1)[-1]  # a prefilled label is not written again
         if lead:
-            reply = reply.removeprefix(lead) if reply.startswith(lead) else " " + reply
+            lines = reply.split("\n")
+            at = next((i for i, ln in enumerate(lines) if ln.startswith(lead)), None)
+            answer_so_far = re.sub(r"^(Evidence:|证据：)[^\n]*\n", "", prefill)
+            if at is not None:
+                reply = "\n".join([lines[at].removeprefix(lead), *lines[at + 1 :]])
+            elif "\n" in answer_so_far:
+                reply = ""
+            else:
+                reply = " " + reply
         yield from re.findall(r"\s*\S+\s*", reply)
 
     def choose(

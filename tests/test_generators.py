@@ -45,8 +45,8 @@ def hf_gen(tiny_models) -> TransformersGenerator:
     return TransformersGenerator(tiny_models["hf"], adapter_dir=tiny_models["adapter_dir"], n_threads=1)
 
 
-def _answer(gen, messages=QUESTION, *, adapter: bool) -> str:
-    return "".join(gen.generate(messages, adapter=adapter, max_new_tokens=N_NEW_TOKENS))
+def _answer(gen, messages=QUESTION, *, adapter: bool, prefill: str = "") -> str:
+    return "".join(gen.generate(messages, adapter=adapter, max_new_tokens=N_NEW_TOKENS, prefill=prefill))
 
 
 def test_both_backends_render_the_chat_template_with_the_assistant_turn_open(llama_gen, hf_gen) -> None:
@@ -258,99 +258,60 @@ def test_the_wiring_reports_a_missing_base_model_in_one_line(tmp_path) -> None:
     assert str(err.value).endswith("run `hybrid setup`")
 
 
-def test_llama_cpp_line_floor_turns_an_early_end_into_a_line_break(llama_gen, monkeypatch) -> None:
-    """A scripted model that wants to stop after every word: with min_lines=3 each early end becomes
-    a line break and generation resumes from the prompt plus what was written (one call per line);
-    the third line's end stands. Without the floor the first end stands."""
-    import llama_cpp
-
+# ----------------------------------------------------------------------------- prompt prefix reuse
+def _evaluated(llama_gen, monkeypatch) -> list[int]:
+    """The sizes of the token batches llama.cpp evaluates from now on."""
+    sizes: list[int] = []
     llm = llama_gen._llm
-    eos = llama_cpp.llama_vocab_eos(llama_gen._vocab)
-    words = [  # a token of each word that shows letters (SentencePiece may emit a bare word mark first)
-        next(
-            t
-            for t in llm.tokenize(w.encode(), add_bos=False, special=False)
-            if llama_gen._piece(t)[0].strip()
-        )
-        for w in ("office", "hours", "daily")
-    ]
-    pieces = [llama_gen._piece(t)[0].decode() for t in words]
-    calls: list[list[int]] = []
+    real = llm.eval
 
-    def scripted(tokens, **_kw):
-        calls.append(list(tokens))
-        yield words[len(calls) - 1]
-        yield eos
+    def spy(tokens):
+        sizes.append(len(tokens))
+        return real(tokens)
 
-    monkeypatch.setattr(llm, "generate", scripted)
-    prompt = llama_gen.encode_prompt(QUESTION)
-    text = "".join(llama_gen.generate(QUESTION, adapter=False, min_lines=3))
-    assert text == "\n".join(pieces).lstrip()
-    newline = llama_gen._newline
-    assert calls == [prompt, prompt + [words[0], newline], prompt + [words[0], newline, words[1], newline]]
-    calls.clear()
-    assert "".join(llama_gen.generate(QUESTION, adapter=False)) == pieces[0].lstrip()
-    assert len(calls) == 1
+    monkeypatch.setattr(llm, "eval", spy)
+    return sizes
 
 
-def test_transformers_line_floor_moves_the_end_score_to_the_line_break(hf_gen) -> None:
-    import torch
-
-    tokenizer = hf_gen._tokenizer
-    newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
-    eos_ids = list(hf_gen._eos_ids)
-    floor = hf_gen._line_floor(0, 3)
-
-    def scores_after(text: str) -> torch.Tensor:
-        ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])
-        scores = torch.zeros(1, hf_gen._model.config.vocab_size)
-        scores[0, eos_ids[0]] = 5.0
-        return floor(ids, scores)[0]
-
-    early = scores_after("Conclusion: the office opens at eight.")
-    assert int(early.argmax()) == newline and float(early[newline]) == 5.0
-    assert all(float(early[i]) == float("-inf") for i in eos_ids)
-    done = scores_after("Conclusion: eight.\nBasis: [a.md]\nNote: ask.")
-    assert int(done.argmax()) == eos_ids[0]
-
-
-def _first_line_answer(gen, messages_list) -> tuple[list[int], str]:
-    """A prompt whose greedy answer breaks a line within 48 tokens, and that answer."""
-    for messages in messages_list:
-        ids = gen.encode_prompt(messages)
-        text = "".join(gen.generate_from_ids(ids, adapter=False, max_new_tokens=48))
-        if "\n" in text.strip():
-            return ids, text
-    raise AssertionError("no test prompt made the tiny model break a line")
+@pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
+def test_a_request_sharing_a_prefix_evaluates_only_the_rest_and_answers_as_a_cold_one(
+    llama_gen, monkeypatch, adapter
+) -> None:
+    """Line by line, an answer asks again with the same prompt and a longer prefill: the context
+    keeps the shared prefix, evaluates only the new tokens, and the greedy text is the same as
+    from a cleared context."""
+    prefill = "Conclusion: the office"
+    for messages in PARITY_QUESTIONS:
+        llama_gen.forget()
+        cold = _answer(llama_gen, messages, adapter=adapter, prefill=prefill)
+        llama_gen.forget()
+        _answer(llama_gen, messages, adapter=adapter)
+        sizes = _evaluated(llama_gen, monkeypatch)
+        warm = _answer(llama_gen, messages, adapter=adapter, prefill=prefill)
+        monkeypatch.undo()
+        assert warm == cold
+        prompt = len(llama_gen.encode_prompt(messages))
+        assert sizes[0] <= len(llama_gen._encode_text(prefill)) + 1 < prompt
 
 
-@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
-def test_a_line_check_replacement_is_what_the_model_continues_from(llama_gen, hf_gen, backend) -> None:
-    gen = llama_gen if backend == "llama_cpp" else hf_gen
-    prompts = PARITY_QUESTIONS + [
-        [{"role": "user", "content": f"List item {n}, one per line."}] for n in range(8)
-    ]
-    ids, plain = _first_line_answer(gen, prompts)
-    replacement = "Basis: [hr/leave.md]\n"
-    seen: list[str] = []
-
-    def check(text: str) -> str | None:
-        seen.append(text)
-        return replacement if len(seen) == 1 else None
-
-    checked = "".join(gen.generate_from_ids(ids, adapter=False, max_new_tokens=48, line_check=check))
-    first_line_end = plain.index("\n", len(plain) - len(plain.lstrip())) + 1
-    assert seen[0].strip() == plain[:first_line_end].strip()  # asked once the first line ended
-    assert checked[:first_line_end] == plain[:first_line_end]  # what was streamed stays
-    context = (
-        llama_gen._encode_text(replacement)
-        if backend == "llama_cpp"
-        else hf_gen._tokenizer(replacement, add_special_tokens=False).input_ids
-    )
-    expected = "".join(gen.generate_from_ids(ids + context, adapter=False, max_new_tokens=48))
-    rest = checked[first_line_end:]
-    assert rest and expected.lstrip().startswith(rest.lstrip())
-    assert rest != plain[first_line_end:]
+def test_switching_the_adapter_clears_the_context_and_a_choice_leaves_it_usable(
+    llama_gen, monkeypatch
+) -> None:
+    """Base and tuned never share a cached token: after a tuned request the same prompt without the
+    adapter is evaluated whole; and a constrained choice on the prompt leaves a context that the
+    next request continues exactly as a cold one."""
+    llama_gen.forget()
+    cold = {on: _answer(llama_gen, QUESTION, adapter=on) for on in (False, True)}
+    _answer(llama_gen, QUESTION, adapter=True)
+    sizes = _evaluated(llama_gen, monkeypatch)
+    assert _answer(llama_gen, QUESTION, adapter=False) == cold[False]
+    monkeypatch.undo()
+    assert sizes[0] == len(llama_gen.encode_prompt(QUESTION))
+    for on in (False, True):
+        llama_gen.choose(QUESTION, [" yes", " no"], adapter=on, method="greedy")
+        assert _answer(llama_gen, QUESTION, adapter=on) == cold[on]
+        llama_gen.choose(QUESTION, [" yes", " no"], adapter=on)
+        assert _answer(llama_gen, QUESTION, adapter=on) == cold[on]
 
 
 # ----------------------------------------------------------------------------- chat markers stay text
@@ -524,7 +485,7 @@ def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen, method) -
     """Property test: random passages split into sentences; the quote is always one of them."""
     import random
 
-    from domain.evidence import candidates, choices
+    from domain.evidence import candidates, choices, quotes
     from domain.types import Chunk, Hit
 
     rng = random.Random(7)
@@ -557,7 +518,7 @@ def test_a_constrained_choice_is_always_one_option_verbatim(llama_gen, method) -
             hits.append(Hit(Chunk(f"c{n}", f"doc{n}.md", "", "", text, 0, len(text)), 0.5, n + 1))
         shown = "\n".join(h.chunk.text for h in hits)
         cands = candidates(hits, shown)
-        options = choices(cands, "en")
+        options = choices(quotes(cands, pairs=False), "en")
         question = [{"role": "user", "content": f"Passages:\n{shown}\nQuestion: {rng.choice(words)}?"}]
         quote = llama_gen.choose(
             question, options, adapter=bool(trial % 2), prefill="Evidence:", method=method

@@ -26,6 +26,12 @@ STYLED = (
     "Conclusion: Annual leave is 15 working days per year.\nBasis: [hr/annual-leave.md]\n"
     "Note: Check the document for exceptions."
 )
+# The fake base model writes one label-less sentence: the answer line; the source line is written
+# from the citations, and the fake has nothing to add after "Note:".
+RAG_TEXT = (
+    "Conclusion: Annual leave is 15 working days per year. See hr/annual-leave.md.\n"
+    "Basis: [hr/annual-leave.md]\nNote:"
+)
 
 
 def AssistantOptions(**kw):  # noqa: N802 - the options of an assistant answering in the sample's style
@@ -60,7 +66,8 @@ def test_auto_routes_to_tuned_rag_and_answers_with_citations() -> None:
     assert answer.warnings == [] and not answer.from_correction
     gen = a.generator
     assert isinstance(gen, FakeGenerator)
-    assert [c["adapter"] for c in gen.calls] == [True]
+    assert [c["adapter"] for c in gen.calls] == [True, True]  # the answer line, then the note
+    assert [c["prefill"] for c in gen.calls] == ["Conclusion:", STYLED.rsplit(" Check", 1)[0]]
 
 
 def test_weak_evidence_routes_to_tuned_without_passages() -> None:
@@ -74,15 +81,15 @@ def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:
     a = make()
     rag = a.answer(Q, "rag")
     tuned_rag = a.answer(Q, Mode.TUNED_RAG)
-    assert rag.text == "Annual leave is 15 working days per year. See hr/annual-leave.md."
+    assert rag.text == RAG_TEXT
     assert tuned_rag.text == STYLED
     assert rag.reason == "RAG: chosen by you; best passage 0.67 is below 0.82"
     gen = a.generator
     assert isinstance(gen, FakeGenerator)
-    assert [c["adapter"] for c in gen.calls] == [False, True]
+    assert [c["adapter"] for c in gen.calls] == [False, False, True, True]
     # the same system prompt and passages (RAG reads them best last); the base model also sees
     # one worked exchange first
-    base, tuned = gen.calls[0]["messages"], gen.calls[1]["messages"]
+    base, tuned = gen.calls[0]["messages"], gen.calls[2]["messages"]
     assert base[0] == tuned[0]
     blocks = tuned[-1]["content"].split("\n\n")
     assert base[-1]["content"].split("\n\n") == [
@@ -97,7 +104,7 @@ def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:
 def test_modes_without_retrieval_do_not_search() -> None:
     retriever = FakeRetriever()
     a = make(retriever=retriever)
-    assert a.answer(Q, "prompt").text == "I am not sure."
+    assert a.answer(Q, "prompt").text.startswith("Conclusion: I am not sure.\nBasis:")
     assert a.answer(Q, "tuned").text.startswith("Conclusion: I cannot answer that from memory.")
     assert retriever.queries == []
 
@@ -112,7 +119,7 @@ def test_stream_settles_route_and_passages_before_generating() -> None:
     assert [h.chunk.chunk_id for h in stream.passages] == ["leave-1", "sick-1"]
     assert gen.calls == []
     pieces = list(stream.pieces)
-    assert pieces[:3] == ["Annual ", "leave ", "is "]
+    assert pieces[:3] == ["Conclusion: Annual ", "leave ", "is "]
     assert "".join(pieces) == stream.answer().text
 
 
@@ -172,7 +179,8 @@ def test_compare_shares_one_retrieval_across_four_modes() -> None:
     assert retriever.queries == [(Q, 5)]
     assert [x.mode for x in result.answers] == [Mode.PROMPT, Mode.RAG, Mode.TUNED, Mode.TUNED_RAG]
     assert result.decision.mode == Mode.TUNED
-    assert [c["adapter"] for c in gen.calls] == [False, False, True, True]
+    # prompt and tuned write all three lines, rag and tuned + rag two (the source line is cited)
+    assert [c["adapter"] for c in gen.calls] == [False] * 5 + [True] * 5
     rag, tuned_rag = result.answers[1], result.answers[3]
     assert rag.passages == tuned_rag.passages == result.passages
     assert result.answers[0].passages == []
@@ -235,16 +243,16 @@ def test_an_abandoned_stream_says_so() -> None:
     from domain.errors import GenerationError
 
     stream = make().stream(Q, "rag")
-    assert next(iter(stream.pieces)) == "Annual "
+    assert next(iter(stream.pieces)) == "Conclusion: Annual "
     stream.close()
     with pytest.raises(GenerationError, match="closed before it finished"):
         stream.answer()
 
 
-def test_default_passage_layout_per_mode_and_the_three_line_floor() -> None:
+def test_default_passage_layout_per_mode_and_one_request_per_line_the_model_writes() -> None:
     """Default options: RAG and tuned + RAG show passage [1] whole (focus_segments=3 would drop
-    its canteen line, as whole_passages=0 shows), RAG lists it last and tuned + RAG first; each
-    request carries the three-line floor."""
+    its canteen line, as whole_passages=0 shows), RAG lists it last and tuned + RAG first; the
+    model is asked once per line it writes, its label the end of the prefill."""
     top = make_chunk(
         "leave-long",
         "hr/annual-leave.md",
@@ -257,14 +265,15 @@ def test_default_passage_layout_per_mode_and_the_three_line_floor() -> None:
         a.answer(Q, mode)
     gen = a.generator
     assert isinstance(gen, FakeGenerator)
-    for call in gen.calls[:2]:
+    for call in gen.calls[:4]:
         assert f"[1] hr/annual-leave.md\n{top.text}" in call["messages"][-1]["content"]
-    assert [c["min_lines"] for c in gen.calls] == [3, 3, 3]
+    labels = [c["prefill"].rsplit("\n", 1)[-1] for c in gen.calls]
+    assert labels == ["Conclusion:", "Note:"] * 2 + ["Conclusion:", "Basis:", "Note:"]
     two = [hits[0], make_hit(make_chunk("sick", "hr/sick-leave.md", "Sick leave needs a note."), 2)]
     both = make(retriever=FakeRetriever(fixed=two))
     for mode in (Mode.RAG, Mode.TUNED_RAG):
         both.answer(Q, mode)
-    rag_user, tuned_user = (c["messages"][-1]["content"] for c in both.generator.calls)
+    rag_user, tuned_user = (c["messages"][-1]["content"] for c in both.generator.calls[::2])
     assert rag_user.index("[2] hr/sick-leave.md") < rag_user.index("[1] hr/annual-leave.md")  # best last
     assert tuned_user.index("[1] hr/annual-leave.md") < tuned_user.index("[2] hr/sick-leave.md")
     focused = make(retriever=FakeRetriever(fixed=hits), options=AssistantOptions(whole_passages=0))
@@ -274,14 +283,18 @@ def test_default_passage_layout_per_mode_and_the_three_line_floor() -> None:
 
 
 class _RunOnGenerator(FakeGenerator):
-    """Writes the three house-style lines and then keeps copying passage lines; records whether
-    the pipeline stopped it (the generator was closed) and how many pieces it produced."""
+    """Whatever it is asked, writes a sentence and then keeps copying passage lines; records
+    whether the pipeline stopped it (the generator was closed) and how many pieces it produced."""
 
-    LINES = (STYLED, "\nUnused days expire in March.", "\nThe canteen opens at noon.\n")
+    LINES = (
+        " Annual leave is 15 working days per year.",
+        "\nUnused days expire in March.",
+        "\nThe canteen.\n",
+    )
 
     def __init__(self) -> None:
         super().__init__(adapter_loaded=False)
-        self.closed = False
+        self.closed = 0
         self.produced = 0
 
     def generate(self, messages, **kw):  # type: ignore[no-untyped-def]
@@ -291,32 +304,29 @@ class _RunOnGenerator(FakeGenerator):
                 self.produced += 1
                 yield piece
         finally:
-            self.closed = True
+            self.closed += 1
 
 
-def test_with_max_lines_3_an_answer_ends_after_its_third_line_and_the_generator_is_stopped_there() -> None:
+def test_a_model_that_runs_on_is_stopped_at_the_end_of_each_line_it_writes() -> None:
     gen = _RunOnGenerator()
-    a = make(adapter=False, generator=gen, options=AssistantOptions(max_lines=3))
-    answer = a.answer(Q, Mode.RAG)
-    assert answer.text == STYLED
-    assert gen.closed and gen.produced == 2  # the second piece's line break ended the stream
-    assert [c.span for c in answer.citations] == ["Annual leave is 15 working days per year."]
-    uncapped = _RunOnGenerator()
-    whole = make(adapter=False, generator=uncapped).answer(Q, Mode.RAG)  # the default: no cap
-    assert whole.text.endswith("The canteen opens at noon.") and uncapped.produced == 3
+    answer = make(adapter=False, generator=gen).answer(Q, Mode.RAG)
+    sentence = "Annual leave is 15 working days per year."
+    assert answer.text == f"Conclusion: {sentence}\nBasis: [hr/annual-leave.md]\nNote: {sentence}"
+    assert (gen.closed, gen.produced) == (2, 4)  # two lines, each stopped at its line break
+    assert {c.span for c in answer.citations} == {sentence}
 
 
 class _PastingGenerator(_RunOnGenerator):
-    """Writes the three house-style lines, then pastes a passage block from its prompt."""
+    """Writes its line, then pastes a passage block from its prompt."""
 
-    LINES = (STYLED, "\n\n[2] hr/sick-leave.md | Sick leave\n", "Sick leave needs a note.\n")
+    LINES = (" Annual leave is 15 working days per year.", "\n\n[2] hr/sick-leave.md | Sick leave\n", "x.\n")
 
 
 def test_an_answer_that_pastes_a_passage_block_ends_before_it_and_cites_only_its_own_lines() -> None:
     gen = _PastingGenerator()
     answer = make(adapter=False, generator=gen).answer(Q, Mode.RAG)
-    assert answer.text == STYLED
-    assert gen.closed and gen.produced == 2
+    assert "[2]" not in answer.text and "Sick leave" not in answer.text
+    assert gen.closed == 2
     assert {c.path for c in answer.citations} == {"hr/annual-leave.md"}
 
 
@@ -335,13 +345,14 @@ def test_a_retrieval_mode_quotes_a_shown_sentence_first_and_cites_its_passage() 
         " Tell your manager on the first day.",
         " Not covered by the passages.",
     ]
-    # The answer is written after the evidence line, which is not part of its text.
+    # The answer is written after the evidence line, which is not part of its text; the source
+    # line names the quote's passage.
     assert gen.calls[0]["prefill"] == "Evidence: Annual leave is 15 working days per year.\nConclusion:"
     assert answer.evidence is not None and answer.evidence.path == "hr/annual-leave.md"
     assert [(c.path, c.span) for c in answer.citations] == [
         ("hr/annual-leave.md", "Annual leave is 15 working days per year.")
     ]
-    assert answer.text == "Conclusion: Annual leave is 15 working days per year. See hr/annual-leave.md."
+    assert answer.text == RAG_TEXT
     zh = a.answer("年假有几天？", "rag")
     assert zh.text.startswith("结论：") and not zh.text.startswith("结论： ")
 
@@ -357,7 +368,8 @@ def test_not_covered_gives_no_citation_and_modes_without_retrieval_never_quote()
     answer = a.answer("Who approves overtime?", "tuned_rag")
     assert a.generator.choices[-1]["options"][-1] == " Not covered by the passages."
     assert answer.evidence is None and answer.citations == []
-    assert a.generator.calls[-1]["prefill"] == "Evidence: Not covered by the passages.\nConclusion:"
+    assert a.generator.calls[0]["prefill"] == "Evidence: Not covered by the passages.\nConclusion:"
+    assert answer.text.splitlines()[1] == "Basis: [misc/canteen.md]"  # nothing cited: the model's line
     a.answer(Q, "tuned")
     a.answer(Q, "prompt")
     assert len(a.generator.choices) == 1
@@ -380,3 +392,48 @@ def test_an_answer_with_evidence_survives_its_json_round_trip() -> None:
     again = answer_from_json(answer_to_json(answer))
     assert again.evidence == answer.evidence and again.evidence is not None
     assert answer_from_json({**answer_to_json(answer), "evidence": None}).evidence is None
+
+
+def test_a_scorer_narrows_the_quote_to_its_best_sentences_alone_or_in_pairs_cited_per_passage() -> None:
+    """With a sentence scorer and evidence_candidates=2, the options are the two best-scored shown
+    sentences (in passage order), then the pair, then "not covered"; a pair drawn from two
+    passages cites both, each with its own sentence as the span."""
+
+    def score(question: str, texts):
+        assert question == Q
+        return [("15 working days" in t) * 2 + ("manager" in t) for t in texts]
+
+    a = make(
+        options=AssistantOptions(
+            low_score_warning=0.6, quote_evidence=True, focus_segments=0, evidence_candidates=2
+        ),
+        sentence_scorer=score,
+    )
+    a.answer(Q, "rag")
+    options = a.generator.choices[-1]["options"]
+    pair = " Annual leave is 15 working days per year. Tell your manager on the first day."
+    assert options == [
+        " Annual leave is 15 working days per year.",
+        " Tell your manager on the first day.",
+        pair,
+        " Not covered by the passages.",
+    ]
+
+    class _PairPicker(FakeGenerator):
+        def choose(self, messages, options, **kw):
+            super().choose(messages, options, **kw)
+            return options[2]
+
+    b = make(
+        options=AssistantOptions(
+            low_score_warning=0.6, quote_evidence=True, focus_segments=0, evidence_candidates=2
+        ),
+        sentence_scorer=score,
+        generator=_PairPicker(adapter_loaded=True),
+    )
+    answer = b.answer(Q, "rag")
+    assert [(c.path, c.span, c.sentence) for c in answer.citations] == [
+        ("hr/annual-leave.md", "Annual leave is 15 working days per year.", pair.strip()),
+        ("hr/sick-leave.md", "Tell your manager on the first day.", pair.strip()),
+    ]
+    assert answer.evidence == answer.citations[0]

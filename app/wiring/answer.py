@@ -51,11 +51,10 @@ def assistant_options(settings: Settings) -> AssistantOptions:
         context_tokens=settings.generation.context_tokens,
         focus_segments=settings.generation.focus_segments,
         whole_passages=settings.generation.whole_passages,
-        min_lines=settings.generation.min_lines,
-        max_lines=settings.generation.max_lines,
         best_passage_last=settings.generation.best_passage_last,
         quote_evidence=settings.generation.quote_evidence,
         evidence_choice=settings.generation.evidence_choice,
+        evidence_candidates=settings.generation.evidence_candidates,
         correction_similarity=settings.answer.correction_similarity,
         low_score_warning=settings.answer.low_score_warning,
     )
@@ -154,7 +153,18 @@ def build_assistant(
         options=assistant_options(settings),
         thresholds=RouterThresholds.load(router_path(settings)),
         adapter=adapter_state(settings, generator, adapter_dir),
+        sentence_scorer=sentence_scorer(embedder),
     )
+
+
+def sentence_scorer(embedder: Any) -> Callable[[str, Sequence[str]], Sequence[float]]:
+    """Scores sentences for a question by the embedder: cosine of the question's query vector
+    and each sentence's passage vector."""
+
+    def score(question: str, texts: Sequence[str]) -> Sequence[float]:
+        return list(embedder.embed_passages(texts) @ embedder.embed_queries([question])[0])
+
+    return score
 
 
 def training_messages_builder(settings: Settings) -> Callable[[str, str, Sequence[Hit]], list[Message]]:

@@ -27,6 +27,7 @@ from app.settings import Settings
 from app.wiring.dataset_journal import BUILD, PROGRESS, Journal, read_json_dict
 from app.wiring.dataset_rows import jsonl, own_path, write_set
 from domain import dataset_build as ds
+from domain.answer_format import LineWriter
 from domain.errors import ConfigError, DataError, GenerationError
 from domain.progress import ProgressFn, no_progress
 
@@ -192,21 +193,26 @@ class _Build:
         *,
         prefill: str,
         max_new_tokens: int,
-        min_lines: int = 0,
         temperature: float = 0.0,
     ) -> str:
-        """The model's reply after ``prefill`` (prefill included); a stop request ends it at once
-        (the passage is then processed again by the next run)."""
-        text = [prefill]
-        try:
-            pieces = self.generator.generate(
+        """The model's reply after ``prefill`` (prefill included); see ``_collect``."""
+        return self._collect(
+            lambda: self.generator.generate(
                 messages,
                 adapter=False,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
-                min_lines=min_lines,
                 prefill=prefill,
-            )
+            ),
+            prefill,
+        )
+
+    def _collect(self, start: Callable[[], Iterator[str]], prefill: str = "") -> str:
+        """``prefill`` and the pieces ``start()`` streams; a stop request ends it at once (the
+        passage is then processed again by the next run)."""
+        text = [prefill]
+        try:
+            pieces = start()
             try:
                 for piece in pieces:
                     if self.should_stop():
@@ -274,11 +280,9 @@ class _Build:
             distractors = ds.pick_distractors(chunk, self.pool, rng, rng.randint(*DISTRACTORS))
             messages = ds.answer_prompt(draft.question, chunk, distractors, rng, style=self.style)
             rec["distractors"] = [c.path for c in distractors]
-            reply = self._generate(
-                messages,
-                prefill=self.style.answer_label(rec["lang"]),
-                max_new_tokens=ANSWER_TOKENS,
-                min_lines=self.style.n_lines,
+            writer = LineWriter(self.style, rec["lang"])
+            reply = self._collect(
+                lambda: writer.write(self.generator, messages, adapter=False, max_new_tokens=ANSWER_TOKENS)
             )
             rec["answer_output"] = reply[:OUTPUT_CHARS]
             return ds.train_row(

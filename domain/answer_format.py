@@ -1,0 +1,179 @@
+"""One owner of an answer's lines: the collection's style profile names the labelled lines and
+their order, and ``write_lines`` writes them.
+
+Every label is written here, never by the model; the model writes what follows one label, and
+its line ends at its first line break (or its end token), where its generation is stopped. The
+next label is then given to it as the start of its reply (a prefill), so:
+
+- an answer has exactly the style's lines, in the style's order, whatever the model would have
+  done after them (paste a passage block, repeat the worked example, start a fourth line);
+- an answer never stops before its last line;
+- in the retrieval modes the source line is written from the passages the answer is cited to
+  (``source``): the quote's passages when the answer quotes its evidence, else the passages its
+  answer line matches (``domain.citations``). Only when nothing is cited does the model write that
+  line, and a file it names that was not shown is repaired to a shown path or reported
+  (``domain.basis.check_basis``).
+
+A line is held back until its first non-blank piece, so a label never stands alone on the screen
+and the first piece's time is the model's. The streamed pieces are the stored text.
+
+A generator that cannot continue a prefill (a remote server, ``continues_prefill`` False) writes
+its whole reply at once; its lines are then taken in order as the labels' lines, a label it wrote
+itself dropped, and everything after the last label's line left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from domain.answer_stream import close_source
+from domain.basis import check_basis
+from domain.ports import Generator as TextGenerator
+from domain.ports import Message
+from domain.style import StyleProfile
+from domain.types import Hit
+
+# Given the answer so far, the files its source line names (empty: the model writes that line).
+SourceFn = Callable[[str], Sequence[str]]
+
+
+def after_label(label: str) -> str:
+    """What stands between a label and its text: a space after an ASCII colon, nothing after a
+    full-width one.
+
+    >>> after_label("Conclusion:"), after_label("结论：")
+    (' ', '')
+    """
+    return " " if label.endswith(":") else ""
+
+
+class LineWriter:
+    """Writes one answer in ``style``'s lines for ``lang`` (see the module docstring); ``warnings``
+    holds what the source-line check found."""
+
+    def __init__(
+        self,
+        style: StyleProfile,
+        lang: str,
+        *,
+        passages: Sequence[Hit] = (),
+        source: SourceFn | None = None,
+    ) -> None:
+        self.style, self.lang = style, lang
+        self.labels = style.labels_for(lang)
+        self.passages = list(passages)
+        self.source = source
+        self.warnings: list[str] = []
+
+    def write(
+        self,
+        generator: TextGenerator,
+        messages: Sequence[Message],
+        *,
+        adapter: bool,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        prefill: str = "",
+    ) -> Iterator[str]:
+        """The answer's pieces; ``prefill`` is text the reply starts with before the first label (the
+        evidence line), not part of the answer. ``max_new_tokens`` bounds the model's lines together."""
+        if not getattr(generator, "continues_prefill", True):
+            reply = generator.generate(
+                messages,
+                adapter=adapter,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                prefill=prefill,
+            )
+            yield from self._from_reply(reply)
+            return
+        text = ""  # the answer so far, each finished line ending with a line break
+        left = max_new_tokens
+        for i, label in enumerate(self.labels):
+            if left <= 0:
+                return
+            end = "\n" if i < len(self.labels) - 1 else ""
+            if i == self.style.source_line and self.passages:
+                named = list(self.source(text)) if self.source is not None else []
+                if named:
+                    line = self.style.source_text(self.lang, named)
+                    text += line + end
+                    yield line + end
+                    continue
+            pieces = generator.generate(
+                messages,
+                adapter=adapter,
+                max_new_tokens=left,
+                temperature=temperature,
+                prefill=prefill + text + label,
+            )
+            if i == self.style.source_line:  # the model names the source: checked once it ends
+                body, used = _one_line(pieces)
+                left -= used
+                line = self._checked(label + after_label(label) + body if body else label)
+                text += line + end
+                yield line + end
+                continue
+            head = label + after_label(label)
+            written = ""
+            for piece, used in _line_pieces(pieces):
+                left -= used
+                if not piece:
+                    continue
+                yield (head + piece) if not written else piece
+                written += piece
+            line = head + written if written else label  # an empty line: the label alone
+            if not written:
+                yield line
+            text += line + end
+            if end:
+                yield end
+
+    def _from_reply(self, reply: Iterator[str]) -> Iterator[str]:
+        """The answer's lines from one whole reply (see the module docstring), line by line."""
+        lines = (ln.strip() for ln in "".join(reply).split("\n"))
+        body = [ln for ln in lines if ln]
+        text = ""
+        for i, label in enumerate(self.labels):
+            end = "\n" if i < len(self.labels) - 1 else ""
+            own = body[i] if i < len(body) else ""
+            own = own[len(label) :].strip() if own.startswith(label) else own
+            line = label + after_label(label) + own if own else label
+            if i == self.style.source_line:
+                named = list(self.source(text)) if self.source is not None and self.passages else []
+                line = self.style.source_text(self.lang, named) if named else self._checked(line)
+            text += line + end
+            yield line + end
+
+    def _checked(self, line: str) -> str:
+        if not self.passages:
+            return line
+        fixed, warning = check_basis(line, self.passages, style=self.style)
+        if warning:
+            self.warnings.append(warning)
+        return fixed
+
+
+def _line_pieces(pieces: Iterator[str]) -> Iterator[tuple[str, int]]:
+    """(text, 1) for each piece of the model's line: leading whitespace dropped, ending before its
+    first line break after some text (blank lines before it are skipped); the source is closed
+    there, so the model stops."""
+    started = False
+    try:
+        for piece in pieces:
+            if not started:
+                piece = piece.lstrip()
+                started = bool(piece)
+            cut = piece.find("\n")
+            if cut >= 0:
+                yield piece[:cut].rstrip(), 1
+                return
+            yield piece, 1
+    finally:
+        close_source(pieces)
+
+
+def _one_line(pieces: Iterator[str]) -> tuple[str, int]:
+    """The model's whole line (see ``_line_pieces``) and the pieces it took."""
+    parts = list(_line_pieces(pieces))
+    return "".join(p for p, _ in parts).strip(), len(parts)

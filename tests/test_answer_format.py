@@ -1,0 +1,137 @@
+"""The one owner of an answer's lines (domain.answer_format): labels written in the style's order,
+the model's line cut at its first line break and its generation stopped there, the source line
+written from the citations in the retrieval modes, and a reply without prefills split by label."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from domain.answer_format import LineWriter
+from domain.style import NEUTRAL
+from tests.fakes_answer import make_chunk, make_hit
+from tests.styles import SAMPLE_STYLE
+
+LEAVE = make_hit(make_chunk("leave-1", "hr/annual-leave.md", "Annual leave is 15 working days per year."), 1)
+
+
+class _Scripted:
+    """Replies to a prefill ending in a label with ``script[label]`` (text after it, as pieces of
+    ``size`` characters); records the prefills and how many pieces were taken before each close."""
+
+    continues_prefill = True
+
+    def __init__(self, script: dict[str, str], size: int = 3) -> None:
+        self.script, self.size = script, size
+        self.prefills: list[str] = []
+        self.taken: list[int] = []
+
+    def generate(self, messages, *, adapter, max_new_tokens=256, temperature=0.0, prefill=""):  # noqa: ANN001, ANN201, ARG002
+        self.prefills.append(prefill)
+        label = next(lb for lb in self.script if prefill.endswith(lb))
+        text = self.script[label]
+        n = len(self.taken)
+        self.taken.append(0)
+        try:
+            for i in range(0, len(text), self.size):
+                self.taken[n] += 1
+                yield text[i : i + self.size]
+        finally:
+            pass
+
+
+def _write(writer: LineWriter, gen: object, prefill: str = "") -> tuple[list[str], str]:
+    pieces = list(
+        writer.write(
+            gen, [{"role": "user", "content": "q"}], adapter=False, max_new_tokens=200, prefill=prefill
+        )
+    )  # type: ignore[arg-type]
+    return pieces, "".join(pieces)
+
+
+def test_the_model_writes_one_line_per_label_and_is_stopped_at_its_line_break() -> None:
+    gen = _Scripted(
+        {
+            "Conclusion:": " 15 days.\n\n[2] hr/other.md | pasted\nmore",
+            "Basis:": " [hr/annual-leave.md]\nNote: extra",
+            "Note:": "   Ask HR first.\nConclusion: again",
+        },
+        size=4,
+    )
+    _, text = _write(LineWriter(SAMPLE_STYLE, "en"), gen)
+    assert text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR first."
+    assert gen.prefills == [
+        "Conclusion:",
+        "Conclusion: 15 days.\nBasis:",
+        "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote:",
+    ]
+    assert gen.taken[0] == 3  # " 15 " "days" ".\n\n[" — nothing after the line break was asked for
+
+
+def test_in_a_retrieval_mode_the_source_line_names_the_cited_files_and_the_model_does_not_write_it() -> None:
+    gen = _Scripted({"Conclusion:": " 15 days.\n", "Note:": " Ask HR.\n", "Basis:": " [it/printers.md]\n"})
+    seen: list[str] = []
+
+    def source(text: str) -> list[str]:
+        seen.append(text)
+        return ["hr/annual-leave.md"]
+
+    writer = LineWriter(SAMPLE_STYLE, "en", passages=[LEAVE], source=source)
+    _, text = _write(writer, gen, prefill="Evidence: Annual leave is 15 working days per year.\n")
+    assert text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR."
+    assert seen == ["Conclusion: 15 days.\n"]
+    assert [p.rsplit("\n", 1)[-1] for p in gen.prefills] == ["Conclusion:", "Note:"]
+    assert all(p.startswith("Evidence: Annual leave") for p in gen.prefills)
+
+
+def test_with_nothing_cited_the_model_names_the_source_and_its_names_are_checked() -> None:
+    gen = _Scripted(
+        {
+            "Conclusion:": " Ask the desk.\n",
+            "Basis:": " [it/hr/annual-leave.md] and [x.md]\n",
+            "Note:": " n.\n",
+        }
+    )
+    writer = LineWriter(SAMPLE_STYLE, "en", passages=[LEAVE], source=lambda _text: [])
+    _, text = _write(writer, gen)
+    assert text.splitlines()[1] == "Basis: [hr/annual-leave.md] and [x.md]"
+    assert writer.warnings == ["the source line names a file that was not among the passages (x.md)"]
+
+
+def test_a_label_is_held_until_its_first_piece_and_chinese_labels_take_no_space() -> None:
+    gen = _Scripted({"答案：": "\n  十五天。\n", "来源：": "【hr/annual-leave.md】"}, size=1)
+    pieces, text = _write(LineWriter(NEUTRAL, "zh"), gen)
+    assert text == "答案：十五天。\n来源：【hr/annual-leave.md】"
+    assert pieces[0] == "答案：十"  # the label comes with the model's first character, not alone
+
+
+def test_an_empty_line_keeps_its_label_and_the_token_budget_spans_the_lines() -> None:
+    gen = _Scripted({"Answer:": "", "Source:": " [a.md]"})
+    _, text = _write(LineWriter(NEUTRAL, "en"), gen)
+    assert text == "Answer:\nSource: [a.md]"
+
+    long = _Scripted({"Answer:": "x" * 30, "Source:": " [a.md]"}, size=1)
+    out = "".join(LineWriter(NEUTRAL, "en").write(long, [], adapter=False, max_new_tokens=30))  # type: ignore[arg-type]
+    assert out == "Answer: " + "x" * 30 + "\n"  # the budget was spent on the first line
+
+
+class _WholeReply:
+    """A generator that cannot continue a prefill: one reply, written from its start."""
+
+    continues_prefill = False
+
+    def __init__(self, reply: str) -> None:
+        self.reply, self.calls = reply, 0
+
+    def generate(self, _messages: Sequence[dict[str, str]], **_kw: object) -> Iterator[str]:
+        self.calls += 1
+        yield self.reply
+
+
+def test_a_whole_reply_is_split_into_the_labels_lines() -> None:
+    gen = _WholeReply("Conclusion: 15 days.\n\nBasis: [it/x.md]\nNote: Ask HR.\n[2] hr/pasted.md | more")
+    writer = LineWriter(SAMPLE_STYLE, "en", passages=[LEAVE], source=lambda _t: ["hr/annual-leave.md"])
+    _, text = _write(writer, gen)
+    assert text == "Conclusion: 15 days.\nBasis: [hr/annual-leave.md]\nNote: Ask HR."
+    assert gen.calls == 1
+    _, bare = _write(LineWriter(NEUTRAL, "en"), _WholeReply("15 days."))
+    assert bare == "Answer: 15 days.\nSource:"
