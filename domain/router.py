@@ -1,6 +1,6 @@
 """The router behind ``auto``: picks a mode from the retrieval evidence (top dense and BM25
-scores, the dense margin between the two best passages), the adapter's state and cues in the
-question, and says why in one line a user can read.
+scores, the dense margin between the two best passages), the question's language and the
+adapter's state, and says why in one line a user can read.
 
 Owns the rule, its thresholds (per question language, saved as JSON in the workspace) and the
 shapes ``domain.router_fit.fit_router`` works on (fitting lives there). Running the
@@ -10,7 +10,6 @@ evaluation is ``domain.evaluation``'s job.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,19 +31,6 @@ MODE_LABELS = {
     "tuned_rag": "Tuned + RAG",
 }
 MODE_CHOICES = tuple(MODE_LABELS)  # what a user may ask for: "auto", then the four modes
-
-# Typical quiz-style questions about the world rather than the organisation's documents
-# (geography, science, history, units, arithmetic). A heuristic: a cue only raises the bar.
-GENERAL_CUES = re.compile(
-    r"\bcapital (city )?of\b|\b(boiling|freezing|melting) point\b|\bspeed of (light|sound)\b|"
-    r"\bwho (wrote|invented|discovered|developed|painted|composed)\b|\bsquare root\b|\bleap year\b|"
-    r"\bhow many (seconds|minutes|hours|days|weeks) (are there |does an? \w+ have )?in (a|an|one)\b|"
-    r"\b(largest|smallest|tallest|longest|deepest) (ocean|planet|country|river|mountain|continent|lake)\b|"
-    r"\b(in|to) fahrenheit\b|\bfahrenheit temperature\b|"
-    r"首都|哪个省的省会|沸点|冰点|光速|声速|作者是谁|谁(写|发明|发现|提出)了?|平方根|换算成华氏|闰年|"
-    r"最(大|小|高|长|深)的(大洋|海洋|行星|国家|河流|山峰|大陆|湖)|多少(秒|分钟)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -71,7 +57,6 @@ class RouteFeatures:
     top_path: str
     lang: str
     same_lang: bool  # the best passage is in the question's language (BM25 means little otherwise)
-    general_cue: bool
     n_hits: int
 
     def to_json(self) -> dict[str, Any]:
@@ -79,6 +64,8 @@ class RouteFeatures:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteFeatures:
+        """Features from a saved evaluation row; keys it does not know (such as ``general_cue``
+        in rows saved by older versions) are ignored."""
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
@@ -97,9 +84,12 @@ def route_features(question: str, hits: Sequence[Hit]) -> RouteFeatures:
         top_path=best.chunk.path if best else "",
         lang=lang,
         same_lang=best is not None and best.chunk.lang == lang,
-        general_cue=bool(GENERAL_CUES.search(question)),
         n_hits=len(hits),
     )
+
+
+# Keys older versions wrote to router.json that no longer mean anything; loading skips them.
+RETIRED_THRESHOLDS = frozenset({"general_penalty"})
 
 
 @dataclass(frozen=True)
@@ -107,9 +97,9 @@ class RouterThresholds:
     """The router's knobs; ``fit_router`` chooses them, ``save``/``load`` keep them as JSON.
 
     Retrieval counts as covering the question when the best dense score reaches the language's
-    dense bar (raised by ``general_penalty`` for general-knowledge questions), or the best BM25
-    score reaches its bar with the passage in the question's language, or the best dense score is
-    within ``gray_band`` below the bar and leads the next passage by at least ``margin_min``.
+    dense bar, or the best BM25 score reaches its bar with the passage in the question's language,
+    or the best dense score is within ``gray_band`` below the bar and leads the next passage by at
+    least ``margin_min``.
     Chinese questions have their own bars (``*_zh``): embedders score them higher across the
     board and BM25 sees more (word-segmented) terms.
     """
@@ -120,12 +110,11 @@ class RouterThresholds:
     bm25_min_zh: float = 15.0
     margin_min: float = 0.05
     gray_band: float = 0.03
-    general_penalty: float = 0.03
     adapter_with_rag: bool = True
     adapter_without_rag: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("gray_band", "general_penalty", "margin_min"):
+        for name in ("gray_band", "margin_min"):
             if getattr(self, name) < 0:
                 raise ConfigError(
                     f"router threshold {name}={getattr(self, name)} is negative — use 0 or more"
@@ -142,12 +131,14 @@ class RouterThresholds:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouterThresholds:
-        """Thresholds from JSON; missing keys keep their defaults.
+        """Thresholds from JSON; missing keys keep their defaults and ``RETIRED_THRESHOLDS``
+        (written by older versions) are ignored.
 
         Raises:
             ConfigError: an unknown key or a value of the wrong type.
         """
         known = {f.name: f for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_THRESHOLDS}
         unknown = set(data) - set(known)
         if unknown:
             raise ConfigError(
@@ -191,8 +182,7 @@ def _evidence(f: RouteFeatures, t: RouterThresholds) -> tuple[bool, str]:
     """Whether retrieval covers the question, and the phrase that says why."""
     if f.n_hits == 0 or (f.dense_top is None and f.bm25_top is None):
         return False, "nothing retrieved"
-    dense_min, bm25_min = t.bars(f.lang)
-    bar = dense_min + (t.general_penalty if f.general_cue else 0.0)
+    bar, bm25_min = t.bars(f.lang)  # the dense bar and the BM25 bar
     dense = f.dense_top
     if dense is not None and dense >= bar:
         return True, f"top passage {dense:.2f} from {f.top_path}"
@@ -200,9 +190,8 @@ def _evidence(f: RouteFeatures, t: RouterThresholds) -> tuple[bool, str]:
         return True, f"keyword match (BM25 {f.bm25_top:.1f}) in {f.top_path}"
     if dense is not None and f.margin is not None and dense >= bar - t.gray_band and f.margin >= t.margin_min:
         return True, f"top passage {dense:.2f} from {f.top_path} stands out by {f.margin:.2f}"
-    cue = "general-knowledge question, " if f.general_cue else ""
     shown = "n/a" if dense is None else f"{dense:.2f}"
-    return False, f"{cue}best passage {shown} is below {bar:.2f}"
+    return False, f"best passage {shown} is below {bar:.2f}"
 
 
 def decide(features: RouteFeatures, adapter: AdapterState, thresholds: RouterThresholds) -> RouteDecision:

@@ -6,7 +6,7 @@ the best fixed mode: maximising agreement alone can fit a router that agrees mor
 always answering in the best fixed mode.
 
 The dense and BM25 bars are fitted per question language (each language's rows only depend on
-its own bars); the margin rule, the general-knowledge penalty and the two adapter flags are shared.
+its own bars); the margin rule and the two adapter flags are shared.
 Candidate bars are the observed scores themselves, so every split of the rows is reachable; ties
 keep the earliest candidate, and every candidate list starts with the starting thresholds' value.
 """
@@ -54,7 +54,6 @@ class _Rows:
         self.bm25 = col([r.features.bm25_top for r in rows])
         self.margin = col([r.features.margin for r in rows])
         self.same = np.array([r.features.same_lang for r in rows], dtype=bool)
-        self.cue = np.array([r.features.general_cue for r in rows], dtype=bool)
         self.any_hits = np.array([r.features.n_hits > 0 for r in rows], dtype=bool)
         self.zh = np.array([r.features.lang == "zh" for r in rows], dtype=bool)
         usable = np.array([r.adapter.usable for r in rows], dtype=bool)
@@ -76,14 +75,13 @@ def _group_keys(
     dense_c: list[float],
     bm25_c: list[float],
     margin_min: float,
-    penalty: float,
     gray: float,
     score_weight: float,
 ) -> dict[tuple[bool, bool], np.ndarray]:
     """For each (adapter_with_rag, adapter_without_rag): a (dense, bm25) grid of keys
     agreement + ``score_weight`` × score, summed over the masked rows."""
     dense, bm25, margin = r.dense[mask], r.bm25[mask], r.margin[mask]
-    bar = np.array(dense_c)[:, None, None] + np.where(r.cue[mask], penalty, 0.0)[None, None, :]
+    bar = np.array(dense_c)[:, None, None]
     covered = (
         (dense[None, None, :] >= bar)
         | (r.same[mask][None, None, :] & (bm25[None, None, :] >= np.array(bm25_c)[None, :, None]))
@@ -132,33 +130,31 @@ def fit_thresholds(
     best_key: float | None = None
     best_t = base
     for margin_min in candidates(base.margin_min, list(r.margin), _NEVER, most=8):
-        for penalty in dict.fromkeys([base.general_penalty, 0.0, 0.02, 0.05]):
-            keys = {
-                name: _group_keys(r, mask, *grids[name], margin_min, penalty, base.gray_band, score_weight)
-                for name, mask in groups
-            }
-            for flags in flag_order:
-                total, bars = 0.0, {}
-                for name, _ in groups:
-                    grid = keys[name][flags]
-                    i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
-                    total += float(grid[i, j])
-                    bars[name] = (grids[name][0][i], grids[name][1][j])
-                if best_key is None or total > best_key + 1e-9:
-                    best_key = total
-                    en = bars.get("en", base.bars("en"))
-                    zh = bars.get("zh", base.bars("zh"))
-                    best_t = replace(
-                        base,
-                        dense_min=en[0],
-                        bm25_min=en[1],
-                        dense_min_zh=zh[0],
-                        bm25_min_zh=zh[1],
-                        margin_min=margin_min,
-                        general_penalty=penalty,
-                        adapter_with_rag=flags[0],
-                        adapter_without_rag=flags[1],
-                    )
+        keys = {
+            name: _group_keys(r, mask, *grids[name], margin_min, base.gray_band, score_weight)
+            for name, mask in groups
+        }
+        for flags in flag_order:
+            total, bars = 0.0, {}
+            for name, _ in groups:
+                grid = keys[name][flags]
+                i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
+                total += float(grid[i, j])
+                bars[name] = (grids[name][0][i], grids[name][1][j])
+            if best_key is None or total > best_key + 1e-9:
+                best_key = total
+                en = bars.get("en", base.bars("en"))
+                zh = bars.get("zh", base.bars("zh"))
+                best_t = replace(
+                    base,
+                    dense_min=en[0],
+                    bm25_min=en[1],
+                    dense_min_zh=zh[0],
+                    bm25_min_zh=zh[1],
+                    margin_min=margin_min,
+                    adapter_with_rag=flags[0],
+                    adapter_without_rag=flags[1],
+                )
     return RouterFit(best_t, *score_thresholds(full, best_t), len(full))
 
 

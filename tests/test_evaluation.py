@@ -144,7 +144,7 @@ def test_report_keys_and_aggregates() -> None:
 
 
 def test_router_forcing_retrieval_on_out_of_domain_rows_is_reported() -> None:
-    a, _, _ = assistant(thresholds=RouterThresholds(dense_min=0.5, general_penalty=0.0))
+    a, _, _ = assistant(thresholds=RouterThresholds(dense_min=0.5))
     report = build_report(evaluate_rows(ROWS, a, ALL), ALL, V3)
     assert report["out_of_domain"] == {"n": 1, "retrieval_forced": 1, "share_forced": 1.0, "rows": ["e2"]}
     assert report["router"]["agreement"] == pytest.approx(2 / 3)
