@@ -37,16 +37,6 @@ from domain.types import Hit
 SourceFn = Callable[[str], Sequence[str]]
 
 
-def after_label(label: str) -> str:
-    """What stands between a label and its text: a space after an ASCII colon, nothing after a
-    full-width one.
-
-    >>> after_label("Conclusion:"), after_label("结论：")
-    (' ', '')
-    """
-    return " " if label.endswith(":") else ""
-
-
 class LineWriter:
     """Writes one answer in ``style``'s lines for ``lang`` (see the module docstring); ``warnings``
     holds what the source-line check found."""
@@ -93,57 +83,54 @@ class LineWriter:
             if left <= 0:
                 return
             end = "\n" if i < len(self.labels) - 1 else ""
-            if i == self.style.source_line and self.passages:
-                named = list(self.source(text)) if self.source is not None else []
-                if named:
-                    line = self.style.source_text(self.lang, named)
-                    text += line + end
-                    yield line + end
+            line = self._cited(i, text)
+            if line is None:
+                pieces = generator.generate(
+                    messages,
+                    adapter=adapter,
+                    max_new_tokens=left,
+                    temperature=temperature,
+                    prefill=prefill + text + label,
+                )
+                if i == self.style.source_line:  # the model names the source: checked once it ends
+                    body, used = _one_line(pieces)
+                    left -= used
+                    line = self._checked(_labelled(label, body))
+                else:  # streamed as it comes, the label with its first piece
+                    written = ""
+                    for piece, used in _line_pieces(pieces):
+                        left -= used
+                        if piece:
+                            yield piece if written else _labelled(label, piece)
+                            written += piece
+                    text += _labelled(label, written) + end
+                    tail = end if written else label + end
+                    if tail:
+                        yield tail
                     continue
-            pieces = generator.generate(
-                messages,
-                adapter=adapter,
-                max_new_tokens=left,
-                temperature=temperature,
-                prefill=prefill + text + label,
-            )
-            if i == self.style.source_line:  # the model names the source: checked once it ends
-                body, used = _one_line(pieces)
-                left -= used
-                line = self._checked(label + after_label(label) + body if body else label)
-                text += line + end
-                yield line + end
-                continue
-            head = label + after_label(label)
-            written = ""
-            for piece, used in _line_pieces(pieces):
-                left -= used
-                if not piece:
-                    continue
-                yield (head + piece) if not written else piece
-                written += piece
-            line = head + written if written else label  # an empty line: the label alone
-            if not written:
-                yield line
             text += line + end
-            if end:
-                yield end
+            yield line + end
 
     def _from_reply(self, reply: Iterator[str]) -> Iterator[str]:
         """The answer's lines from one whole reply (see the module docstring), line by line."""
-        lines = (ln.strip() for ln in "".join(reply).split("\n"))
-        body = [ln for ln in lines if ln]
+        body = [ln.strip() for ln in "".join(reply).split("\n") if ln.strip()]
         text = ""
         for i, label in enumerate(self.labels):
             end = "\n" if i < len(self.labels) - 1 else ""
             own = body[i] if i < len(body) else ""
-            own = own[len(label) :].strip() if own.startswith(label) else own
-            line = label + after_label(label) + own if own else label
+            line = _labelled(label, own[len(label) :].strip() if own.startswith(label) else own)
             if i == self.style.source_line:
-                named = list(self.source(text)) if self.source is not None and self.passages else []
-                line = self.style.source_text(self.lang, named) if named else self._checked(line)
+                line = self._cited(i, text) or self._checked(line)
             text += line + end
             yield line + end
+
+    def _cited(self, i: int, text: str) -> str | None:
+        """Line ``i`` written from the citations of ``text`` (the answer so far) when it is the
+        source line of a retrieval answer that cites something; else None."""
+        if i != self.style.source_line or not self.passages or self.source is None:
+            return None
+        named = list(self.source(text))
+        return self.style.source_text(self.lang, named) if named else None
 
     def _checked(self, line: str) -> str:
         if not self.passages:
@@ -152,6 +139,18 @@ class LineWriter:
         if warning:
             self.warnings.append(warning)
         return fixed
+
+
+def _labelled(label: str, text: str) -> str:
+    """``label`` and ``text`` with what stands between them: a space after an ASCII colon,
+    nothing after a full-width one; the label alone for an empty line.
+
+    >>> _labelled("Conclusion:", "15 days."), _labelled("结论：", "十五天。"), _labelled("Note:", "")
+    ('Conclusion: 15 days.', '结论：十五天。', 'Note:')
+    """
+    if not text:
+        return label
+    return label + (" " if label.endswith(":") else "") + text
 
 
 def _line_pieces(pieces: Iterator[str]) -> Iterator[tuple[str, int]]:
