@@ -142,6 +142,17 @@ class RemoteSettings(BaseModel):
     timeout_s: float = Field(600.0, gt=0, description="Longest wait for one answer from that server.")
 
 
+class QdrantSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description="Qdrant server (e.g. `http://127.0.0.1:6333`) that `hybrid index --to-qdrant` moves a "
+        "collection's vectors to and that collections moved there are searched on; none: "
+        "in-process Qdrant inside the collection's index folder (one process at a time).",
+    )
+    api_key: SecretStr | None = Field(None, description="Key sent to that Qdrant server, if it needs one.")
+    timeout_s: float = Field(30.0, gt=0, description="Longest wait for one Qdrant request.")
+
+
 class ServeSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for the app (`hybrid app`) and the API server.")
     port: int = Field(8501, ge=1, le=65535, description="Port of the app.")
@@ -177,6 +188,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     dataset: DatasetSettings = DatasetSettings()
     remote: RemoteSettings = RemoteSettings()
+    qdrant: QdrantSettings = QdrantSettings()
     serve: ServeSettings = ServeSettings()
 
     @property

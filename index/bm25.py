@@ -149,6 +149,25 @@ class BM25Index:
                 coverage = np.where(latin_rows, found_latin / len(latin_terms), coverage)
         return scores[: self.n_docs].astype(np.float32), coverage.astype(np.float32)
 
+    def term_ids(self, terms: Sequence[str]) -> list[int]:
+        """Vocabulary ids of the ``terms`` this index knows, in order, repeats kept."""
+        return list(self._model.get_tokens_ids(list(terms)))
+
+    def chunk_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every chunk's BM25 weight per term it holds, as CSR arrays (``indptr`` over chunks,
+        term ids, weights): a query's BM25 score of a chunk is the sum of the weights of the
+        query's known terms, repeats counted, which is what ``scores`` adds up (a sparse vector
+        store gets the same numbers this way)."""
+        s = self._model.scores
+        data, docs, indptr = (np.asarray(s[key]) for key in ("data", "indices", "indptr"))
+        terms = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        keep = docs < self.n_docs
+        data, docs, terms = data[keep], docs[keep], terms[keep]
+        order = np.lexsort((terms, docs))
+        counts = np.bincount(docs, minlength=self.n_docs)[: self.n_docs]
+        rows = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return rows, terms[order], data[order].astype(np.float32)
+
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk rows, scores) of the best ``k`` chunks with a positive score, best first."""
         scores = self.scores(query)

@@ -187,25 +187,7 @@ class HybridRetriever:
         }
 
     def _diverse_top(self, order: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
-        """The first ``k`` of ``order`` with at most ``max_per_doc`` chunks per document, topped up
-        in order when fewer documents than that are left."""
-        cap = self.fusion.max_per_doc
-        if cap <= 0:
-            return order[:k]
-        taken: list[tuple[int, float]] = []
-        held: list[tuple[int, float]] = []
-        per_doc: Counter[str] = Counter()
-        for row, score in order:
-            path = self.chunks[row].path
-            if per_doc[path] < cap:
-                taken.append((row, score))
-                per_doc[path] += 1
-                if len(taken) == k:
-                    return taken
-            else:
-                held.append((row, score))
-        keep = set(taken) | set(held[: k - len(taken)])
-        return [item for item in order if item in keep]
+        return diverse_top(order, self.chunks, k, self.fusion.max_per_doc)
 
     def _hit(
         self,
@@ -236,3 +218,26 @@ def _masked(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.zeros_like(scores)
     out[rows] = scores[rows]
     return out
+
+
+def diverse_top(
+    order: list[tuple[int, float]], chunks: Sequence[Chunk], k: int, max_per_doc: int
+) -> list[tuple[int, float]]:
+    """The first ``k`` of ``order`` (rows with scores, best first) with at most ``max_per_doc``
+    chunks per document, topped up in order when fewer documents than that are left (0: no cap)."""
+    if max_per_doc <= 0:
+        return order[:k]
+    taken: list[tuple[int, float]] = []
+    held: list[tuple[int, float]] = []
+    per_doc: Counter[str] = Counter()
+    for row, score in order:
+        path = chunks[row].path
+        if per_doc[path] < max_per_doc:
+            taken.append((row, score))
+            per_doc[path] += 1
+            if len(taken) == k:
+                return taken
+        else:
+            held.append((row, score))
+    keep = set(taken) | set(held[: k - len(taken)])
+    return [item for item in order if item in keep]

@@ -4,7 +4,9 @@ loadable. Also owns the manifest checks (embedder, splitter, tokenizer) and open
 
 Layout of ``<workspace>/index/<name>/``: ``CURRENT`` (the live generation's folder name),
 ``gen-NNNNNN/`` (``manifest.json``, ``chunks.jsonl``, ``tokens.jsonl``, ``vectors.npy``,
-``faiss.index`` for HNSW, ``bm25/``), ``pending/`` (embeddings of an unfinished run), ``.lock``.
+``faiss.index`` for HNSW, ``bm25/``, ``qdrant/`` for an in-process Qdrant store), ``pending/``
+(embeddings of an unfinished run), ``.lock``. A manifest with a ``qdrant`` entry is searched in
+Qdrant (``index.qdrant_store``), any other with FAISS; ``vectors.npy`` is kept either way.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from domain.ports import Embedder
     from index.bm25 import BM25Index
     from index.hybrid import FusionSettings, HybridRetriever
+    from index.qdrant_retriever import QdrantRetriever
+    from index.qdrant_store import QdrantServer, QdrantStore, QdrantWriter
     from index.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -189,7 +193,7 @@ class GenerationData:
     chunks: Sequence[Chunk]
     tokens: Sequence[Sequence[str]]
     vectors: np.ndarray
-    store: VectorStore
+    store: VectorStore | QdrantWriter
     bm25: BM25Index
 
 
@@ -240,27 +244,45 @@ class LoadedIndex:
     generation: str
     manifest: dict[str, Any]
     chunks: list[Chunk]
-    store: VectorStore
+    store: VectorStore | QdrantStore
     bm25: BM25Index
 
-    def retriever(self, embedder: Embedder, fusion: FusionSettings | None = None) -> HybridRetriever:
+    def retriever(
+        self, embedder: Embedder, fusion: FusionSettings | None = None
+    ) -> HybridRetriever | QdrantRetriever:
         from index.hybrid import HybridRetriever
+        from index.qdrant_store import QdrantStore
 
+        if isinstance(self.store, QdrantStore):
+            from index.qdrant_retriever import QdrantRetriever
+
+            return QdrantRetriever(
+                chunks=self.chunks, store=self.store, bm25=self.bm25, embedder=embedder, fusion=fusion
+            )
         return HybridRetriever(
             chunks=self.chunks, vectors=self.store, bm25=self.bm25, embedder=embedder, fusion=fusion
         )
 
 
 def open_index(
-    index_dir: Path, *, embedder_name: str, dim: int, splitter: dict[str, int], tokenizer: int
+    index_dir: Path,
+    *,
+    embedder_name: str,
+    dim: int,
+    splitter: dict[str, int],
+    tokenizer: int,
+    qdrant: QdrantServer | None = None,
 ) -> LoadedIndex:
-    """Open the live generation after checking it was built with these settings.
+    """Open the live generation after checking it was built with these settings; a generation
+    in Qdrant is reached in-process or at ``qdrant``'s URL, as its manifest says.
 
     Raises:
-        IndexStoreError: no index there (the message says how to build one) or unreadable files.
+        IndexStoreError: no index there (the message says how to build one), unreadable files, or
+            its Qdrant store unreachable or missing.
         IndexMismatchError: built with another embedder, splitter or tokenizer.
     """
     from index.bm25 import BM25Index
+    from index.qdrant_store import QdrantStore
     from index.vector_store import AnnReport, VectorStore
 
     gen = current_generation(index_dir)
@@ -272,14 +294,28 @@ def open_index(
     manifest = read_manifest(index_dir) or {}
     check_compatible(manifest, embedder_name=embedder_name, dim=dim, splitter=splitter, tokenizer=tokenizer)
     hint = rebuild_hint(index_label(index_dir), manifest.get("root"))
+    entry = manifest.get("qdrant")
+    store: VectorStore | QdrantStore
     try:
         chunks = read_chunks(gen)
-        store = VectorStore.load(gen, AnnReport(**manifest["ann"]))
+        if isinstance(entry, dict):
+            store = QdrantStore.open(gen, entry, qdrant)
+        else:
+            store = VectorStore.load(gen, AnnReport(**manifest["ann"]))
         bm25 = BM25Index.load(gen / "bm25", len(chunks))
-    except (OSError, ValueError, KeyError, TypeError, IndexStoreError) as e:
+    except IndexStoreError as e:
+        if isinstance(entry, dict):
+            raise  # a Qdrant store's own one-line error says what to do
         raise IndexStoreError(
             f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e
-    if store.size != len(chunks):
-        raise IndexStoreError(f"{gen} holds {store.size} vectors for {len(chunks)} chunks — {hint}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexStoreError(
+            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
+        ) from e
+    size = store.size
+    if size != len(chunks):
+        if isinstance(entry, dict):
+            hint = f"move it again with `hybrid index --to-qdrant --collection {index_label(index_dir)}`"
+        raise IndexStoreError(f"{gen} holds {size} vectors for {len(chunks)} chunks — {hint}")
     return LoadedIndex(index_dir, gen.name, manifest, chunks, store, bm25)

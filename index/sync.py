@@ -3,7 +3,9 @@ keep their chunks and vectors, new and changed files are split and embedded, del
 
 Embeddings of an unfinished run are checkpointed per file (``index.checkpoint``) so a re-run after
 a crash or kill resumes instead of starting over; the new generation is committed atomically by
-``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s.
+``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s. A collection
+whose index was moved to Qdrant gets each new generation's vectors written there too
+(``index.move``).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from index import store
 from index.bm25 import TOKENIZER_VERSION, BM25Index, tokenize
 from index.checkpoint import clear_other_checkpoints, embed_files
 from index.loaders import SkippedFile, content_digest, load_document, read_bytes, scan_folder
+from index.move import commit_with, vector_side
 from index.splitter import DocumentSplitter, SplitterSettings, index_text
-from index.vector_store import VectorStore
 
 if TYPE_CHECKING:
     from domain.ports import Embedder
+    from index.qdrant_store import QdrantServer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class SyncOptions:
     batch_size: int = 8
     rebuild: bool = False
     batches_per_checkpoint: int = 512
+    qdrant: QdrantServer | None = None  # the server of collections moved to one
 
 
 @dataclass
@@ -111,6 +115,7 @@ def sync_folder(
         raise ConfigError(f"{root} is not a folder — pass the folder that holds your documents")
     with store.locked(index_dir):
         store.remove_stale(index_dir)
+        qdrant_entry = _qdrant_entry(index_dir)
         prev = None if opts.rebuild else _read_previous(index_dir, embedder, splitter)
         prev_files: dict[str, Any] = prev[0]["files"] if prev else {}
         sources, skipped = scan_folder(base, max_file_bytes=int(opts.max_file_mb * 1e6))
@@ -165,8 +170,16 @@ def sync_folder(
         )
         on_progress(0, 1, "building search indexes")
         chunks, vectors, tokens, files = _assemble(prev, kept, work, embedder.dim)
-        vstore = VectorStore.build(vectors, ann_threshold=opts.ann_threshold)
         bm25 = BM25Index.build(tokens)
+        vstore = vector_side(
+            qdrant_entry,
+            chunks=chunks,
+            vectors=vectors,
+            bm25=bm25,
+            label=store.index_label(index_dir),
+            ann_threshold=opts.ann_threshold,
+            qdrant=opts.qdrant,
+        )
         now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest = {
             "name": store.index_label(index_dir),
@@ -181,9 +194,15 @@ def sync_folder(
             "files": files,
             "skipped": [asdict(s) for s in skipped],
         }
+        entry = getattr(vstore, "entry", None)
+        if entry is not None:
+            manifest["qdrant"] = entry
         on_progress(0, 1, "saving")
-        generation = store.commit_generation(
-            index_dir, store.GenerationData(manifest, chunks, tokens, vectors, vstore, bm25)
+        generation = commit_with(
+            index_dir,
+            store.GenerationData(manifest, chunks, tokens, vectors, vstore, bm25),
+            qdrant_entry,
+            opts.qdrant,
         )
         shutil.rmtree(index_dir / "pending", ignore_errors=True)
         on_progress(1, 1, "saved")
@@ -238,6 +257,16 @@ def _read_previous(
         raise IndexStoreError(
             f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e
+
+
+def _qdrant_entry(index_dir: Path) -> dict[str, Any] | None:
+    """The live generation's Qdrant entry (None: FAISS, no index, or an unreadable manifest, which
+    a rebuild replaces)."""
+    try:
+        entry = (store.read_manifest(index_dir) or {}).get("qdrant")
+    except IndexStoreError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def _same_but_version(a: dict[str, Any], b: dict[str, Any]) -> bool:

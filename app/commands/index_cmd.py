@@ -1,5 +1,6 @@
-"""`hybrid index PATH` (build or incrementally sync an index, with a progress bar and a summary)
-and `hybrid search "q"` (hybrid hits with dense and BM25 scores). The work lives in
+"""`hybrid index PATH` (build or incrementally sync an index, with a progress bar and a summary),
+`hybrid index --to-qdrant` / `--to-faiss` (move a collection's vectors between the stores without
+embedding again) and `hybrid search "q"` (hybrid hits with dense and BM25 scores). The work lives in
 ``app.wiring.index``; this module parses arguments and renders results.
 """
 
@@ -13,14 +14,31 @@ from typing import Any
 from app.commands.args import add_collection, positive_int
 from app.commands.progress import add_json_option, emit_json, emit_or_show, progress_bar
 from app.settings import Settings
+from domain.errors import ConfigError
 from domain.plain import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder of documents (only new and changed files are embedded)")
-    p.add_argument("path", help="folder with .md .txt .rst .html .pdf .docx files")
+    p.add_argument("path", nargs="?", default=None, help="folder with .md .txt .rst .html .pdf .docx files")
     add_collection(p, "--name")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
+    move = p.add_mutually_exclusive_group()
+    move.add_argument(
+        "--to-qdrant",
+        dest="move_to",
+        action="store_const",
+        const="qdrant",
+        help="then move the collection's vectors to Qdrant without embedding again (the server of "
+        "HYBRID_QDRANT__URL, else in-process); PATH may be left out",
+    )
+    move.add_argument(
+        "--to-faiss",
+        dest="move_to",
+        action="store_const",
+        const="faiss",
+        help="then move the collection's vectors back to FAISS; PATH may be left out",
+    )
     add_json_option(p, "the summary")
     p.set_defaults(func=run_index)
 
@@ -39,6 +57,12 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.index import index_dir, sync_index
 
     index_dir(settings)  # a bad name fails here, before any model loads
+    if args.path is None:
+        if args.move_to is None:
+            raise ConfigError(
+                "name the folder to index (`hybrid index PATH`), or move vectors with --to-qdrant"
+            )
+        return _run_move(args, settings)
     quiet = args.json_path == "-"
     embedder = build_embedder(settings)
     with progress_bar("indexing", quiet=quiet) as on_progress:
@@ -49,7 +73,28 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             embedder=embedder,
             on_progress=on_progress,
         )
-    return emit_or_show(report.to_dict(), args.json_path, _print_summary)
+    if args.move_to is None:
+        return emit_or_show(report.to_dict(), args.json_path, _print_summary)
+    if not args.json_path:
+        _print_summary(report.to_dict())
+    return _run_move(args, settings)  # with --json, the move's report
+
+
+def _run_move(args: argparse.Namespace, settings: Settings) -> int:
+    from app.wiring.index import move_index
+
+    with progress_bar("moving vectors", quiet=args.json_path == "-") as on_progress:
+        report = move_index(settings, to=args.move_to, on_progress=on_progress)
+    return emit_or_show(report.to_dict(), args.json_path, _print_move)
+
+
+def _print_move(r: dict[str, Any]) -> None:
+    where = {"path": "in-process", "url": "on the server"}.get(r["location"], "")
+    print(
+        f"index '{r['name']}' moved from {r['moved_from']} to {r['moved_to']}"
+        + (f" ({where}, collection {r['collection']})" if where else "")
+        + f" as {r['generation']}: {r['chunks']} chunks, {r['vectors']} vectors in {r['seconds']:.1f} s"
+    )
 
 
 def _print_summary(r: dict[str, Any]) -> None:
@@ -76,6 +121,8 @@ def _print_summary(r: dict[str, Any]) -> None:
 
 
 def _ann_line(ann: dict[str, Any]) -> str:
+    if ann.get("kind") == "qdrant":
+        return "Qdrant (dense + sparse BM25, fused in Qdrant)"
     if ann.get("kind") == "hnsw":
         return f"HNSW, recall@10 {ann['recall_at_10']:.3f} at efSearch {ann['ef_search']}"
     return "exact (flat inner product)"

@@ -104,8 +104,9 @@ if summary:
     ann = summary.get("ann") or {}
     c4.metric(
         "Vector search",
-        "HNSW" if ann.get("kind") == "hnsw" else "exact",
-        help="exact inner product below the ANN threshold, HNSW above it",
+        {"hnsw": "HNSW", "qdrant": "Qdrant"}.get(str(ann.get("kind")), "exact"),
+        help="exact inner product below the ANN threshold, HNSW above it; Qdrant after "
+        "`hybrid index --to-qdrant`",
     )
     emb = summary.get("embedder") or {}
     st.caption(

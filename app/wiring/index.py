@@ -1,6 +1,7 @@
-"""Wires the RAG half: a collection's index folder, splitter and sync options from settings,
-syncing a document folder into a collection's index, opening an index as a shared
-``HybridRetriever`` (cached per generation, so a re-index is picked up on the next call), reading
+"""Wires the RAG half: a collection's index folder, splitter, sync and Qdrant options from
+settings, syncing a document folder into a collection's index, moving its vectors between FAISS and
+Qdrant, opening an index as a shared retriever (``HybridRetriever`` or, for a collection in Qdrant,
+``QdrantRetriever``; cached per generation, so a re-index is picked up on the next call), reading
 its manifest and chunk table without the embedder, deleting it, and extracting a document's text
 as indexing does. Heavy modules load inside the functions.
 """
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from domain.ports import Embedder
     from domain.types import Chunk
     from index.hybrid import HybridRetriever
+    from index.move import MoveReport, Target
+    from index.qdrant_retriever import QdrantRetriever
+    from index.qdrant_store import QdrantServer
     from index.splitter import SplitterSettings
     from index.store import LoadedIndex
     from index.sync import SyncOptions, SyncReport
@@ -65,7 +69,42 @@ def sync_options(settings: Settings, *, rebuild: bool = False) -> SyncOptions:
         ann_threshold=settings.index.ann_threshold,
         batch_size=settings.index.batch_size,
         rebuild=rebuild,
+        qdrant=qdrant_server(settings),
     )
+
+
+def qdrant_server(settings: Settings) -> QdrantServer:
+    """The Qdrant server of ``settings.qdrant`` (no URL: in-process Qdrant)."""
+    from index.qdrant_store import QdrantServer
+
+    q = settings.qdrant
+    key = q.api_key.get_secret_value() if q.api_key else None
+    return QdrantServer(url=q.url or None, api_key=key, timeout_s=q.timeout_s)
+
+
+def move_index(
+    settings: Settings, name: str | None = None, *, to: Target, on_progress: ProgressFn = no_progress
+) -> MoveReport:
+    """Move collection ``name``'s vectors to ``to`` ('qdrant': the server of ``settings.qdrant``,
+    in-process without a URL; 'faiss') without embedding again; the collection then answers from
+    there.
+
+    Raises:
+        ConfigError: a bad collection name.
+        IndexStoreError: no index, another run writing it, qdrant-client missing, the server
+            unreachable.
+    """
+    from index.move import move_vectors
+
+    report = move_vectors(
+        index_dir(settings, name),
+        to=to,
+        qdrant=qdrant_server(settings),
+        ann_threshold=settings.index.ann_threshold,
+        on_progress=on_progress,
+    )
+    clear_index_cache()
+    return report
 
 
 def sync_index(
@@ -119,19 +158,29 @@ def open_index(
     split = splitter_settings(settings).identity()
     key = (str(folder), gen.name if gen else "", emb.name, emb.dim, tuple(sorted(split.items())))
     with _OPEN_LOCK:
-        return _open_cached(*key)
+        return _open_cached(*key, qdrant_server(settings))
 
 
 @functools.lru_cache(maxsize=4)
 def _open_cached(
-    folder: str, generation: str, emb_name: str, dim: int, split: tuple[tuple[str, int], ...]
+    folder: str,
+    generation: str,
+    emb_name: str,
+    dim: int,
+    split: tuple[tuple[str, int], ...],
+    qdrant: QdrantServer,
 ) -> LoadedIndex:
     from index.bm25 import TOKENIZER_VERSION
     from index.store import open_index as open_stored
 
     del generation  # part of the cache key only: a new generation opens afresh
     return open_stored(
-        Path(folder), embedder_name=emb_name, dim=dim, splitter=dict(split), tokenizer=TOKENIZER_VERSION
+        Path(folder),
+        embedder_name=emb_name,
+        dim=dim,
+        splitter=dict(split),
+        tokenizer=TOKENIZER_VERSION,
+        qdrant=qdrant,
     )
 
 
@@ -141,9 +190,10 @@ def build_retriever(
     *,
     embedder: Embedder | None = None,
     per_doc: int | None = None,
-) -> HybridRetriever:
-    """A ``Retriever`` (hybrid dense + BM25) over the named index; ``per_doc`` passages of one
-    document may enter the top k (default: one, so search results are distinct documents)."""
+) -> HybridRetriever | QdrantRetriever:
+    """A ``Retriever`` (hybrid dense + BM25, in FAISS or Qdrant as the index's manifest says) over
+    the named index; ``per_doc`` passages of one document may enter the top k (default: one, so
+    search results are distinct documents)."""
     from app.wiring.embedder import build_embedder
     from index.hybrid import FusionSettings
 
@@ -186,13 +236,21 @@ def delete_index(settings: Settings, name: str) -> None:
         ConfigError: the collection has no index.
         IndexStoreError: another run holds the index, or a file cannot be removed.
     """
-    from index.store import locked
+    from index.qdrant_store import close_local, drop_collection
+    from index.store import current_generation, locked, read_manifest
 
     folder = index_dir(settings, name)
     if not folder.is_dir():
         raise ConfigError(f"collection '{name}' has no index to delete — pick another collection")
     try:
         with locked(folder):
+            try:
+                gen, entry = current_generation(folder), (read_manifest(folder) or {}).get("qdrant")
+            except IndexStoreError:
+                gen, entry = None, None  # a broken index is deleted all the same
+            if gen is not None and isinstance(entry, dict):
+                close_local(gen / "qdrant")
+                drop_collection(entry, qdrant_server(settings))
             for p in folder.iterdir():
                 if p.name != ".lock":
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
