@@ -248,6 +248,14 @@ def test_the_cli_moves_a_collection_and_search_answers_from_qdrant(
     assert main(["index", "--to-qdrant", "--collection", "docs", "--json", str(moved)]) == 0
     report = json.loads(moved.read_text(encoding="utf-8"))
     assert (report["moved_from"], report["moved_to"], report["location"]) == ("faiss", "qdrant", "path")
+    synced = cli_env / "sync.json"
+    assert main(["index", str(docs), "--collection", "docs", "--to-qdrant", "--json", str(synced)]) == 0
+    again = json.loads(synced.read_text(encoding="utf-8"))  # already there: the sync's report, no move
+    assert (again["changed"], again["generation"], again["ann"]["kind"]) == (
+        False,
+        report["generation"],
+        "qdrant",
+    )
     clear_index_cache()
     assert main(["search", "年假", "--collection", "docs", "--json", str(qdrant_file)]) == 0
     want = json.loads(faiss_file.read_text(encoding="utf-8"))["hits"]

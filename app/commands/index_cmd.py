@@ -73,11 +73,22 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             embedder=embedder,
             on_progress=on_progress,
         )
-    if args.move_to is None:
+    if args.move_to is None or _already_there(settings, args.move_to):
         return emit_or_show(report.to_dict(), args.json_path, _print_summary)
     if not args.json_path:
         _print_summary(report.to_dict())
     return _run_move(args, settings)  # with --json, the move's report
+
+
+def _already_there(settings: Settings, target: str) -> bool:
+    """Whether the synced collection's vectors are where ``target`` (and the Qdrant URL setting)
+    would move them: the sync wrote them there."""
+    from app.wiring.index import index_manifest
+
+    entry = (index_manifest(settings) or {}).get("qdrant")
+    if not isinstance(entry, dict):
+        return target == "faiss"
+    return target == "qdrant" and entry.get("location") == ("url" if settings.qdrant.url else "path")
 
 
 def _run_move(args: argparse.Namespace, settings: Settings) -> int:
