@@ -75,17 +75,21 @@ def test_the_adapter_in_use_switches_per_request_without_leaks(real_generators) 
     assert answers[1] == answers[3] == base
 
 
-@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
-def test_the_line_floor_turns_the_first_end_into_a_line_break(real_generators, backend) -> None:
-    """Told to answer in one sentence, the model ends after it. With min_lines=3 that end becomes a
-    line break; the model then ends again on the empty line, which the floor accepts (it never
-    pushes a model into blank lines). Greedy, so the sentence itself is unchanged."""
-    gen = real_generators[backend]
-    brief = [{"role": "system", "content": "Answer in one short sentence."}, *FRANCE]
-    plain = "".join(gen.generate(brief, adapter=False, max_new_tokens=48))
-    assert "Paris" in plain and "\n" not in plain
-    floored = "".join(gen.generate(brief, adapter=False, max_new_tokens=48, min_lines=3))
-    assert floored == plain + "\n"
+def test_a_request_that_reuses_the_prompt_prefix_answers_as_a_cold_one_on_the_real_model(
+    real_generators,
+) -> None:
+    """An answer's later line is asked with the same prompt and the earlier lines as prefill: the
+    context keeps the shared prefix, and the greedy text equals a run from a cleared context, with
+    the adapter off and on."""
+    gen = real_generators["llama_cpp"]
+    prefill = "Conclusion: Paris is the capital of France.\nNote:"
+    for adapter in (False, True) if gen.has_adapter else (False,):
+        gen.forget()
+        cold = "".join(gen.generate(FRANCE, adapter=adapter, max_new_tokens=24, prefill=prefill))
+        gen.forget()
+        "".join(gen.generate(FRANCE, adapter=adapter, max_new_tokens=24))
+        warm = "".join(gen.generate(FRANCE, adapter=adapter, max_new_tokens=24, prefill=prefill))
+        assert warm == cold and cold.strip()
 
 
 def test_typed_chat_markers_are_text_tokens_on_the_real_model(real_generators) -> None:
