@@ -13,7 +13,7 @@ queries, in one run, with the CPU's vector-instruction flags and every row count
 Queries are stored vectors with Gaussian noise, re-normalised (near the data, as questions are).
 BLAS and FAISS run one thread; latencies are p50/p95 over ``--queries`` queries after ``--warmup``
 (the hybrid part over the first ``--hybrid-queries`` of them: Qdrant's local mode scores sparse
-vectors point by point in Python, seconds per query at this size).
+vectors point by point in Python, slowly at this size).
 
 Run: ``nice -n 19 python bench/vector_store.py --json corpus/measured/qdrant/vector-store-100k.json``
 (about 10-20 minutes on 2 shared cores, mostly writing 100,000 points into Qdrant's local store).
