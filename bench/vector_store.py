@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     from index.bm25 import BM25Index, tokenize
     from index.hybrid import HybridRetriever
     from index.qdrant_retriever import QdrantRetriever
-    from index.qdrant_store import DENSE, QdrantStore, QdrantWriter, close_local
+    from index.qdrant_store import DENSE, QdrantStore, close_local
+    from index.qdrant_writer import QdrantWriter
     from index.vector_store import VectorStore
     from tests.fakes_index import FakeEmbedder
 

@@ -25,7 +25,8 @@ from index import store
 if TYPE_CHECKING:
     from domain.types import Chunk
     from index.bm25 import BM25Index
-    from index.qdrant_store import QdrantServer, QdrantWriter
+    from index.qdrant_store import QdrantServer
+    from index.qdrant_writer import QdrantWriter
     from index.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def vector_side(
         from index.vector_store import VectorStore
 
         return VectorStore.build(vectors, ann_threshold=ann_threshold)
-    from index.qdrant_store import QdrantServer, QdrantWriter
+    from index.qdrant_store import QdrantServer
+    from index.qdrant_writer import QdrantWriter
 
     server = None
     if entry.get("location") == "url":
@@ -87,7 +89,8 @@ def commit_with(
 ) -> str:
     """Commit ``data`` (``index.store.commit_generation``); a Qdrant server collection written
     for it is deleted when the commit fails, and the replaced generation's one after it succeeds."""
-    from index.qdrant_store import QdrantServer, QdrantWriter, drop_collection
+    from index.qdrant_store import QdrantServer, drop_collection
+    from index.qdrant_writer import QdrantWriter
 
     side = data.store
     try:
@@ -120,7 +123,8 @@ def move_vectors(
             the server unreachable or refusing the points.
     """
     from index.bm25 import BM25Index
-    from index.qdrant_store import QdrantServer, QdrantWriter, calling, server_client
+    from index.qdrant_store import QdrantServer, calling, server_client
+    from index.qdrant_writer import QdrantWriter
 
     if to not in ("faiss", "qdrant"):
         raise ConfigError(f"cannot move vectors to {to!r} — use faiss or qdrant")

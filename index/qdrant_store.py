@@ -1,5 +1,6 @@
-"""Qdrant as the vector side of an index: writing one generation's points, and opening them for
-search (the queries themselves are ``index.qdrant_retriever``'s).
+"""Qdrant as the vector side of an index: where a generation's points live, the clients that reach
+them (one per in-process store, one per server), and the opened store that searches run on. Writing
+the points is ``index.qdrant_writer``'s; the hybrid query is ``index.qdrant_retriever``'s.
 
 Each chunk is one point whose id is its row, with three named vectors: ``dense`` (its embedding,
 dot product: cosine for our normalised vectors, as FAISS's inner product), ``bm25`` (sparse: its
@@ -12,30 +13,23 @@ Payload: ``row``, ``path``, ``lang``.
 Where the points live is the generation manifest's ``qdrant`` entry: in-process inside the
 generation folder (``QdrantClient(path=<generation>/qdrant)``, one process at a time) or on a
 server (``url=``) in a collection named per build, so a half-written one is never the live one.
+Every Qdrant or connection failure surfaces as one ``IndexStoreError`` line with the next step.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from domain.errors import IndexStoreError
 from domain.plain import one_line
-from index.vector_store import AnnReport
-
-if TYPE_CHECKING:
-    from domain.types import Chunk
-    from index.bm25 import BM25Index
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +37,6 @@ LOCAL_FOLDER = "qdrant"
 LOCAL_COLLECTION = "chunks"
 DENSE, BM25, TERMS = "dense", "bm25", "terms"
 LATIN_OFFSET = 1 << 31
-UPSERT_BATCH = 256
 T = TypeVar("T")
 
 
@@ -56,7 +49,7 @@ class QdrantServer:
     timeout_s: float = 30.0
 
 
-def _qdrant() -> Any:
+def qdrant_module() -> Any:
     try:
         import qdrant_client
     except ImportError as e:
@@ -105,7 +98,7 @@ def local_client(folder: Path) -> Any:
                 f"{key} holds no Qdrant storage — move the collection again with `hybrid index --to-qdrant`"
             )
         try:
-            client = _qdrant().QdrantClient(path=key)
+            client = qdrant_module().QdrantClient(path=key)
         except RuntimeError as e:
             raise IndexStoreError(
                 f"the in-process Qdrant store {key} is open in another process — close that one (app, "
@@ -136,7 +129,7 @@ def server_client(server: QdrantServer) -> Any:
     """
     if not server.url:
         raise IndexStoreError("no Qdrant server is set — set HYBRID_QDRANT__URL (e.g. http://127.0.0.1:6333)")
-    qdrant = _qdrant()
+    qdrant = qdrant_module()
     key = server.api_key or None
     return calling(
         server.url,
@@ -144,141 +137,6 @@ def server_client(server: QdrantServer) -> Any:
             url=server.url, api_key=key, timeout=max(1, int(server.timeout_s)), check_compatibility=False
         ),
     )
-
-
-def centroids(chunks: Sequence[Chunk], vectors: np.ndarray) -> dict[str, list[float]]:
-    """Mean vector of each chunk language's rows, when there is more than one language (the
-    hybrid search takes the question language's mean off a foreign pool's query)."""
-    langs = np.array([c.lang for c in chunks])
-    if len(set(langs.tolist())) < 2:
-        return {}
-    return {
-        lang: vectors[langs == lang].astype(np.float64).mean(axis=0).astype(np.float32).tolist()
-        for lang in sorted(set(langs.tolist()))
-    }
-
-
-class QdrantWriter:
-    """One generation's points, written into Qdrant when the generation is saved (``save``, called
-    by ``index.store.commit_generation`` with the new generation's folder)."""
-
-    def __init__(
-        self,
-        *,
-        chunks: Sequence[Chunk],
-        vectors: np.ndarray,
-        bm25: BM25Index,
-        server: QdrantServer | None,
-        label: str,
-    ) -> None:
-        self._chunks = list(chunks)
-        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._bm25 = bm25
-        self._server = server
-        self.report = AnnReport("qdrant", len(self._chunks))
-        local = server is None
-        collection = LOCAL_COLLECTION if local else f"hybrid_{label}_{uuid.uuid4().hex[:12]}"
-        self.entry: dict[str, Any] = {
-            "location": "path" if local else "url",
-            "collection": collection,
-            "centroids": centroids(self._chunks, self._vectors),
-        }
-        if not local:
-            self.entry["url"] = server.url
-        self._written = False
-
-    def save(self, folder: Path) -> None:
-        """Create the collection (in ``folder`` when in-process) and write every point."""
-        t0 = time.perf_counter()
-        q = _qdrant()
-        m = q.models
-        if self._server is None:
-            where = str(folder / LOCAL_FOLDER)
-            client = calling(where, lambda: q.QdrantClient(path=where))
-        else:
-            where = str(self._server.url)
-            client = server_client(self._server)
-        name = self.entry["collection"]
-        try:
-            calling(
-                where,
-                lambda: client.create_collection(
-                    name,
-                    vectors_config={
-                        DENSE: m.VectorParams(size=int(self._vectors.shape[1]), distance=m.Distance.DOT)
-                    },
-                    sparse_vectors_config={BM25: m.SparseVectorParams(), TERMS: m.SparseVectorParams()},
-                ),
-            )
-            self._written = True
-            if self._server is None:
-                _bulk_local_writes(client, name)
-            if self._server is not None:
-                calling(
-                    where,
-                    lambda: client.create_payload_index(name, "lang", m.PayloadSchemaType.KEYWORD),
-                )
-            rows, terms, weights = self._bm25.chunk_weights()
-            for start in range(0, len(self._chunks), UPSERT_BATCH):
-                points = [
-                    self._point(m, i, terms[rows[i] : rows[i + 1]], weights[rows[i] : rows[i + 1]])
-                    for i in range(start, min(start + UPSERT_BATCH, len(self._chunks)))
-                ]
-                calling(where, lambda points=points: client.upsert(name, points, wait=True))
-            stored = calling(where, lambda: client.count(name, exact=True).count)
-            if stored != len(self._chunks):
-                raise IndexStoreError(
-                    f"Qdrant at {where} holds {stored} of {len(self._chunks)} points after writing — retry"
-                )
-        finally:
-            if self._server is None:
-                client.close()
-        if self._server is None:
-            for f in (folder / LOCAL_FOLDER).rglob("*.sqlite"):
-                _fsync(f)
-        logger.info(
-            "wrote %d points into Qdrant %s (%s) in %.1f s",
-            len(self._chunks),
-            name,
-            where,
-            time.perf_counter() - t0,
-        )
-
-    def _point(self, m: Any, row: int, terms: np.ndarray, weights: np.ndarray) -> Any:
-        chunk = self._chunks[row]
-        ids = terms.astype(np.int64)
-        shifted = ids if chunk.lang == "zh" else ids + LATIN_OFFSET
-        return m.PointStruct(
-            id=row,
-            vector={
-                DENSE: self._vectors[row].tolist(),
-                BM25: m.SparseVector(indices=ids.tolist(), values=weights.tolist()),
-                TERMS: m.SparseVector(indices=shifted.tolist(), values=[1.0] * len(ids)),
-            },
-            payload={"row": row, "path": chunk.path, "lang": chunk.lang},
-        )
-
-    def discard(self) -> None:
-        """Remove what ``save`` wrote on a server (after a failed commit); best effort."""
-        if self._server is not None and self._written:
-            drop_collection(self.entry, self._server)
-
-
-def _bulk_local_writes(client: Any, name: str) -> None:
-    """Let the in-process store commit each point without waiting for the disk: Qdrant's local
-    mode commits every point on its own, one disk sync each (minutes for a large collection).
-    ``save`` syncs the files once at the end, before the generation is committed. Reaches into
-    qdrant-client 1.20's local storage; without it, writes are just slower."""
-    try:
-        connection = client._client.collections[name].storage.storage
-        connection.execute("PRAGMA synchronous=OFF")
-    except (AttributeError, KeyError, TypeError) as e:
-        logger.debug("local Qdrant writes stay synchronous (%s)", e)
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def drop_collection(entry: dict[str, Any], server: QdrantServer) -> None:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from index.bm25 import BM25Index
     from index.hybrid import FusionSettings, HybridRetriever
     from index.qdrant_retriever import QdrantRetriever
-    from index.qdrant_store import QdrantServer, QdrantStore, QdrantWriter
+    from index.qdrant_store import QdrantServer, QdrantStore
+    from index.qdrant_writer import QdrantWriter
     from index.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -303,13 +304,9 @@ def open_index(
         else:
             store = VectorStore.load(gen, AnnReport(**manifest["ann"]))
         bm25 = BM25Index.load(gen / "bm25", len(chunks))
-    except IndexStoreError as e:
-        if isinstance(entry, dict):
+    except (OSError, ValueError, KeyError, TypeError, IndexStoreError) as e:
+        if isinstance(e, IndexStoreError) and isinstance(entry, dict):
             raise  # a Qdrant store's own one-line error says what to do
-        raise IndexStoreError(
-            f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
-        ) from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
         raise IndexStoreError(
             f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e

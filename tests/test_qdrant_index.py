@@ -17,7 +17,8 @@ from index.bm25 import TOKENIZER_VERSION, BM25Index, tokenize
 from index.hybrid import FusionSettings, HybridRetriever
 from index.move import move_vectors
 from index.qdrant_retriever import QdrantRetriever
-from index.qdrant_store import DENSE, QdrantServer, QdrantStore, QdrantWriter, close_local
+from index.qdrant_store import DENSE, QdrantServer, QdrantStore, close_local
+from index.qdrant_writer import QdrantWriter
 from index.splitter import SplitterSettings
 from index.sync import SyncOptions, sync_folder
 from index.vector_store import VectorStore
