@@ -3,8 +3,9 @@ the ports (a ``Retriever``, a ``Generator``, an embed function for the correctio
 ``CorrectionStore``) and plain option values.
 
 Order of work for one question: correction memory (a near-duplicate corrected before is answered
-at once), retrieval (only when the mode or the router needs it), the route, the prompt, streamed
-generation, then citations and warnings. ``compare`` answers in all four modes over one shared
+at once), retrieval (only when the mode or the router needs it), the route, the prompt, the
+quoted evidence when quoting is on (``domain.evidence``), the answer's lines streamed as the
+model writes them (``domain.answer_format``), then citations and warnings. ``compare`` answers in all four modes over one shared
 retrieval. The shapes it hands back live in ``domain.answer_stream`` (re-exported here); building
 the real ports from settings is ``app.wiring.answer``'s job.
 """
@@ -70,7 +71,7 @@ class AssistantOptions:
     correction_similarity: float = 0.92
     low_score_warning: float = 0.80
     citation_threshold: float = DEFAULT_THRESHOLD
-    # The collection's answer style: prompts, the source-line check and the line floor follow it.
+    # The collection's answer style: its labels and lines (``domain.answer_format``) and prompts.
     style: StyleProfile = NEUTRAL
 
 
