@@ -68,7 +68,26 @@ class _Lists:
     bm25: dict[int, tuple[int, float]]
 
 
-class HybridRetriever:
+class QuerySearch:
+    """What every retriever of ours shares: the ``Retriever`` port's ``search`` as a hybrid
+    ``search_with`` of the embedded query, and embedding one query under the embedder's lock."""
+
+    embedder: Embedder
+    _embed_lock: threading.Lock
+
+    def search(self, query: str, *, k: int = 5) -> list[Hit]:
+        """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
+        return self.search_with(query, self.embed_query(query), k=k, method="hybrid")
+
+    def embed_query(self, query: str) -> np.ndarray:
+        with self._embed_lock:
+            return np.asarray(self.embedder.embed_queries([query])[0], dtype=np.float32)
+
+    def search_with(self, query: str, qvec: np.ndarray | None, *, k: int, method: str) -> list[Hit]:
+        raise NotImplementedError
+
+
+class HybridRetriever(QuerySearch):
     """Searches one loaded index. Thread-safe: searches only read shared state."""
 
     def __init__(
@@ -97,14 +116,6 @@ class HybridRetriever:
                 if self.fusion.cross_lingual_centering:
                     self._centroids[lang] = vectors.mean_vector(rows)
         self._latin_rows = np.array([c.lang != "zh" for c in self.chunks], dtype=bool)
-
-    def search(self, query: str, *, k: int = 5) -> list[Hit]:
-        """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
-        return self.search_with(query, self.embed_query(query), k=k, method="hybrid")
-
-    def embed_query(self, query: str) -> np.ndarray:
-        with self._embed_lock:
-            return np.asarray(self.embedder.embed_queries([query])[0], dtype=np.float32)
 
     def search_many(self, queries: Sequence[str], *, k: int, method: str) -> list[list[Hit]]:
         """Search several queries, embedding them in one batch (used by evaluation)."""

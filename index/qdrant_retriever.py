@@ -23,7 +23,7 @@ import numpy as np
 from domain.style import CJK_RE
 from domain.types import Chunk, Hit
 from index.bm25 import MIN_LATIN_TERMS, tokenize
-from index.hybrid import METHODS, FusionSettings, diverse_top
+from index.hybrid import METHODS, FusionSettings, QuerySearch, diverse_top
 from index.qdrant_store import BM25, DENSE, LATIN_OFFSET, TERMS
 from index.splitter import detect_lang
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from index.qdrant_store import QdrantStore
 
 
-class QdrantRetriever:
+class QdrantRetriever(QuerySearch):
     """Searches one generation's Qdrant points. Thread-safe: searches only read shared state."""
 
     def __init__(
@@ -55,14 +55,6 @@ class QdrantRetriever:
         self._pools = langs if self.fusion.language_pools and len(langs) > 1 else []
         use_centroids = self._pools and self.fusion.cross_lingual_centering
         self._centroids = dict(store.centroids) if use_centroids else {}
-
-    def search(self, query: str, *, k: int = 5) -> list[Hit]:
-        """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
-        return self.search_with(query, self.embed_query(query), k=k, method="hybrid")
-
-    def embed_query(self, query: str) -> np.ndarray:
-        with self._embed_lock:
-            return np.asarray(self.embedder.embed_queries([query])[0], dtype=np.float32)
 
     def search_many(self, queries: Sequence[str], *, k: int, method: str) -> list[list[Hit]]:
         """Search several queries, embedding them in one batch and asking Qdrant in one batch."""
