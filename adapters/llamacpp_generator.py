@@ -348,8 +348,8 @@ class LlamaCppGenerator:
         llm.eval(ids[llm.n_tokens :])
 
     def _keep(self, n: int) -> None:
-        """Forget every evaluated token after the first ``n``."""
-        n = max(0, n)
+        """Forget every evaluated token after the first ``n`` (never claims more than it holds)."""
+        n = max(0, min(n, self._llm.n_tokens))
         if n == 0:
             self._reset()
             return
