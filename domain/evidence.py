@@ -148,10 +148,10 @@ def quote_first(
     after the evidence line (``domain.answer_format``)."""
     lang = prompt_lang(question)
     cands = candidates(prompt.passages, str(prompt.messages[-1]["content"]))
-    narrowed = scorer is not None and keep > 0
-    if scorer is not None and narrowed:
-        cands = ranked(question, cands, scorer, keep)
-    quoted = quotes(cands, pairs=narrowed)
+    if scorer is not None and keep > 0:  # the best-ranked few, alone or two together
+        quoted = quotes(ranked(question, cands, scorer, keep), pairs=True)
+    else:
+        quoted = quotes(cands, pairs=False)
     head = label(lang)
     quote = generator.choose(
         prompt.messages, choices(quoted, lang), adapter=adapter, prefill=head, method=method
