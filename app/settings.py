@@ -16,8 +16,11 @@ from domain.workspace import Workspace
 
 
 class ModelSettings(BaseModel):
-    profile: Literal["qwen", "smollm2"] = Field(
-        "qwen", description="Base LM profile: qwen (0.5B, EN+ZH) or smollm2 (135M, EN only, fast)."
+    profile: Literal["qwen", "qwen-1.5b", "smollm2"] = Field(
+        "qwen",
+        description="Base LM profile: qwen (Qwen2.5-Coder 0.5B, EN+ZH), qwen-1.5b (1.5B, EN+ZH, "
+        "slower; `make install-1.5b`) or smollm2 (135M, EN only, fast). Set here it wins over the "
+        "profile a collection was set to.",
     )
     base_gguf: Path | None = Field(
         None, description="Use this GGUF as the base model instead of the workspace copy."

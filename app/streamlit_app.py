@@ -71,7 +71,40 @@ def collection_selector() -> None:
     st.query_params["collection"] = st.session_state[COLLECTION_KEY]
 
 
+def model_selector() -> None:
+    """The model the selected collection answers with, under the collection selector: a profile
+    chosen here is kept in the collection; a model named in settings is shown, not changed here."""
+    from app.views.common import settings
+    from app.wiring.collections import set_profile
+    from app.wiring.models import describe_base, profile_key, profile_labels
+
+    current = settings()
+    fixed = "profile" in current.models.model_fields_set
+    key = profile_key(current)
+    labels = profile_labels()
+    choice = st.sidebar.selectbox(
+        "Model",
+        list(labels),
+        index=list(labels).index(key),
+        format_func=lambda k: labels[k],
+        disabled=fixed or current.models.base_gguf is not None,
+        key=f"model_for_{current.collection}",
+        help="The base model this collection answers and trains with (kept per collection); a larger "
+        "one answers more slowly. An adapter is used only with the model it was trained on. "
+        + ("Set by HYBRID_MODELS__PROFILE." if fixed else ""),
+    )
+    if choice != key and not fixed:
+        with shown_errors():
+            set_profile(current, current.collection, choice)
+            st.rerun()
+    from app.views.text import md_escape
+
+    with shown_errors():
+        st.sidebar.caption(f"Answers with: {md_escape(describe_base(current))}")
+
+
 collection_selector()
+model_selector()
 
 PAGES_DIR = ROOT / "app" / "views"  # index_page.py: a file named index.py would shadow the `index` package
 PAGES = {

@@ -7,6 +7,12 @@ torch matmul peak measured in the same run, and — with ``--precision-check`` �
 loss curve follows the fp32 one over the same steps.
 
     python bench/train.py --steps 30 --precision-check --json bench_train.json
+
+With ``--profiles qwen,qwen-1.5b`` it instead trains the same rows on each profile's base (its
+training copy in the workspace), in one run, and reports tokens/s, seconds per training row and
+peak RSS of each, and the time-per-row ratio to the first profile.
+
+    python bench/train.py --profiles qwen,qwen-1.5b --steps 8 --json bench_profiles.json
 """
 
 from __future__ import annotations
@@ -369,6 +375,15 @@ def main() -> None:
     ap.add_argument("--precision-check", action="store_true", help="also run ours in fp32 and compare losses")
     ap.add_argument("--all-linear", action="store_true", help="also run ours with LoRA on all linear layers")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--profiles", default=None, help="comma-separated model profiles to compare (ours only, same rows)"
+    )
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "bf16", "fp32"),
+        help="with --profiles (auto: this CPU's)",
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--examples", default=None, help=argparse.SUPPRESS)
@@ -393,6 +408,10 @@ def main() -> None:
     random.Random(args.seed).shuffle(examples)
     args.examples = str(Path(tempfile.mkdtemp(prefix="bench-train-")) / "examples.jsonl")
     write_examples(args.examples, examples)
+
+    if args.profiles:
+        compare_profiles(args)
+        return
 
     from transformers import AutoConfig
 
@@ -440,6 +459,55 @@ def main() -> None:
             "final_bf16": b[-1],
             "speedup": round(runs["ours-bf16"]["tokens_per_s"] / runs["ours-fp32"]["tokens_per_s"], 2),
         }
+    report["load_avg_end"] = os.getloadavg()[0]
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+def compare_profiles(args) -> None:
+    """Our trainer on each profile's training copy, the same examples and steps, one process each."""
+    from transformers import AutoConfig
+
+    from adapters.base_model import PROFILES
+    from adapters.train_params import TrainingParams
+    from app.settings import load_settings
+    from app.wiring.training import resolve_precision
+
+    precision = resolve_precision(TrainingParams(precision=args.precision)).precision
+    models = load_settings().ws.models
+    peak = round(matmul_peak_gflops(precision, args.threads), 1)
+    report: dict = {
+        "steps": args.steps,
+        "threads": args.threads,
+        "precision": precision,
+        "matmul_peak_gflops": peak,
+        "load_avg_start": os.getloadavg()[0],
+        "runs": {},
+    }
+    for key in args.profiles.split(","):
+        base = models / PROFILES[key].hf_name
+        if not (base / "config.json").is_file():
+            raise SystemExit(f"{base} missing — run `hybrid setup --profile {key}`")
+        args.base = str(base)
+        r = _spawn(args, f"ours-{precision}")
+        config = AutoConfig.from_pretrained(base)
+        fpt = flops_per_token(config, r["tokens"], r["answer_tokens"], r["tokens"] / max(1, r["n_examples"]))
+        r.pop("losses", None)
+        r.pop("step_seconds", None)
+        r.update(
+            base=str(base),
+            seconds_per_row=round(r["seconds"] / max(1, r["n_examples"]), 2),
+            tokens_per_s=round(r["tokens_per_s"], 1),
+            achieved_gflops=round(fpt * r["tokens_per_s"] / 1e9, 1),
+        )
+        report["runs"][key] = r
+    first, *rest = report["runs"]
+    for key in rest:
+        report["runs"][key]["time_per_row_vs_" + first] = round(
+            report["runs"][key]["seconds_per_row"] / report["runs"][first]["seconds_per_row"], 2
+        )
     report["load_avg_end"] = os.getloadavg()[0]
     text = json.dumps(report, indent=2)
     print(text)

@@ -2,6 +2,7 @@
 
     HybridError
      ├── ConfigError            bad settings or arguments
+     │    └── AdapterMismatchError an adapter of another base model
      ├── SetupError             models or tools missing, wrong checksum, conversion failed
      │    └── ModelMissingError a model file or folder is not where settings say
      ├── DataError              malformed input data (JSONL rows, corpus files)
@@ -34,6 +35,10 @@ class SetupError(HybridError):
 
 class ModelMissingError(SetupError):
     """A model file or folder is not where the settings say it is."""
+
+
+class AdapterMismatchError(ConfigError):
+    """A LoRA adapter was trained on another base model than the one it would be applied to."""
 
 
 class DataError(HybridError):

@@ -145,11 +145,14 @@ class Assistant:
             from_correction=True,
         )
 
+    def _no_adapter(self) -> str:
+        """Why the tuned modes cannot answer: the wiring's reason, else that none is loaded."""
+        return self.adapter_state.note or "no adapter is loaded — train one with `hybrid train`"
+
     def _check_adapter(self, mode: Mode) -> None:
         if mode.uses_adapter and not self.generator.has_adapter:
             raise ConfigError(
-                f"mode {mode.value} needs a LoRA adapter but none is loaded — train one with "
-                "`hybrid train` or use --mode prompt/rag"
+                f"mode {mode.value} needs a LoRA adapter: {self._no_adapter()} (or use --mode prompt/rag)"
             )
 
     def _warnings(self, mode: Mode, prompt: Prompt, retrieval: Retrieval) -> list[str]:
@@ -312,7 +315,7 @@ class Assistant:
                         mode,
                         "",
                         reason=f"{MODE_LABELS[mode.value]}: no adapter loaded",
-                        warnings=["no adapter is loaded — train one with `hybrid train`"],
+                        warnings=[self._no_adapter()],
                     )
                 )
                 continue

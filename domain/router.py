@@ -41,6 +41,7 @@ class AdapterState:
     active: bool = False
     label: str | None = None
     gate_passed: bool | None = None
+    note: str | None = None  # why there is none (e.g. the only adapter fits another base model)
 
     @property
     def usable(self) -> bool:
@@ -205,7 +206,7 @@ def decide(features: RouteFeatures, adapter: AdapterState, thresholds: RouterThr
         mode = Mode.TUNED if use_adapter else Mode.PROMPT
     name = adapter.label or "adapter"
     if not adapter.active:
-        note = "no adapter active"
+        note = "no adapter fits this base model" if adapter.note else "no adapter active"
     elif adapter.gate_passed is False:
         note = f"adapter {name} failed its gate, not used"
     elif use_adapter:

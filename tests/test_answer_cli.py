@@ -124,8 +124,9 @@ def test_compare_one_retrieval_four_answers(ws, capsys) -> None:
     assert main(["compare", Q]) == 0
     out = capsys.readouterr().out
     assert built[0].retriever.queries == [(Q, 5)]
+    assert out.splitlines()[0] == "model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M (not set up)"
     assert (
-        out.splitlines()[0]
+        out.splitlines()[1]
         == "router picks tuned: Tuned (adapter): best passage 0.67 is below 0.82; adapter v3 active"
     )
     for mode in ("prompt", "rag", "tuned", "tuned_rag"):

@@ -83,6 +83,22 @@ def test_navigation_lists_every_page():
         assert_clean(at)
 
 
+@pytest.mark.usefixtures("fakes", "loopback_option")
+def test_the_sidebar_model_is_chosen_per_collection_and_named():
+    from app.settings import load_settings
+    from app.wiring.models import profile_key
+
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=30).run()
+    assert_clean(at)
+    model = at.sidebar.selectbox(key="model_for_sample")
+    assert model.value == "qwen" and "Qwen2.5-Coder-1.5B-Instruct Q4_K_M" in model.options
+    assert any(c.value.startswith("Answers with: Qwen2\\.5\\-Coder\\-0\\.5B") for c in at.sidebar.caption)
+    model.select("qwen-1.5b").run()
+    assert_clean(at)
+    assert profile_key(load_settings()) == "qwen-1.5b"  # kept in the collection, not the session
+    assert any("1\\.5B" in c.value for c in at.sidebar.caption)
+
+
 def test_ask_streams_an_answer_with_badge_sources_and_marked_span(fakes):
     at = page("ask")
     at.text_area(key="ask_question").input("How long is annual leave?")

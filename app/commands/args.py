@@ -41,3 +41,18 @@ def add_collection(parser: argparse.ArgumentParser, *aliases: str) -> None:
         metavar="NAME",
         help="collection to use (default: settings' collection, `sample` unless set)",
     )
+    add_profile(parser)
+
+
+PROFILE_CHOICES = ("qwen", "qwen-1.5b", "smollm2")  # adapters.base_model.PROFILES, without importing it
+
+
+def add_profile(parser: argparse.ArgumentParser) -> None:
+    """``--profile NAME``: the base model profile for this command, over the collection's choice and
+    settings (the CLI applies it before the command runs)."""
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_CHOICES,
+        default=argparse.SUPPRESS,
+        help="base model profile for this command (default: the collection's, else settings')",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands.args import add_profile
 from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 
@@ -14,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--only", default=None, help="comma-separated steps: base_gguf,base_hf,embedder,converters"
     )
     p.add_argument("--force", action="store_true", help="redo steps that are already done")
+    add_profile(p)
     add_json_option(p, "the report")
     p.set_defaults(func=run)
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"hybrid setup — workspace {settings.ws.root}")
+        table = Table(title=f"hybrid setup — {report['profile']} — workspace {settings.ws.root}")
         for col in ("item", "status", "path", "size", "check", "seconds"):
             table.add_column(col)
         for it in report["items"]:

@@ -100,6 +100,9 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     report["style"] = assistant.options.style.name
     report["split"] = args.split or "all"
     report["generation"] = settings.generation.model_dump()
+    from app.wiring.models import describe_base, profile_key
+
+    report["model"] = {"profile": profile_key(settings), "base": describe_base(settings)}
     report["eval_files"] = [str(f) for f in files]
     report["thresholds"] = assistant.thresholds.to_json()
     retrieval = _retrieval_section(assistant, rows, args.k)

@@ -1,16 +1,22 @@
 """Which LoRA adapter answers in a collection: its active version in its adapter registry, else
-the default adapter its bundle ships (the bundled collection only), else none; and the registry
+the default adapter its bundle ships (the bundled collection only), else none — and only an
+adapter trained on the base model that answers (its recorded sha256, else its recorded shape): an
+adapter of another base is never applied, and the tuned modes then say why. Also the registry
 operations that change it (list, activate, roll back, publish). Every page, command and wiring
 module asks here; training and its gate live in ``app.wiring.training``, exports in ``.export``.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from domain.errors import ConfigError
+from domain.errors import AdapterMismatchError, ConfigError, HybridError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from adapters.registry import VersionInfo
@@ -30,12 +36,107 @@ def default_adapter_dir(settings: Settings) -> Path | None:
     return get_collection(settings).default_adapter
 
 
-def current_adapter(settings: Settings) -> tuple[Path | None, str | None]:
-    """(folder, label) of the adapter answers use in the selected collection: its active version,
-    else the bundled default adapter (label "default"), else (None, None)."""
-    from adapters.registry import resolve_adapter_dir
+@dataclass(frozen=True)
+class AdapterChoice:
+    """The adapter that answers, or None with the reason the tuned modes are unavailable."""
 
-    return resolve_adapter_dir(registry_root(settings), default_adapter_dir(settings))
+    folder: Path | None
+    label: str | None
+    note: str | None = None
+
+
+def _short(sha: str | None) -> str:
+    return f"sha256 {sha[:12]}…" if sha else "sha256 unknown"
+
+
+def recorded_base(folder: Path) -> dict[str, Any]:
+    """What an adapter version records about its base: {"sha256", "name", "shape"} (missing keys:
+    not recorded)."""
+    from domain.atomic import read_json
+
+    try:
+        params = read_json(Path(folder) / "params.json")
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(params, dict):
+        return {}
+    base = params.get("base") if isinstance(params.get("base"), dict) else {}
+    sha = params.get("base_sha256")
+    return {
+        "sha256": sha if isinstance(sha, str) and sha not in ("", "unknown") else None,
+        "name": base.get("name") or Path(str(params.get("base_model") or "unknown base")).name,
+        "shape": base.get("shape"),
+    }
+
+
+def base_mismatch(settings: Settings, folder: Path, label: str | None = None) -> str | None:
+    """None when the adapter in ``folder`` was trained on the base that answers, else a one-line
+    reason naming both. An adapter recording neither sha256 nor shape is assumed to fit (logged)."""
+    if settings.generation.backend == "remote":
+        return None
+    from app.wiring.models import base_identity
+
+    try:
+        sha, info = base_identity(settings)
+    except (HybridError, OSError):
+        return None  # no base to compare with: loading it fails with its own message
+    rec = recorded_base(folder)
+    if rec.get("sha256"):
+        if rec["sha256"] == sha:
+            return None
+    elif rec.get("shape"):
+        if rec["shape"] == info.shape():
+            return None
+    else:
+        logger.warning("adapter %s records no base model; assuming it fits %s", folder, info.name)
+        return None
+    name = label or Path(folder).name
+    return (
+        f"adapter {name} was trained on {rec.get('name')} ({_short(rec.get('sha256'))}) and cannot be "
+        f"applied to {info.name} ({_short(sha)}) — train one for this base with `hybrid train`"
+    )
+
+
+def adapter_choice(settings: Settings) -> AdapterChoice:
+    """The adapter answers use in the selected collection: its active version, else the bundled
+    default adapter (label "default") — whichever first fits the base that answers."""
+    from adapters.registry import active_version, is_complete
+
+    candidates: list[tuple[Path, str]] = []
+    root = registry_root(settings)
+    name = active_version(root)
+    if name:
+        candidates.append((root / name, name))
+    default = default_adapter_dir(settings)
+    if default is not None and is_complete(default):
+        candidates.append((default, "default"))
+    notes = []
+    for folder, label in candidates:
+        why = base_mismatch(settings, folder, label)
+        if why is None:
+            return AdapterChoice(folder, label)
+        notes.append(why)
+    if notes:
+        return AdapterChoice(None, None, "tuned modes unavailable: " + notes[0])
+    return AdapterChoice(None, None)
+
+
+def current_adapter(settings: Settings) -> tuple[Path | None, str | None]:
+    """(folder, label) of the adapter answers use (see ``adapter_choice``), else (None, None)."""
+    choice = adapter_choice(settings)
+    return choice.folder, choice.label
+
+
+def require_fit(settings: Settings, folder: Path, label: str | None = None) -> None:
+    """Refuse an adapter named explicitly (a candidate scored by the gate, an export) that was
+    trained on another base.
+
+    Raises:
+        AdapterMismatchError: one line naming both bases.
+    """
+    why = base_mismatch(settings, folder, label)
+    if why is not None:
+        raise AdapterMismatchError(why)
 
 
 def shipped_default_adapter(settings: Settings) -> Path | None:

@@ -80,12 +80,14 @@ def adapter_state(settings: Settings, generator: Generator, adapter_dir: Path | 
 
     folder: Path | None
     label: str | None
+    note: str | None = None
     if adapter_dir is not None:
         folder, label = adapter_dir, adapter_dir.name
     else:
-        from app.wiring.active_adapter import current_adapter
+        from app.wiring.active_adapter import adapter_choice
 
-        folder, label = current_adapter(settings)
+        choice = adapter_choice(settings)
+        folder, label, note = choice.folder, choice.label, choice.note
     gate: bool | None = None
     if folder is not None and (folder / "metrics.json").is_file():
         try:
@@ -93,7 +95,7 @@ def adapter_state(settings: Settings, generator: Generator, adapter_dir: Path | 
             gate = None if passed is None else bool(passed)
         except (OSError, ValueError, AttributeError):
             logger.warning("unreadable metrics.json in %s; treating the adapter as not gated", folder)
-    return AdapterState(active=generator.has_adapter, label=label, gate_passed=gate)
+    return AdapterState(active=generator.has_adapter, label=label, gate_passed=gate, note=note)
 
 
 class _MissingIndex:

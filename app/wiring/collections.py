@@ -61,6 +61,7 @@ class Collection:
     docs: Path | None
     bundle: dict[str, Any]
     created: str | None = None
+    profile: str | None = None  # the model profile chosen for this collection, if any
 
     def _bundled(self, key: str) -> Path | None:
         value = self.bundle.get(key)
@@ -119,6 +120,7 @@ class Collection:
             "train_set": str(self.train_set) if self.train_set.is_file() else None,
             "style": self.style().name,
             "created": self.created,
+            "profile": self.profile,
         }
 
 
@@ -154,6 +156,7 @@ def get_collection(settings: Settings, name: str | None = None) -> Collection:
         docs=Path(docs_value) if docs_value else None,
         bundle=bundle,
         created=manifest.get("created"),
+        profile=manifest.get("profile") or bundle.get("profile"),
     )
 
 
@@ -199,6 +202,28 @@ def create_collection(settings: Settings, name: str, docs: str | Path | None = N
     manifest.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     from domain.atomic import write_json_atomic
 
+    write_json_atomic(paths.manifest, manifest)
+    return get_collection(settings, name)
+
+
+def set_profile(settings: Settings, name: str, key: str | None) -> Collection:
+    """Make collection ``name`` answer with model profile ``key`` (None: the settings' default).
+
+    Raises:
+        ConfigError: a bad collection name or no such profile.
+    """
+    from adapters.base_model import PROFILES
+    from domain.atomic import write_json_atomic
+
+    if key is not None and key not in PROFILES:
+        raise ConfigError(f"no model profile {key!r} — choose one of {', '.join(PROFILES)}")
+    paths = get_collection(settings, name).paths.ensure()
+    manifest = _read_manifest(paths)
+    manifest.setdefault("name", paths.name)
+    if key is None:
+        manifest.pop("profile", None)
+    else:
+        manifest["profile"] = key
     write_json_atomic(paths.manifest, manifest)
     return get_collection(settings, name)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.settings import Settings
-from app.wiring.active_adapter import current_adapter
+from app.wiring.active_adapter import current_adapter, require_fit
 from app.wiring.models import base_gguf_path, base_hf_path
 from domain.errors import ConfigError, ModelMissingError
 
@@ -41,6 +41,7 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
             or ``adapter_dir`` lacks the file the backend needs.
         SetupError: the backend library is missing or a file cannot be loaded.
         ConfigError: ``adapter_dir`` with the remote backend (a candidate is scored locally).
+        AdapterMismatchError: ``adapter_dir`` was trained on another base model.
     """
     gen = settings.generation
     if gen.backend == "remote":
@@ -54,6 +55,7 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
     label: str | None
     if adapter_dir is not None:
         folder, label = Path(adapter_dir), Path(adapter_dir).name
+        require_fit(settings, folder, label)
         if gen.backend == "llama_cpp" and not (folder / LORA_GGUF).is_file():
             raise ModelMissingError(
                 f"adapter {folder} has no {LORA_GGUF} — convert it (the training job writes it) "

@@ -51,7 +51,9 @@ def start(settings: Settings, kind: JobKind, spec: dict[str, Any]) -> Path:
         running = [j for j in jobs.list_jobs(settings.ws.jobs, kind.name) if j["status"] in jobs.ACTIVE]
         if running:
             raise kind.error(f"{kind.label} {running[0]['id']} is still running — {kind.running_hint}")
-    job_dir = jobs.new_job(settings.ws.jobs, kind.name, spec)
+    # the model choices made in this process (CLI --profile, a page's choice) go with the job
+    models = settings.models.model_dump(mode="json", exclude_unset=True)
+    job_dir = jobs.new_job(settings.ws.jobs, kind.name, {**spec, "models": models} if models else spec)
     jobs.launch(job_dir, kind.module)
     return job_dir
 
@@ -144,6 +146,9 @@ def run_worker(kind: JobKind, work: WorkFn, argv: list[str] | None = None) -> in
     settings = load_settings()
     if spec.get("workspace"):  # the app's workspace, whatever this process's environment says
         settings = settings.model_copy(update={"workspace": Path(spec["workspace"])})
+    if isinstance(spec.get("models"), dict):
+        explicit = {**settings.models.model_dump(exclude_unset=True), **spec["models"]}
+        settings = settings.model_copy(update={"models": type(settings.models).model_validate(explicit)})
     setup_logging(settings.log_level)
     reporter = jobs.JobReporter(job_dir)
     if kind.kill_note is None:

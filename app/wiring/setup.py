@@ -35,8 +35,15 @@ def default_sdist(settings: Settings) -> Path:
 
 def _base_gguf(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:
     from adapters.base_model import assemble_base_gguf
+    from app.wiring.models import base_gguf_path, profile, profile_gguf
 
-    return assemble_base_gguf(settings.ws.base_gguf, force=force, on_progress=on_progress)
+    if settings.models.base_gguf is not None:  # the user's own file is used as is
+        return {"name": "base_gguf", "path": str(base_gguf_path(settings)), "status": "user file"}
+    chosen = profile(settings)
+    if not chosen.assembled:
+        path = profile_gguf(settings)
+        return {"name": "base_gguf", "path": str(path), "bytes": path.stat().st_size, "status": "packaged"}
+    return assemble_base_gguf(profile_gguf(settings), profile=chosen, force=force, on_progress=on_progress)
 
 
 def _base_hf(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def _converters(settings: Settings, force: bool, on_progress: ProgressFn) -> dic
 
 
 STEPS: tuple[tuple[str, str, StepFn], ...] = (
-    ("base_gguf", "assemble and verify the base GGUF", _base_gguf),
+    ("base_gguf", "assemble and verify the profile's GGUF", _base_gguf),
     ("base_hf", "materialize the fp32 training copy", _base_hf),
     ("embedder", "convert multilingual-e5-small and check parity", _embedder),
     ("converters", "extract llama.cpp's GGUF converters", _converters),
@@ -82,7 +89,7 @@ def run_setup(
     force: bool = False,
     progress_factory: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the setup steps in order and return {"items": [...]}.
+    """Run the setup steps for the selected profile in order; returns {"profile", "model", "licence", "items"}.
 
     Args:
         settings: resolved settings (workspace, model overrides).
@@ -94,6 +101,8 @@ def run_setup(
     Raises:
         SetupError: a step failed; the message says what to do, and a re-run continues from there.
     """
+    from app.wiring.models import profile
+
     settings.ws.ensure()
     items: list[dict[str, Any]] = []
     for name, description, step in STEPS:
@@ -109,4 +118,5 @@ def run_setup(
         item.setdefault("seconds", round(time.perf_counter() - t0, 2))
         logger.info("setup step %s: %s in %.1f s", name, item.get("status", "done"), item["seconds"])
         items.append(item)
-    return {"items": items}
+    chosen = profile(settings)
+    return {"profile": chosen.key, "model": chosen.label, "licence": chosen.licence, "items": items}

@@ -76,7 +76,7 @@ def start_training(
     """
     from adapters.training_rows import load_train_rows
     from app.wiring import jobs
-    from app.wiring.models import base_hf_path, base_sha256, tools_dir
+    from app.wiring.models import base_hf_path, base_identity, tools_dir
     from app.wiring.training_data import load_corrections, train_files
 
     files = train_files(settings, data)
@@ -91,12 +91,14 @@ def start_training(
             "there are no stored corrections to train on — correct some answers first "
             "(`hybrid correct`), or train on the training set without --from-corrections"
         )
+    base_sha, base_info = base_identity(settings, training=True)
     spec = {
         "collection": settings.collection,
         "base_hf": str(base_hf_path(settings)),
         "registry": str(registry_root(settings)),
         "params": params.to_json(),
-        "base_sha256": base_sha256(settings),
+        "base_sha256": base_sha,
+        "base": {"name": base_info.name, "shape": base_info.shape(), "path": base_info.path},
         "version": version,
         "activate": activate,
         "init_adapter": str(init_adapter) if init_adapter else None,
