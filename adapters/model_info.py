@@ -11,6 +11,7 @@ time, so an adapter can be matched to the exact base it was trained on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -254,13 +255,29 @@ def _hf_info(folder: Path) -> ModelInfo:
 
 
 def identify(path: Path) -> ModelInfo:
-    """The model at ``path`` (a GGUF file or a Hugging Face folder), from its metadata.
+    """The model at ``path`` (a GGUF file or a Hugging Face folder), from its metadata (read once
+    per file version in a process).
 
     Raises:
         ModelMissingError: nothing is there, or it is neither a GGUF file nor a folder with
             config.json, or its header is unreadable (the message names the file and why).
     """
     path = Path(path).expanduser()
+    try:
+        stat = path.stat() if path.is_file() else (path / "config.json").stat()
+    except OSError:
+        stat = None
+    if stat is None:
+        return _identify(path)
+    return _identify_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _identify_cached(path: Path, size: int, mtime_ns: int) -> ModelInfo:  # noqa: ARG001 (cache key)
+    return _identify(path)
+
+
+def _identify(path: Path) -> ModelInfo:
     try:
         if path.is_file():
             return _gguf_info(path)

@@ -225,6 +225,22 @@ def _history(root: Path) -> list[dict[str, Any]]:
     return list(data or [])
 
 
+def recently_active(root: Path) -> list[str]:
+    """Complete versions in the order they were last active: the active one first, then back
+    through the activation history (each once). A collection answering with several base models
+    takes, per base, the first of these that fits it."""
+    root = Path(root)
+    order: list[str] = []
+    active = active_version(root)
+    if active:
+        order.append(active)
+    for entry in reversed(_history(root)):
+        name = str(entry.get("version", "")) if isinstance(entry, dict) else ""
+        if name and name not in order and NAME_RE.fullmatch(name) and is_complete(root / name):
+            order.append(name)
+    return order
+
+
 def activate(root: Path, version: str, *, reason: str = "manual") -> VersionInfo:
     """Make ``version`` the active adapter (ACTIVE rewritten atomically; the switch is recorded).
 

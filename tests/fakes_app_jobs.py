@@ -50,6 +50,9 @@ class FakeTrainer:
     def default_params(self) -> dict[str, Any]:
         return dict(DEFAULT_PARAMS)
 
+    def estimate(self, rows: int, epochs: int) -> str:
+        return f"Fake 1B: about {rows * epochs // 10} min, peak memory about 6 GB (fake)"
+
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
         if any(j["status"] in ("starting", "running") for j in self.jobs_by_id.values()):
             raise TrainingError("a training job is already running — cancel it or wait")
@@ -170,6 +173,9 @@ class FakeExporter:
 
     def source_label(self) -> str:
         return "v2"
+
+    def estimate(self) -> str:
+        return "Fake 1B: peak memory about 6 GB, about 1.6 GB of disk"
 
     def start(self, quant: str) -> str:
         job_id = f"export-{len(self.jobs_by_id) + 1}"

@@ -281,6 +281,13 @@ def test_index_upload_saves_files_into_the_workspace_and_indexes_them(fakes, tmp
 def test_train_start_shows_loss_and_eta_then_cancel(fakes):
     at = page("train")
     assert [m.value for m in at.metric][:2] == ["120", "3"]
+    # time and memory are said before the job starts, for the model that will train
+    assert any(
+        c.value.replace("\\", "").startswith(
+            "Before you start — 120 rows, 3 epoch(s) on Fake 1B: about 36 min"
+        )
+        for c in at.caption
+    )
     at.number_input(key="train_epochs").set_value(2)
     at.number_input(key="train_maxrows").set_value(40)
     at.button(key="FormSubmitter:train_form-Start training").click().run()
@@ -357,6 +364,11 @@ def test_train_rollback_error_is_shown_with_next_step(fakes):
 def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
     at = page("deploy")
     assert any("Nothing exported yet" in i.value for i in at.info)
+    assert any(
+        c.value.replace("\\", "")
+        == "Before you start — Fake 1B: peak memory about 6 GB, about 1.6 GB of disk"
+        for c in at.caption
+    )
     at.radio(key="deploy_quant").set_value("q4_k_m")
     at.button(key="FormSubmitter:deploy_form-Export").click().run()
     assert_clean(at)

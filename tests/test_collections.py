@@ -62,12 +62,12 @@ def test_each_collection_searches_its_own_index(cli_env: Path, capsys) -> None:
 def test_a_new_collection_has_the_neutral_style_its_own_datasets_and_no_adapter(tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws")
     mine = create_collection(settings, "manual", _docs(tmp_path / "docs", "x"))
-    assert mine.style() == NEUTRAL and mine.default_adapter is None
+    assert mine.style() == NEUTRAL and mine.default_adapters() == {}
     assert mine.eval_set == mine.paths.eval_set and not mine.eval_set.exists()
     sample = get_collection(settings, "sample")
     assert sample.style().labels == SAMPLE_STYLE.labels
     assert sample.eval_set == ROOT / "corpus" / "eval.jsonl" and sample.train_set.is_file()
-    assert sample.default_adapter == ROOT / "corpus" / "default_adapter"
+    assert sample.default_adapters()["qwen"] == ROOT / "corpus" / "default_adapter"
     from app.wiring.active_adapter import current_adapter
     from app.wiring.training_data import train_files
 

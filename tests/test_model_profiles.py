@@ -299,3 +299,18 @@ def test_a_collection_remembers_its_profile_and_settings_win(tmp_path, monkeypat
     assert profile_key(s) == "qwen"
     with pytest.raises(Exception, match="no model profile 'gpt'"):
         set_profile(s, "docs", "gpt")
+
+
+def test_each_base_keeps_its_own_most_recent_adapter(tmp_path) -> None:
+    from adapters.registry import activate
+    from app.wiring.active_adapter import current_adapter, registry_root
+
+    small_settings, _, large = _workspace_with_bases(tmp_path)
+    large_settings = small_settings.model_copy(update={"models": ModelSettings(base_gguf=large)})
+    root = registry_root(small_settings)
+    v1 = _adapter(root / "v1", small_settings)
+    activate(root, "v1")
+    v2 = _adapter(root / "v2", large_settings)
+    activate(root, "v2")  # trained and activated while the large base answered
+    assert current_adapter(large_settings) == (v2, "v2")
+    assert current_adapter(small_settings) == (v1, "v1")  # back to the small base: its own adapter

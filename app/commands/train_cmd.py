@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from app.commands.args import add_collection, count, positive_float, positive_int, share
@@ -128,6 +129,25 @@ def _params(args: argparse.Namespace) -> Any:
     )
 
 
+def _print_estimate(settings: Settings, job_dir: Path) -> None:
+    """The job's expected time and memory on the model that trains, from its spec."""
+    from app.wiring.estimates import training_estimate
+    from app.wiring.models import describe_base
+    from domain.atomic import read_json
+
+    try:
+        spec = read_json(job_dir / "spec.json")
+        params = spec["params"]
+        rows = int(spec["data"]["rows"])
+        rows = min(rows, int(params.get("max_rows") or rows))
+        epochs = int(params.get("epochs") or 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    name = describe_base(settings).split(" — ")[0]
+    estimate = training_estimate(settings, rows, epochs=epochs)
+    print(f"{rows} rows × {epochs} epoch(s) on {name}: {estimate.describe()}", file=sys.stderr)
+
+
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring import jobs
     from app.wiring.training import TRAIN, start_training
@@ -157,6 +177,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             version=args.version,
             num_threads=args.threads,
         )
+        _print_estimate(settings, job_dir)
     print(f"training job {job_dir.name} (log: {job_dir / 'log.txt'})", file=sys.stderr)
     if args.detach:
         if args.json_path:

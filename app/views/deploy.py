@@ -42,6 +42,8 @@ elif label == "default":
     st.markdown("An export merges **the bundled default adapter** into the base model.")
 elif label:
     st.markdown(f"An export merges adapter **{md_escape(label)}** (the one answers use) into the base model.")
+with shown_errors():
+    st.caption(md_escape("Before you start — " + exporter.estimate()))
 
 
 def _current_job() -> str | None:

@@ -100,6 +100,15 @@ with st.form("train_form"):
         key="train_from_corr",
     )
     start = st.form_submit_button("Start training", type="primary", disabled=job_active)
+with shown_errors():
+    planned = int(data.get("base_rows") or 0)
+    if planned:
+        st.caption(
+            md_escape(
+                f"Before you start — {planned} rows, {int(defaults['epochs'])} epoch(s) on "
+                + trainer.estimate(planned, int(defaults["epochs"]))
+            )
+        )
 if job_active:
     st.caption("A training job is running; cancel it or wait before starting another.")
 if start:

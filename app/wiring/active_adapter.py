@@ -30,10 +30,19 @@ def registry_root(settings: Settings) -> Path:
 
 
 def default_adapter_dir(settings: Settings) -> Path | None:
-    """The adapter the selected collection's bundle ships, or None."""
+    """The adapter the selected collection's bundle ships for the profile that answers, or None."""
     from app.wiring.collections import get_collection
+    from app.wiring.models import profile_key
 
-    return get_collection(settings).default_adapter
+    return get_collection(settings).default_adapters().get(profile_key(settings))
+
+
+def shipped_default_adapter(settings: Settings) -> Path | None:
+    """The bundle's default adapter for this profile when it holds every file a version needs."""
+    from adapters.registry import is_complete
+
+    default = default_adapter_dir(settings)
+    return default if default is not None and is_complete(default) else None
 
 
 @dataclass(frozen=True)
@@ -98,17 +107,16 @@ def base_mismatch(settings: Settings, folder: Path, label: str | None = None) ->
 
 
 def adapter_choice(settings: Settings) -> AdapterChoice:
-    """The adapter answers use in the selected collection: its active version, else the bundled
-    default adapter (label "default") — whichever first fits the base that answers."""
-    from adapters.registry import active_version, is_complete
+    """The adapter answers use in the selected collection: its active version, else the version
+    active most recently before it, …, else the bundled default adapter (label "default") —
+    whichever first fits the base that answers (so switching the model and back keeps each
+    model's own adapter)."""
+    from adapters.registry import recently_active
 
-    candidates: list[tuple[Path, str]] = []
     root = registry_root(settings)
-    name = active_version(root)
-    if name:
-        candidates.append((root / name, name))
-    default = default_adapter_dir(settings)
-    if default is not None and is_complete(default):
+    candidates: list[tuple[Path, str]] = [(root / name, name) for name in recently_active(root)]
+    default = shipped_default_adapter(settings)
+    if default is not None:
         candidates.append((default, "default"))
     notes = []
     for folder, label in candidates:
@@ -139,14 +147,6 @@ def require_fit(settings: Settings, folder: Path, label: str | None = None) -> N
         raise AdapterMismatchError(why)
 
 
-def shipped_default_adapter(settings: Settings) -> Path | None:
-    """The bundle's default adapter when it holds every file a version needs, else None."""
-    from adapters.registry import is_complete
-
-    default = default_adapter_dir(settings)
-    return default if default is not None and is_complete(default) else None
-
-
 def adapter_versions(settings: Settings) -> list[VersionInfo]:
     """The selected collection's complete adapter versions, oldest first."""
     from adapters.registry import list_versions
@@ -173,7 +173,7 @@ def publish_version(settings: Settings, version: str, to: Path | None = None) ->
     bundle's default adapter; returns the folder written.
 
     Raises:
-        ConfigError: no ``to`` and the collection's bundle ships no default adapter.
+        ConfigError: no ``to`` and the collection's bundle names no default adapter for this profile.
         RegistryError: no such version.
     """
     from adapters.registry import publish
@@ -181,6 +181,7 @@ def publish_version(settings: Settings, version: str, to: Path | None = None) ->
     target = to or default_adapter_dir(settings)
     if target is None:
         raise ConfigError(
-            f"collection {settings.collection!r} has no bundled default adapter to publish to — pass --to FOLDER"
+            f"collection {settings.collection!r} has no bundled default adapter for this model profile to "
+            "publish to — pass --to FOLDER"
         )
     return publish(registry_root(settings), version, target)

@@ -85,10 +85,17 @@ class Collection:
         bundled = self._bundled("train_set")
         return own if own.is_file() or bundled is None else bundled
 
-    @property
-    def default_adapter(self) -> Path | None:
-        """The adapter that answers when no version of this collection is active (bundle only)."""
-        return self._bundled("default_adapter")
+    def default_adapters(self) -> dict[str, Path]:
+        """The adapters the bundle ships, by the model profile each was trained for (bundle only).
+        ``collection.json`` names one folder (for the default profile) or a profile → folder map."""
+        value = self.bundle.get("default_adapter")
+        if not value:
+            return {}
+        if isinstance(value, str):
+            return {"qwen": BUNDLE_DIR / value}
+        if isinstance(value, dict):
+            return {str(k): BUNDLE_DIR / str(v) for k, v in value.items() if v}
+        return {}
 
     @property
     def scoreboard(self) -> Path | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
-from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root
+from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root, require_fit
 from app.wiring.jobs import JobKind
 from domain.errors import DataError, ExportError
 
@@ -79,6 +79,7 @@ def export_current(
 
     Raises:
         RegistryError: the named version does not exist.
+        AdapterMismatchError: the adapter was trained on another base model.
         ExportError / ModelMissingError: as ``adapters.export.export_model``.
     """
     from adapters.export import export_model
@@ -105,6 +106,8 @@ def export_current(
         folder, label = registry_root(settings) / check_name(adapter, "adapter version"), adapter
     if folder is not None and not is_complete(folder):
         raise RegistryError(f"adapter {adapter or label!r} not found — see `hybrid adapters list`")
+    if folder is not None:
+        require_fit(settings, folder, label)  # merged into this base, it must be this base's
     build = build_messages_fn(settings)
     prompts = [build("tuned", r["question"], []) for r in gate_rows(settings, 5)]  # the golden prompts
     system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")

@@ -32,6 +32,13 @@ class RealExportBackend:
 
         return current_adapter(self.settings)[1] or "base"
 
+    def estimate(self) -> str:
+        """ "<model>: peak memory about M GB, about D GB of disk" for one export."""
+        from app.wiring.estimates import export_estimate
+        from app.wiring.models import describe_base
+
+        return f"{describe_base(self.settings).split(' — ')[0]}: {export_estimate(self.settings).describe()}"
+
     def start(self, quant: str) -> str:
         """Launch the export job for ``quant`` (one export at a time)."""
         from app.wiring.export import start_export

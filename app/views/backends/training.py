@@ -53,6 +53,14 @@ class RealTrainingBackend:
     def default_params(self) -> dict[str, Any]:
         return default_training_params()
 
+    def estimate(self, rows: int, epochs: int) -> str:
+        """ "<model>: about N min, peak memory about M GB (basis)" for training ``rows`` rows."""
+        from app.wiring.estimates import training_estimate
+        from app.wiring.models import describe_base
+
+        name = describe_base(self.settings).split(" — ")[0]
+        return f"{name}: {training_estimate(self.settings, rows, epochs=epochs).describe()}"
+
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
         checked = training_params(for_corrections=from_corrections, **params)
         job_dir = start_training(self.settings, checked, from_corrections=from_corrections)
