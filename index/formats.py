@@ -2,7 +2,8 @@
 sections whose character spans index into that text.
 
 Markdown keeps its raw text and takes sections from langchain's ``MarkdownHeaderTextSplitter``;
-HTML text is assembled from ``HTMLHeaderTextSplitter``'s output; PDF gives one section per page;
+HTML is parsed once by lxml and walked in reading order, leaving navigation and boilerplate out;
+PDF gives one section per page;
 DOCX follows its Heading styles. Finding, reading and decoding files is ``index.loaders``' job.
 """
 
@@ -91,78 +92,319 @@ def extract_markdown(text: str) -> Extracted:
     return Extracted(text, title, sections)
 
 
-_INLINE_TAGS = (
-    "a",
-    "abbr",
-    "b",
-    "bdi",
-    "bdo",
-    "cite",
-    "code",
-    "data",
-    "dfn",
-    "em",
-    "font",
-    "i",
-    "kbd",
-    "mark",
-    "q",
-    "s",
-    "samp",
-    "small",
-    "span",
-    "strong",
-    "sub",
-    "sup",
-    "time",
-    "u",
-    "var",
+# Elements never read: code, styling, embedded objects, and the page's navigation and boilerplate.
+_DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "head",
+        "title",
+        "iframe",
+        "object",
+        "embed",
+        "canvas",
+        "nav",
+        "aside",
+        "footer",
+        "button",
+        "select",
+        "textarea",
+        "input",
+        "dialog",
+    }
 )
-_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "head", "title", "iframe", "object")
+_DROP_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "toolbar"}
+)
+# class or id words of navigation and boilerplate blocks (DocBook's navheader/navfooter, AsciiDoc's
+# footer, Sphinx's sidebar and heading anchors, common site themes).
+_DROP_NAMES = frozenset(
+    {
+        "navheader",
+        "navfooter",
+        "navbar",
+        "navigation",
+        "footer",
+        "sidebar",
+        "sphinxsidebar",
+        "breadcrumb",
+        "breadcrumbs",
+        "skip-link",
+        "headerlink",
+    }
+)
+# Dropped too, unless that leaves the page without text (a page that is only a table of contents).
+_SOFT_DROP_NAMES = frozenset({"toc"})
+_HEADING_LEVELS = {f"h{i}": i for i in range(1, 7)}
+# Block elements: their text starts on a new paragraph ("\n\n"); line elements on a new line.
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "details",
+        "div",
+        "dl",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "form",
+        "hr",
+        "html",
+        "listing",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "ul",
+        "xmp",
+    }
+)
+_LINE_TAGS = frozenset({"br", "dd", "dt", "li", "tr", "option"})
+_ITEM_TAGS = frozenset({"li", "dd", "dt", "td", "th"})  # paragraphs inside these are lines
+_VERBATIM_TAGS = frozenset({"pre", "listing", "xmp", "plaintext"})
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
+_XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_HTML_SPACE = re.compile("[ \t\n\r\f\v\xa0]+")  # not U+3000: the splitter cuts Chinese on it
+_NO_BREAK, _LINE, _PARA = 0, 1, 2
 
 
-def extract_html(markup: str) -> Extracted:
-    """HTML: scripts and styles dropped, inline tags flattened into their sentences, then
-    ``HTMLHeaderTextSplitter`` yields heading-tagged blocks that are joined into the text."""
-    from bs4 import BeautifulSoup
-    from langchain_text_splitters import HTMLHeaderTextSplitter
+class _HtmlText:
+    """Collects a parsed page's text in reading order: whitespace collapsed outside ``pre``, one
+    line per line element, a blank line between blocks, every heading on its own line starting a
+    section. Breaks and separators are owed and written only before the next text, so empty
+    elements leave no blank lines."""
 
-    soup = BeautifulSoup(markup, "html.parser")
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for tag in soup.find_all(_INLINE_TAGS):
-        tag.unwrap()
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    soup.smooth()
-    splitter = HTMLHeaderTextSplitter([(k, k) for k in _HEADER_KEYS])
-    blocks: list[tuple[str, str]] = []  # (heading path, text), consecutive same-heading merged
-    for doc in splitter.split_text(str(soup)):
-        heading = HEADING_JOIN.join(doc.metadata[k] for k in _HEADER_KEYS if k in doc.metadata)
-        body = "\n".join(ln.strip() for ln in doc.page_content.split("\n") if ln.strip())
-        body = re.sub(r"[ \t]+", " ", body)
-        if not body:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.pos = 0
+        self.brk = _NO_BREAK  # the break owed before the next text
+        self.space = False  # a space is owed before the next text on this line
+        self.cell = False  # a table-cell separator is owed before the next text
+        self.line_open = False  # text was written since the last break
+        self.after_heading = False  # a heading just ended: the next block follows on the next line
+        self.sections: list[tuple[int, int, str]] = []  # (start, end, heading path)
+        self.stack: list[tuple[int, str]] = []  # open heading path (level, text)
+        self.heading_mark: int | None = None  # parts index where the open heading's text begins
+        self.heading_start = 0
+        self.before_heading = 0  # where the text before the open heading ends
+        self.verbatim: list[str] | None = None
+
+    def request(self, brk: int) -> None:
+        if self.after_heading:
+            brk = min(brk, _LINE)
+        if self.parts and brk > self.brk:
+            self.brk = brk
+        if brk:
+            self.space = self.cell = self.line_open = False
+
+    def _emit(self, s: str) -> None:
+        """Write ``s`` after whatever break or separator is owed."""
+        if self.brk:
+            self._put("\n\n" if self.brk == _PARA else "\n")
+            self.line_open = False
+        elif self.line_open and self.cell:
+            self._put(" | ")
+        elif self.line_open and self.space:
+            self._put(" ")
+        self.brk, self.cell, self.space, self.after_heading = _NO_BREAK, False, False, False
+        if self.heading_mark == len(self.parts):
+            self.heading_start = self.pos
+        self._put(s)
+        self.line_open = True
+
+    def _put(self, s: str) -> None:
+        self.parts.append(s)
+        self.pos += len(s)
+
+    def write(self, text: str) -> None:
+        """Inline text: whitespace runs become one space, none at a line's start or end."""
+        if self.verbatim is not None:
+            self.verbatim.append(text)
+            return
+        body = _HTML_SPACE.sub(" ", text)
+        if body[:1] == " ":
+            self.space = True
+        stripped = body.strip(" ")
+        if stripped:
+            self._emit(stripped)
+            self.space = body[-1] == " "
+
+    def start_verbatim(self, brk: int) -> None:
+        self.request(brk)
+        self.verbatim = []
+
+    def end_verbatim(self, brk: int) -> None:
+        """A ``pre`` block's lines as they are (indentation kept, trailing spaces and blank edge
+        lines dropped); a blank line inside it stays a paragraph break."""
+        raw, self.verbatim = "".join(self.verbatim or []), None
+        lines = [ln.rstrip() for ln in raw.expandtabs(4).split("\n")]
+        first = True
+        for line in lines:
+            if not line:
+                if not first:
+                    self.request(_PARA)
+                continue
+            if not first and self.brk == _NO_BREAK:
+                self.request(_LINE)
+            self._emit(line)
+            first = False
+        self.request(brk)
+
+    def start_heading(self) -> None:
+        self.request(_PARA)
+        self.after_heading = False
+        self.heading_mark = len(self.parts) + (1 if self.brk else 0)
+        self.heading_start = self.before_heading = self.pos
+
+    def end_heading(self, level: int) -> None:
+        mark, self.heading_mark = self.heading_mark, None
+        if mark is None or mark >= len(self.parts):  # an empty heading
+            return
+        title = _HTML_SPACE.sub(" ", "".join(self.parts[mark:])).strip().rstrip("\xb6").strip()
+        if not title:
+            return
+        self._close_section(self.before_heading)
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        self.stack.append((level, title))
+        self.sections.append((self.heading_start, -1, HEADING_JOIN.join(t for _, t in self.stack)))
+        self.request(_LINE)
+        self.after_heading = True
+
+    def _close_section(self, end: int) -> None:
+        if self.sections:
+            start, _, heading = self.sections[-1]
+            self.sections[-1] = (start, end, heading)
+        elif end > 0:
+            self.sections.append((0, end, ""))
+
+    def result(self, title: str) -> Extracted:
+        text = "".join(self.parts)
+        self._close_section(len(text))
+        found = tuple(Section(s, e, h) for s, e, h in self.sections if e > s)
+        sections = found or (Section(0, len(text)),)
+        if not title:
+            title = next((s.heading.split(HEADING_JOIN)[0] for s in sections if s.heading), "")
+        return Extracted(text, title, sections)
+
+
+def _dropped(el: object, tag: str, inside_main: int, soft: bool) -> bool:
+    get = el.get  # type: ignore[attr-defined]
+    if tag in _DROP_TAGS:
+        return True
+    if tag == "header" and not inside_main:  # a page banner; an article's own header is kept
+        return True
+    if get("hidden") is not None or get("aria-hidden") == "true":
+        return True
+    role = get("role")
+    if role and role.strip().lower() in _DROP_ROLES:
+        return True
+    names = f"{get('class') or ''} {get('id') or ''}".lower().split()
+    return any(n in _DROP_NAMES or (soft and n in _SOFT_DROP_NAMES) for n in names)
+
+
+def _walk(root: object, *, soft: bool) -> _HtmlText:
+    from lxml import etree
+
+    out = _HtmlText()
+    walker = etree.iterwalk(root, events=("start", "end", "comment"))
+    skipped: set[int] = set()
+    inside_main = items = 0
+    for event, el in walker:
+        if event == "comment":  # comments and processing instructions: only their tail is text
+            if el.tail:
+                out.write(el.tail)
             continue
-        if blocks and blocks[-1][0] == heading:
-            blocks[-1] = (heading, blocks[-1][1] + "\n" + body)
+        tag = el.tag.lower() if isinstance(el.tag, str) else ""
+        if event == "start":
+            if _dropped(el, tag, inside_main, soft):
+                skipped.add(id(el))
+                walker.skip_subtree()
+                continue
+            if tag in ("main", "article"):
+                inside_main += 1
+            level = _HEADING_LEVELS.get(tag)
+            if level is not None and out.verbatim is None:
+                out.start_heading()
+            elif tag in _VERBATIM_TAGS and out.verbatim is None:
+                out.start_verbatim(_LINE if items else _PARA)
+            elif tag in _LINE_TAGS:
+                out.request(_LINE)
+            elif tag in _BLOCK_TAGS:
+                out.request(_LINE if items else _PARA)
+            elif tag in ("td", "th"):
+                out.cell = True
+            if tag in _ITEM_TAGS:
+                items += 1
+            if el.text:
+                out.write(el.text)
+            continue
+        if id(el) in skipped:
+            skipped.discard(id(el))
         else:
-            blocks.append((heading, body))
-    parts: list[str] = []
-    sections: list[Section] = []
-    pos = 0
-    for heading, body in blocks:
-        if parts:
-            parts.append("\n\n")
-            pos += 2
-        sections.append(Section(pos, pos + len(body), heading))
-        parts.append(body)
-        pos += len(body)
-    text = "".join(parts)
-    if not title:
-        title = next((s.heading.split(HEADING_JOIN)[0] for s in sections if s.heading), "")
-    return Extracted(text, title, tuple(sections) or (Section(0, 0),))
+            if tag in ("main", "article"):
+                inside_main -= 1
+            if tag in _ITEM_TAGS:
+                items -= 1
+            level = _HEADING_LEVELS.get(tag)
+            if level is not None and out.verbatim is None:
+                out.end_heading(level)
+            elif tag in _VERBATIM_TAGS and out.verbatim is not None:
+                out.end_verbatim(_LINE if items else _PARA)
+            elif tag == "dd" or (tag in _BLOCK_TAGS and not items):
+                out.request(_PARA)
+            elif tag in _LINE_TAGS and tag != "br":
+                out.request(_LINE)
+        if el.tail:
+            out.write(el.tail)
+    return out
+
+
+def extract_html(markup: str, path: str = "") -> Extracted:
+    """HTML, parsed once by lxml (libxml2): scripts, styles, navigation, banners, footers and
+    sidebars left out; each heading starts a section and opens its own line; blocks are separated
+    by a blank line, list items and table rows by a line break (cells by " | ").
+
+    Raises:
+        DocumentError: reason 'unreadable' when libxml2 cannot make a tree of all of it.
+    """
+    from lxml import etree, html
+
+    markup = _XML_INCOMPATIBLE.sub(" ", _XML_DECLARATION.sub("", markup, count=1))
+    if not markup.strip():
+        return Extracted("", "", (Section(0, 0),))
+    parser = html.HTMLParser(huge_tree=True)  # nesting to 2048 levels, text nodes over 10 MB
+    try:
+        root = html.document_fromstring(markup, parser=parser)
+    except etree.ParserError:  # "Document is empty": comments or a doctype only
+        return Extracted("", "", (Section(0, 0),))
+    except (ValueError, etree.LxmlError) as e:
+        raise DocumentError(
+            path, "unreadable", f"not parseable as HTML ({type(e).__name__}: {e})"[:200]
+        ) from e
+    if any(err.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for err in parser.error_log):
+        raise DocumentError(
+            path,
+            "unreadable",
+            "elements nested deeper than libxml2's limit of 2048 levels (the rest of the page would be "
+            "lost) — save the page as text or fix its markup",
+        )
+    title_el = root.find("head/title")
+    title = _HTML_SPACE.sub(" ", title_el.text_content()).strip() if title_el is not None else ""
+    out = _walk(root, soft=True)
+    if not "".join(out.parts).strip():
+        out = _walk(root, soft=False)
+    return out.result(title)
 
 
 # A line that starts a list item or a numbered step: never joined to the line above.

@@ -211,7 +211,7 @@ def load_document(source: SourceFile, data: bytes) -> LoadedDocument:
         if source.kind == "markdown":
             extracted = extract_markdown(text)
         elif source.kind == "html":
-            extracted = extract_html(text)
+            extracted = extract_html(text, source.path)
         else:
             extracted = extract_plain(text)
     elif source.kind == "pdf":

@@ -3,7 +3,8 @@ keep their chunks and vectors, new and changed files are split and embedded, del
 
 Embeddings of an unfinished run are checkpointed per file (``index.checkpoint``) so a re-run after
 a crash or kill resumes instead of starting over; the new generation is committed atomically by
-``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s. A collection
+``index.store``. Loading files is ``index.loaders``', splitting ``index.splitter``'s; both run in a
+worker process ahead of the embedding for large folders (``index.reader``). A collection
 whose index was moved to Qdrant gets each new generation's vectors written there too
 (``index.move``).
 """
@@ -15,6 +16,7 @@ import json
 import logging
 import shutil
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from domain.errors import ConfigError, DocumentError, IndexStoreError
+from domain.errors import ConfigError, IndexStoreError
 from domain.progress import ProgressFn, no_progress
 from domain.types import Chunk
 from index import store
 from index.bm25 import TOKENIZER_VERSION, BM25Index, tokenize
 from index.checkpoint import clear_other_checkpoints, embed_files
-from index.loaders import SkippedFile, content_digest, load_document, read_bytes, scan_folder
+from index.loaders import SkippedFile, SourceFile, scan_folder
 from index.move import commit_with, vector_side
-from index.splitter import DocumentSplitter, SplitterSettings, index_text
+from index.reader import FileReader
+from index.splitter import SplitterSettings, index_text
 
 if TYPE_CHECKING:
     from domain.ports import Embedder
@@ -49,6 +52,8 @@ class SyncOptions:
     rebuild: bool = False
     batches_per_checkpoint: int = 512
     qdrant: QdrantServer | None = None  # the server of collections moved to one
+    reader: str = "auto"  # "process": read and split in a worker while embedding; "inline": in
+    # this process; "auto": a worker for folders of at least index.reader.WORKER_MIN_BYTES
 
 
 @dataclass
@@ -87,6 +92,98 @@ class _FileWork:
     vectors: np.ndarray | None = None
 
 
+class _EmbedFeed:
+    """Embeds files as the reader hands them over, in groups of about ``batch_size *
+    batches_per_checkpoint`` chunks (each group checkpointed per file by ``embed_files``), starting
+    with a smaller group as soon as the reader would make it wait.
+
+    Progress: "reading <path>" per file until the first group is embedded, then "embedding" with
+    chunks done (embedded or resumed) of the expected total: the chunks read so far, scaled up by
+    the share of the folder's bytes still unread until reading ends.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        pending: Path,
+        opts: SyncOptions,
+        on_progress: ProgressFn,
+        sources: list[SourceFile],
+    ) -> None:
+        self.embedder, self.pending, self.opts, self.on_progress = embedder, pending, opts, on_progress
+        self.sources = sources
+        self.total_bytes = sum(s.size for s in sources)
+        self.bytes_read = 0
+        self.queue: deque[_FileWork] = deque()
+        self.queued = 0  # chunks waiting in ``queue``
+        self.chunks_read = 0
+        self.done = 0  # chunks embedded or resumed
+        self.resumed = self.embedded = 0
+        self.started = False
+        self.finished_reading = False
+        self.group = max(1, opts.batch_size * opts.batches_per_checkpoint)
+        self.first_group = min(self.group, opts.batch_size * 8)
+
+    def reading(self, i: int, src: SourceFile) -> None:
+        self.bytes_read += src.size
+        if not self.started:
+            self.on_progress(i, len(self.sources), f"reading {src.path}")
+
+    def read_all(self) -> None:
+        self.finished_reading = True
+        if not self.started:
+            self.on_progress(len(self.sources), len(self.sources), "read")
+
+    def add(self, w: _FileWork) -> None:
+        self.queue.append(w)
+        self.queued += len(w.chunks)
+        self.chunks_read += len(w.chunks)
+
+    def expected_total(self) -> int:
+        if self.finished_reading or not self.bytes_read:
+            return self.chunks_read
+        return max(self.chunks_read, round(self.chunks_read * self.total_bytes / self.bytes_read))
+
+    def embed_some(self, *, more_waiting: bool) -> None:
+        """Embed a full group; or, when the reader has nothing at hand, whatever is queued once it
+        makes a first group."""
+        while self.queued >= self.group or (not more_waiting and self.queued >= self.first_group):
+            self._embed_group()
+
+    def embed_rest(self) -> None:
+        while self.queue:
+            self._embed_group()
+
+    def _embed_group(self) -> None:
+        group: list[_FileWork] = []
+        size = 0
+        while self.queue and (not group or size + len(self.queue[0].chunks) <= self.group):
+            w = self.queue.popleft()
+            group.append(w)
+            size += len(w.chunks)
+        self.queued -= size
+        if not self.started:
+            clear_other_checkpoints(self.pending.parent, keep=self.pending)
+            self.started = True
+        base = self.done
+
+        def report(d: int, _t: int, _m: str = "") -> None:
+            self.on_progress(base + d, self.expected_total(), "embedding")
+
+        resumed, embedded = embed_files(
+            group,
+            self.embedder,
+            self.pending,
+            batch_size=self.opts.batch_size,
+            batches_per_checkpoint=self.opts.batches_per_checkpoint,
+            on_progress=report,
+        )
+        self.resumed += resumed
+        self.embedded += embedded
+        self.done += size
+        self.on_progress(self.done, self.expected_total(), "embedding")
+
+
 def _settings_key(embedder: Embedder, splitter: SplitterSettings) -> str:
     ident = json.dumps([embedder.name, embedder.dim, splitter.identity()], sort_keys=True)
     return hashlib.sha1(ident.encode()).hexdigest()[:16]
@@ -119,28 +216,28 @@ def sync_folder(
         prev = None if opts.rebuild else _read_previous(index_dir, embedder, splitter)
         prev_files: dict[str, Any] = prev[0]["files"] if prev else {}
         sources, skipped = scan_folder(base, max_file_bytes=int(opts.max_file_mb * 1e6))
-        doc_splitter = DocumentSplitter(embedder.count_tokens, splitter)
         kept: dict[str, dict[str, Any]] = {}
         work: list[_FileWork] = []
-        for i, src in enumerate(sources):
-            on_progress(i, len(sources), f"reading {src.path}")
-            try:
-                data = read_bytes(src)
-                digest = content_digest(data)
-                old = prev_files.get(src.path)
-                if old is not None and old["sha256"] == digest:
-                    kept[src.path] = old
-                    continue
-                doc = load_document(src, data)
-                chunks = doc_splitter.split(doc, digest=digest)
-                if not chunks:
-                    raise DocumentError(src.path, "no_text", "no text left after splitting")
-            except DocumentError as e:
-                skipped.append(SkippedFile(e.path, e.reason, e.detail))
-                continue
-            status = "changed" if src.path in prev_files else "new"
-            work.append(_FileWork(src.path, digest, len(data), src.kind, doc.title, chunks, status))
-        on_progress(len(sources), len(sources), "read")
+        pending = index_dir / "pending" / _settings_key(embedder, splitter)
+        feed = _EmbedFeed(embedder, pending, opts, on_progress, sources)
+        prev_digests = {path: str(f["sha256"]) for path, f in prev_files.items()}
+        with FileReader(
+            sources, prev_digests, embedder=embedder, settings=splitter, mode=opts.reader
+        ) as reader:
+            for i, res in enumerate(reader):
+                src = res.source
+                feed.reading(i, src)
+                if res.skipped is not None:
+                    skipped.append(res.skipped)
+                elif res.chunks is None:
+                    kept[src.path] = prev_files[src.path]
+                else:
+                    status = "changed" if src.path in prev_files else "new"
+                    w = _FileWork(src.path, res.digest, res.size, src.kind, res.title, res.chunks, status)
+                    work.append(w)
+                    feed.add(w)
+                feed.embed_some(more_waiting=reader.ready())
+        feed.read_all()
         deleted = sorted(set(prev_files) - set(kept) - {w.path for w in work})
         skipped.sort(key=lambda s: s.path)
         if prev is not None and not work and not deleted:
@@ -158,16 +255,8 @@ def sync_folder(
                 resumed=0,
                 embedded=0,
             )
-        pending = index_dir / "pending" / _settings_key(embedder, splitter)
-        clear_other_checkpoints(index_dir / "pending", keep=pending)
-        resumed, embedded = embed_files(
-            work,
-            embedder,
-            pending,
-            batch_size=opts.batch_size,
-            batches_per_checkpoint=opts.batches_per_checkpoint,
-            on_progress=on_progress,
-        )
+        feed.embed_rest()
+        resumed, embedded = feed.resumed, feed.embedded
         on_progress(0, 1, "building search indexes")
         chunks, vectors, tokens, files = _assemble(prev, kept, work, embedder.dim)
         bm25 = BM25Index.build(tokens)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 from index.formats import Section, extract_markdown
 from index.loaders import LoadedDocument
 from index.splitter import DocumentSplitter, SplitterSettings, detect_lang, index_text
@@ -71,16 +74,75 @@ def test_chunk_ids_are_stable_and_path_specific() -> None:
     assert a1[0].chunk_id != b[0].chunk_id
 
 
-def test_token_counts_are_memoised_per_document() -> None:
+def _counting() -> tuple[list[str], Callable[[str], int]]:
     calls: list[str] = []
 
     def counting(text: str) -> int:
         calls.append(text)
         return COUNT(text)
 
-    text = "\n\n".join(" ".join(f"w{i}" for i in range(30)) for _ in range(8))
-    DocumentSplitter(counting, SplitterSettings(64, 0.15)).split(_doc(text), digest="abc")
-    assert len(calls) == len(set(calls))
+    return calls, counting
+
+
+def _long_text(paragraphs: int) -> str:
+    para = " ".join(f"w{i}" for i in range(30)) + ". " + " ".join(f"x{i}" for i in range(20)) + "."
+    return "\n\n".join(f"{para} p{n}" for n in range(paragraphs))
+
+
+def test_tokenizer_work_is_linear_in_the_text() -> None:
+    """Every character goes through the tokenizer once: the characters it is given add up to
+    the text's length, and twice the text costs twice the calls."""
+    work = {}
+    for paragraphs in (100, 200):
+        calls, counting = _counting()
+        text = _long_text(paragraphs)
+        chunks = DocumentSplitter(counting, SplitterSettings(64, 0.15)).split(_doc(text), digest="abc")
+        assert sum(map(len, calls)) <= len(text)
+        assert len(calls) <= len(text) / 50
+        assert chunks and all(COUNT(c.text) <= 64 for c in chunks)
+        work[paragraphs] = len(calls)
+    assert work[200] <= 2.1 * work[100]
+
+
+def test_chunks_cover_every_word_of_the_text() -> None:
+    text = _long_text(40)
+    chunks = DocumentSplitter(COUNT, SplitterSettings(48, 0.2)).split(_doc(text), digest="abc")
+    covered = [False] * len(text)
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert COUNT(c.text) <= 48
+        covered[c.start : c.end] = [True] * (c.end - c.start)
+    assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+    assert all(a.start < b.start for a, b in itertools.pairwise(chunks))  # in reading order
+
+
+def test_text_without_separators_is_cut_within_the_budget() -> None:
+    blob = "".join(f"{i:x}" for i in range(4000))  # no space, no punctuation: cut anywhere
+    calls, counting = _counting()
+    chunks = DocumentSplitter(counting, SplitterSettings(32, 0.0)).split(_doc(blob), digest="abc")
+    assert "".join(c.text for c in chunks) == blob
+    assert all(COUNT(c.text) <= 32 for c in chunks)
+    assert sum(map(len, calls)) <= 2 * len(blob)
+
+
+def test_a_piece_denser_than_expected_is_split_again() -> None:
+    """Chinese packs more tokens per character than the first guess: a piece that turns out over
+    the budget is cut further, and the result still fits."""
+    text = "员工每年有十五天带薪年假需要提前申请并由主管批准" * 30  # 720 CJK tokens, no separator
+    calls, counting = _counting()
+    chunks = DocumentSplitter(counting, SplitterSettings(64, 0.0)).split(_doc(text), digest="abc")
+    assert "".join(c.text for c in chunks) == text
+    assert all(COUNT(c.text) <= 64 for c in chunks)
+    assert sum(map(len, calls)) <= 3 * len(text)
+
+
+def test_pieces_that_end_in_their_separator_are_split_further() -> None:
+    """A sentence is a piece of its paragraph and, split at ". ", a piece of itself: the next
+    separator is tried, not the same one again."""
+    body = " ".join(f"Item 0 rule {j} applies to every team." for j in range(12))
+    text = f"# Note 0\n\n{body}\n\n## More\n\n{body}\n"
+    chunks = DocumentSplitter(COUNT, SplitterSettings(32, 0.15)).split(_doc(text), digest="abc")
+    assert len(chunks) >= 6 and all(COUNT(c.text) <= 32 + 2 for c in chunks)  # + the "# Note 0" line
 
 
 def test_detect_lang() -> None:
@@ -90,7 +152,7 @@ def test_detect_lang() -> None:
 
 
 def test_settings_identity() -> None:
-    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 4}
+    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 5}
 
 
 def test_a_lone_heading_joins_the_chunk_after_it() -> None:
