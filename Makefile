@@ -29,7 +29,7 @@ export TOKENIZERS_PARALLELISM := false
 # llama.cpp and the embedder in the same process.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test install install-1.5b install-test setup sample-index default-adapter app lint bench clean-venv
+.PHONY: run test install install-1.5b install-test setup sample-index default-adapter default-adapter-1.5b app lint bench clean-venv
 
 run: install setup sample-index app
 
@@ -88,6 +88,11 @@ sample-index: setup
 default-adapter: sample-index
 	$(BIN)/hybrid train --epochs 1 --no-gate
 	$(BIN)/hybrid adapters publish latest
+
+# The 1.5B profile's default adapter (hours on 2 cores; it is not in the repository).
+default-adapter-1.5b: install-1.5b sample-index
+	$(BIN)/hybrid train --profile qwen-1.5b --epochs 1 --no-gate
+	$(BIN)/hybrid adapters publish latest --profile qwen-1.5b
 
 app:
 	$(BIN)/hybrid app --host $(HOST) --port $(PORT)

@@ -225,6 +225,16 @@ def _history(root: Path) -> list[dict[str, Any]]:
     return list(data or [])
 
 
+def resolve_name(root: Path, version: str) -> str:
+    """``version`` with "active" and "latest" (newest by creation) made a name ("" for none)."""
+    if version == "active":
+        return _read_active(Path(root)) or ""
+    if version == "latest":
+        found = sorted(list_versions(root), key=lambda v: v.created_at)
+        return found[-1].version if found else ""
+    return version
+
+
 def recently_active(root: Path) -> list[str]:
     """Complete versions in the order they were last active: the active one first, then back
     through the activation history (each once). A collection answering with several base models
@@ -307,11 +317,7 @@ def publish(root: Path, version: str, target: Path) -> Path:
             f"{target} holds files that are not an adapter and publishing replaces the whole folder — "
             "pass an empty or new folder with --to"
         )
-    if version == "active":
-        version = _read_active(root) or ""
-    elif version == "latest":
-        found = sorted(list_versions(root), key=lambda v: v.created_at)
-        version = found[-1].version if found else ""
+    version = resolve_name(root, version)
     source = root / version if version else None
     if source is None or not NAME_RE.fullmatch(version) or not is_complete(source):
         known = ", ".join(v.version for v in list_versions(root)) or "none yet — run `hybrid train`"

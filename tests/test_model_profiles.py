@@ -314,3 +314,20 @@ def test_each_base_keeps_its_own_most_recent_adapter(tmp_path) -> None:
     activate(root, "v2")  # trained and activated while the large base answered
     assert current_adapter(large_settings) == (v2, "v2")
     assert current_adapter(small_settings) == (v1, "v1")  # back to the small base: its own adapter
+
+
+def test_publishing_to_a_profile_default_refuses_an_adapter_of_another_base(tmp_path) -> None:
+    from adapters.registry import activate
+    from app.wiring.active_adapter import default_adapter_dir, publish_version, registry_root
+
+    small_settings, _, large = _workspace_with_bases(tmp_path)
+    large_settings = small_settings.model_copy(update={"models": ModelSettings(base_gguf=large)})
+    root = registry_root(small_settings)  # the bundled collection, whose bundle names a default per profile
+    _adapter(root / "v1", large_settings)
+    activate(root, "v1")
+    target = default_adapter_dir(small_settings)
+    assert target is not None
+    before = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    with pytest.raises(AdapterMismatchError, match="adapter v1 was trained on"):
+        publish_version(small_settings, "latest")
+    assert (sorted(p.name for p in target.iterdir()) if target.is_dir() else []) == before

@@ -174,9 +174,10 @@ def publish_version(settings: Settings, version: str, to: Path | None = None) ->
 
     Raises:
         ConfigError: no ``to`` and the collection's bundle names no default adapter for this profile.
+        AdapterMismatchError: no ``to`` and the version was trained on another base than the profile's.
         RegistryError: no such version.
     """
-    from adapters.registry import publish
+    from adapters.registry import publish, resolve_name
 
     target = to or default_adapter_dir(settings)
     if target is None:
@@ -184,4 +185,9 @@ def publish_version(settings: Settings, version: str, to: Path | None = None) ->
             f"collection {settings.collection!r} has no bundled default adapter for this model profile to "
             "publish to — pass --to FOLDER"
         )
+    if to is None:  # the profile's default adapter must fit the profile's base
+        root = registry_root(settings)
+        name = resolve_name(root, version)
+        if name and (root / name).is_dir():
+            require_fit(settings, root / name, name)
     return publish(registry_root(settings), version, target)
