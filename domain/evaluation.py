@@ -107,7 +107,7 @@ def plan_modes(modes: Sequence[str], adapter: AdapterState) -> tuple[list[Mode],
     if not adapter.active:
         for m in fixed:
             if m.uses_adapter:
-                skipped[m.value] = "no adapter loaded"
+                skipped[m.value] = adapter.note or "no adapter loaded"
         fixed = [m for m in fixed if not m.uses_adapter]
     return fixed, with_auto, skipped
 
