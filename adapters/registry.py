@@ -138,17 +138,6 @@ def active_version_dir(root: Path) -> Path | None:
     return Path(root) / name if name else None
 
 
-def resolve_adapter_dir(root: Path, default_dir: Path | None) -> tuple[Path | None, str | None]:
-    """(folder, label) of the adapter to use: the active workspace version, else the bundled default
-    adapter when it is complete, else (None, None)."""
-    name = active_version(root)
-    if name:
-        return Path(root) / name, name
-    if default_dir is not None and is_complete(Path(default_dir)):
-        return Path(default_dir), "default"
-    return None, None
-
-
 def next_version_name(root: Path) -> str:
     """``v<N+1>`` where N is the highest numbered version (staging folders count too)."""
     root = Path(root)

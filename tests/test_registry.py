@@ -1,9 +1,10 @@
 """The adapter registry: staged versions appear whole or not at all, ACTIVE switches and rolls back,
-the bundled default is the fallback, and the gate decides against the adapter in use."""
+the activation history gives each base its most recent adapter, and the gate decides against the adapter in use."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,15 +93,15 @@ def test_a_broken_active_pointer_is_ignored(tmp_path):
     assert registry.active_version_dir(tmp_path) is None
 
 
-def test_the_default_adapter_is_the_fallback(tmp_path):
-    root, default = tmp_path / "adapters", tmp_path / "default_adapter"
-    default.mkdir()
-    assert registry.resolve_adapter_dir(root, default) == (None, None)
-    _fill(default)
-    assert registry.resolve_adapter_dir(root, default) == (default, "default")
-    name = _make(root)
-    registry.activate(root, name)
-    assert registry.resolve_adapter_dir(root, default) == (root / "v1", "v1")
+def test_recently_active_lists_the_active_version_then_back_through_the_history(tmp_path):
+    root = tmp_path / "adapters"
+    assert registry.recently_active(root) == []
+    for _ in range(3):
+        registry.activate(root, _make(root))
+    registry.activate(root, "v1")
+    assert registry.recently_active(root) == ["v1", "v3", "v2"]
+    shutil.rmtree(root / "v3")  # a version gone from disk is left out
+    assert registry.recently_active(root) == ["v1", "v2"]
 
 
 class FakeEvaluator:
