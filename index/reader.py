@@ -278,10 +278,10 @@ class _Worker:
     def stop(self) -> None:
         if self._process.is_alive():
             self._process.terminate()
+        self._process.join(timeout=5)  # also reaps a worker that has finished
+        if self._process.is_alive():
+            self._process.kill()
             self._process.join(timeout=5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout=5)
         self._conn.close()
 
 
