@@ -255,7 +255,7 @@ def test_the_wiring_reports_a_missing_base_model_in_one_line(tmp_path) -> None:
     with pytest.raises(ModelMissingError) as err:
         build_generator(Settings(workspace=tmp_path))
     assert "\n" not in str(err.value)
-    assert str(err.value).endswith("run `hybrid setup`")
+    assert str(err.value).endswith("run `hybrid setup --profile qwen`")
 
 
 # ----------------------------------------------------------------------------- prompt prefix reuse
