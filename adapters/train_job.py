@@ -15,7 +15,6 @@ Spec keys: ``base_hf`` (folder), ``registry`` (folder), ``params`` (TrainingPara
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from adapters import registry
 from adapters.jobs import JobReporter
+from adapters.model_info import file_sha256
 from adapters.train_params import TrainingParams
 from adapters.training_data import ChatExample, data_hash, read_examples, split_validation, write_examples
 from domain.atomic import read_json, write_json_atomic
@@ -38,14 +38,6 @@ CHECKPOINTS = "checkpoints"
 PrepareFn = Callable[[dict[str, Any], JobReporter], tuple[list[ChatExample], dict[str, Any]]]
 # gate(staged_version_dir, version_name, reporter) -> decision JSON with at least {"passed": bool}
 GateFn = Callable[[Path, str, JobReporter], dict[str, Any]]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def base_identity(base_dir: Path, given: str | None) -> str:

@@ -36,11 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring.estimates import export_estimate
     from app.wiring.export import export_current
-    from app.wiring.models import describe_base
+    from app.wiring.models import base_name
 
     if args.json_path != "-":
-        name = describe_base(settings).split(" — ")[0]
-        print(f"export of {name}: {export_estimate(settings).describe()}", file=sys.stderr)
+        print(f"export of {base_name(settings)}: {export_estimate(settings).describe()}", file=sys.stderr)
     with progress_bar(f"export {args.quant}", quiet=args.json_path == "-") as on_progress:
         report = export_current(
             settings, quant=args.quant, adapter=args.adapter, n_threads=args.threads, on_progress=on_progress

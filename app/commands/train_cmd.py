@@ -132,7 +132,7 @@ def _params(args: argparse.Namespace) -> Any:
 def _print_estimate(settings: Settings, job_dir: Path) -> None:
     """The job's expected time and memory on the model that trains, from its spec."""
     from app.wiring.estimates import training_estimate
-    from app.wiring.models import describe_base
+    from app.wiring.models import base_name
     from domain.atomic import read_json
 
     try:
@@ -143,9 +143,8 @@ def _print_estimate(settings: Settings, job_dir: Path) -> None:
         epochs = int(params.get("epochs") or 1)
     except (OSError, ValueError, KeyError, TypeError):
         return
-    name = describe_base(settings).split(" — ")[0]
     estimate = training_estimate(settings, rows, epochs=epochs)
-    print(f"{rows} rows × {epochs} epoch(s) on {name}: {estimate.describe()}", file=sys.stderr)
+    print(f"{rows} rows × {epochs} epoch(s) on {base_name(settings)}: {estimate.describe()}", file=sys.stderr)
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from domain.errors import AdapterMismatchError, ConfigError, HybridError
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from adapters.model_info import ModelInfo
     from adapters.registry import VersionInfo
 
 
@@ -78,17 +79,29 @@ def recorded_base(folder: Path) -> dict[str, Any]:
     }
 
 
-def base_mismatch(settings: Settings, folder: Path, label: str | None = None) -> str | None:
-    """None when the adapter in ``folder`` was trained on the base that answers, else a one-line
-    reason naming both. An adapter recording neither sha256 nor shape is assumed to fit (logged)."""
+def _answering_base(settings: Settings) -> tuple[str, ModelInfo] | None:
+    """(sha256, metadata) of the local base that answers; None for the remote backend or when the
+    base is not there (loading it then fails with its own message)."""
     if settings.generation.backend == "remote":
         return None
     from app.wiring.models import base_identity
 
     try:
-        sha, info = base_identity(settings)
+        return base_identity(settings)
     except (HybridError, OSError):
-        return None  # no base to compare with: loading it fails with its own message
+        return None
+
+
+def base_mismatch(
+    settings: Settings, folder: Path, label: str | None = None, *, base: tuple[str, ModelInfo] | None = None
+) -> str | None:
+    """None when the adapter in ``folder`` was trained on the base that answers (``base``, else
+    looked up), else a one-line reason naming both. An adapter recording neither sha256 nor shape
+    is assumed to fit (logged)."""
+    answering = base if base is not None else _answering_base(settings)
+    if answering is None:
+        return None
+    sha, info = answering
     rec = recorded_base(folder)
     if rec.get("sha256"):
         if rec["sha256"] == sha:
@@ -118,15 +131,16 @@ def adapter_choice(settings: Settings) -> AdapterChoice:
     default = shipped_default_adapter(settings)
     if default is not None:
         candidates.append((default, "default"))
+    base = _answering_base(settings) if candidates else None
+    if base is None:  # nothing to compare with: the first candidate, as without a base check
+        return AdapterChoice(*candidates[0]) if candidates else AdapterChoice(None, None)
     notes = []
     for folder, label in candidates:
-        why = base_mismatch(settings, folder, label)
+        why = base_mismatch(settings, folder, label, base=base)
         if why is None:
             return AdapterChoice(folder, label)
         notes.append(why)
-    if notes:
-        return AdapterChoice(None, None, "tuned modes unavailable: " + notes[0])
-    return AdapterChoice(None, None)
+    return AdapterChoice(None, None, "tuned modes unavailable: " + notes[0])
 
 
 def current_adapter(settings: Settings) -> tuple[Path | None, str | None]:

@@ -219,11 +219,11 @@ def set_profile(settings: Settings, name: str, key: str | None) -> Collection:
     Raises:
         ConfigError: a bad collection name or no such profile.
     """
-    from adapters.base_model import PROFILES
+    from adapters.base_model import get_profile
     from domain.atomic import write_json_atomic
 
-    if key is not None and key not in PROFILES:
-        raise ConfigError(f"no model profile {key!r} — choose one of {', '.join(PROFILES)}")
+    if key is not None:
+        get_profile(key)
     paths = get_collection(settings, name).paths.ensure()
     manifest = _read_manifest(paths)
     manifest.setdefault("name", paths.name)

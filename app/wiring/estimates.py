@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.wiring.collections import REPO_ROOT
 from domain.errors import HybridError
+
+if TYPE_CHECKING:
+    from adapters.model_info import ModelInfo
 
 MEMORY_OVERHEAD_GB = 1.9
 MEMORY_PER_WEIGHT_BYTE = 1.64
@@ -46,28 +50,26 @@ class Estimate:
         return ", ".join(parts) + (f" ({self.basis})" if self.basis else "")
 
 
-def _weight_bytes(settings: Settings) -> int | None:
+def _training_base(settings: Settings) -> tuple[str, ModelInfo] | None:
+    """(sha256, metadata) of the base a new adapter trains on, or None when it is not set up."""
     from app.wiring.models import base_identity
 
     try:
-        _, info = base_identity(settings, training=True)
+        return base_identity(settings, training=True)
     except (HybridError, OSError):
         return None
-    return info.parameters * 4  # the fp32 training copy
 
 
-def _peak_gb(weight_bytes: int | None) -> float | None:
-    if weight_bytes is None:
+def _peak_gb(base: tuple[str, ModelInfo] | None) -> float | None:
+    if base is None:
         return None
+    weight_bytes = base[1].parameters * 4  # the fp32 training copy
     return MEMORY_OVERHEAD_GB + MEMORY_PER_WEIGHT_BYTE * weight_bytes / 1e9
 
 
-def _history_seconds_per_row(settings: Settings) -> float | None:
-    """Seconds per training row and epoch of the newest version trained on this base here."""
-    from app.wiring.models import base_sha256
-
-    sha = base_sha256(settings, training=True)
-    if sha is None or not settings.ws.collections.is_dir():
+def _history_seconds_per_row(settings: Settings, sha: str) -> float | None:
+    """Seconds per training row and epoch of the newest version trained on base ``sha`` here."""
+    if not settings.ws.collections.is_dir():
         return None
     best: tuple[str, float] | None = None
     for params_file in settings.ws.collections.glob("*/adapters/*/params.json"):
@@ -100,15 +102,16 @@ def _bench_seconds_per_row(settings: Settings, rag_share: float) -> float | None
 
 def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_share: float = 0.4) -> Estimate:
     """Wall time and peak memory of training ``rows`` rows for ``epochs`` on the profile in use."""
-    weight_bytes = _weight_bytes(settings)
-    per_row, basis = _history_seconds_per_row(settings), "from the last adapter trained on this model here"
+    base = _training_base(settings)
+    per_row = _history_seconds_per_row(settings, base[0]) if base is not None else None
+    basis = "from the last adapter trained on this model here"
     own_files = settings.models.base_gguf is not None or settings.models.base_hf is not None
     if per_row is None and not own_files:  # the benchmark measured the profiles' models only
         per_row = _bench_seconds_per_row(settings, rag_share)
         basis = "from the project's training benchmark on a 2-core CPU"
     return Estimate(
         seconds=per_row * rows * epochs if per_row is not None else None,
-        peak_gb=_peak_gb(weight_bytes),
+        peak_gb=_peak_gb(base),
         basis=basis if per_row is not None else "",
     )
 
@@ -116,6 +119,6 @@ def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_sha
 def export_estimate(settings: Settings) -> Estimate:
     """Peak memory (the merge holds the fp32 model) and disk (an f16 GGUF on the way, then the
     quantized file) of exporting the base with an adapter."""
-    weight_bytes = _weight_bytes(settings)
-    disk = weight_bytes / 2 / 1e9 * 1.3 if weight_bytes is not None else None  # f16 + a Q4 file
-    return Estimate(seconds=None, peak_gb=_peak_gb(weight_bytes), disk_gb=disk, timed=False)
+    base = _training_base(settings)
+    disk = base[1].parameters * 2 / 1e9 * 1.3 if base is not None else None  # f16 + a Q4 file
+    return Estimate(seconds=None, peak_gb=_peak_gb(base), disk_gb=disk, timed=False)

@@ -5,7 +5,7 @@ its file name), and the llama.cpp converters. Says `run hybrid setup` when a fil
 Building the files is ``adapters.base_model``'s job.
 
 Precedence for the profile: ``HYBRID_MODELS__PROFILE`` (or the CLI's ``--profile``) when given,
-else the profile the selected collection was set to (``hybrid collection model`` or the sidebar),
+else the profile the selected collection was set to (``hybrid model use`` or the sidebar),
 else the settings' default. ``models.base_gguf`` / ``models.base_hf`` name the user's own files and
 win over any profile.
 """
@@ -39,9 +39,9 @@ def profile_key(settings: Settings) -> str:
 
 
 def profile(settings: Settings) -> Profile:
-    from adapters.base_model import PROFILES
+    from adapters.base_model import get_profile
 
-    return PROFILES[profile_key(settings)]
+    return get_profile(profile_key(settings))
 
 
 def with_profile(settings: Settings, key: str | None) -> Settings:
@@ -52,10 +52,9 @@ def with_profile(settings: Settings, key: str | None) -> Settings:
     """
     if not key:
         return settings
-    from adapters.base_model import PROFILES
+    from adapters.base_model import get_profile
 
-    if key not in PROFILES:
-        raise ConfigError(f"no model profile {key!r} — choose one of {', '.join(PROFILES)}")
+    get_profile(key)
     return settings.model_copy(update={"models": settings.models.model_copy(update={"profile": key})})
 
 
@@ -136,6 +135,12 @@ def _answers_from_hf(settings: Settings, *, training: bool) -> bool:
     return training or settings.generation.backend == "transformers"
 
 
+def _base_path(settings: Settings, *, training: bool) -> Path:
+    return (
+        base_hf_path(settings) if _answers_from_hf(settings, training=training) else base_gguf_path(settings)
+    )
+
+
 def base_identity(settings: Settings, *, training: bool = False) -> tuple[str, ModelInfo]:
     """(sha256, metadata) of the base that answers — or, with ``training``, that a new adapter is
     trained on. A materialized copy shares its GGUF's identity (it was built from it).
@@ -145,9 +150,7 @@ def base_identity(settings: Settings, *, training: bool = False) -> tuple[str, M
     """
     from adapters.model_info import identify, identity_sha256
 
-    path = (
-        base_hf_path(settings) if _answers_from_hf(settings, training=training) else base_gguf_path(settings)
-    )
+    path = _base_path(settings, training=training)
     return identity_sha256(path, settings.ws.models / IDENTITY_CACHE), identify(path)
 
 
@@ -159,13 +162,26 @@ def base_sha256(settings: Settings, *, training: bool = False) -> str | None:
         return None
 
 
+def _base_info(settings: Settings) -> ModelInfo | None:
+    """The answering base's metadata (no sha256 is computed), or None when it is not set up."""
+    from adapters.model_info import identify
+
+    try:
+        return identify(_base_path(settings, training=False))
+    except (HybridError, OSError):
+        return None
+
+
 def describe_base(settings: Settings) -> str:
     """One line naming the model that answers, from its metadata ("not set up" when absent)."""
-    try:
-        _, info = base_identity(settings)
-    except (HybridError, OSError):
-        return f"{profile(settings).label} (not set up)"
-    return info.describe()
+    info = _base_info(settings)
+    return info.describe() if info is not None else f"{profile(settings).label} (not set up)"
+
+
+def base_name(settings: Settings) -> str:
+    """The answering model's name from its metadata ("<profile label> (not set up)" when absent)."""
+    info = _base_info(settings)
+    return info.name if info is not None else f"{profile(settings).label} (not set up)"
 
 
 def tools_dir(settings: Settings) -> Path:

@@ -174,7 +174,7 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
 def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
     """The training job's gate (see ``adapters.train_job.GateFn``) for the job's ``spec``."""
     from adapters.gate import GATE_MODES, run_gate, subset_id
-    from adapters.train_job import file_sha256
+    from adapters.model_info import file_sha256
     from app.evaluation.gate import evaluate_with_adapter, gate_rows
     from app.wiring.collections import get_collection
 

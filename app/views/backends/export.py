@@ -35,9 +35,9 @@ class RealExportBackend:
     def estimate(self) -> str:
         """ "<model>: peak memory about M GB, about D GB of disk" for one export."""
         from app.wiring.estimates import export_estimate
-        from app.wiring.models import describe_base
+        from app.wiring.models import base_name
 
-        return f"{describe_base(self.settings).split(' — ')[0]}: {export_estimate(self.settings).describe()}"
+        return f"{base_name(self.settings)}: {export_estimate(self.settings).describe()}"
 
     def start(self, quant: str) -> str:
         """Launch the export job for ``quant`` (one export at a time)."""

@@ -56,10 +56,11 @@ class RealTrainingBackend:
     def estimate(self, rows: int, epochs: int) -> str:
         """ "<model>: about N min, peak memory about M GB (basis)" for training ``rows`` rows."""
         from app.wiring.estimates import training_estimate
-        from app.wiring.models import describe_base
+        from app.wiring.models import base_name
 
-        name = describe_base(self.settings).split(" — ")[0]
-        return f"{name}: {training_estimate(self.settings, rows, epochs=epochs).describe()}"
+        return (
+            f"{base_name(self.settings)}: {training_estimate(self.settings, rows, epochs=epochs).describe()}"
+        )
 
     def start(self, params: dict[str, Any], *, from_corrections: bool) -> str:
         checked = training_params(for_corrections=from_corrections, **params)
