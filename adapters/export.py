@@ -14,12 +14,14 @@ import gc
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters import gguf_splice
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
 from adapters.fsutil import fresh_temp_dir
 from adapters.gguf_checks import answers_and_speed, perplexity
@@ -44,8 +46,8 @@ IMATRIX_QUANTS = ("q4_k_m",)
 # The base GGUF is already 4-bit, so the merged weights are "base on a 4-bit grid + a small LoRA
 # delta"; rounding them to 4–5 bits again loses much of the delta. q4_k_m therefore keeps the
 # matrices the adapter changed (attention q/k/v/o by default) at q8_0 and the rest at llama.cpp's
-# Q4_K_M recipe, for a slightly larger file; every tensor the adapter leaves alone re-quantizes to
-# the same perplexity as the base's own blocks.
+# Q4_K_M recipe, for a slightly larger file. Every tensor the adapter leaves alone keeps the base
+# GGUF's own blocks (``adapters.gguf_splice``) rather than a second rounding of their decoded values.
 ADAPTER_TENSOR_TYPE = {"q4_k_m": "q8_0"}
 CALIBRATION_WINDOW = 512
 CALIBRATION_TOKENS = 8192
@@ -143,6 +145,19 @@ def _adapter_tensor_types(adapter_dir: Path | None, quant: str) -> dict[str, str
     return {pattern: kind} if pattern else None
 
 
+def _changed_pattern(adapter_dir: Path | None) -> re.Pattern[str] | None | bool:
+    """The GGUF weights the adapter changes as a pattern (None: no adapter, nothing changed), or
+    False when that is not known (a regex ``target_modules``, or whole modules saved): then no base
+    blocks are taken over."""
+    if adapter_dir is None:
+        return None
+    config = read_json(Path(adapter_dir) / "adapter_config.json")
+    pattern = adapter_tensor_pattern(config.get("target_modules") or [])
+    if pattern is None or config.get("modules_to_save"):
+        return False
+    return re.compile(pattern)
+
+
 def modelfile_text(gguf_name: str, *, system_prompt: str, chatml: bool) -> str:
     """An Ollama Modelfile for the exported file (ChatML turns when the model uses them)."""
     lines = [f"FROM ./{gguf_name}", ""]
@@ -229,7 +244,8 @@ def export_model(
             empty: quantize without one).
         served_base_gguf: the base GGUF the app answers with; with an adapter that has its GGUF
             LoRA (``lora.gguf``), the report adds the perplexity of that pair (what the app serves)
-            next to the merged file's.
+            next to the merged file's. A q4_k_m export takes over its blocks for every weight the
+            adapter left alone (``adapters.gguf_splice``; the report's ``base_blocks``).
 
     Raises:
         ExportError: unknown quant, converters missing, conversion or quantization failed.
@@ -293,21 +309,34 @@ def export_model(
     target = out / f"model-{quant}.gguf"
     imatrix = None
     adapter_types = _adapter_tensor_types(adapter_dir, quant)
+    taken: dict[str, str] = {}
     if quant != "f16":
         on_progress(2, STAGES, f"quantizing to {quant}")
         if quant in IMATRIX_QUANTS and calibration_text:
             from safetensors.numpy import load_file
 
             imatrix = load_file(str(imatrix_file))
+        if served_base_gguf is not None and quant in gguf_splice.SPLICE_TYPES:
+            changed = _changed_pattern(adapter_dir)
+            if changed is not False:
+                candidates = gguf_splice.base_types(Path(served_base_gguf), quant, changed)
+                taken = gguf_splice.matching(Path(served_base_gguf), f16, candidates)
+        staged = target.with_name(f".{target.name}.splicing") if taken else target
         quantize_gguf(
             f16,
-            target,
+            staged,
             quant,
             n_threads=n_threads,
             embedding_type=EMBEDDING_TYPE.get(quant),
             imatrix=imatrix,
-            tensor_types=adapter_types,
+            tensor_types={**(adapter_types or {}), **gguf_splice.overrides(taken)} or None,
         )
+        if taken:
+            try:
+                gguf_splice.splice(staged, Path(served_base_gguf), taken)
+                os.replace(staged, target)
+            finally:
+                staged.unlink(missing_ok=True)
 
     on_progress(3, STAGES, "golden answers and speed in llama.cpp")
     answers, tps = answers_and_speed(target, prompt_ids, max_new_tokens=max_new_tokens, n_threads=n_threads)
@@ -363,6 +392,7 @@ def export_model(
         "perplexity": {k: round(v, 4) for k, v in ppl.items()},
         "perplexity_ratio_vs_f16": round(ppl[quant] / ppl["f16"], 4),
         "imatrix": imatrix is not None,
+        "base_blocks": {"source": str(served_base_gguf), "tensors": len(taken)} if taken else None,
         "adapter_tensors": (
             {"pattern": next(iter(adapter_types)), "type": next(iter(adapter_types.values()))}
             if adapter_types

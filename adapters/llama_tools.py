@@ -132,6 +132,20 @@ QUANT_FTYPES = {
 
 # ggml_type numbers (ggml.h) for tensors a quantization may keep in another type than its recipe's.
 EMBEDDING_TYPES = {"f16": 1, "q8_0": 8}
+# ggml types a tensor override may ask for (the quantizer makes each from f16 without an
+# importance matrix); the values are ggml's own type numbers, as stored in GGUF tensor infos.
+TENSOR_TYPES = {
+    **EMBEDDING_TYPES,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q2_k": 10,
+    "q3_k": 11,
+    "q4_k": 12,
+    "q5_k": 13,
+    "q6_k": 14,
+}
 
 
 @contextmanager
@@ -206,8 +220,9 @@ def quantize_gguf(
             "q8_0") instead of the quantization's own choice.
         imatrix: GGUF tensor name -> mean squared input activation per column (see
             ``adapters.imatrix``); llama.cpp then weights each column's rounding error by it.
-        tensor_types: regular expression (searched in GGUF tensor names) -> "f16" or "q8_0" for
-            the tensors it matches, instead of the recipe's type.
+        tensor_types: regular expression (searched in GGUF tensor names) -> a ``TENSOR_TYPES`` name
+            ("q8_0", "q6_k", …) for the tensors it matches, instead of the recipe's type; the
+            first pattern that matches wins.
 
     Raises:
         ExportError: unknown ``qtype``, missing ``src``, or llama.cpp reported failure.
@@ -221,9 +236,9 @@ def quantize_gguf(
             f"embedding type {embedding_type!r} is not one of {', '.join(EMBEDDING_TYPES)} — pick one of those"
         )
     for pattern, kind in (tensor_types or {}).items():
-        if kind not in EMBEDDING_TYPES:
+        if kind not in TENSOR_TYPES:
             raise ExportError(
-                f"tensor type {kind!r} for {pattern!r} is not one of {', '.join(EMBEDDING_TYPES)} — pick one of those"
+                f"tensor type {kind!r} for {pattern!r} is not one of {', '.join(TENSOR_TYPES)} — pick one of those"
             )
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -250,7 +265,7 @@ def quantize_gguf(
             overrides = (llama_cpp.llama_model_tensor_override * (len(tensor_types) + 1))()
             for i, (pattern, kind) in enumerate(tensor_types.items()):
                 overrides[i].pattern = pattern.encode()
-                overrides[i].type = EMBEDDING_TYPES[kind]
+                overrides[i].type = TENSOR_TYPES[kind]
             overrides[len(tensor_types)].pattern = None
             params.tt_overrides = ctypes.cast(
                 overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override)

@@ -237,6 +237,63 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
     assert Counter(t for n, t in types.items() if "attn_" not in n and t != "F32") == {"Q4_K": 6, "Q6_K": 2}
 
 
+def test_a_q4_k_m_export_keeps_the_base_blocks_the_adapter_left_alone(trained, tiny_llama_dir, tools_dir):
+    """The base is a Q4_K_M GGUF and the HF base its decoded copy (as `hybrid setup` makes them):
+    every weight the adapter did not change is the base's own bytes in the export; a base GGUF
+    that is not the HF base's source gives none."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    from adapters.base_model import materialize_base_hf
+    from adapters.export import export_model
+    from adapters.llama_tools import convert_hf_to_gguf, quantize_gguf
+
+    tmp, _ = trained
+    work = tmp / "splice"
+    f16 = convert_hf_to_gguf(tiny_llama_dir, work / "base-f16.gguf", tools_dir=tools_dir)
+    base_q4 = quantize_gguf(f16, work / "base-q4_k_m.gguf", "q4_k_m", n_threads=1)
+    materialize_base_hf(base_q4, work / "base-hf")
+    prompts = [default_build_messages("tuned", f"How many leave days in team {i}?", []) for i in range(5)]
+
+    def export(base_hf: Path, label: str) -> dict:
+        return export_model(
+            base_hf=base_hf,
+            adapter_dir=tmp / "adapters" / "v1",
+            label=label,
+            exports_root=work / "exports",
+            tools_dir=tools_dir,
+            quant="q4_k_m",
+            golden_prompts=prompts,
+            heldout_text=HELDOUT,
+            calibration_text=CALIBRATION,
+            served_base_gguf=base_q4,
+            n_threads=1,
+            max_new_tokens=24,
+        )
+
+    report = export(work / "base-hf", "spliced")
+    base = {t.name: t for t in GGUFReader(base_q4).tensors}
+    out = {t.name: t for t in GGUFReader(report["path"]).tensors}
+    untouched = sorted(n for n, t in base.items() if t.tensor_type.name != "F32" and "attn_" not in n)
+    assert len(untouched) == 8 and report["base_blocks"] == {"source": str(base_q4), "tensors": 8}
+    for name in untouched:
+        assert out[name].tensor_type == base[name].tensor_type
+        assert np.array_equal(np.asarray(out[name].data), np.asarray(base[name].data)), name
+    # what the adapter changed is merged, at q8_0, and differs from the base
+    assert {out[f"blk.{i}.attn_{p}.weight"].tensor_type.name for i in range(2) for p in ("q", "v")} == {
+        "Q8_0"
+    }
+    assert not (work / "exports" / "spliced" / ".model-q4_k_m.gguf.splicing").exists()
+
+    # the original fp32 model was not decoded from base_q4: nothing of it is taken over
+    other = export(tiny_llama_dir, "unspliced")
+    assert other["base_blocks"] is None
+    theirs = {t.name: t for t in GGUFReader(other["path"]).tensors}
+    assert not np.array_equal(
+        np.asarray(theirs["blk.0.ffn_up.weight"].data), np.asarray(base["blk.0.ffn_up.weight"].data)
+    )
+
+
 def test_perplexity_matches_transformers_on_an_f16_exact_model(tiny_llama_dir, tools_dir, tmp_path):
     """The tiny model's weights are exactly representable in f16, so llama.cpp's perplexity of its f16
     GGUF must equal exp(mean NLL) computed with transformers on the same token windows."""
