@@ -77,17 +77,9 @@ def _cut(ids: Sequence[int], stops: set[int]) -> list[int]:
     return out
 
 
-def _reference_and_merge(
-    base_hf: Path,
-    adapter_dir: Path | None,
-    prompts: Sequence[Sequence[Message]],
-    merged_dir: Path,
-    max_new_tokens: int,
-    calibration_text: str = "",
-    imatrix_file: Path | None = None,
-) -> tuple[list[list[int]], list[list[int]], set[int]]:
-    """Prompt ids and transformers greedy answers (adapter applied by peft), then the merged model
-    saved, and (given calibration text) its importance matrix saved to ``imatrix_file``."""
+def reference_model(base_hf: Path, adapter_dir: Path | None) -> tuple[Any, Any]:
+    """(tokenizer, fp32 model with the adapter applied by peft, in eval mode) — the reference the
+    exported file's golden answers are compared with."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -98,6 +90,15 @@ def _reference_and_merge(
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     model.eval()
+    return tok, model
+
+
+def reference_answers(
+    tok: Any, model: Any, prompts: Sequence[Sequence[Message]], max_new_tokens: int
+) -> tuple[list[list[int]], list[list[int]], set[int]]:
+    """(prompt ids, greedy answer ids up to the first stop token, the stop ids) from transformers."""
+    import torch
+
     stops = _stop_ids(tok, model)
     encode = hf_encoder(tok)  # document and question text stays text (adapters.chat_pieces)
     prompt_ids, answers = [], []
@@ -117,6 +118,23 @@ def _reference_and_merge(
             )
             prompt_ids.append(list(ids))
             answers.append(_cut(out[0, len(ids) :].tolist(), stops))
+    return prompt_ids, answers, stops
+
+
+def _reference_and_merge(
+    base_hf: Path,
+    adapter_dir: Path | None,
+    prompts: Sequence[Sequence[Message]],
+    merged_dir: Path,
+    max_new_tokens: int,
+    calibration_text: str = "",
+    imatrix_file: Path | None = None,
+) -> tuple[list[list[int]], list[list[int]], set[int]]:
+    """Prompt ids and transformers greedy answers (adapter applied by peft), then the merged model
+    saved, and (given calibration text) its importance matrix saved to ``imatrix_file``."""
+    tok, model = reference_model(base_hf, adapter_dir)
+    prompt_ids, answers, stops = reference_answers(tok, model, prompts, max_new_tokens)
+    encode = hf_encoder(tok)
     if adapter_dir is not None:
         model = model.merge_and_unload()
     if calibration_text and imatrix_file is not None:

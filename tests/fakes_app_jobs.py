@@ -273,9 +273,17 @@ class FakeDatasets:
             "build": None,
         }
 
-    def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
+    def start(
+        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = True
+    ) -> str:
         self.started.append(
-            {"n_eval": n_eval, "n_train": n_train, "replace": replace, "check_train": check_train}
+            {
+                "n_eval": n_eval,
+                "n_train": n_train,
+                "replace": replace,
+                "check_train": check_train,
+                "judge": judge,
+            }
         )
         return "dataset-1"
 

@@ -66,11 +66,17 @@ with st.form("dataset_build_form"):
         value=False,
         key="dataset_check_train",
     )
+    judge = st.checkbox(
+        "Let the model judge each checked row: shown the passage, the question and its key facts, "
+        "it must find the facts the full answer (one more short call per row)",
+        value=True,
+        key="dataset_judge",
+    )
     started = st.form_submit_button("Build in the background", type="primary")
 if started:
     with shown_errors():
         st.session_state[f"dataset_job_{name}"] = datasets.start(
-            int(n_eval), int(n_train), replace=replace, check_train=check_train
+            int(n_eval), int(n_train), replace=replace, check_train=check_train, judge=judge
         )
         st.rerun()
 
