@@ -370,10 +370,19 @@ def export_model(
     if quant != "f16":
         ppl[quant] = perplexity(target, text_ids, window=ppl_window, n_threads=n_threads)
     lora_gguf = Path(adapter_dir) / "lora.gguf" if adapter_dir is not None else None
+    served_same: list[bool] = []
     if served_base_gguf is not None and lora_gguf is not None and lora_gguf.is_file():
         ppl["served"] = perplexity(
             Path(served_base_gguf), text_ids, window=ppl_window, n_threads=n_threads, lora_path=lora_gguf
         )
+        served_answers, _ = answers_and_speed(
+            Path(served_base_gguf),
+            prompt_ids,
+            max_new_tokens=max_new_tokens,
+            n_threads=n_threads,
+            lora_path=lora_gguf,
+        )
+        served_same = [_cut(a, stops) == r for a, r in zip(served_answers, reference, strict=True)]
 
     on_progress(5, STAGES, "writing the Modelfile and command lines")
     chatml = "<|im_start|>" in (tok.chat_template or "")
@@ -420,6 +429,8 @@ def export_model(
             "base": str(served_base_gguf),
             "lora": str(lora_gguf),
             "perplexity_ratio_vs_f16": round(ppl["served"] / ppl["f16"], 4),
+            "golden_identical": sum(served_same),
+            "golden_per_prompt": served_same,
         }
         if "served" in ppl
         else None,

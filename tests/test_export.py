@@ -178,6 +178,8 @@ def test_export_merges_converts_quantizes_and_checks(trained, tiny_llama_dir, to
     # base f16 + the f16 GGUF LoRA at run time is the merged f16 model up to f16 rounding
     assert report["served"]["lora"] == str(tmp / "adapters" / "v1" / "lora.gguf")
     assert 0.98 < report["served"]["perplexity_ratio_vs_f16"] < 1.02
+    served_same = report["served"]["golden_per_prompt"]
+    assert len(served_same) == 5 and report["served"]["golden_identical"] == sum(served_same) >= 4
     assert report["imatrix"] is False  # q8_0's quantizer has no use for one
     imatrix = load_file(str(out / "imatrix.safetensors"))
     assert set(imatrix) >= {"blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight"}

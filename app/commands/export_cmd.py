@@ -58,6 +58,8 @@ def _print(r: dict[str, Any]) -> None:
     )
     if r.get("imatrix"):
         print("  quantized with an importance matrix measured on the training text")
+    if r.get("base_blocks"):
+        print(f"  {r['base_blocks']['tensors']} weights the adapter left alone: the base GGUF's own blocks")
     if r.get("adapter_tensors"):
         a = r["adapter_tensors"]
         print(f"  weights the adapter changed ({a['pattern']}) kept at {a['type']}")
@@ -65,6 +67,11 @@ def _print(r: dict[str, Any]) -> None:
     if served:
         print(
             f"  served by the app (base GGUF + GGUF LoRA, not merged): ratio {served['perplexity_ratio_vs_f16']:.4f}"
+            + (
+                f", golden identical {served['golden_identical']}/{g['n']}"
+                if "golden_identical" in served
+                else ""
+            )
         )
     print(f"  speed: {r['tokens_per_s']:.1f} tokens/s")
     print(f"  Ollama: {r['modelfile']}")
