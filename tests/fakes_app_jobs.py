@@ -274,7 +274,7 @@ class FakeDatasets:
         }
 
     def start(
-        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = True
+        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = False
     ) -> str:
         self.started.append(
             {

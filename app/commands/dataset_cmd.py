@@ -46,11 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(a round trip: better rows, about half as long again per row)",
     )
     b.add_argument(
-        "--no-judge",
-        dest="judge",
-        action="store_false",
-        help="skip the judgement of each checked row (the model, shown the passage, the question and "
-        "its key facts, must find the facts the full answer; one more short call per row)",
+        "--judge",
+        action="store_true",
+        help="judge each checked row too: the model, shown the passage, the question and its key facts, "
+        "must find the facts the full answer (one more short call per row; it also drops good rows)",
     )
     b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
     b.add_argument(

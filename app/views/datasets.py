@@ -68,8 +68,8 @@ with st.form("dataset_build_form"):
     )
     judge = st.checkbox(
         "Let the model judge each checked row: shown the passage, the question and its key facts, "
-        "it must find the facts the full answer (one more short call per row)",
-        value=True,
+        "it must find the facts the full answer (one more short call per row; it also drops good rows)",
+        value=False,
         key="dataset_judge",
     )
     started = st.form_submit_button("Build in the background", type="primary")

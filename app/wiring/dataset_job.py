@@ -37,7 +37,7 @@ def start_dataset_job(
     fresh: bool = False,
     answers: str = "passage",
     check_train: bool = False,
-    judge: bool = True,
+    judge: bool = False,
 ) -> Path:
     """Check what can be checked now, then launch the build as a background job; returns its folder.
 

@@ -25,7 +25,7 @@ class RealDatasetBackend:
         return dataset_summary(self.settings)
 
     def start(
-        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = True
+        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = False
     ) -> str:
         from app.wiring.dataset_job import start_dataset_job
 
