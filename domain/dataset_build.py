@@ -36,7 +36,6 @@ REASONS = {
     "gives_answer_away": "the question already contains every key fact",
     "not_answered": "asked again with the passage alone, the model's answer does not hold a key fact",
     "near_duplicate": "the question is a near-duplicate of a kept question",
-    "judged_wrong": "shown the passage, the question and its key facts, the model judges the facts no full answer",
     "reference_not_in_style": "no reference in the collection's style fits the facts",
     "answer_not_in_style": "the model's answer fails the style's format checks",
     "answer_missing_fact": "the model's answer leaves out a key fact",
@@ -519,45 +518,6 @@ def check_facts(question: str, draft: Draft, chunk: Chunk, reply: str | None = N
         return Draft(question, (span,))
     reason, detail = next((p for p in problems if p[0] != "not_answered"), problems[0])
     raise Reject(reason, detail)
-
-
-JUDGE_PREFILL = "VERDICT:"
-
-
-def judge_messages(question: str, facts: Sequence[str], chunk: Chunk) -> list[Message]:
-    """The judgement: the passage, the question and its settled key facts shown together, and the
-    model asked whether the facts answer the question fully and are the passage's own answer to it
-    (not an example, not the answer to another question, not one of several the question leaves
-    open). The reply continues ``JUDGE_PREFILL``."""
-    answer = "; ".join(facts)
-    return [
-        {"role": "system", "content": "You check test questions about a text. You are strict."},
-        {
-            "role": "user",
-            "content": (
-                f'Text from {chunk.path}:\n"""\n{chunk.text.strip()}\n"""\n\n'
-                f"Question: {question}\nProposed answer: {answer}\n\n"
-                "Is the proposed answer the correct and complete answer to the question, according to "
-                "this text alone? Reply NO if the question does not name what it asks about (the text "
-                "gives different answers for different cases), if the proposed answer is only an "
-                "example, or if it answers a different question (for instance how, where the question "
-                "asks why or what for).\nReply in exactly this format:\nVERDICT: YES or VERDICT: NO"
-            ),
-        },
-    ]
-
-
-def check_judgement(reply: str) -> None:
-    """Accept only a reply whose verdict is yes.
-
-    Raises:
-        Reject: "judged_wrong" for no, or for a reply that holds no verdict.
-    """
-    body = reply.split(JUDGE_PREFILL, 1)[-1] if JUDGE_PREFILL in reply else reply
-    word = re.match(r"\W*(\w+)", body)
-    verdict = word.group(1).lower() if word else ""
-    if verdict not in ("yes", "是"):
-        raise Reject("judged_wrong", f"the model's verdict: {body.strip()[:80]!r}")
 
 
 # ----------------------------------------------------------------------------- rows in the style

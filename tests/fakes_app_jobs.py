@@ -273,17 +273,9 @@ class FakeDatasets:
             "build": None,
         }
 
-    def start(
-        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = False
-    ) -> str:
+    def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
         self.started.append(
-            {
-                "n_eval": n_eval,
-                "n_train": n_train,
-                "replace": replace,
-                "check_train": check_train,
-                "judge": judge,
-            }
+            {"n_eval": n_eval, "n_train": n_train, "replace": replace, "check_train": check_train}
         )
         return "dataset-1"
 

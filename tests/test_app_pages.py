@@ -497,9 +497,7 @@ def test_datasets_build_job_review_and_save(fakes):
     at.button(key="FormSubmitter:dataset_build_form-Build in the background").click().run()
     assert_clean(at)
     backend = fakes["datasets"]
-    assert backend.started == [
-        {"n_eval": 20, "n_train": 200, "replace": False, "check_train": False, "judge": False}
-    ]
+    assert backend.started == [{"n_eval": 20, "n_train": 200, "replace": False, "check_train": False}]
     assert "ETA" in at.get("progress")[0].proto.text
     at.button(key="dataset_cancel").click().run()
     assert backend.cancelled == ["dataset-1"]

@@ -301,9 +301,6 @@ def test_imported_lines_are_checked_one_by_one() -> None:
 # ----------------------------------------------------------------------------- a scripted model
 PASSAGE_RE = re.compile(r'^Passage from (.+?):\n"""\n(.*?)\n"""', re.S)
 CHECK_RE = re.compile(r'^Text from (.+?):\n"""\n(.*?)\n"""\n\nQuestion: (.*?)\n', re.S)
-JUDGE_RE = re.compile(
-    r'^Text from (.+?):\n"""\n(.*?)\n"""\n\nQuestion: (.*?)\nProposed answer: (.*?)\n', re.S
-)
 
 
 def good_draft(path: str, passage: str) -> str:  # noqa: ARG001
@@ -319,8 +316,8 @@ def good_draft(path: str, passage: str) -> str:  # noqa: ARG001
 class ScriptedGenerator:
     """The base model as a script: question prompts are answered by ``ask(path, passage)``, the
     round trip with the first fact of the question asked before (or the passage's first sentence when
-    ``ask`` put "elsewhere" in the question), the judgement with yes (no for a passage of a file in
-    ``refuse``), answering prompts with its facts, in ``style``. ``calls`` counts the requests."""
+    ``ask`` put "elsewhere" in the question), answering prompts with its facts, in ``style``.
+    ``calls`` counts the requests."""
 
     name = "scripted"
     has_adapter = False
@@ -330,8 +327,6 @@ class ScriptedGenerator:
         self.asked: dict[str, tuple[str, list[str]]] = {}
         self.calls = 0
         self.sampled = False
-        self.refuse: set[str] = set()
-        self.judged: list[tuple[str, str]] = []  # (question, proposed answer) as shown to the judge
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -349,11 +344,8 @@ class ScriptedGenerator:
         self.calls += 1
         self.sampled = temperature > 0
         user = messages[-1]["content"]
-        found, again, judge = PASSAGE_RE.match(user), CHECK_RE.match(user), JUDGE_RE.match(user)
-        if judge:
-            self.judged.append((judge[3], judge[4]))
-            reply = "VERDICT: NO" if judge[1] in self.refuse else "VERDICT: YES"
-        elif again:
+        found, again = PASSAGE_RE.match(user), CHECK_RE.match(user)
+        if again:
             facts = self.asked[again[3]][1]
             reply = "ANSWER: " + (ds.sentences(again[2])[0] if "elsewhere" in again[3] else facts[0])
         elif found:
@@ -467,39 +459,7 @@ def test_a_round_trip_for_training_rows_when_asked(demo) -> None:
     journal = read_jsonl(settings.ws.collection("demo").datasets / "build" / "progress.jsonl")
     checked = sum("check_output" in r for r in journal)
     assert fake.calls == len(journal) + checked and checked >= report["train"]["kept"] > 0
-    assert not any("judge_output" in r for r in journal)  # no judgement unless asked
     assert any(r.get("reason") == "not_answered" for r in journal)  # the sick-leave passage
-
-
-def test_the_judgement_when_asked_rejects_what_the_model_judges_no_full_answer(demo) -> None:
-    from app.wiring import datasets
-
-    settings, _ = demo
-    fake = ScriptedGenerator(flaky_draft)
-    fake.refuse = {"zh/门禁.md"}
-    options = datasets.BuildOptions(n_eval=40, n_train=0, judge=True)
-    report = datasets.build_datasets(settings, options, generator=fake)
-    paths = settings.ws.collection("demo")
-    journal = [r for r in read_jsonl(paths.datasets / "build" / "progress.jsonl") if r["phase"] == "eval"]
-    evals = read_jsonl(paths.eval_set)
-    judged = [r for r in journal if "judge_output" in r]
-    # every kept document row was judged, with its settled key facts; the refused file gave none
-    assert {r["question"] for r in evals if r["kind"] == "fact"} == {
-        r["row"]["question"] for r in judged if r["kept"]
-    }
-    shown = dict(fake.judged)
-    assert all(shown[r["question"]] == "; ".join(r["key_facts"]) for r in evals if r["kind"] == "fact")
-    refused = [r for r in journal if r.get("reason") == "judged_wrong"]
-    assert refused and {r["path"] for r in refused} == {"zh/门禁.md"}
-    assert not any(r["source"] == "zh/门禁.md" for r in evals)
-    assert report["eval"]["reasons"]["judged_wrong"] == len(refused)
-
-    fake = ScriptedGenerator(flaky_draft)
-    fake.refuse = {"zh/门禁.md"}
-    datasets.build_datasets(
-        settings, datasets.BuildOptions(n_eval=40, n_train=0), generator=fake, replace=True, fresh=True
-    )
-    assert not fake.judged and any(r["source"] == "zh/门禁.md" for r in read_jsonl(paths.eval_set))
 
 
 def test_training_passages_rejected_once_are_asked_again_sampled(demo) -> None:

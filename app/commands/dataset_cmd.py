@@ -45,12 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ask each training question again over its passage too, as evaluation rows always are "
         "(a round trip: better rows, about half as long again per row)",
     )
-    b.add_argument(
-        "--judge",
-        action="store_true",
-        help="judge each checked row too: the model, shown the passage, the question and its key facts, "
-        "must find the facts the full answer (one more short call per row; it also drops good rows)",
-    )
     b.add_argument("--replace", action="store_true", help="build over existing sets (they are backed up)")
     b.add_argument(
         "--fresh", action="store_true", help="discard an unfinished build instead of continuing it"
@@ -108,7 +102,6 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
             fresh=args.fresh,
             answers=args.answers,
             check_train=args.check_train,
-            judge=args.judge,
         )
         if args.json_path:
             emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
@@ -122,7 +115,6 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         answers=args.answers,
         check_train=args.check_train,
-        judge=args.judge,
     )
     datasets.check_can_build(settings, args.replace)  # before the progress bar shows
     try:

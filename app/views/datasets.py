@@ -66,17 +66,11 @@ with st.form("dataset_build_form"):
         value=False,
         key="dataset_check_train",
     )
-    judge = st.checkbox(
-        "Let the model judge each checked row: shown the passage, the question and its key facts, "
-        "it must find the facts the full answer (one more short call per row; it also drops good rows)",
-        value=False,
-        key="dataset_judge",
-    )
     started = st.form_submit_button("Build in the background", type="primary")
 if started:
     with shown_errors():
         st.session_state[f"dataset_job_{name}"] = datasets.start(
-            int(n_eval), int(n_train), replace=replace, check_train=check_train, judge=judge
+            int(n_eval), int(n_train), replace=replace, check_train=check_train
         )
         st.rerun()
 

@@ -37,7 +37,6 @@ def start_dataset_job(
     fresh: bool = False,
     answers: str = "passage",
     check_train: bool = False,
-    judge: bool = False,
 ) -> Path:
     """Check what can be checked now, then launch the build as a background job; returns its folder.
 
@@ -50,7 +49,7 @@ def start_dataset_job(
     from app.wiring.datasets import BuildOptions, prepare_build
 
     options = BuildOptions(
-        n_eval=n_eval, n_train=n_train, seed=seed, answers=answers, check_train=check_train, judge=judge
+        n_eval=n_eval, n_train=n_train, seed=seed, answers=answers, check_train=check_train
     )
     prepare_build(settings, options, replace=replace, fresh=fresh)
     spec = {"collection": settings.collection, **asdict(options), "replace": replace}

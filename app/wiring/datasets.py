@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 ANSWER_SOURCES = ("passage", "model")
 QUESTION_TOKENS = 96
 CHECK_TOKENS = 40  # the round trip's reply: one short phrase
-JUDGE_TOKENS = 4  # the judgement's reply: one word
 RETRY_SUFFIX = "~again"  # the journal key of a training passage's second, sampled attempt
 RETRY_TEMPERATURE = 0.8
 MIN_FOR_RATE = 10  # passages a phase reads before its keep rate estimates how many more it needs
@@ -60,17 +59,13 @@ class BuildOptions:
     more, longer call per row, kept only when it passes the checks). An evaluation row costs two
     calls: the question and its facts, then the round trip that asks the question again over the
     passage alone; a training row skips the round trip unless ``check_train`` (it then takes about
-    half as long again, and fewer passages make a row). With ``judge``, a row that passed the round
-    trip costs one more short call: the model, shown the passage, the question and its key facts,
-    must judge the facts the passage's full answer (``domain.dataset_build.judge_messages``). Off by
-    default: measured, it drops about two good rows for each bad one (corpus/measured/collections)."""
+    half as long again, and fewer passages make a row)."""
 
     n_eval: int = 60
     n_train: int = 200
     seed: int = 0
     answers: str = "passage"
     check_train: bool = False
-    judge: bool = False
 
     def __post_init__(self) -> None:
         if self.answers not in ANSWER_SOURCES:
@@ -248,16 +243,7 @@ class _Build:
             ds.check_messages(question, chunk), prefill=ds.CHECK_PREFILL, max_new_tokens=CHECK_TOKENS
         )
         record["check_output"] = again[:OUTPUT_CHARS]
-        settled = ds.check_facts(question, draft, chunk, again)
-        if self.options.judge:
-            verdict = self._generate(
-                ds.judge_messages(question, settled.facts, chunk),
-                prefill=ds.JUDGE_PREFILL,
-                max_new_tokens=JUDGE_TOKENS,
-            )
-            record["judge_output"] = verdict[:OUTPUT_CHARS]
-            ds.check_judgement(verdict)
-        return settled
+        return ds.check_facts(question, draft, chunk, again)
 
     def _outcome(
         self, record: dict[str, Any], make_row: Callable[[dict[str, Any]], dict[str, Any]]

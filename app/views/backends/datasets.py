@@ -24,13 +24,11 @@ class RealDatasetBackend:
 
         return dataset_summary(self.settings)
 
-    def start(
-        self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False, judge: bool = False
-    ) -> str:
+    def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:
         from app.wiring.dataset_job import start_dataset_job
 
         return start_dataset_job(
-            self.settings, n_eval, n_train, replace=replace, check_train=check_train, judge=judge
+            self.settings, n_eval, n_train, replace=replace, check_train=check_train
         ).name
 
     def status(self, job_id: str) -> dict[str, Any]:
