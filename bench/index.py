@@ -29,9 +29,12 @@ core. The real e5 embedder is used when present, else MiniLM, with a message.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
+import resource
 import shutil
 import statistics
 import sys
@@ -696,6 +699,9 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
     timed = _TimedEmbedder(embedder)
     opts = dataclasses.replace(sync_options(settings, rebuild=True), reader=reader)
     events: list[tuple[float, str]] = []
+    gc.collect()
+    _reset_peak_rss()
+    rss_before = _proc_status_mb("VmRSS")
     t0 = time.perf_counter()
     report = sync_folder(
         target,
@@ -706,6 +712,9 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
         on_progress=lambda _d, _t, m="": events.append((time.perf_counter(), m)),
     )
     wall = time.perf_counter() - t0
+    peak_rss = _proc_status_mb("VmHWM")
+    reader_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    dim = int(json.loads((Path(embedder.path) / "config.json").read_text()).get("hidden_size", 0))
     first_embed = next((t - t0 for t, m in events if m == "embedding"), None)
     config = json.loads((Path(embedder.path) / "config.json").read_text())
     gflop = encoder_gflop(config, timed.lengths)
@@ -734,7 +743,30 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
         "torch_threads": threads,
         "precision": getattr(embedder, "precision", "fp32"),
         "read_split_share_of_total": round((read_s + split_s) / (read_s + split_s + timed.seconds), 4),
+        "rss_before_sync_mb": round(rss_before, 1),
+        "peak_rss_during_sync_mb": round(peak_rss, 1),
+        "peak_growth_mb": round(peak_rss - rss_before, 1),
+        "vectors_mb": round(report.chunks_total * dim * 4 / 2**20, 1),
+        "reader_process_peak_mb": round(reader_peak, 1),
     }
+
+
+def _reset_peak_rss() -> None:
+    """Reset this process's peak resident size (VmHWM) so the next reading covers what follows
+    (Linux: writing 5 to /proc/self/clear_refs)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _proc_status_mb(field: str) -> float:
+    """A size field of /proc/self/status (VmRSS, VmHWM) in MiB (0.0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def folder_lines(r: dict) -> list[str]:
@@ -747,6 +779,9 @@ def folder_lines(r: dict) -> list[str]:
         f"  encoder {r['encoder_gflop']} GFLOP over {r['tokens_embedded']} tokens: {r['achieved_gflops']} GFLOP/s "
         f"achieved vs {r['matmul_peak_gflops_fp32']} GFLOP/s fp32 matmul peak ({r['torch_threads']} threads) = "
         f"{r['share_of_peak']:.0%}; reading+splitting {r['read_split_share_of_total']:.1%} of read+split+embed",
+        f"  memory: {r['rss_before_sync_mb']:.0f} MiB resident before indexing, peak {r['peak_rss_during_sync_mb']:.0f} "
+        f"MiB during it (+{r['peak_growth_mb']:.0f} MiB; the vectors are {r['vectors_mb']:.1f} MiB); reader process "
+        f"peak {r['reader_process_peak_mb']:.0f} MiB",
     ]
 
 
