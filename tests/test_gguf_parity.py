@@ -126,16 +126,21 @@ def test_tensor_type_overrides_pick_tensors_by_pattern(tiny_ggufs, tmp_path, cap
         tmp_path / "q4-mixed.gguf",
         "q4_k_m",
         n_threads=1,
-        tensor_types={r"^blk\.1\.ffn_(up|gate)\.weight$": "q8_0", r"attn_k\.weight$": "f16"},
+        tensor_types={
+            r"^blk\.1\.ffn_(up|gate)\.weight$": "q8_0",
+            r"attn_k\.weight$": "f16",
+            r"^blk\.0\.ffn_down\.weight$": "q5_k",
+        },
     )
     types = {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
     assert types["blk.1.ffn_up.weight"] == types["blk.1.ffn_gate.weight"] == "Q8_0"
     assert types["blk.0.ffn_up.weight"] == "Q4_K"
     assert types["blk.0.attn_k.weight"] == types["blk.1.attn_k.weight"] == "F16"
+    assert types["blk.0.ffn_down.weight"] == "Q5_K"  # any k-quant, as the export asks for a base's types
     # llama.cpp writes a line per override straight to stderr; the quantizer keeps it off the terminal
     assert "manual override" not in capfd.readouterr().err
-    with pytest.raises(ExportError, match="tensor type 'q2_k'"):
-        quantize_gguf(tiny_ggufs["f16"], tmp_path / "x.gguf", "q4_k_m", tensor_types={"attn": "q2_k"})
+    with pytest.raises(ExportError, match="tensor type 'iq2_xxs'"):
+        quantize_gguf(tiny_ggufs["f16"], tmp_path / "x.gguf", "q4_k_m", tensor_types={"attn": "iq2_xxs"})
 
 
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_k_m"])
