@@ -213,6 +213,8 @@ class FakeExporter:
                 "tokens_per_s": 42.5,
                 "perplexity": {"f16": 7.0, quant: 7.05},
                 "perplexity_ratio_vs_f16": 1.0071,
+                "base_blocks": {"source": "base.gguf", "tensors": 86},
+                "served": {"perplexity_ratio_vs_f16": 1.0071, "golden_identical": 3},
                 "modelfile": str(out / f"Modelfile-{quant}"),
                 "commands": str(out / f"run-{quant}.txt"),
                 "seconds": 1.0,

@@ -124,8 +124,10 @@ else:
                 "tokens/s": round(float(r.get("tokens_per_s") or 0), 1),
                 "perplexity": (r.get("perplexity") or {}).get(r.get("quant", ""), None),
                 "ppl vs f16": r.get("perplexity_ratio_vs_f16"),
+                "base blocks": (r.get("base_blocks") or {}).get("tensors", 0),
                 "served (base + LoRA) vs f16": (r.get("served") or {}).get("perplexity_ratio_vs_f16"),
                 "parity": f"{(r.get('golden') or {}).get('identical', '?')}/{(r.get('golden') or {}).get('n', '?')} identical",
+                "served parity": (r.get("served") or {}).get("golden_identical"),
                 "file": Path(str(r.get("path", ""))).name,
             }
             for r in reports
@@ -139,9 +141,10 @@ else:
         "q8_0 keeps the token embedding and output matrix in f16 (better parity, about 250 MB more). "
         "q4_k_m is quantized with an importance matrix measured on the training text and keeps the "
         "weights the adapter changed at q8_0 (about 16 MB more): the base is already 4-bit, and "
-        "rounding base + adapter to 4 bits again loses much of the adapter. The served column "
-        "is the base GGUF with the adapter's GGUF LoRA applied at run time, as this app answers: the "
-        "pair needs no merge at all."
+        "rounding base + adapter to 4 bits again loses much of the adapter. Base blocks: the weights "
+        "the adapter left alone, copied from the base GGUF as they are instead of rounded a second "
+        "time. The served columns are the base GGUF with the adapter's GGUF LoRA applied at run "
+        "time, as this app answers: the pair needs no merge at all."
     )
 
     names = [f"{r.get('label')} · {r.get('quant')}" for r in reports]
