@@ -153,9 +153,12 @@ def _reference_and_merge(
     return prompt_ids, answers, stops
 
 
-def _adapter_tensor_types(adapter_dir: Path | None, quant: str) -> dict[str, str] | None:
-    """{pattern of the GGUF weights the adapter changes: finer type} for ``quant``, or None."""
-    kind = ADAPTER_TENSOR_TYPE.get(quant)
+def _adapter_tensor_types(
+    adapter_dir: Path | None, quant: str, kind: str | None = None
+) -> dict[str, str] | None:
+    """{pattern of the GGUF weights the adapter changes: finer type} for ``quant`` (``kind``, else
+    ``ADAPTER_TENSOR_TYPE[quant]``), or None."""
+    kind = kind or ADAPTER_TENSOR_TYPE.get(quant)
     if adapter_dir is None or kind is None:
         return None
     config = read_json(Path(adapter_dir) / "adapter_config.json")
@@ -174,6 +177,46 @@ def _changed_pattern(adapter_dir: Path | None) -> re.Pattern[str] | None | bool:
     if pattern is None or config.get("modules_to_save"):
         return False
     return re.compile(pattern)
+
+
+def quantize_merged(
+    f16: Path,
+    target: Path,
+    quant: str,
+    *,
+    adapter_dir: Path | None,
+    base_gguf: Path | None,
+    n_threads: int,
+    imatrix: Any = None,
+    adapter_type: str | None = None,
+) -> tuple[dict[str, str] | None, int]:
+    """Quantize the merged ``f16`` file to ``target``: the adapter's weights at ``adapter_type``
+    (default ``ADAPTER_TENSOR_TYPE[quant]``), every weight it left alone as the base GGUF's own
+    blocks where ``adapters.gguf_splice`` finds them to match, the rest by llama.cpp's recipe.
+    Returns (the adapter-weight override used, how many tensors are the base's blocks)."""
+    adapter_types = _adapter_tensor_types(adapter_dir, quant, adapter_type)
+    taken: dict[str, str] = {}
+    changed = _changed_pattern(adapter_dir)
+    if base_gguf is not None and quant in gguf_splice.SPLICE_TYPES and changed is not False:
+        base = gguf_splice.tensors(Path(base_gguf))
+        taken = gguf_splice.matching(base, f16, gguf_splice.base_types(base, quant, changed))
+    staged = target.with_name(f".{target.name}.splicing") if taken else target
+    quantize_gguf(
+        f16,
+        staged,
+        quant,
+        n_threads=n_threads,
+        embedding_type=EMBEDDING_TYPE.get(quant),
+        imatrix=imatrix,
+        tensor_types={**(adapter_types or {}), **gguf_splice.overrides(taken)} or None,
+    )
+    if taken:
+        try:
+            gguf_splice.splice(staged, base, taken)
+            os.replace(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+    return adapter_types, len(taken)
 
 
 def modelfile_text(gguf_name: str, *, system_prompt: str, chatml: bool) -> str:
@@ -326,35 +369,22 @@ def export_model(
         )
     target = out / f"model-{quant}.gguf"
     imatrix = None
-    adapter_types = _adapter_tensor_types(adapter_dir, quant)
-    taken: dict[str, str] = {}
+    adapter_types, n_base_blocks = _adapter_tensor_types(adapter_dir, quant), 0
     if quant != "f16":
         on_progress(2, STAGES, f"quantizing to {quant}")
         if quant in IMATRIX_QUANTS and calibration_text:
             from safetensors.numpy import load_file
 
             imatrix = load_file(str(imatrix_file))
-        if served_base_gguf is not None and quant in gguf_splice.SPLICE_TYPES:
-            changed = _changed_pattern(adapter_dir)
-            if changed is not False:
-                candidates = gguf_splice.base_types(Path(served_base_gguf), quant, changed)
-                taken = gguf_splice.matching(Path(served_base_gguf), f16, candidates)
-        staged = target.with_name(f".{target.name}.splicing") if taken else target
-        quantize_gguf(
+        adapter_types, n_base_blocks = quantize_merged(
             f16,
-            staged,
+            target,
             quant,
+            adapter_dir=adapter_dir,
+            base_gguf=served_base_gguf,
             n_threads=n_threads,
-            embedding_type=EMBEDDING_TYPE.get(quant),
             imatrix=imatrix,
-            tensor_types={**(adapter_types or {}), **gguf_splice.overrides(taken)} or None,
         )
-        if taken:
-            try:
-                gguf_splice.splice(staged, Path(served_base_gguf), taken)
-                os.replace(staged, target)
-            finally:
-                staged.unlink(missing_ok=True)
 
     on_progress(3, STAGES, "golden answers and speed in llama.cpp")
     answers, tps = answers_and_speed(target, prompt_ids, max_new_tokens=max_new_tokens, n_threads=n_threads)
@@ -419,7 +449,7 @@ def export_model(
         "perplexity": {k: round(v, 4) for k, v in ppl.items()},
         "perplexity_ratio_vs_f16": round(ppl[quant] / ppl["f16"], 4),
         "imatrix": imatrix is not None,
-        "base_blocks": {"source": str(served_base_gguf), "tensors": len(taken)} if taken else None,
+        "base_blocks": {"source": str(served_base_gguf), "tensors": n_base_blocks} if n_base_blocks else None,
         "adapter_tensors": (
             {"pattern": next(iter(adapter_types)), "type": next(iter(adapter_types.values()))}
             if adapter_types

@@ -41,15 +41,21 @@ def _reader(path: Path, mode: str = "r") -> Any:
         raise ExportError(f"cannot read GGUF {path} ({e}) — re-run the export") from e
 
 
-def base_types(base_gguf: Path, quant: str, changed: re.Pattern[str] | None) -> dict[str, str]:
-    """{tensor name: type name} of the base's weights to take over in a ``quant`` export: those in
-    ``SPLICE_TYPES[quant]`` whose name ``changed`` (the adapter's weights) does not match."""
+def tensors(path: Path) -> dict[str, Any]:
+    """{name: tensor (gguf-py's ReaderTensor, data memory-mapped)} of a GGUF file, read once."""
+    return {t.name: t for t in _reader(path).tensors}
+
+
+def base_types(base: Mapping[str, Any], quant: str, changed: re.Pattern[str] | None) -> dict[str, str]:
+    """{tensor name: type name} of the base's weights (``tensors`` of the base GGUF) to take over in
+    a ``quant`` export: those in ``SPLICE_TYPES[quant]`` whose name ``changed`` (the adapter's
+    weights) does not match."""
     allowed = SPLICE_TYPES.get(quant, ())
     out = {}
-    for t in _reader(base_gguf).tensors:
+    for name, t in base.items():
         kind = t.tensor_type.name.lower()
-        if kind in allowed and not (changed is not None and changed.search(t.name)):
-            out[t.name] = kind
+        if kind in allowed and not (changed is not None and changed.search(name)):
+            out[name] = kind
     return out
 
 
@@ -58,15 +64,14 @@ def overrides(types: Mapping[str, str]) -> dict[str, str]:
     return {f"^{re.escape(name)}$": kind for name, kind in types.items()}
 
 
-def matching(base_gguf: Path, f16_gguf: Path, types: Mapping[str, str]) -> dict[str, str]:
+def matching(base: Mapping[str, Any], f16_gguf: Path, types: Mapping[str, str]) -> dict[str, str]:
     """The part of ``types`` whose base blocks decode to the f16 file's values, element by element
     within f16 rounding (relative ``F16_REL`` plus the subnormal step): a weight the adapter changed
     by more than rounding, or a base that is not the merged model's source, is left out."""
     import numpy as np
     from gguf.quants import dequantize
 
-    base = {t.name: t for t in _reader(base_gguf).tensors}
-    f16 = {t.name: t for t in _reader(f16_gguf).tensors}
+    f16 = tensors(f16_gguf)
     out = {}
     for name, kind in types.items():
         b, f = base.get(name), f16.get(name)
@@ -81,11 +86,11 @@ def matching(base_gguf: Path, f16_gguf: Path, types: Mapping[str, str]) -> dict[
     return out
 
 
-def splice(target: Path, base_gguf: Path, types: Mapping[str, str]) -> int:
-    """Write the base's bytes over ``target``'s tensors named in ``types``, in place; returns how
-    many. Every one must have the base's shape, type and size in ``target`` (the quantizer was
-    told so), else ExportError and ``target`` is left as the quantizer wrote it."""
-    base = {t.name: t for t in _reader(base_gguf).tensors}
+def splice(target: Path, base: Mapping[str, Any], types: Mapping[str, str]) -> int:
+    """Write the base's bytes (``tensors`` of the base GGUF) over ``target``'s tensors named in
+    ``types``, in place; returns how many. Every one must have the base's shape, type and size in
+    ``target`` (the quantizer was told so), else ExportError and ``target`` is left as the quantizer
+    wrote it."""
     dst = _reader(target, "r+")
     pairs = []
     for t in dst.tensors:
@@ -113,5 +118,5 @@ def splice(target: Path, base_gguf: Path, types: Mapping[str, str]) -> int:
         t.data[...] = b.data
     dst.data.flush()
     del dst
-    logger.info("took %d tensors' blocks from %s into %s", len(pairs), base_gguf.name, target.name)
+    logger.info("took %d tensors' blocks from the base into %s", len(pairs), target.name)
     return len(pairs)

@@ -30,18 +30,12 @@ if str(REPO) not in sys.path:
 
 
 def variant(f16: Path, base_gguf: Path, adapter_dir: Path, kind: str, out: Path) -> Path:
-    """A q4_k_m file like the export's, with the adapter's weights at ``kind``."""
-    from adapters import gguf_splice
-    from adapters.export import _changed_pattern
-    from adapters.imatrix import adapter_tensor_pattern
-    from adapters.llama_tools import quantize_gguf
-    from domain.atomic import read_json
+    """A q4_k_m file made as the export makes it, with the adapter's weights at ``kind``."""
+    from adapters.export import quantize_merged
 
-    changed = _changed_pattern(adapter_dir)
-    pattern = adapter_tensor_pattern(read_json(adapter_dir / "adapter_config.json")["target_modules"])
-    taken = gguf_splice.matching(base_gguf, f16, gguf_splice.base_types(base_gguf, "q4_k_m", changed))
-    quantize_gguf(f16, out, "q4_k_m", tensor_types={pattern: kind, **gguf_splice.overrides(taken)})
-    gguf_splice.splice(out, base_gguf, taken)
+    quantize_merged(
+        f16, out, "q4_k_m", adapter_dir=adapter_dir, base_gguf=base_gguf, n_threads=2, adapter_type=kind
+    )
     return out
 
 

@@ -714,9 +714,9 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
     wall = time.perf_counter() - t0
     peak_rss = _proc_status_mb("VmHWM")
     reader_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    dim = int(json.loads((Path(embedder.path) / "config.json").read_text()).get("hidden_size", 0))
     first_embed = next((t - t0 for t, m in events if m == "embedding"), None)
     config = json.loads((Path(embedder.path) / "config.json").read_text())
+    dim = int(config.get("hidden_size", 0))
     gflop = encoder_gflop(config, timed.lengths)
     threads = torch.get_num_threads()
     peak = matmul_peak_gflops(threads)
