@@ -49,10 +49,12 @@ class IndexSettings(BaseModel):
     batch_size: int = Field(
         8, ge=1, description="Texts embedded per batch; larger batches use more memory and pad more."
     )
-    embed_precision: Literal["auto", "bf16", "fp32"] = Field(
+    embed_precision: Literal["auto", "bf16", "fp32", "int8"] = Field(
         "auto",
-        description="Embedder arithmetic: bf16 (faster where the CPU has AVX-512 BF16 or AMX, vectors "
-        "checked against fp32), fp32, or auto (bf16 where it is native).",
+        description="Embedder arithmetic: bf16 (faster where the CPU has AVX-512 BF16 or AMX), fp32, "
+        "int8 (the encoder's int8 copy run by ONNX Runtime, built and checked against fp32 by "
+        "`hybrid setup`), or auto (bf16 where it is native, else fp32). An index is built at one "
+        "precision; int8 and float indexes are not mixed.",
     )
 
 

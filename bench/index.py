@@ -16,8 +16,9 @@
 4. ``--folder PATH``: index one folder into a temporary workspace with the real embedder (at most
    ``--max-chunks`` chunks: the first files in path order) and print the seconds spent reading,
    splitting (timed in-process beforehand) and embedding (inside ``sync_folder``), chunks per
-   second, and the encoder's achieved GFLOP/s against a torch fp32 matmul peak measured in the
-   same run with the same threads.
+   second, and the encoder's achieved GFLOP/s against a matmul peak for the precision in use
+   (``HYBRID_INDEX__EMBED_PRECISION``: torch fp32 ``mm``, or ONNX Runtime's int8 ``MatMulInteger``
+   for the int8 embedder) measured in the same run with the same threads.
 
 Run: ``python bench/index.py [--chunks 600] [--runs 3] [--sizes 20000,100000]`` (several minutes on
 a CPU; use nohup). The issue's figures come from ``--chunks 20000 --runs 3``: about 70 minutes on one
@@ -609,6 +610,38 @@ def matmul_peak_gflops(threads: int, n: int = 1024, reps: int = 5) -> float:
         torch.set_num_threads(before)
 
 
+def int8_matmul_peak_gops(threads: int, n: int = 1024, reps: int = 5) -> float:
+    """The best int8 GOP/s of an n x n u8 x s8 matrix product (ONNX Runtime's MatMulInteger, the
+    kernel the int8 embedder's projections run on) over ``reps`` rounds with ``threads`` threads."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-64, 64, (n, n), dtype=np.int8), name="B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "peak",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = rng.integers(0, 255, (n, n), dtype=np.uint8)
+    session.run(None, {"A": a})
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(4):
+            session.run(None, {"A": a})
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    del onnx
+    return best
+
+
 def encoder_gflop(config: dict, lengths: list[int]) -> float:
     """Multiply-add work of a BERT-style encoder over sequences of ``lengths`` tokens (no padding):
     per layer 4 d^2 (attention projections) + 2 d f (feed-forward) per token, and 2 n d per token
@@ -715,11 +748,13 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
     peak_rss = _proc_status_mb("VmHWM")
     reader_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     first_embed = next((t - t0 for t, m in events if m == "embedding"), None)
-    config = json.loads((Path(embedder.path) / "config.json").read_text())
+    source = Path(getattr(embedder, "source", None) or embedder.path)  # the int8 copy names its fp32 folder
+    config = json.loads((source / "config.json").read_text())
     dim = int(config.get("hidden_size", 0))
     gflop = encoder_gflop(config, timed.lengths)
     threads = torch.get_num_threads()
-    peak = matmul_peak_gflops(threads)
+    precision = getattr(embedder, "precision", "fp32")
+    peak = int8_matmul_peak_gops(threads) if precision == "int8" else matmul_peak_gflops(threads)
     achieved = gflop / timed.seconds if timed.seconds else 0.0
     return {
         "folder": str(folder),
@@ -738,10 +773,11 @@ def bench_folder(settings, embedder, folder: Path, max_chunks: int, reader: str,
         "tokens_embedded": sum(timed.lengths),
         "encoder_gflop": round(gflop, 1),
         "achieved_gflops": round(achieved, 1),
-        "matmul_peak_gflops_fp32": round(peak, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "peak_kind": "int8 u8 x s8 (onnxruntime MatMulInteger)" if precision == "int8" else "fp32 (torch mm)",
         "share_of_peak": round(achieved / peak, 3) if peak else None,
         "torch_threads": threads,
-        "precision": getattr(embedder, "precision", "fp32"),
+        "precision": precision,
         "read_split_share_of_total": round((read_s + split_s) / (read_s + split_s + timed.seconds), 4),
         "rss_before_sync_mb": round(rss_before, 1),
         "peak_rss_during_sync_mb": round(peak_rss, 1),
@@ -777,7 +813,8 @@ def folder_lines(r: dict) -> list[str]:
         f"(in-process, timed beforehand); embedding {r['embed_s']:.2f} s; sync_folder wall {r['sync_wall_s']:.2f} s, "
         f"first embedding at {r['first_embedding_at_s']} s; {r['chunks_per_s']:.2f} chunks/s",
         f"  encoder {r['encoder_gflop']} GFLOP over {r['tokens_embedded']} tokens: {r['achieved_gflops']} GFLOP/s "
-        f"achieved vs {r['matmul_peak_gflops_fp32']} GFLOP/s fp32 matmul peak ({r['torch_threads']} threads) = "
+        f"achieved at {r['precision']} vs {r['matmul_peak_gflops']} GOP/s {r['peak_kind']} matmul peak "
+        f"({r['torch_threads']} threads) = "
         f"{r['share_of_peak']:.0%}; reading+splitting {r['read_split_share_of_total']:.1%} of read+split+embed",
         f"  memory: {r['rss_before_sync_mb']:.0f} MiB resident before indexing, peak {r['peak_rss_during_sync_mb']:.0f} "
         f"MiB during it (+{r['peak_growth_mb']:.0f} MiB; the vectors are {r['vectors_mb']:.1f} MiB); reader process "

@@ -29,6 +29,9 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    # "fp32", "bf16" or "int8": recorded with an index, which is never mixed across int8 and float.
+    precision: str
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_passages(

@@ -105,8 +105,20 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def vector_family(precision: str | None) -> str:
+    """ "int8" for int8 vectors, "float" for fp32 and bf16 (bf16 encodes to fp32 vectors within
+    rounding); an index without a record was built at fp32."""
+    return "int8" if precision == "int8" else "float"
+
+
 def check_compatible(
-    manifest: dict[str, Any], *, embedder_name: str, dim: int, splitter: dict[str, int], tokenizer: int
+    manifest: dict[str, Any],
+    *,
+    embedder_name: str,
+    dim: int,
+    splitter: dict[str, int],
+    tokenizer: int,
+    precision: str = "fp32",
 ) -> None:
     """Raise IndexMismatchError unless the index was built with these settings."""
     built_emb = manifest["embedder"]
@@ -114,6 +126,12 @@ def check_compatible(
     if (built_emb.get("name"), built_emb.get("dim")) != (embedder_name, dim):
         problems.append(
             f"embedder {built_emb.get('name')}/{built_emb.get('dim')}, settings say {embedder_name}/{dim}"
+        )
+    built_precision = str(built_emb.get("precision") or "fp32")
+    if vector_family(built_precision) != vector_family(precision):
+        problems.append(
+            f"{built_precision} embeddings, settings say {precision} (int8 and float vectors are never "
+            "mixed; set HYBRID_INDEX__EMBED_PRECISION to match)"
         )
     if manifest["splitter"] != splitter:
         b, s = manifest["splitter"], splitter
@@ -272,6 +290,7 @@ def open_index(
     dim: int,
     splitter: dict[str, int],
     tokenizer: int,
+    precision: str = "fp32",
     qdrant: QdrantServer | None = None,
 ) -> LoadedIndex:
     """Open the live generation after checking it was built with these settings; a generation
@@ -280,7 +299,7 @@ def open_index(
     Raises:
         IndexStoreError: no index there (the message says how to build one), unreadable files, or
             its Qdrant store unreachable or missing.
-        IndexMismatchError: built with another embedder, splitter or tokenizer.
+        IndexMismatchError: built with another embedder, splitter, tokenizer or vector precision.
     """
     from index.bm25 import BM25Index
     from index.qdrant_store import QdrantStore
@@ -293,7 +312,14 @@ def open_index(
             f"`hybrid index PATH --collection {index_label(index_dir)}`"
         )
     manifest = read_manifest(index_dir) or {}
-    check_compatible(manifest, embedder_name=embedder_name, dim=dim, splitter=splitter, tokenizer=tokenizer)
+    check_compatible(
+        manifest,
+        embedder_name=embedder_name,
+        dim=dim,
+        splitter=splitter,
+        tokenizer=tokenizer,
+        precision=precision,
+    )
     hint = rebuild_hint(index_label(index_dir), manifest.get("root"))
     entry = manifest.get("qdrant")
     store: VectorStore | QdrantStore

@@ -185,7 +185,9 @@ class _EmbedFeed:
 
 
 def _settings_key(embedder: Embedder, splitter: SplitterSettings) -> str:
-    ident = json.dumps([embedder.name, embedder.dim, splitter.identity()], sort_keys=True)
+    # int8 vectors get their own checkpoint; float ones keep the key they always had.
+    family = [store.vector_family(embedder.precision)] if embedder.precision == "int8" else []
+    ident = json.dumps([embedder.name, embedder.dim, splitter.identity(), *family], sort_keys=True)
     return hashlib.sha1(ident.encode()).hexdigest()[:16]
 
 
@@ -273,7 +275,7 @@ def sync_folder(
         manifest = {
             "name": store.index_label(index_dir),
             "root": str(base),
-            "embedder": {"name": embedder.name, "dim": embedder.dim},
+            "embedder": {"name": embedder.name, "dim": embedder.dim, "precision": embedder.precision},
             "splitter": splitter.identity(),
             "bm25_tokenizer": TOKENIZER_VERSION,
             "ann": vstore.report.to_dict(),
@@ -327,6 +329,7 @@ def _read_previous(
         dim=embedder.dim,
         splitter=built if older_code else wanted,
         tokenizer=TOKENIZER_VERSION,
+        precision=embedder.precision,
     )
     if older_code:
         # Same settings, older extraction/splitting code: its chunks are stale, so every file is

@@ -24,6 +24,8 @@ class FakeEmbedder:
     """Hashing embedder with inspectable counters (``passages_embedded``, ``queries_embedded``,
     ``passage_calls``)."""
 
+    precision = "fp32"
+
     def __init__(self, *, dim: int = 64, name: str = "fake-ngram", delay_s: float = 0.0) -> None:
         self._dim = dim
         self._name = name

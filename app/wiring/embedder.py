@@ -39,24 +39,44 @@ def resolve_embedder(settings: Settings) -> tuple[Path, str]:
     return folder, folder.name
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The process-wide embedder for these settings (built once per folder, thread-safe).
+def int8_folder(settings: Settings) -> Path:
+    """Where the int8 copy of the configured embedder lives (built by `hybrid setup`)."""
+    _, name = resolve_embedder(settings)
+    return settings.ws.models / f"{name}-int8"
 
-    Raises:
-        ModelMissingError: the folder is missing or does not load (message says to run `hybrid setup`).
-    """
-    folder, name = resolve_embedder(settings)
+
+def embed_precision(settings: Settings) -> str:
+    """The precision the embedder runs at: "auto" made concrete (bf16 where this CPU has native
+    bf16 matmuls, else fp32); "int8" and the others as set."""
     precision = settings.index.embed_precision
     if precision == "auto":
         from index.embedder import fast_bf16_cpu
 
         precision = "bf16" if fast_bf16_cpu() else "fp32"
+    return precision
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings (built once per folder and precision,
+    thread-safe).
+
+    Raises:
+        ModelMissingError: the folder is missing or does not load (message says to run `hybrid setup`).
+    """
+    folder, name = resolve_embedder(settings)
+    precision = embed_precision(settings)
+    if precision == "int8":
+        folder = int8_folder(settings)
     with _BUILD_LOCK:
         return _load(str(folder), name, precision)
 
 
 @functools.lru_cache(maxsize=4)
 def _load(folder: str, name: str, precision: str) -> Embedder:
+    if precision == "int8":
+        from index.int8_embedder import Int8Embedder
+
+        return Int8Embedder(Path(folder), name=name)
     from index.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(Path(folder), name=name, precision=precision)

@@ -147,7 +147,7 @@ def open_index(
 
     Raises:
         IndexStoreError: no such index (the message says how to build it).
-        IndexMismatchError: built with another embedder or splitter settings.
+        IndexMismatchError: built with another embedder, splitter settings or vector precision.
     """
     from app.wiring.embedder import build_embedder
     from index.store import current_generation
@@ -156,7 +156,14 @@ def open_index(
     folder = index_dir(settings, name)
     gen = current_generation(folder)
     split = splitter_settings(settings).identity()
-    key = (str(folder), gen.name if gen else "", emb.name, emb.dim, tuple(sorted(split.items())))
+    key = (
+        str(folder),
+        gen.name if gen else "",
+        emb.name,
+        emb.dim,
+        tuple(sorted(split.items())),
+        emb.precision,
+    )
     with _OPEN_LOCK:
         return _open_cached(*key, qdrant_server(settings))
 
@@ -168,6 +175,7 @@ def _open_cached(
     emb_name: str,
     dim: int,
     split: tuple[tuple[str, int], ...],
+    precision: str,
     qdrant: QdrantServer,
 ) -> LoadedIndex:
     from index.bm25 import TOKENIZER_VERSION
@@ -180,6 +188,7 @@ def _open_cached(
         dim=dim,
         splitter=dict(split),
         tokenizer=TOKENIZER_VERSION,
+        precision=precision,
         qdrant=qdrant,
     )
 

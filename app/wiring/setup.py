@@ -62,6 +62,20 @@ def _embedder(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[
     return setup_embedder(settings.ws.embedder, force=force, on_progress=on_progress)
 
 
+def _embedder_int8(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:
+    from app.wiring.embedder import int8_folder, resolve_embedder
+    from index.int8_export import ParityError, setup_int8
+
+    source, name = resolve_embedder(settings)
+    try:
+        return setup_int8(source, int8_folder(settings), name=name, force=force, on_progress=on_progress)
+    except ParityError as e:
+        if settings.index.embed_precision == "int8":
+            raise
+        # fp32 stays in use; the refusal is reported, and int8 cannot be selected until it passes.
+        return {"name": "embedder_int8", "path": str(int8_folder(settings)), "status": f"not kept: {e}"}
+
+
 def _converters(settings: Settings, force: bool, on_progress: ProgressFn) -> dict[str, Any]:  # noqa: ARG001
     from adapters.llama_tools import extract_converters
 
@@ -78,6 +92,7 @@ STEPS: tuple[tuple[str, str, StepFn], ...] = (
     ("base_gguf", "assemble and verify the profile's GGUF", _base_gguf),
     ("base_hf", "materialize the fp32 training copy", _base_hf),
     ("embedder", "convert multilingual-e5-small and check parity", _embedder),
+    ("embedder_int8", "build the embedder's int8 copy and check it against fp32", _embedder_int8),
     ("converters", "extract llama.cpp's GGUF converters", _converters),
 )
 
