@@ -3,9 +3,15 @@ on (scale 1.0) or off per request on the context, so the same weights serve base
 
 Owns prompt formatting with the model's own chat template (from the GGUF metadata), streaming text
 pieces with UTF-8 kept intact across tokens, and the context's memory: a request evaluates only
-the tokens after the longest prefix it shares with the previous one (llama.cpp keeps the rest),
-and switching the adapter on or off clears it, so base and tuned never share a cached token. Which
-model and adapter to load is the wiring's business.
+the tokens after the prefix it shares with the previous one (llama.cpp keeps the rest), and
+switching the adapter on or off clears it, so base and tuned never share a cached token.
+
+Reuse never changes an answer. A prompt is evaluated in batches that start only at its own
+boundaries: after each end-of-turn token (the system prompt and worked example end there) and every
+``n_batch`` tokens within a turn. A request keeps the cached tokens up to the last such boundary it
+shares with what the context holds, and only tokens that were themselves evaluated in such
+batches, so it runs the very same batches as a cold start and gets the same numbers; its last
+prompt token is always evaluated alone. Which model and adapter to load is the wiring's business.
 """
 
 from __future__ import annotations
@@ -125,6 +131,7 @@ class LlamaCppGenerator:
             self._adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapter)
             self._scales = (ctypes.c_float * 1)(1.0)
         self._adapter_on = False
+        self._aligned = 0  # leading tokens held whose memory came from boundary-aligned batches
         self._newline = self._llm.tokenize(b"\n", add_bos=False, special=False)[-1]
         self._piece_cache: dict[int, tuple[bytes, bool]] = {}
         self._formatter = self._chat_formatter()
@@ -316,7 +323,9 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         with self._lock:
             self._switch_adapter(adapter)
-            # llama-cpp-python evaluates only what follows the prefix the context already holds.
+            self._prime(prompt_ids[:-1])
+            # The context now holds all but the last prompt token: llama-cpp-python evaluates that
+            # one alone and generates.
             tokens = self._llm.generate(
                 prompt_ids,
                 top_k=GREEDY_TOP_K if temperature <= 0 else SAMPLING_TOP_K,
@@ -335,17 +344,41 @@ class LlamaCppGenerator:
                 tokens.close()
 
     def _evaluate(self, ids: list[int]) -> None:
-        """Bring the context to exactly ``ids`` evaluated, reusing the prefix it shares with what
-        it holds (at least the last token is evaluated, so the scores are fresh)."""
+        """Bring the context to exactly ``ids`` evaluated, reusing what it may (``_prime``); the
+        last token is evaluated alone, so the scores are fresh."""
+        self._prime(ids[:-1])
+        self._llm.eval(ids[-1:])
+
+    def _batch_starts(self, ids: Sequence[int]) -> list[int]:
+        """Where evaluation batches of ``ids`` start: 0, after every end-of-turn token, and every
+        ``n_batch`` tokens within a turn. They depend on the prompt alone, never on the cache."""
+        ends = [i + 1 for i, t in enumerate(ids) if self._lib.llama_vocab_is_eog(self._vocab, int(t))]
+        turns = [0, *(e for e in ends if e < len(ids))]
+        step = max(1, int(self._llm.n_batch))
+        starts: list[int] = []
+        for a, b in zip(turns, [*turns[1:], len(ids)], strict=True):
+            starts.extend(range(a, b, step))
+        return starts
+
+    def _prime(self, ids: Sequence[int]) -> None:
+        """Hold exactly ``ids`` evaluated: keep the cached tokens up to the last batch start they
+        share with ``ids`` (counting only tokens that came from aligned batches), evaluate the rest
+        batch by batch from there."""
         llm = self._llm
-        held = llm.n_tokens
+        ids = list(ids)
         same = 0
-        for a, b in zip(llm.input_ids[:held].tolist(), ids, strict=False):
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), ids, strict=False):
             if a != b:
                 break
             same += 1
-        self._keep(min(same, len(ids) - 1))
-        llm.eval(ids[llm.n_tokens :])
+        usable = min(same, self._aligned)
+        starts = self._batch_starts(ids)
+        keep = max((p for p in starts if p <= usable), default=0)
+        self._keep(keep)
+        for a, b in zip(starts, [*starts[1:], len(ids)], strict=True):
+            if a >= keep:
+                llm.eval(ids[a:b])
+        self._aligned = len(ids)
 
     def _keep(self, n: int) -> None:
         """Forget every evaluated token after the first ``n`` (never claims more than it holds)."""
@@ -355,6 +388,7 @@ class LlamaCppGenerator:
             return
         self._llm._ctx.kv_cache_seq_rm(-1, n, -1)
         self._llm.n_tokens = n
+        self._aligned = min(self._aligned, n)
 
     def _encode_text(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -401,6 +435,7 @@ class LlamaCppGenerator:
 
     def _reset(self) -> None:
         """Forget every token of the previous request: position counter and the whole KV memory."""
+        self._aligned = 0
         self._llm.reset()
         memory = self._lib.llama_get_memory(self._llm.ctx)
         if memory is not None:

@@ -5,8 +5,9 @@ reuse — over N evaluation questions of a collection, greedy, in one run.
 Each question is retrieved once and answered in the chosen mode twice: once in the cold pass (the
 generator forgets before each of its calls, so the system prompt, the worked example and the
 passages are evaluated every time) and once in the warm pass (questions in the same order; each
-request reuses whatever prefix it shares with the one before — the system prompt and worked
-example across questions, the whole prompt between an answer's lines). The warm pass starts after
+request reuses the prefix it shares with the one before, up to the last batch start the two
+share — the system prompt and worked example across questions, the question's turn between an
+answer's lines). The warm pass starts after
 one warm-up question that is not counted. Prints first-token p50/p90, decode tokens/s and whether
 every answer is identical between the passes.
 

@@ -171,6 +171,7 @@ class FakeIndexer:
     progress: list[tuple[int, int, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     rebuilds: list[bool] = field(default_factory=list)
+    precisions: dict[str, str] = field(default_factory=dict)
 
     def index_names(self) -> list[str]:
         return sorted(self.docs)
@@ -185,7 +186,7 @@ class FakeIndexer:
             "n_chunks": n_chunks,
             "n_files": len(self.docs[name]),
             "n_skipped": 1,
-            "embedder": {"name": "fake-ngram", "dim": 64},
+            "embedder": {"name": "fake-ngram", "dim": 64, "precision": self.precision(name)},
             "updated_at": "now",
             "generation": "gen-000001",
         }
@@ -222,9 +223,19 @@ class FakeIndexer:
     def chunks(self, name: str, path: str) -> list[Chunk]:
         return list(self.docs.get(name, {}).get(path, []))
 
+    def precision(self, name: str) -> str:
+        return self.precisions.get(name, "fp32")
+
     def sync(
-        self, folder: str | Path, *, name: str, rebuild: bool = False, on_progress: ProgressFn = no_progress
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        rebuild: bool = False,
+        precision: str | None = None,
+        on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]:
+        self.precisions[name] = precision or "fp32"
         base = Path(folder)
         if not base.is_dir():
             raise ConfigError(f"{folder} is not a folder — pass the folder that holds your documents")

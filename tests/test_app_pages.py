@@ -259,6 +259,25 @@ def test_index_resync_and_delete(fakes, tmp_path):
     assert any("Collection 'sample' has no index yet" in i.value.replace("\\", "") for i in at.info)
 
 
+def test_index_vectors_switch_to_int8_rebuilds_and_resync_keeps_it(fakes, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Alpha.\n", encoding="utf-8")
+    indexer = fakes["indexer"]
+    indexer.sync(docs, name="sample")
+    at = page("index_page")
+    assert any("fp32 vectors" in c.value for c in at.caption)
+    at.text_input(key="index_folder_sample").input(str(docs))
+    at.radio(key="index_precision_sample").set_value("int8").run()
+    assert any("embeds every document again" in i.value for i in at.info)
+    at.button(key="index_go").click().run()
+    assert_clean(at)
+    assert (indexer.rebuilds[-1], indexer.precisions["sample"]) == (True, "int8")
+    assert any("int8 vectors" in c.value for c in at.caption)
+    at.button(key="index_resync").click().run()
+    assert (indexer.rebuilds[-1], indexer.precisions["sample"]) == (False, "int8")
+
+
 @pytest.mark.usefixtures("fakes")
 def test_index_bad_folder_shows_the_next_step(tmp_path):
     at = page("index_page")

@@ -290,8 +290,44 @@ def test_a_request_sharing_a_prefix_evaluates_only_the_rest_and_answers_as_a_col
         warm = _answer(llama_gen, messages, adapter=adapter, prefill=prefill)
         monkeypatch.undo()
         assert warm == cold
-        prompt = len(llama_gen.encode_prompt(messages))
-        assert sizes[0] <= len(llama_gen._encode_text(prefill)) + 1 < prompt
+        prompt = llama_gen.encode_prompt(messages)
+        ids = prompt + llama_gen._encode_text(prefill)
+        # evaluated again from the end of the question's turn (its end-of-turn token): the
+        # assistant header and the prefill; then the last token alone, then one per new token
+        turn_end = max(
+            i + 1 for i, t in enumerate(ids[:-1]) if llama_gen._lib.llama_vocab_is_eog(llama_gen._vocab, t)
+        )
+        assert sizes[:2] == [len(ids) - 1 - turn_end, 1]
+        assert sizes[0] < len(prompt) - turn_end + len(llama_gen._encode_text(prefill))
+        assert turn_end > len(prompt) // 2
+
+
+SYSTEM = {
+    "role": "system",
+    "content": "Answer from the documents only. Keep it short and name the source file.",
+}
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["adapter_off", "adapter_on"])
+def test_a_new_question_reuses_the_system_turn_and_answers_as_a_cold_one(
+    llama_gen, monkeypatch, adapter
+) -> None:
+    """Questions share the system turn: the next one evaluates from the end of that turn, in the
+    same batches a cleared context would use, so its greedy text is the cold one."""
+    first = [SYSTEM, {"role": "user", "content": "When does the office open?"}]
+    second = [SYSTEM, {"role": "user", "content": "Who approves travel and how many days of paid holiday?"}]
+    llama_gen.forget()
+    cold = _answer(llama_gen, second, adapter=adapter)
+    llama_gen.forget()
+    _answer(llama_gen, first, adapter=adapter)
+    sizes = _evaluated(llama_gen, monkeypatch)
+    warm = _answer(llama_gen, second, adapter=adapter)
+    monkeypatch.undo()
+    assert warm == cold
+    prompt = llama_gen.encode_prompt(second)
+    # batch by batch from the end of the system turn, the last prompt token alone, then generation
+    reused = len(prompt) - sum(sizes[: sizes.index(1) + 1])
+    assert reused >= llama_gen.count_tokens(SYSTEM["content"])
 
 
 def test_switching_the_adapter_clears_the_context_and_a_choice_leaves_it_usable(
@@ -306,7 +342,8 @@ def test_switching_the_adapter_clears_the_context_and_a_choice_leaves_it_usable(
     sizes = _evaluated(llama_gen, monkeypatch)
     assert _answer(llama_gen, QUESTION, adapter=False) == cold[False]
     monkeypatch.undo()
-    assert sizes[0] == len(llama_gen.encode_prompt(QUESTION))
+    prompt = llama_gen.encode_prompt(QUESTION)
+    assert sum(sizes[: sizes.index(1) + 1]) == len(prompt)  # the whole prompt, then one per token
     for on in (False, True):
         llama_gen.choose(QUESTION, [" yes", " no"], adapter=on, method="greedy")
         assert _answer(llama_gen, QUESTION, adapter=on) == cold[on]

@@ -221,4 +221,12 @@ def test_the_cli_indexes_at_int8_and_refuses_to_add_fp32_vectors(
     capsys.readouterr()
     assert main(["index", str(docs), "--collection", "notes"]) != 0
     assert "int8 embeddings, settings say fp32" in capsys.readouterr().err
+    # questions to that index are still embedded at int8, whatever the settings say
+    from app.settings import load_settings
+    from app.wiring.index import build_retriever, query_embedder
+
+    settings = load_settings()
+    assert query_embedder(settings, "notes").precision == "int8"
+    assert build_retriever(settings, "notes").search("annual leave", k=1)[0].chunk.path == "leave.md"
     clear_embedder_cache()
+    clear_index_cache()

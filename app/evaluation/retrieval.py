@@ -174,8 +174,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval --retrieval` (arguments defined in app.commands.eval_cmd)."""
     from app.commands.progress import emit_or_show
     from app.wiring.collections import get_collection
-    from app.wiring.embedder import build_embedder
-    from app.wiring.index import build_retriever
+    from app.wiring.index import build_retriever, query_embedder
 
     files = eval_files(args.eval_set, get_collection(settings).eval_set)
     rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
@@ -184,7 +183,7 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
             f"none of the {len(rows)} eval rows left names a source to score — loosen --kinds/--limit "
             "or give rows a 'source'"
         )
-    embedder = build_embedder(settings)
+    embedder = query_embedder(settings)
     retriever = build_retriever(settings, embedder=embedder)
     report = evaluate(retriever, rows, k=args.k)
     excluded: dict[str, int] = {}

@@ -89,8 +89,18 @@ class IndexBackend(Protocol):
 
     def chunks(self, name: str, path: str) -> list[Chunk]: ...
 
+    def precision(self, name: str) -> str:
+        """ "fp32", "bf16" or "int8": the index's, else the one a build would use."""
+        ...
+
     def sync(
-        self, folder: str | Path, *, name: str, rebuild: bool = False, on_progress: ProgressFn = no_progress
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        rebuild: bool = False,
+        precision: str | None = None,
+        on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]: ...
 
     def search(self, name: str, query: str, k: int) -> list[Hit]: ...

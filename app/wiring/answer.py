@@ -129,13 +129,12 @@ def build_assistant(
         IndexMismatchError: the index was built with other settings.
         ConfigError: the stored router thresholds are unreadable.
     """
-    from app.wiring.embedder import build_embedder
-    from app.wiring.index import build_retriever
+    from app.wiring.index import build_retriever, query_embedder
     from domain.corrections import CorrectionStore
     from domain.pipeline import Assistant
     from domain.router import RouterThresholds
 
-    embedder = build_embedder(settings)
+    embedder = query_embedder(settings, index)
     retriever: Any
     try:
         retriever = build_retriever(

@@ -56,15 +56,16 @@ def embed_precision(settings: Settings) -> str:
     return precision
 
 
-def build_embedder(settings: Settings) -> Embedder:
+def build_embedder(settings: Settings, precision: str | None = None) -> Embedder:
     """The process-wide embedder for these settings (built once per folder and precision,
-    thread-safe).
+    thread-safe); ``precision`` overrides the settings' one (an index built at another precision
+    is queried at its own).
 
     Raises:
         ModelMissingError: the folder is missing or does not load (message says to run `hybrid setup`).
     """
     folder, name = resolve_embedder(settings)
-    precision = embed_precision(settings)
+    precision = precision or embed_precision(settings)
     if precision == "int8":
         folder = int8_folder(settings)
     with _BUILD_LOCK:

@@ -140,6 +140,20 @@ def sync_index(
     )
 
 
+def query_embedder(settings: Settings, name: str | None = None) -> Embedder:
+    """The embedder that asks collection ``name``'s index: the settings' embedder, at the precision
+    the index was built with when that is the other kind (int8 or float), so questions are embedded
+    like the vectors they are compared with; the settings' own precision when nothing is built."""
+    from app.wiring.embedder import build_embedder, embed_precision
+    from index.store import vector_family
+
+    manifest = index_manifest(settings, name)
+    built = str(((manifest or {}).get("embedder") or {}).get("precision") or "fp32")
+    if manifest is None or vector_family(built) == vector_family(embed_precision(settings)):
+        return build_embedder(settings)
+    return build_embedder(settings, precision=built)
+
+
 def open_index(
     settings: Settings, name: str | None = None, *, embedder: Embedder | None = None
 ) -> LoadedIndex:
@@ -149,10 +163,9 @@ def open_index(
         IndexStoreError: no such index (the message says how to build it).
         IndexMismatchError: built with another embedder, splitter settings or vector precision.
     """
-    from app.wiring.embedder import build_embedder
     from index.store import current_generation
 
-    emb = embedder or build_embedder(settings)
+    emb = embedder or query_embedder(settings, name)
     folder = index_dir(settings, name)
     gen = current_generation(folder)
     split = splitter_settings(settings).identity()
@@ -203,10 +216,9 @@ def build_retriever(
     """A ``Retriever`` (hybrid dense + BM25, in FAISS or Qdrant as the index's manifest says) over
     the named index; ``per_doc`` passages of one document may enter the top k (default: one, so
     search results are distinct documents)."""
-    from app.wiring.embedder import build_embedder
     from index.hybrid import FusionSettings
 
-    emb = embedder or build_embedder(settings)
+    emb = embedder or query_embedder(settings, name)
     fusion = FusionSettings() if per_doc is None else FusionSettings(max_per_doc=per_doc)
     return open_index(settings, name, embedder=emb).retriever(emb, fusion)
 

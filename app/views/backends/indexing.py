@@ -24,12 +24,22 @@ class RealIndexBackend:
 
     def __init__(self, settings: Settings, *, embedder: Callable[[], Embedder] | None = None) -> None:
         self.settings = settings
-        self._embedder = embedder or self._shared_embedder
+        self._injected = embedder
 
-    def _shared_embedder(self) -> Embedder:
+    def _embedder(self, precision: str | None = None) -> Embedder:
+        """The embedder a build uses: the injected one (tests), else the settings' at ``precision``."""
+        if self._injected is not None:
+            return self._injected()
         from app.wiring.embedder import build_embedder
 
-        return build_embedder(self.settings)
+        return build_embedder(self.settings, precision=precision)
+
+    def precision(self, name: str) -> str:
+        """The precision collection ``name``'s index was built at, else the one a build would use."""
+        from app.wiring.embedder import embed_precision
+
+        built = ((self.summary(name) or {}).get("embedder") or {}).get("precision")
+        return str(built or embed_precision(self.settings))
 
     def index_names(self) -> list[str]:
         """Every collection's name (built or not)."""
@@ -93,8 +103,17 @@ class RealIndexBackend:
         return [c for c in chunk_table(self.settings, name) if c.path == path]
 
     def sync(
-        self, folder: str | Path, *, name: str, rebuild: bool = False, on_progress: ProgressFn = no_progress
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        rebuild: bool = False,
+        precision: str | None = None,
+        on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]:
+        """Index ``folder`` into collection ``name``; ``precision`` ("fp32", "bf16" or "int8",
+        default the settings') is the vectors' precision — another kind than the index's needs
+        ``rebuild``."""
         from app.wiring.index import sync_index
 
         report = sync_index(
@@ -102,7 +121,7 @@ class RealIndexBackend:
             folder,
             name=name,
             rebuild=rebuild,
-            embedder=self._embedder(),
+            embedder=self._embedder(precision),
             on_progress=on_progress,
         )
         return report.to_dict()
@@ -110,7 +129,8 @@ class RealIndexBackend:
     def search(self, name: str, query: str, k: int) -> list[Hit]:
         from app.wiring.index import build_retriever
 
-        return build_retriever(self.settings, name, embedder=self._embedder()).search(query, k=k)
+        injected = self._injected() if self._injected is not None else None
+        return build_retriever(self.settings, name, embedder=injected).search(query, k=k)
 
     def delete(self, name: str) -> None:
         from app.wiring.index import delete_index
