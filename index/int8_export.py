@@ -25,6 +25,7 @@ import numpy as np
 from domain.atomic import read_json, write_json_atomic
 from domain.errors import SetupError
 from domain.progress import ProgressFn, no_progress
+from index.e5_convert import folder_bytes
 from index.int8_embedder import INT8_MARKER, INT8_MODEL, TOKENIZER_FILE, Int8Embedder, int8_ready
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ def setup_int8(
             return {
                 "name": "embedder_int8",
                 "path": str(dest),
+                "bytes": folder_bytes(dest),
                 "parity_min_cos": info.get("parity", {}).get("min_cos"),
                 "status": "already done",
             }
@@ -224,6 +226,7 @@ def setup_int8(
     return {
         "name": "embedder_int8",
         "path": str(dest),
+        "bytes": folder_bytes(dest),
         "parity_min_cos": record["parity"]["min_cos"],
         "parity_mean_cos": record["parity"]["mean_cos"],
         "status": "done",

@@ -186,7 +186,11 @@ class FakeIndexer:
             "n_chunks": n_chunks,
             "n_files": len(self.docs[name]),
             "n_skipped": 1,
-            "embedder": {"name": "fake-ngram", "dim": 64, "precision": self.precision(name)},
+            "embedder": {
+                "name": "fake-ngram",
+                "dim": 64,
+                "precision": "int8" if self.vectors(name) == "int8" else "fp32",
+            },
             "updated_at": "now",
             "generation": "gen-000001",
         }
@@ -223,8 +227,8 @@ class FakeIndexer:
     def chunks(self, name: str, path: str) -> list[Chunk]:
         return list(self.docs.get(name, {}).get(path, []))
 
-    def precision(self, name: str) -> str:
-        return self.precisions.get(name, "fp32")
+    def vectors(self, name: str) -> str:
+        return self.precisions.get(name, "float")
 
     def sync(
         self,
@@ -232,10 +236,10 @@ class FakeIndexer:
         *,
         name: str,
         rebuild: bool = False,
-        precision: str | None = None,
+        vectors: str | None = None,
         on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]:
-        self.precisions[name] = precision or "fp32"
+        self.precisions[name] = vectors or "float"
         base = Path(folder)
         if not base.is_dir():
             raise ConfigError(f"{folder} is not a folder — pass the folder that holds your documents")

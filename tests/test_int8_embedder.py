@@ -111,6 +111,7 @@ def test_setup_builds_once_and_again_when_the_encoder_changes(tiny_st_dir, tmp_p
     dest = tmp_path / "enc-int8"
     first = setup_int8(source, dest, name="enc")
     assert first["status"] == "done" and first["parity_min_cos"] >= 0.98
+    assert first["bytes"] == sum(f.stat().st_size for f in dest.iterdir())
     assert setup_int8(source, dest, name="enc")["status"] == "already done"
     weights = source / "model.safetensors"
     weights.write_bytes(weights.read_bytes())  # rewritten, as a reconversion would

@@ -124,7 +124,7 @@ else:
     )
 
 
-def _run_sync(folder: str | Path, *, rebuild: bool, precision: str | None = None) -> None:
+def _run_sync(folder: str | Path, *, rebuild: bool, vectors: str | None = None) -> None:
     bar = st.progress(0.0, text="starting…")
 
     def on_progress(done: int, total: int, message: str = "") -> None:
@@ -132,9 +132,7 @@ def _run_sync(folder: str | Path, *, rebuild: bool, precision: str | None = None
         bar.progress(share, text=md_escape(f"{message} ({done}/{total})" if total else message))
 
     with shown_errors(), st.spinner("Indexing…"):
-        report = indexer.sync(
-            folder, name=name, rebuild=rebuild, precision=precision, on_progress=on_progress
-        )
+        report = indexer.sync(folder, name=name, rebuild=rebuild, vectors=vectors, on_progress=on_progress)
         bar.progress(1.0, text="done")
         st.session_state["index_last_report"] = report
         st.rerun()  # redraw the summary and the documents table from the new index
@@ -151,27 +149,26 @@ with tab_folder:
             "This collection was built from another folder; indexing this one replaces its documents. "
             "Make a new collection above to keep both."
         )
-    current = indexer.precision(name)
+    current = indexer.vectors(name)
     kinds = {"float": "float (fp32)", "int8": "int8 (faster on the CPU, checked against fp32 at setup)"}
     kind = st.radio(
         "Vectors",
         list(kinds),
-        index=1 if current == "int8" else 0,
+        index=list(kinds).index(current),
         format_func=kinds.get,
         horizontal=True,
         key=f"index_precision_{name}",
         help="The embedder's arithmetic for this collection's vectors. Questions are embedded at the "
         "index's own precision; int8 and float vectors are never mixed in one index.",
     )
-    switching = bool(summary) and (kind == "int8") != (current == "int8")
+    switching = bool(summary) and kind != current
     if switching:
         st.info("Changing the vectors' precision embeds every document again.")
     rebuild = st.checkbox(
         "Rebuild from scratch (after changing the embedder or chunk size)", key="index_rebuild"
     )
     if st.button("Index this folder", type="primary", key="index_go"):
-        wanted = "int8" if kind == "int8" else (current if current != "int8" else "fp32")
-        _run_sync(folder, rebuild=rebuild or switching, precision=wanted)
+        _run_sync(folder, rebuild=rebuild or switching, vectors=kind)
 
 with tab_upload:
     target = indexer.upload_dir(name)
@@ -247,7 +244,7 @@ if summary:
     with m1:
         st.caption(md_escape(f"Re-sync reads {summary.get('root')} again and embeds only what changed."))
         if st.button("Re-sync", key="index_resync"):
-            _run_sync(summary["root"], rebuild=False, precision=indexer.precision(name))
+            _run_sync(summary["root"], rebuild=False, vectors=indexer.vectors(name))
     with m2:
         sure = st.checkbox(f"Yes, delete the index of '{name}'", key="index_delete_sure")
         if st.button("Delete index", disabled=not sure, key="index_delete"):

@@ -89,8 +89,8 @@ class IndexBackend(Protocol):
 
     def chunks(self, name: str, path: str) -> list[Chunk]: ...
 
-    def precision(self, name: str) -> str:
-        """ "fp32", "bf16" or "int8": the index's, else the one a build would use."""
+    def vectors(self, name: str) -> str:
+        """The index's vectors, "int8" or "float"; else what a build would make."""
         ...
 
     def sync(
@@ -99,7 +99,7 @@ class IndexBackend(Protocol):
         *,
         name: str,
         rebuild: bool = False,
-        precision: str | None = None,
+        vectors: str | None = None,
         on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]: ...
 

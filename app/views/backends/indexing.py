@@ -26,20 +26,25 @@ class RealIndexBackend:
         self.settings = settings
         self._injected = embedder
 
-    def _embedder(self, precision: str | None = None) -> Embedder:
-        """The embedder a build uses: the injected one (tests), else the settings' at ``precision``."""
+    def _embedder(self, vectors: str | None = None) -> Embedder:
+        """The embedder a build uses: the injected one (tests), else the settings' one made
+        ``vectors`` ("int8" or "float"; float is the settings' own precision unless that is int8)."""
         if self._injected is not None:
             return self._injected()
         from app.wiring.embedder import build_embedder
 
+        precision = None
+        if vectors == "int8":
+            precision = "int8"
+        elif vectors == "float" and self.settings.index.embed_precision == "int8":
+            precision = "fp32"
         return build_embedder(self.settings, precision=precision)
 
-    def precision(self, name: str) -> str:
-        """The precision collection ``name``'s index was built at, else the one a build would use."""
-        from app.wiring.embedder import embed_precision
-
+    def vectors(self, name: str) -> str:
+        """ "int8" or "float": how collection ``name``'s index was built, else how the settings
+        would build it (read from the manifest and settings; nothing is loaded)."""
         built = ((self.summary(name) or {}).get("embedder") or {}).get("precision")
-        return str(built or embed_precision(self.settings))
+        return "int8" if (built or self.settings.index.embed_precision) == "int8" else "float"
 
     def index_names(self) -> list[str]:
         """Every collection's name (built or not)."""
@@ -108,12 +113,11 @@ class RealIndexBackend:
         *,
         name: str,
         rebuild: bool = False,
-        precision: str | None = None,
+        vectors: str | None = None,
         on_progress: ProgressFn = no_progress,
     ) -> dict[str, Any]:
-        """Index ``folder`` into collection ``name``; ``precision`` ("fp32", "bf16" or "int8",
-        default the settings') is the vectors' precision — another kind than the index's needs
-        ``rebuild``."""
+        """Index ``folder`` into collection ``name``; ``vectors`` ("int8" or "float", default the
+        settings') — another kind than the index's needs ``rebuild``."""
         from app.wiring.index import sync_index
 
         report = sync_index(
@@ -121,7 +125,7 @@ class RealIndexBackend:
             folder,
             name=name,
             rebuild=rebuild,
-            embedder=self._embedder(precision),
+            embedder=self._embedder(vectors),
             on_progress=on_progress,
         )
         return report.to_dict()
