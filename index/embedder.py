@@ -60,7 +60,62 @@ def locate_minilm() -> Path:
     return folder
 
 
-class SentenceTransformerEmbedder:
+class BatchedEmbedder:
+    """What every embedder here shares: the ``Embedder`` port's surface over ``_name``, ``_dim``,
+    ``_path``, the ``query_prefix``/``passage_prefix`` and ``_encode(texts, prefix)`` (one
+    batch's vectors); texts are embedded longest first in batches and the rows L2-normalised."""
+
+    _name: str
+    _dim: int
+    _path: Path
+    query_prefix: str
+    passage_prefix: str
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for search queries, shape (len(texts), dim)."""
+        return self._embed(texts, self.query_prefix, batch_size=8, on_progress=no_progress)
+
+    def embed_passages(
+        self, texts: Sequence[str], *, batch_size: int = 8, on_progress: ProgressFn = no_progress
+    ) -> np.ndarray:
+        """Vectors for passages, shape (len(texts), dim); ``on_progress`` after every batch."""
+        return self._embed(texts, self.passage_prefix, batch_size=batch_size, on_progress=on_progress)
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        """One batch's vectors (not yet normalised), ``prefix`` being the prompt to apply."""
+        raise NotImplementedError
+
+    def _embed(
+        self, texts: Sequence[str], prefix: str, *, batch_size: int, on_progress: ProgressFn
+    ) -> np.ndarray:
+        items = [str(t) for t in texts]
+        out = np.zeros((len(items), self._dim), dtype=np.float32)
+        if not items:
+            return out
+        batch_size = max(1, int(batch_size))
+        # Longest first so each batch pads to similar lengths; rows go back to their own slots.
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = np.asarray(self._encode([items[i] for i in rows], prefix), dtype=np.float32)
+            on_progress(min(start + batch_size, len(order)), len(order), "embedding")
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class SentenceTransformerEmbedder(BatchedEmbedder):
     """Embeds with a local sentence-transformers folder; safe to share between threads.
 
     ``embed_queries`` and ``embed_passages`` prepend the folder's ``query`` and ``passage`` (or
@@ -134,28 +189,6 @@ class SentenceTransformerEmbedder:
             time.perf_counter() - t0,
         )
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for search queries, shape (len(texts), dim)."""
-        return self._embed(texts, self.query_prefix, batch_size=8, on_progress=no_progress)
-
-    def embed_passages(
-        self, texts: Sequence[str], *, batch_size: int = 8, on_progress: ProgressFn = no_progress
-    ) -> np.ndarray:
-        """Vectors for passages, shape (len(texts), dim); ``on_progress`` after every batch."""
-        return self._embed(texts, self.passage_prefix, batch_size=batch_size, on_progress=on_progress)
-
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone: no prefix, no special tokens, never truncated."""
         if self._counter is not None:
@@ -163,30 +196,18 @@ class SentenceTransformerEmbedder:
         with self._lock:
             return len(self._model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
-    def _embed(
-        self, texts: Sequence[str], prefix: str, *, batch_size: int, on_progress: ProgressFn
-    ) -> np.ndarray:
-        items = [str(t) for t in texts]
-        out = np.zeros((len(items), self._dim), dtype=np.float32)
-        if not items:
-            return out
-        batch_size = max(1, int(batch_size))
-        # Longest first so each batch pads to similar lengths; rows go back to their own slots.
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            with self._lock:
-                vecs = self._model.encode(
-                    [items[i] for i in rows],
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        with self._lock:
+            return np.asarray(
+                self._model.encode(
+                    texts,
                     prompt=prefix,
-                    batch_size=batch_size,
+                    batch_size=len(texts),
                     convert_to_numpy=True,
                     show_progress_bar=False,
-                )
-            out[rows] = np.asarray(vecs, dtype=np.float32)
-            on_progress(min(start + batch_size, len(order)), len(order), "embedding")
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+                ),
+                dtype=np.float32,
+            )
 
 
 def _standalone_counter(tokenizer: Any) -> Any | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from domain.atomic import read_json
 from domain.errors import ModelMissingError
-from domain.progress import ProgressFn, no_progress
+from index.embedder import BatchedEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def int8_ready(folder: Path) -> bool:
     return all((folder / f).is_file() for f in (INT8_MODEL, TOKENIZER_FILE, INT8_MARKER))
 
 
-class Int8Embedder:
+class Int8Embedder(BatchedEmbedder):
     """Embeds with an int8 ONNX copy of an encoder; safe to share between threads."""
 
     precision = "int8"
@@ -111,51 +110,14 @@ class Int8Embedder:
             time.perf_counter() - t0,
         )
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for search queries, shape (len(texts), dim)."""
-        return self._embed(texts, self.query_prefix, batch_size=8, on_progress=no_progress)
-
-    def embed_passages(
-        self, texts: Sequence[str], *, batch_size: int = 8, on_progress: ProgressFn = no_progress
-    ) -> np.ndarray:
-        """Vectors for passages, shape (len(texts), dim); ``on_progress`` after every batch."""
-        return self._embed(texts, self.passage_prefix, batch_size=batch_size, on_progress=on_progress)
-
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone: no prefix, no special tokens, never truncated."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
-    def _embed(
-        self, texts: Sequence[str], prefix: str, *, batch_size: int, on_progress: ProgressFn
-    ) -> np.ndarray:
-        items = [prefix + str(t) for t in texts]
-        out = np.zeros((len(items), self._dim), dtype=np.float32)
-        if not items:
-            return out
-        batch_size = max(1, int(batch_size))
-        encodings = self._tokenizer.encode_batch(items)
-        # Longest first so each batch pads to similar lengths; rows go back to their own slots.
-        order = sorted(range(len(items)), key=lambda i: -len(encodings[i].ids))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self._encode([encodings[i].ids for i in rows])
-            on_progress(min(start + batch_size, len(order)), len(order), "embedding")
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        return self._run([e.ids for e in self._tokenizer.encode_batch([prefix + t for t in texts])])
 
-    def _encode(self, ids_list: list[list[int]]) -> np.ndarray:
+    def _run(self, ids_list: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in ids_list)
         ids = np.zeros((len(ids_list), width), dtype=np.int64)
         mask = np.zeros_like(ids)

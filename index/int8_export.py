@@ -212,23 +212,16 @@ def setup_int8(
     """The `hybrid setup` step: build the int8 copy once (again with ``force`` or when the fp32
     folder changed since), check parity, report it."""
     source, dest = Path(source), Path(dest)
-    if int8_ready(dest) and not force:
-        info = read_json(dest / INT8_MARKER)
-        if info.get("source") == str(source) and info.get("fingerprint") == source_fingerprint(source):
-            return {
-                "name": "embedder_int8",
-                "path": str(dest),
-                "bytes": folder_bytes(dest),
-                "parity_min_cos": info.get("parity", {}).get("min_cos"),
-                "status": "already done",
-            }
-    record = export_int8(source, dest, name=name, on_progress=on_progress)
+    status = "already done"
+    record: dict[str, Any] = read_json(dest / INT8_MARKER) if int8_ready(dest) and not force else {}
+    if record.get("source") != str(source) or record.get("fingerprint") != source_fingerprint(source):
+        record, status = export_int8(source, dest, name=name, on_progress=on_progress), "done"
+    parity = record.get("parity") or {}
     return {
         "name": "embedder_int8",
         "path": str(dest),
         "bytes": folder_bytes(dest),
-        "parity_min_cos": record["parity"]["min_cos"],
-        "parity_mean_cos": record["parity"]["mean_cos"],
-        "status": "done",
-        "seconds": record["seconds"],
-    }
+        "parity_min_cos": parity.get("min_cos"),
+        "parity_mean_cos": parity.get("mean_cos"),
+        "status": status,
+    } | ({"seconds": record["seconds"]} if status == "done" else {})

@@ -128,6 +128,17 @@ def test_a_missing_copy_says_how_to_build_it(tmp_path) -> None:
         Int8Embedder(tmp_path / "nothing")
 
 
+def _open(idx: Path, precision: str = "fp32") -> store.LoadedIndex:
+    return store.open_index(
+        idx,
+        embedder_name="fake-ngram",
+        dim=64,
+        splitter=SPLIT.identity(),
+        tokenizer=TOKENIZER_VERSION,
+        precision=precision,
+    )
+
+
 def _corpus(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "leave.md").write_text(
@@ -155,14 +166,7 @@ def test_int8_and_float_indexes_refuse_to_mix(tmp_path) -> None:
         sync_folder(docs, idx, embedder=_Int8Fake(), splitter=SPLIT)
     assert "\n" not in str(err.value)
     with pytest.raises(IndexMismatchError, match="fp32 embeddings, settings say int8"):
-        store.open_index(
-            idx,
-            embedder_name="fake-ngram",
-            dim=64,
-            splitter=SPLIT.identity(),
-            tokenizer=TOKENIZER_VERSION,
-            precision="int8",
-        )
+        _open(idx, "int8")
     # bf16 encodes to fp32 vectors within rounding: the float family shares an index
     sync_folder(docs, idx, embedder=_Bf16Fake(), splitter=SPLIT)
     # a rebuild at int8 replaces every vector, and then float is refused
@@ -171,9 +175,7 @@ def test_int8_and_float_indexes_refuse_to_mix(tmp_path) -> None:
     sync_folder(docs, idx, embedder=_Int8Fake(), splitter=SPLIT, options=SyncOptions(rebuild=True))
     assert store.read_manifest(idx)["embedder"]["precision"] == "int8"
     with pytest.raises(IndexMismatchError, match="int8 embeddings, settings say fp32"):
-        store.open_index(
-            idx, embedder_name="fake-ngram", dim=64, splitter=SPLIT.identity(), tokenizer=TOKENIZER_VERSION
-        )
+        _open(idx)
 
 
 def test_an_index_from_before_precisions_were_recorded_counts_as_fp32(tmp_path) -> None:
@@ -186,18 +188,9 @@ def test_an_index_from_before_precisions_were_recorded_counts_as_fp32(tmp_path) 
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     del manifest["embedder"]["precision"]
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
-    store.open_index(
-        idx, embedder_name="fake-ngram", dim=64, splitter=SPLIT.identity(), tokenizer=TOKENIZER_VERSION
-    )
+    assert _open(idx).chunks
     with pytest.raises(IndexMismatchError, match="fp32 embeddings"):
-        store.open_index(
-            idx,
-            embedder_name="fake-ngram",
-            dim=64,
-            splitter=SPLIT.identity(),
-            tokenizer=TOKENIZER_VERSION,
-            precision="int8",
-        )
+        _open(idx, "int8")
 
 
 def test_the_cli_indexes_at_int8_and_refuses_to_add_fp32_vectors(
