@@ -10,9 +10,14 @@ from app.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("setup", help="assemble the base model, convert the embedder, extract converters")
+    p = sub.add_parser(
+        "setup",
+        help="assemble the base model, convert the embedder and build its int8 copy, extract converters",
+    )
     p.add_argument(
-        "--only", default=None, help="comma-separated steps: base_gguf,base_hf,embedder,converters"
+        "--only",
+        default=None,
+        help="comma-separated steps: base_gguf,base_hf,embedder,embedder_int8,converters",
     )
     p.add_argument("--force", action="store_true", help="redo steps that are already done")
     add_profile(p)
