@@ -323,7 +323,13 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         with self._lock:
             self._switch_adapter(adapter)
-            self._prime(prompt_ids[:-1])
+            try:
+                self._prime(prompt_ids[:-1])
+            except RuntimeError as e:  # llama_decode failed
+                self._reset()
+                raise GenerationError(
+                    f"llama.cpp failed while reading the prompt ({e}) — retry the question"
+                ) from e
             # The context now holds all but the last prompt token: llama-cpp-python evaluates that
             # one alone and generates.
             tokens = self._llm.generate(

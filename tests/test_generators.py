@@ -330,6 +330,25 @@ def test_a_new_question_reuses_the_system_turn_and_answers_as_a_cold_one(
     assert reused >= llama_gen.count_tokens(SYSTEM["content"])
 
 
+def test_a_failed_prompt_evaluation_is_one_line_and_the_next_answer_is_a_cold_ones(
+    llama_gen, monkeypatch
+) -> None:
+    from domain.errors import GenerationError
+
+    llama_gen.forget()
+    cold = _answer(llama_gen, OTHER_QUESTION, adapter=False)
+
+    def broken(tokens):  # noqa: ARG001
+        raise RuntimeError("llama_decode returned -1")
+
+    monkeypatch.setattr(llama_gen._llm, "eval", broken)
+    with pytest.raises(GenerationError, match="failed while reading the prompt") as err:
+        _answer(llama_gen, QUESTION, adapter=False)
+    assert "\n" not in str(err.value)
+    monkeypatch.undo()
+    assert _answer(llama_gen, OTHER_QUESTION, adapter=False) == cold
+
+
 def test_switching_the_adapter_clears_the_context_and_a_choice_leaves_it_usable(
     llama_gen, monkeypatch
 ) -> None:
