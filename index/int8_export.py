@@ -14,9 +14,12 @@ query and the passage prompt; the copy is kept only when the lowest cosine reach
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,21 @@ def int8_parity(
     return figures
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the exporter's tracing warnings and the quantizer's per-tensor notes (logged on the root
+    logger) out of the user's terminal; the parity check is what says whether the copy is good."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
 def _pooling_mode(model: Any) -> str:
     config = model[1].get_config_dict() if len(model) > 1 else {}
     mode = str(config.get("pooling_mode", "mean"))
@@ -109,13 +127,12 @@ def export_int8(
     work.mkdir(parents=True)
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from sentence_transformers import SentenceTransformer
 
         from index.embedder import SentenceTransformerEmbedder
 
         on_progress(0, 4, "loading the fp32 encoder")
         fp32 = SentenceTransformerEmbedder(source, name=name or source.name)
-        model = SentenceTransformer(str(source), device="cpu", local_files_only=True, trust_remote_code=False)
+        model = fp32._model
         pooling = _pooling_mode(model)
         encoder = model[0].auto_model.eval()
         tokenizer = model.tokenizer
@@ -137,7 +154,7 @@ def export_int8(
                 return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
 
         fp32_onnx = work / "model-fp32.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), _quiet():
             torch.onnx.export(
                 _Hidden(encoder),
                 tuple(sample[n] for n in names),
@@ -150,14 +167,15 @@ def export_int8(
             )
         del model, encoder
         on_progress(2, 4, "quantizing to int8")
-        quantize_dynamic(
-            str(fp32_onnx),
-            str(work / INT8_MODEL),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=True,
-            op_types_to_quantize=["MatMul", "Gather"],
-        )
+        with _quiet():
+            quantize_dynamic(
+                str(fp32_onnx),
+                str(work / INT8_MODEL),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+                op_types_to_quantize=["MatMul", "Gather"],
+            )
         fp32_onnx.unlink()
         shutil.copyfile(source / TOKENIZER_FILE, work / TOKENIZER_FILE)
         record: dict[str, Any] = {
