@@ -193,7 +193,7 @@ def test_an_index_from_before_precisions_were_recorded_counts_as_fp32(tmp_path) 
         _open(idx, "int8")
 
 
-def test_the_cli_indexes_at_int8_and_refuses_to_add_fp32_vectors(
+def test_the_cli_indexes_at_int8_and_refuses_to_add_float_vectors(
     cli_env, tiny_st_dir, monkeypatch, capsys
 ) -> None:
     from app.cli import main
@@ -213,8 +213,13 @@ def test_the_cli_indexes_at_int8_and_refuses_to_add_fp32_vectors(
     clear_embedder_cache()
     clear_index_cache()
     capsys.readouterr()
-    assert main(["index", str(docs), "--collection", "notes"]) != 0
+    assert main(["index", str(docs), "--collection", "notes", "--vectors", "float"]) != 0
     assert "int8 embeddings, settings say fp32" in capsys.readouterr().err
+    # by default a re-sync keeps the index's own kind, whatever the settings say
+    assert main(["index", str(docs), "--collection", "notes", "--json", "-"]) == 0
+    assert '"chunks_embedded": 1' in capsys.readouterr().out
+    manifest = store.read_manifest(cli_env / "ws" / "collections" / "notes" / "index")
+    assert manifest is not None and manifest["embedder"]["precision"] == "int8"
     # questions to that index are still embedded at int8, whatever the settings say
     from app.settings import load_settings
     from app.wiring.index import build_retriever, query_embedder

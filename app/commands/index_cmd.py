@@ -23,6 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", default=None, help="folder with .md .txt .rst .html .pdf .docx files")
     add_collection(p, "--name")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
+    p.add_argument(
+        "--vectors",
+        choices=("float", "int8"),
+        default=None,
+        help="int8 (the embedder's int8 copy, faster on the CPU) or float vectors; default: the "
+        "index's own kind, else the settings' (HYBRID_INDEX__EMBED_PRECISION). Another kind than "
+        "the index's needs --rebuild",
+    )
     move = p.add_mutually_exclusive_group()
     move.add_argument(
         "--to-qdrant",
@@ -53,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    from app.wiring.embedder import build_embedder
-    from app.wiring.index import index_dir, sync_index
+    from app.wiring.embedder import build_embedder, vectors_precision
+    from app.wiring.index import index_dir, index_vectors, sync_index
 
     index_dir(settings)  # a bad name fails here, before any model loads
     if args.path is None:
@@ -64,7 +72,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             )
         return _run_move(args, settings)
     quiet = args.json_path == "-"
-    embedder = build_embedder(settings)
+    vectors = args.vectors or (None if args.rebuild else index_vectors(settings))
+    embedder = build_embedder(settings, precision=vectors_precision(settings, vectors))
     with progress_bar("indexing", quiet=quiet) as on_progress:
         report = sync_index(
             settings,

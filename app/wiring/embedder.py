@@ -56,6 +56,16 @@ def embed_precision(settings: Settings) -> str:
     return precision
 
 
+def vectors_precision(settings: Settings, vectors: str | None) -> str | None:
+    """The precision that makes ``vectors`` ("int8" or "float"): int8, or for float the settings'
+    own precision unless that is int8 (then fp32); None (the settings') when ``vectors`` is None."""
+    if vectors == "int8":
+        return "int8"
+    if vectors == "float" and settings.index.embed_precision == "int8":
+        return "fp32"
+    return None
+
+
 def build_embedder(settings: Settings, precision: str | None = None) -> Embedder:
     """The process-wide embedder for these settings (built once per folder and precision,
     thread-safe); ``precision`` overrides the settings' one (an index built at another precision

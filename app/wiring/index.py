@@ -140,6 +140,16 @@ def sync_index(
     )
 
 
+def index_vectors(settings: Settings, name: str | None = None) -> str | None:
+    """ "int8" or "float": how collection ``name``'s index was built (None when it is not); read
+    from its manifest, nothing loads."""
+    manifest = index_manifest(settings, name)
+    if manifest is None:
+        return None
+    built = ((manifest.get("embedder") or {}).get("precision")) or "fp32"
+    return "int8" if built == "int8" else "float"
+
+
 def query_embedder(settings: Settings, name: str | None = None) -> Embedder:
     """The embedder that asks collection ``name``'s index: the settings' embedder, at the precision
     the index was built with when that is the other kind (int8 or float), so questions are embedded

@@ -31,20 +31,17 @@ class RealIndexBackend:
         ``vectors`` ("int8" or "float"; float is the settings' own precision unless that is int8)."""
         if self._injected is not None:
             return self._injected()
-        from app.wiring.embedder import build_embedder
+        from app.wiring.embedder import build_embedder, vectors_precision
 
-        precision = None
-        if vectors == "int8":
-            precision = "int8"
-        elif vectors == "float" and self.settings.index.embed_precision == "int8":
-            precision = "fp32"
-        return build_embedder(self.settings, precision=precision)
+        return build_embedder(self.settings, precision=vectors_precision(self.settings, vectors))
 
     def vectors(self, name: str) -> str:
-        """ "int8" or "float": how collection ``name``'s index was built, else how the settings
-        would build it (read from the manifest and settings; nothing is loaded)."""
-        built = ((self.summary(name) or {}).get("embedder") or {}).get("precision")
-        return "int8" if (built or self.settings.index.embed_precision) == "int8" else "float"
+        """The index's kind, "int8" or "float", else what the settings would build (read from the
+        manifest and settings; nothing is loaded)."""
+        from app.wiring.index import index_vectors
+
+        built = index_vectors(self.settings, name)
+        return built or ("int8" if self.settings.index.embed_precision == "int8" else "float")
 
     def index_names(self) -> list[str]:
         """Every collection's name (built or not)."""
