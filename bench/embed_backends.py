@@ -93,38 +93,6 @@ def timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
     return seconds, out.astype(np.float32)
 
 
-def export_onnx(source: Path, dest: Path) -> Path:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    model = AutoModel.from_pretrained(str(source)).eval()
-    tok = AutoTokenizer.from_pretrained(str(source))
-    sample = tok(["passage: hello", "query: a longer one"], padding=True, return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner) -> None:  # noqa: ANN001
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *args):  # noqa: ANN002, ANN202
-            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
-
-    axes = {n: {0: "b", 1: "t"} for n in [*names, "h"]}
-    with torch.no_grad():
-        torch.onnx.export(
-            Hidden(model),
-            tuple(sample[n] for n in names),
-            str(dest),
-            input_names=names,
-            output_names=["h"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-    return dest
-
-
 def ort_runner(path: Path, ids: list[list[int]], dim: int) -> Callable[[], np.ndarray]:
     import onnxruntime as ort
 
@@ -262,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.settings import load_settings
     from app.wiring.embedder import resolve_embedder
     from index.embedder import SentenceTransformerEmbedder
+    from index.int8_export import export_onnx
 
     settings = load_settings()
     source, _ = resolve_embedder(settings)
@@ -293,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds, ref = timed(functools.partial(fp32.embed_passages, texts))
     record("torch fp32 (sentence-transformers)", seconds, ref, None)
     dim = fp32.dim
+    encoder, tokenizer = fp32._model[0].auto_model, fp32._model.tokenizer
     del fp32
     gc.collect()
     with tempfile.TemporaryDirectory(prefix="embed-backends-") as tmp:
         work = Path(tmp)
-        onnx_fp32 = export_onnx(source, work / "fp32.onnx")
+        onnx_fp32 = work / "fp32.onnx"
+        export_onnx(encoder, tokenizer, onnx_fp32)  # the graph `hybrid setup` quantizes
         variants = {
             "onnxruntime fp32": None,
             "onnxruntime int8 per-tensor": {"per_channel": False, "reduce_range": False},

@@ -84,9 +84,8 @@ class Int8Embedder(BatchedEmbedder):
                 f"cannot load the int8 embedder at {path} ({type(e).__name__}: {e}) — "
                 "run `hybrid setup --only embedder_int8 --force`"
             ) from e
-        self._max_len = int(info["max_seq_length"])
         tokenizer.no_padding()
-        tokenizer.enable_truncation(self._max_len)
+        tokenizer.enable_truncation(int(info["max_seq_length"]))
         counter = Tokenizer.from_file(str(path / TOKENIZER_FILE))
         counter.no_truncation()
         counter.no_padding()
@@ -100,7 +99,6 @@ class Int8Embedder(BatchedEmbedder):
         prompts: dict[str, Any] = dict(info.get("prompts") or {})
         self.query_prefix: str = prompts.get("query") or ""
         self.passage_prefix: str = prompts.get("passage") or prompts.get("document") or ""
-        self.parity: dict[str, Any] = dict(info.get("parity") or {})
         self._lock = threading.Lock()
         logger.info(
             "loaded int8 embedder %s (dim %d) from %s in %.1f s",

@@ -5,8 +5,8 @@ The encoder is exported to ONNX by torch's exporter, then ONNX Runtime's dynamic
 every matrix multiply's weights as int8 (per output channel, 7-bit range: CPUs without AVX-512 VNNI
 multiply u8 by s8 with a 16-bit intermediate that saturates on full-range weights) and quantizes
 activations per batch at run time; the token embedding table is stored as int8 too (a quarter of
-the disk and memory). Attention products, softmax and layer norms stay fp32. Which runtime and options were chosen, and why, is measured in
-``corpus/measured/indexing/int8.md``.
+the disk and memory). Attention products, softmax and layer norms stay fp32. Which runtime and
+options were chosen, and why, is measured in ``corpus/measured/indexing/int8.md``.
 
 Parity is the cosine between the int8 and fp32 vectors of a fixed multilingual text set, with the
 query and the passage prompt; the copy is kept only when the lowest cosine reaches ``MIN_INT8_COS``.
@@ -90,6 +90,39 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
+def export_onnx(encoder: Any, tokenizer: Any, path: Path) -> None:
+    """Write ``encoder`` (a transformers encoder) to ``path`` as an fp32 ONNX graph from token ids
+    (and mask, and token types when the tokenizer gives them) to the last hidden state, batch and
+    length dynamic; ``bench/embed_backends.py`` quantizes the same graph its own ways."""
+    import torch
+
+    sample = tokenizer(
+        ["passage: hello world", "query: a longer sentence"], padding=True, return_tensors="pt"
+    )
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+
+    class _Hidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> Any:
+            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(
+            _Hidden(encoder.eval()),
+            tuple(sample[n] for n in names),
+            str(path),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
 def _pooling_mode(model: Any) -> str:
     config = model[1].get_config_dict() if len(model) > 1 else {}
     mode = str(config.get("pooling_mode", "mean"))
@@ -118,8 +151,6 @@ def export_int8(
         ParityError: the copy's vectors are too far from the fp32 ones (nothing is kept).
         SetupError: the source does not load or a library step failed.
     """
-    import torch
-
     source, dest = Path(source), Path(dest)
     t0 = time.perf_counter()
     work = dest.with_name(f".{dest.name}.partial")
@@ -134,38 +165,11 @@ def export_int8(
         fp32 = SentenceTransformerEmbedder(source, name=name or source.name)
         model = fp32._model
         pooling = _pooling_mode(model)
-        encoder = model[0].auto_model.eval()
-        tokenizer = model.tokenizer
         if not (source / TOKENIZER_FILE).is_file():
             raise SetupError(f"{source} has no {TOKENIZER_FILE} — int8 embedding needs a fast tokenizer")
         on_progress(1, 4, "exporting to ONNX")
-        sample = tokenizer(
-            ["passage: hello world", "query: a longer sentence"], padding=True, return_tensors="pt"
-        )
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-        axes = {n: {0: "batch", 1: "tokens"} for n in names}
-
-        class _Hidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, *args: Any) -> Any:
-                return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
-
         fp32_onnx = work / "model-fp32.onnx"
-        with torch.no_grad(), _quiet():
-            torch.onnx.export(
-                _Hidden(encoder),
-                tuple(sample[n] for n in names),
-                str(fp32_onnx),
-                input_names=names,
-                output_names=["last_hidden_state"],
-                dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        del model, encoder
+        export_onnx(model[0].auto_model, model.tokenizer, fp32_onnx)
         on_progress(2, 4, "quantizing to int8")
         with _quiet():
             quantize_dynamic(
@@ -183,7 +187,7 @@ def export_int8(
             "source_name": name or source.name,
             "fingerprint": source_fingerprint(source),
             "dim": fp32.dim,
-            "max_seq_length": int(fp32._model.max_seq_length or tokenizer.model_max_length),
+            "max_seq_length": int(model.max_seq_length or model.tokenizer.model_max_length),
             "pooling": pooling,
             "prompts": {"query": fp32.query_prefix, "passage": fp32.passage_prefix},
             "runtime": "onnxruntime dynamic int8 (per-channel weights, reduced range; int8 token table)",
