@@ -154,14 +154,12 @@ def query_embedder(settings: Settings, name: str | None = None) -> Embedder:
     """The embedder that asks collection ``name``'s index: the settings' embedder, at the precision
     the index was built with when that is the other kind (int8 or float), so questions are embedded
     like the vectors they are compared with; the settings' own precision when nothing is built."""
-    from app.wiring.embedder import build_embedder, embed_precision
-    from index.store import vector_family
+    from app.wiring.embedder import build_embedder, vectors_precision
 
-    manifest = index_manifest(settings, name)
-    built = str(((manifest or {}).get("embedder") or {}).get("precision") or "fp32")
-    if manifest is None or vector_family(built) == vector_family(embed_precision(settings)):
+    built = index_vectors(settings, name)
+    if built is None or built == ("int8" if settings.index.embed_precision == "int8" else "float"):
         return build_embedder(settings)
-    return build_embedder(settings, precision=built)
+    return build_embedder(settings, precision=vectors_precision(settings, built))
 
 
 def open_index(
