@@ -66,6 +66,59 @@ def score(settings, rows: list[dict], adapter_dir: Path) -> tuple[dict, list[str
     return report, answers
 
 
+def watch_job(jobs_root: Path, proc: subprocess.Popen, t0: float, every_s: float = 2.0) -> list[dict]:
+    """Poll the newest training job's status file until ``proc`` ends: (seconds since ``t0``,
+    phase, step, total, the ETA the job showed)."""
+    samples: list[dict] = []
+    while proc.poll() is None:
+        time.sleep(every_s)
+        found = sorted(jobs_root.glob("train-*/job.json"))
+        if not found:
+            continue
+        try:
+            job = json.loads(found[-1].read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        samples.append(
+            {
+                "t": round(time.perf_counter() - t0, 1),
+                "phase": job.get("phase"),
+                "step": job.get("step"),
+                "total": job.get("total"),
+                "eta_s": job.get("eta_s"),
+            }
+        )
+    return samples
+
+
+def eta_at(samples: list[dict], total_s: float, share: float = 0.25) -> dict | None:
+    """The ETA the job showed at ``share`` of the run's real length, against the real end."""
+    at = [s for s in samples if s["t"] >= share * total_s and s["eta_s"] is not None]
+    if not at:
+        return None
+    s = at[0]
+    real_left = total_s - s["t"]
+    return {
+        "t": s["t"],
+        "phase": s["phase"],
+        "eta_s": s["eta_s"],
+        "real_left_s": round(real_left, 1),
+        "error_of_remaining": round((s["eta_s"] - real_left) / real_left, 3),
+        "error_of_end": round((s["t"] + s["eta_s"] - total_s) / total_s, 3),
+    }
+
+
+def phase_seconds(samples: list[dict]) -> dict[str, float]:
+    """Seconds seen in each phase of the job (from the polled samples)."""
+    out: dict[str, float] = {}
+    prev_t = 0.0
+    for s in samples:
+        key = str(s["phase"])
+        out[key] = round(out.get(key, 0.0) + s["t"] - prev_t, 1)
+        prev_t = s["t"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", default="/tmp/hybrid-retrain-ws")
@@ -108,7 +161,8 @@ def main() -> None:
         str(ws / "train.json"),
         *args.train_args.split(),
     ]
-    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), check=False)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ))
+    samples = watch_job(ws / "jobs", proc, t0)
     train = json.loads((ws / "train.json").read_text(encoding="utf-8"))
     seconds = time.perf_counter() - t0
     if train.get("status") != "succeeded":
@@ -131,11 +185,14 @@ def main() -> None:
         "gate": (train.get("metrics") or {}).get("gate"),
         "activated": train.get("activated"),
         "train_seconds_total": round(seconds, 1),
+        "eta_at_25pct": eta_at(samples, seconds),
+        "phases_s": phase_seconds(samples),
         "train_metrics": {k: v for k, v in (train.get("metrics") or {}).items() if k != "gate"},
         "examples": [
             {"id": r["id"], "corrected": r["reference"], "before": b, "after": a}
             for r, b, a in list(zip(rows, before_answers, after_answers, strict=True))[:4]
         ],
+        "job_samples": samples,
     }
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
