@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,6 +89,58 @@ def _store_baseline(cache: Path | None, key: str, value: dict[str, Any]) -> None
     write_json_atomic(cache, data)
 
 
+def _answers(report: dict[str, Any], modes: Sequence[str]) -> int:
+    return sum(int(report.get("modes", {}).get(m, {}).get("n") or 0) for m in modes)
+
+
+def _timed(
+    evaluate: EvaluateFn, adapter_dir: Path, modes: Sequence[str], cache: Path | None, subset: str
+) -> dict[str, Any]:
+    """``evaluate(adapter_dir)``, keeping its seconds per answer in ``cache`` for the next estimate."""
+    t0 = time.perf_counter()
+    report = evaluate(adapter_dir)
+    n = _answers(report, modes)
+    if n:
+        _store_baseline(
+            cache, _timing_key(subset, modes), {"seconds_per_answer": (time.perf_counter() - t0) / n}
+        )
+    return report
+
+
+def _timing_key(subset: str, modes: Sequence[str]) -> str:
+    return f"timing@{subset}:{','.join(modes)}"
+
+
+def gate_seconds(cache: Path | None, subset: str, modes: Sequence[str], n_rows: int) -> float | None:
+    """Expected seconds of scoring one adapter on ``n_rows`` rows in ``modes``, from the last
+    scoring on this subset (None before the first)."""
+    timing = _cached_baseline(cache, _timing_key(subset, modes))
+    if not timing or not timing.get("seconds_per_answer"):
+        return None
+    return float(timing["seconds_per_answer"]) * n_rows * len(modes)
+
+
+def baseline_entry(
+    *,
+    evaluate: EvaluateFn,
+    baseline_dir: Path,
+    baseline_label: str | None,
+    subset: str,
+    modes: Sequence[str] = GATE_MODES,
+    cache: Path | None = None,
+) -> dict[str, Any]:
+    """The baseline's cached score on ``subset`` ({"score", "modes"}); scored and cached first when
+    absent. A training job calls it before training, so the gate after training only scores the
+    candidate, and the scoring's pace is known for the job's ETA."""
+    key = f"{baseline_label}@{subset}:{','.join(modes)}"
+    cached = _cached_baseline(cache, key)
+    if cached is None:
+        report = _timed(evaluate, Path(baseline_dir), modes, cache, subset)
+        cached = {"score": combined_score(report, modes), "modes": _slim(report, modes)}
+        _store_baseline(cache, key, cached)
+    return cached
+
+
 def run_gate(
     candidate_dir: Path,
     *,
@@ -111,7 +164,7 @@ def run_gate(
         cache: JSON file keeping baseline scores per (label, subset).
     """
     modes = tuple(modes)
-    cand_report = evaluate(Path(candidate_dir))
+    cand_report = _timed(evaluate, Path(candidate_dir), modes, cache, subset)
     cand = combined_score(cand_report, modes)
     if baseline_dir is None:
         return GateDecision(
@@ -124,12 +177,14 @@ def run_gate(
             subset,
             _slim(cand_report, modes),
         )
-    key = f"{baseline_label}@{subset}:{','.join(modes)}"
-    cached = _cached_baseline(cache, key)
-    if cached is None:
-        base_report = evaluate(Path(baseline_dir))
-        cached = {"score": combined_score(base_report, modes), "modes": _slim(base_report, modes)}
-        _store_baseline(cache, key, cached)
+    cached = baseline_entry(
+        evaluate=evaluate,
+        baseline_dir=Path(baseline_dir),
+        baseline_label=baseline_label,
+        subset=subset,
+        modes=modes,
+        cache=cache,
+    )
     base = float(cached["score"])
     passed = cand >= base - tolerance
     verdict = "passes" if passed else "fails"

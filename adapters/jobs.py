@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,10 @@ def list_jobs(jobs_root: Path, kind: str | None = None) -> list[dict[str, Any]]:
 
 class JobReporter:
     """Used inside the worker: updates job.json atomically (at most every ``min_interval_s`` unless
-    forced), keeps the loss history, and estimates the ETA from this process's own step rate."""
+    forced), keeps the loss history, and estimates the ETA of the whole job: the current phase's
+    remaining time from this process's own rate (per step, or per unit of work when the phase gives
+    its steps' weights, e.g. tokens) plus the estimated seconds of the phases still to come
+    (``enter``)."""
 
     def __init__(self, job_dir: Path, *, min_interval_s: float = 1.0) -> None:
         self.job_dir = Path(job_dir)
@@ -221,6 +224,10 @@ class JobReporter:
         )
         self._last_write = 0.0
         self._rate_origin: tuple[float, int] | None = None
+        self._phase_s: float | None = None  # the current phase's own estimate, until measured
+        self._later_s: float | None = 0.0  # estimated seconds of the phases after the current one
+        self._cum_work: list[float] | None = None  # work done after i steps of the current phase
+        self._repeats, self._phase_t0 = 0, time.time()
         self.stop_requested = False
         self.write(force=True)
 
@@ -249,17 +256,52 @@ class JobReporter:
         self.status.update(fields)
         self.write(force=force)
 
+    def enter(
+        self,
+        phase: str,
+        *,
+        phase_s: float | None = None,
+        later_s: float | None = 0.0,
+        step_work: Sequence[float] | None = None,
+        repeats: int = 0,
+    ) -> None:
+        """Start ``phase``: ``phase_s`` its own estimated seconds (replaced by its measured rate once
+        it reports progress), ``later_s`` those of the phases after it (None = unknown, and so is
+        the ETA), ``step_work`` the work of each of its steps when they differ (tokens of a
+        training step), so a few long steps do not skew the rate, and ``repeats`` how many more
+        times work of this phase's length follows later (scoring a candidate like the baseline)."""
+        self._rate_origin, self._phase_s, self._later_s = None, phase_s, later_s
+        self._repeats, self._phase_t0 = repeats, time.time()
+        self._cum_work = None
+        if step_work is not None:
+            self._cum_work = [0.0]
+            for w in step_work:
+                self._cum_work.append(self._cum_work[-1] + max(float(w), 0.0))
+        self.update(phase=phase, eta_s=self._eta(None), force=True)
+
+    def _eta(self, phase_left_s: float | None) -> float | None:
+        left = phase_left_s if phase_left_s is not None else self._phase_s
+        if left is None or self._later_s is None:
+            return None
+        again = self._repeats * (time.time() - self._phase_t0 + left) if self._repeats else 0.0
+        return round(left + again + self._later_s, 1)
+
+    def _work(self, steps: int) -> float:
+        cum = self._cum_work
+        return float(steps) if cum is None else cum[max(0, min(steps, len(cum) - 1))]
+
     def progress(self, done: int, total: int, message: str = "") -> None:
         now = time.time()
         if self._rate_origin is None or done < self._rate_origin[1]:
             self._rate_origin = (now, done)
         t0, s0 = self._rate_origin
-        eta = (now - t0) / (done - s0) * (total - done) if done > s0 else None
+        measured = self._work(done) - self._work(s0)
+        left = (now - t0) / measured * (self._work(total) - self._work(done)) if measured > 0 else None
         self.update(
             step=done,
             total=total,
             message=message,
-            eta_s=round(eta, 1) if eta is not None else None,
+            eta_s=self._eta(left),
             force=done >= total,
         )
 

@@ -134,19 +134,49 @@ def autocast(params: TrainingParams) -> Any:
     return contextlib.nullcontext()
 
 
+# A batch whose rows begin with at least this many identical prompt tokens runs them once.
+MIN_SHARED_PREFIX = 16
+
+
+def shared_prefix_len(ids: Any, labels: Any) -> int:
+    """How many leading tokens every row of the batch shares and no row is scored on (the last
+    shared position must not predict an answer token): the system prompt and worked example that
+    every example of one mode carries. 0 for a single row."""
+    if ids.shape[0] < 2:
+        return 0
+    same = (ids == ids[:1]).all(dim=0).long()
+    common = int(same.cumprod(0).sum())
+    scored = labels != -100
+    first_answer = int(scored.float().argmax(dim=1).min()) if bool(scored.any()) else ids.shape[1]
+    return max(0, min(common, first_answer - 1))
+
+
 def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) -> tuple[Any, int]:
     """(summed cross-entropy over answer tokens, number of answer tokens) for one batch.
 
     The decoder runs on every position, but the lm_head only on the positions whose next token is an
     answer token — a prompt of 900 tokens with a 90-token answer computes 90 rows of logits, not 990.
+    The prompt tokens all rows share (``shared_prefix_len``) run once, as one row whose keys and
+    values every row then attends to; gradients flow through them as through the full batch, so the
+    loss and its gradient are the same (a plain example's system prompt is most of its tokens).
     """
     import torch
 
     causal_lm = model.get_base_model()
-    targets = labels[:, 1:]
+    shared = shared_prefix_len(ids, labels)
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
+    targets = labels[:, shared + 1 :]
     where = targets != -100
     with autocast(params):
-        hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
+        if shared:
+            prefix = causal_lm.model(input_ids=ids[:1, :shared], use_cache=True).past_key_values
+            prefix.batch_repeat_interleave(ids.shape[0])
+            hidden = causal_lm.model(
+                input_ids=ids[:, shared:], past_key_values=prefix, use_cache=True
+            ).last_hidden_state
+        else:
+            hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
         picked = hidden[:, :-1][where]
         logits = causal_lm.lm_head(picked)
     loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")

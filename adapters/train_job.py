@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapters import registry
 from adapters.jobs import JobReporter
@@ -36,8 +36,21 @@ logger = logging.getLogger(__name__)
 EXAMPLES = "examples.jsonl"
 CHECKPOINTS = "checkpoints"
 PrepareFn = Callable[[dict[str, Any], JobReporter], tuple[list[ChatExample], dict[str, Any]]]
-# gate(staged_version_dir, version_name, reporter) -> decision JSON with at least {"passed": bool}
-GateFn = Callable[[Path, str, JobReporter], dict[str, Any]]
+# Seconds of saving a version and converting its GGUF LoRA, assumed before it is measured (a 0.5B
+# adapter takes about 10 s; the estimate only adds to the ETA of the phases before it).
+CONVERT_PRIOR_S = 20.0
+
+
+class Gate(Protocol):
+    """The evaluation gate as the job uses it."""
+
+    def before_training(self, reporter: JobReporter, later_s: float | None) -> float | None:
+        """Score what does not depend on the new version (the adapter in use), reporting progress
+        with ``later_s`` estimated seconds of the job after it; return the expected seconds of
+        the gate after training (None = unknown)."""
+
+    def __call__(self, stage: Path, name: str, reporter: JobReporter) -> dict[str, Any]:
+        """Score the staged version; the decision JSON with at least {"passed": bool}."""
 
 
 def base_identity(base_dir: Path, given: str | None) -> str:
@@ -72,7 +85,7 @@ def _convert(
     """The GGUF LoRA for llama.cpp; a failure is recorded (the trained weights are kept)."""
     from adapters.llama_tools import convert_lora_to_gguf
 
-    reporter.update(phase="converting to GGUF LoRA", force=True)
+    reporter.update(phase="converting to GGUF LoRA", force=True)  # the ETA of "saving" holds
     try:
         convert_lora_to_gguf(
             stage,
@@ -86,7 +99,61 @@ def _convert(
         metrics["lora_gguf_error"] = str(e)
 
 
-def _run_gate(gate: GateFn, stage: Path, name: str, reporter: JobReporter) -> dict[str, Any]:
+def _tokens_per_s_prior(spec: dict[str, Any]) -> float | None:
+    """Training tokens/s of the newest adapter trained here on this base (else of the adapter
+    training continues from): the ETA's pace until this run's own steps measure it."""
+    sha = spec.get("base_sha256")
+    candidates = sorted(Path(spec["registry"]).glob("*/metrics.json"), key=lambda f: f.stat().st_mtime)[::-1]
+    if spec.get("init_adapter"):
+        candidates.append(Path(spec["init_adapter"]) / "metrics.json")
+    for f in candidates:
+        try:
+            tps = float(read_json(f).get("tokens_per_s") or 0)
+            same_base = (
+                not sha
+                or f.parent == Path(spec.get("init_adapter") or "")
+                or (read_json(f.parent / "params.json").get("base_sha256") == sha)
+            )
+        except (OSError, ValueError, TypeError):
+            continue
+        if tps > 0 and same_base:
+            return tps
+    return None
+
+
+def _training_prior_s(
+    examples: list[ChatExample], base_dir: Path, params: TrainingParams, spec: dict[str, Any]
+) -> float | None:
+    """Expected seconds of training ``examples`` (their tokens × epochs at the prior pace)."""
+    tps = _tokens_per_s_prior(spec)
+    if tps is None:
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        from adapters.batching import encode_examples
+
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+        encoded, _ = encode_examples(tokenizer, examples, max_length=params.max_length)
+    except (OSError, ValueError) as e:
+        logger.warning("no training time estimate: %s", e)
+        return None
+    return sum(len(e.ids) for e in encoded) * params.epochs / tps
+
+
+def _before_training(gate: Gate, reporter: JobReporter, later_s: float | None) -> float | None:
+    """The gate's work before training; a failure there is left to the gate after training (which
+    records it with the kept version), so it never costs the training run."""
+    try:
+        return gate.before_training(reporter, later_s)
+    except Exception:  # noqa: BLE001 — the gate after training reports it
+        logger.error(
+            "scoring the adapter in use failed; the gate will try again:\n%s", traceback.format_exc()
+        )
+        return None
+
+
+def _run_gate(gate: Gate, stage: Path, name: str, reporter: JobReporter) -> dict[str, Any]:
     """The gate's decision; if the gate itself cannot run, the version fails it (and is kept)."""
     try:
         return gate(stage, name, reporter)
@@ -103,7 +170,7 @@ def run_training_job(
     job_dir: Path,
     *,
     prepare: PrepareFn | None = None,
-    gate: GateFn | None = None,
+    gate: Gate | None = None,
     reporter: JobReporter | None = None,
     handle_signals: bool = True,
 ) -> dict[str, Any]:
@@ -131,13 +198,17 @@ def run_training_job(
             torch.set_num_threads(int(spec["num_threads"]))
         examples, data_info = _examples(job_dir, spec, reporter, prepare)
         train, val = split_validation(examples, share=params.val_share, seed=params.seed)
-        reporter.update(
-            phase="loading base model", n_train=len(train), n_val=len(val), loss_history=[], force=True
-        )
+        reporter.update(n_train=len(train), n_val=len(val), loss_history=[], force=True)
         base_dir = Path(spec["base_hf"])
+        train_s = _training_prior_s(train, base_dir, params, spec)
+        gate_s: float | None = 0.0
+        if gate is not None:
+            gate_s = _before_training(gate, reporter, None if train_s is None else train_s + CONVERT_PRIOR_S)
+        after_s = None if gate_s is None else gate_s + CONVERT_PRIOR_S
+        reporter.enter("loading base model", phase_s=train_s, later_s=after_s)
         init = Path(spec["init_adapter"]) if spec.get("init_adapter") else None
         model, tokenizer = load_base(base_dir, params, init_adapter=init)
-        reporter.update(phase="training", force=True)
+        reporter.enter("training", phase_s=train_s, later_s=after_s)
         result = train_lora(
             model,
             tokenizer,
@@ -148,11 +219,13 @@ def run_training_job(
             on_progress=reporter.progress,
             on_loss=reporter.loss,
             should_stop=reporter.should_stop,
+            on_plan=lambda work: reporter.enter("training", phase_s=train_s, later_s=after_s, step_work=work),
         )
         if reporter.should_stop():
             raise TrainingError("training was cancelled")
         root = Path(spec["registry"])
-        reporter.update(phase="saving version", force=True)
+        convert_t0 = time.perf_counter()
+        reporter.enter("saving version", phase_s=CONVERT_PRIOR_S, later_s=gate_s)
         with registry.staged_version(root, spec.get("version")) as (stage, name):
             save_adapter(model, stage)
             del model
@@ -189,9 +262,12 @@ def run_training_job(
             write_json_atomic(stage / "metrics.json", metrics)
             if spec.get("convert_gguf"):
                 _convert(stage, base_dir, spec, metrics, reporter)
+            metrics["save_seconds"] = round(time.perf_counter() - convert_t0, 1)
             if gate is not None:
-                reporter.update(phase="evaluation gate", force=True)
+                gate_t0 = time.perf_counter()
+                reporter.enter("evaluation gate", phase_s=gate_s)
                 metrics["gate"] = _run_gate(gate, stage, name, reporter)
+                metrics["gate_seconds"] = round(time.perf_counter() - gate_t0, 1)
             write_json_atomic(stage / "metrics.json", metrics)
             if reporter.should_stop():
                 raise TrainingError("training was cancelled before the version was registered")

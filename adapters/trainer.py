@@ -106,6 +106,7 @@ def train_lora(
     on_progress: ProgressFn = no_progress,
     on_loss: LossFn | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_plan: Callable[[list[int]], None] | None = None,
 ) -> TrainResult:
     """Train the LoRA weights of ``model`` (from ``load_base``) on ``train``; validate on ``val``.
 
@@ -116,6 +117,8 @@ def train_lora(
         on_progress: (step, total_steps, "loss 1.234").
         on_loss: called with each history record {"step", "epoch", "loss", "lr", "val_loss"?}.
         should_stop: polled between batches; True saves a checkpoint and raises TrainingError.
+        on_plan: called once before the first step with the padded token count of every step of
+            the run (resumed steps included), the work a progress estimate can weigh steps by.
 
     Raises:
         TrainingError: no example fits ``max_length``, the loss is not finite, or the run was stopped.
@@ -137,6 +140,23 @@ def train_lora(
     eval_points = {
         round(steps_per_epoch * (k + 1) / params.evals_per_epoch) for k in range(params.evals_per_epoch)
     }
+
+    epoch_batches = [
+        length_grouped_batches(lengths, batch_size=params.batch_size, seed=params.seed, epoch=e)
+        for e in range(params.epochs)
+    ]
+    if on_plan is not None:
+        on_plan(
+            [
+                sum(
+                    len(m) * lengths[m[0]]
+                    for full in batches[s * params.grad_accum : (s + 1) * params.grad_accum]
+                    for m in split_by_tokens(full, lengths, params.max_batch_tokens)
+                )
+                for batches in epoch_batches
+                for s in range(steps_per_epoch)
+            ]
+        )
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
@@ -186,7 +206,7 @@ def train_lora(
     model.train()
     on_progress(step, total, "starting")
     for epoch in range(params.epochs):
-        batches = length_grouped_batches(lengths, batch_size=params.batch_size, seed=params.seed, epoch=epoch)
+        batches = epoch_batches[epoch]
         for s in range(steps_per_epoch):
             if epoch * steps_per_epoch + s < step:
                 continue  # done before the resume point

@@ -164,8 +164,11 @@ def build_examples(
 
     A RAG example holds the row's source passage with probability ``source_prob`` among
     ``distractors`` (inclusive range) passages from other documents, in random order; rows whose
-    documents do not cover the question get distractors only. Corrections are repeated
-    ``correction_repeats`` times so a few of them weigh against the replayed base rows.
+    documents do not cover the question get distractors only. A correction is repeated
+    ``correction_repeats`` times in the form it was corrected in (RAG when it carries the passages
+    it was answered from, plain otherwise) so a few of them weigh against the replayed base rows;
+    its other form, when it has one, appears once (it teaches the same answer at several times the
+    tokens of a plain example).
 
     Args:
         rows: training rows (from ``load_train_rows``, ``rows_from_corrections``, ``replay_sample``).
@@ -174,20 +177,19 @@ def build_examples(
         rag_share: share of base rows that also get a RAG-form example.
         source_prob: probability the source passage is present in a RAG example.
         distractors: (min, max) number of distractor passages.
-        correction_repeats: copies of each correction example.
+        correction_repeats: copies of each correction in the form it was corrected in.
         seed: makes the sampling reproducible.
     """
     rng = random.Random(seed)
     report = DataReport(rows=len(rows))
     out: list[ChatExample] = []
     for row in rows:
-        copies = correction_repeats if row.origin == "correction" else 1
-        report.corrections += row.origin == "correction"
+        is_correction = row.origin == "correction"
+        main_form = "rag" if is_correction and row.passages else "plain"
+        report.corrections += is_correction
         report.replay += row.origin == "replay"
         forms: list[tuple[str, list[Hit], list[Hit]]] = [("plain", [], [])]
-        wants_rag = (row.origin == "correction" and bool(row.passages)) or (
-            search is not None and rng.random() < rag_share
-        )
+        wants_rag = main_form == "rag" or (search is not None and rng.random() < rag_share)
         if wants_rag:
             ctx = _rag_passages(
                 row, rng, search, source_prob=source_prob, distractors=distractors, report=report
@@ -201,6 +203,7 @@ def build_examples(
                 prompt = _rebuild_with_source_shown(build_messages, row.question, hits, sources, prompt, rng)
             present = None if kind == "plain" else any(_shows(prompt, h) for h in sources)
             messages = [*prompt, {"role": "assistant", "content": row.answer}]
+            copies = correction_repeats if is_correction and kind == main_form else 1
             for c in range(copies):
                 suffix = f"#{c}" if copies > 1 else ""
                 out.append(

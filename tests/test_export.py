@@ -38,7 +38,13 @@ class FakeGate:
     def __init__(self, passed: bool, *, broken: bool = False) -> None:
         self.passed = passed
         self.broken = broken
-        self.seen: list[tuple[str, bool]] = []
+        self.seen: list[tuple[str, object]] = []
+
+    def before_training(self, reporter, later_s: float | None) -> float:  # noqa: ARG002
+        self.seen.append(("before training", reporter.status["phase"]))
+        if self.broken:
+            raise RuntimeError("generator exploded")
+        return 30.0
 
     def __call__(self, stage: Path, name: str, reporter) -> dict:  # noqa: ARG002
         self.seen.append((name, (stage / "lora.gguf").is_file()))
@@ -82,7 +88,8 @@ def trained(tmp_path_factory, tiny_llama_dir, tools_dir) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("trained")
     gate = FakeGate(True)
     result = _train(tmp, tiny_llama_dir, tools_dir, gate)
-    assert gate.seen == [("v1", True)]
+    # the adapter in use is scored before the base model loads; the candidate after training
+    assert gate.seen == [("before training", "queued"), ("v1", True)]
     return tmp, result
 
 

@@ -124,3 +124,29 @@ def test_jobs_are_found_by_id_or_last(settings) -> None:
     with pytest.raises(ConfigError, match="is not allowed"):
         jobs.find(settings, COUNTING, "../../etc")
     assert jobs.status(settings, COUNTING, older.name)["status"] == "queued"
+
+
+def test_the_eta_weighs_steps_by_their_work_and_adds_the_phases_still_to_come(tmp_path, monkeypatch) -> None:
+    """Two light steps done in 2 s, then two heavy ones (3× the work each) and 30 s of later phases:
+    the ETA is 2 s × 6 / 2 + 30 = 36 s, not the per-step 2 s + 30. A phase whose work repeats later
+    (the baseline's scoring before the candidate's) counts it twice."""
+    from adapters import jobs as job_files
+
+    clock = [1000.0]
+    monkeypatch.setattr(job_files.time, "time", lambda: clock[0])
+    job_dir = job_files.new_job(tmp_path / "jobs", "train", {})
+    reporter = job_files.JobReporter(job_dir)
+    reporter.enter("training", phase_s=None, later_s=30.0, step_work=[1, 1, 3, 3])
+    assert reporter.status["eta_s"] is None  # nothing measured, no estimate given
+    reporter.progress(0, 4)
+    clock[0] += 2.0
+    reporter.progress(2, 4)
+    assert reporter.status["eta_s"] == pytest.approx(36.0)
+    reporter.enter("saving", phase_s=5.0, later_s=None)
+    assert reporter.status["eta_s"] is None  # a later phase has no estimate: no ETA
+    reporter.enter("scoring", phase_s=None, later_s=10.0, repeats=1)
+    reporter.progress(0, 10)
+    clock[0] += 4.0
+    reporter.progress(4, 10)
+    # 6 s left of this phase, then all 10 s of it again, then 10 s
+    assert reporter.status["eta_s"] == pytest.approx(6.0 + 10.0 + 10.0)

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,17 +108,19 @@ def test_recently_active_lists_the_active_version_then_back_through_the_history(
 class FakeEvaluator:
     """Scores adapters from a table, remembering which folders it was asked about."""
 
-    def __init__(self, scores: dict[str, tuple[float, float]]) -> None:
+    def __init__(self, scores: dict[str, tuple[float, float]], seconds: float = 0.0) -> None:
         self.scores = scores
+        self.seconds = seconds
         self.calls: list[str] = []
 
     def __call__(self, adapter_dir: Path) -> dict:
         self.calls.append(adapter_dir.name)
+        time.sleep(self.seconds)
         tuned, tuned_rag = self.scores[adapter_dir.name]
         return {
             "modes": {
-                "tuned": {"combined": tuned, "format": 1.0},
-                "tuned_rag": {"combined": tuned_rag, "format": 1.0},
+                "tuned": {"n": 2, "combined": tuned, "format": 1.0},
+                "tuned_rag": {"n": 2, "combined": tuned_rag, "format": 1.0},
             }
         }
 
@@ -153,6 +156,32 @@ def test_gate_compares_with_the_adapter_in_use_and_caches_its_score(tmp_path):
     first = run_gate(tmp_path / "v1", evaluate=ev, baseline_dir=None, baseline_label=None, subset=subset)
     assert first.passed and first.baseline_score is None
     assert combined_score({"modes": {"tuned": {"combined": 0.4}}}) == pytest.approx(0.4)
+
+
+def test_the_baseline_is_scored_once_before_training_and_times_the_gate(tmp_path):
+    """``baseline_entry`` scores the adapter in use once (the gate after training finds it cached)
+    and keeps the scoring's pace, so the job can estimate the candidate's gate."""
+    from adapters.gate import baseline_entry, gate_seconds
+
+    ev = FakeEvaluator({"v1": (0.5, 0.7), "v2": (0.6, 0.8)}, seconds=0.02)
+    cache, subset = tmp_path / "gate_cache.json", subset_id(["e1", "e2"])
+    assert gate_seconds(cache, subset, ("tuned", "tuned_rag"), 2) is None  # never scored
+    entry = baseline_entry(
+        evaluate=ev, baseline_dir=tmp_path / "v1", baseline_label="v1", subset=subset, cache=cache
+    )
+    assert entry["score"] == pytest.approx(0.60)
+    # 2 rows × 2 modes answered in at least 0.02 s: 2 rows of both modes take as long again
+    seconds = gate_seconds(cache, subset, ("tuned", "tuned_rag"), 2)
+    assert seconds is not None and seconds >= 0.02
+    decision = run_gate(
+        tmp_path / "v2",
+        evaluate=ev,
+        baseline_dir=tmp_path / "v1",
+        baseline_label="v1",
+        subset=subset,
+        cache=cache,
+    )
+    assert decision.passed and ev.calls == ["v1", "v2"]
 
 
 def test_publish_copies_a_whole_version_and_replaces_the_old_default(tmp_path):

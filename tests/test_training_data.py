@@ -168,16 +168,33 @@ def test_corrections_become_rows_with_their_passages_and_repeat():
     examples, report = build_examples(
         rows, build_messages=default_build_messages, search=FakeSearch(), correction_repeats=2, rag_share=0.0
     )
+    # repeated in the form each was corrected in (RAG with its passages, plain without); the other
+    # form once
     assert [e.id for e in examples] == [
-        "corr-5:plain#0",
-        "corr-5:plain#1",
+        "corr-5:plain",
         "corr-5:rag#0",
         "corr-5:rag#1",
         "corr-6:plain#0",
         "corr-6:plain#1",
     ]
     assert report.corrections == 2
-    assert "20 days" in examples[2].messages[1]["content"]
+    assert "20 days" in examples[1].messages[1]["content"]
+
+
+def test_a_plain_correction_gets_its_rag_form_once():
+    row = TrainRow(
+        id="corr-7",
+        lang="en",
+        question="How many days?",
+        answer="20 days.",
+        sources=("docs/leave.md",),
+        origin="correction",
+    )
+    examples, report = build_examples(
+        [row], build_messages=default_build_messages, search=FakeSearch(), correction_repeats=3, rag_share=1.0
+    )
+    assert [e.id for e in examples] == ["corr-7:plain#0", "corr-7:plain#1", "corr-7:plain#2", "corr-7:rag"]
+    assert (report.plain, report.rag) == (3, 1)
 
 
 def test_bad_corrections_are_named():

@@ -51,7 +51,9 @@ def test_only_lora_parameters_are_trainable(tiny_llama_dir):
 
 
 def test_loss_is_finite_and_falls_on_a_tiny_overfit_set(tiny_llama_dir):
-    params = TrainingParams(**FAST)
+    # no dropout: which dropout masks a seeded run draws depends on how the batch is computed (a
+    # shared prompt prefix draws one mask for all rows), and this checks the optimiser, not them
+    params = TrainingParams(**{**FAST, "dropout": 0.0})
     model, tok = load_base(tiny_llama_dir, params)
     result = train_lora(model, tok, _examples(), [], params)
     losses = [h["loss"] for h in result.history]
@@ -79,6 +81,39 @@ def test_answer_only_logits_give_the_full_logits_loss(tiny_llama_dir):
         )
     assert n == sum(e.n_answer for e in enc)
     assert abs(float(ours) - float(full)) < 1e-3 * float(full)
+
+
+def test_a_shared_prompt_prefix_runs_once_with_the_same_loss_and_gradients(tiny_llama_dir, monkeypatch):
+    """Rows that start with the same system prompt: the prefix runs as one row, and the loss and
+    every LoRA gradient equal those of the full batch (the prefix's keys and values still train)."""
+    import torch
+
+    from adapters import lora_model
+
+    params = TrainingParams(**{**FAST, "dropout": 0.0})  # the same computation, not the same noise
+    model, tok = load_base(tiny_llama_dir, params)
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if ".lora_B." in name:  # zero at init: make the A gradients non-zero too
+            p.data.normal_(0.0, 0.05)
+    enc, _ = encode_examples(tok, _examples(4), max_length=256)
+    ids, labels = collate(enc, pad_id=0)
+    assert lora_model.shared_prefix_len(ids, labels) >= lora_model.MIN_SHARED_PREFIX
+
+    def loss_and_grads() -> tuple[float, dict]:
+        model.zero_grad(set_to_none=True)
+        loss, _ = batch_loss_sum(model, ids, labels, params)
+        loss.backward()
+        return float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    shared_loss, shared_grads = loss_and_grads()
+    monkeypatch.setattr(lora_model, "MIN_SHARED_PREFIX", 10**9)  # the whole batch, as before
+    full_loss, full_grads = loss_and_grads()
+    assert shared_loss == pytest.approx(full_loss, rel=1e-5)
+    for name, grad in full_grads.items():
+        scale = float(grad.abs().max())
+        assert scale > 0, name
+        assert float((shared_grads[name] - grad).abs().max()) <= 1e-4 * scale, name
 
 
 def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_llama_dir, tmp_path):

@@ -11,8 +11,10 @@ from domain.progress import ProgressFn, no_progress
 
 
 @contextmanager
-def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressFn]:
-    """Yield a progress callback that draws a bar on stderr (nothing when ``quiet``)."""
+def progress_bar(description: str, *, quiet: bool = False, job_eta: bool = False) -> Iterator[ProgressFn]:
+    """Yield a progress callback that draws a bar on stderr (nothing when ``quiet``). ``job_eta``:
+    the messages carry a background job's own ETA for the whole job (all its phases), so the bar
+    does not add its own estimate from the current phase's steps."""
     if quiet:
         yield no_progress
         return
@@ -31,7 +33,7 @@ def progress_bar(description: str, *, quiet: bool = False) -> Iterator[ProgressF
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *([] if job_eta else [TimeRemainingColumn()]),
         TextColumn("{task.fields[msg]}"),
         console=Console(stderr=True),
         transient=False,

@@ -140,6 +140,9 @@ def _print_estimate(settings: Settings, job_dir: Path) -> None:
         params = spec["params"]
         rows = int(spec["data"]["rows"])
         rows = min(rows, int(params.get("max_rows") or rows))
+        if spec["data"].get("from_corrections"):  # each correction repeated, plus replayed rows
+            repeats = int(params.get("correction_repeats") or 1) + int(params.get("replay_rows") or 0)
+            rows = int(spec["data"]["corrections"]) * repeats
         epochs = int(params.get("epochs") or 1)
     except (OSError, ValueError, KeyError, TypeError):
         return
@@ -183,7 +186,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
             emit_json({"job": job_dir.name, "dir": str(job_dir), "status": "started"}, args.json_path)
         return 0
     try:
-        with progress_bar("training", quiet=args.json_path == "-") as on_progress:
+        with progress_bar("training", quiet=args.json_path == "-", job_eta=True) as on_progress:
             status = jobs.wait(job_dir, on_progress=on_progress)
     except KeyboardInterrupt:
         jobs.cancel(settings, TRAIN, job_dir.name)

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.settings import Settings
 from domain.errors import ModelMissingError
+from domain.progress import ProgressFn
 
 GATE_ROWS = 16
 
@@ -35,9 +36,11 @@ def evaluate_with_adapter(
     modes: Sequence[str],
     adapter_dir: Path,
     index: str | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """The harness report for ``rows`` in ``modes``, answered with the adapter in ``adapter_dir``
-    over index ``index`` (default: the collection's own), correction memory off.
+    over index ``index`` (default: the collection's own), correction memory off; progress per row
+    to ``on_progress`` (none shown when not given).
 
     Raises:
         ModelMissingError: the adapter did not load (e.g. its GGUF LoRA is missing).
@@ -51,5 +54,5 @@ def evaluate_with_adapter(
             f"the adapter in {adapter_dir} did not load for the {settings.generation.backend} backend — "
             "check that the version has its files (lora.gguf for llama.cpp)"
         )
-    _, report = evaluate_assistant(assistant, rows, modes, quiet=True)
+    _, report = evaluate_assistant(assistant, rows, modes, quiet=True, on_progress=on_progress)
     return report

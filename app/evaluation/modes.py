@@ -21,6 +21,7 @@ from domain.router import MODE_CHOICES
 
 if TYPE_CHECKING:
     from domain.pipeline import Assistant
+    from domain.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,21 @@ def _retrieval_section(assistant: Assistant, rows: Sequence[dict[str, Any]], k: 
 
 
 def evaluate_assistant(
-    assistant: Assistant, rows: Sequence[dict[str, Any]], modes: Sequence[str], *, quiet: bool = False
+    assistant: Assistant,
+    rows: Sequence[dict[str, Any]],
+    modes: Sequence[str],
+    *,
+    quiet: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Per-row results and the aggregated report, with a progress bar on stderr."""
+    """Per-row results and the aggregated report, with a progress bar on stderr (or progress sent
+    to ``on_progress`` instead)."""
     from app.commands.progress import progress_bar
     from domain.evaluation import build_report, evaluate_rows
 
-    with progress_bar("evaluating", quiet=quiet) as on_progress:
+    with progress_bar("evaluating", quiet=quiet or on_progress is not None) as bar:
         results = evaluate_rows(
-            rows, assistant, modes, style=assistant.options.style, on_progress=on_progress
+            rows, assistant, modes, style=assistant.options.style, on_progress=on_progress or bar
         )
     return results, build_report(results, modes, assistant.adapter_state)
 

@@ -171,36 +171,108 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def gate_hook(settings: Settings, spec: dict[str, Any]) -> Any:
-    """The training job's gate (see ``adapters.train_job.GateFn``) for the job's ``spec``."""
-    from adapters.gate import GATE_MODES, run_gate, subset_id
-    from adapters.model_info import file_sha256
-    from app.evaluation.gate import evaluate_with_adapter, gate_rows
-    from app.wiring.collections import get_collection
+def _free_answering() -> None:
+    """Drop the answering models and index from this process (about 2 GB with the 0.5B), so
+    training does not hold them beside the base model; the gate opens them again."""
+    import gc
 
-    index = spec["data"].get("index")
+    from app.wiring.embedder import clear_embedder_cache
+    from app.wiring.generation import clear_generator_cache
+    from app.wiring.index import clear_index_cache
 
-    def gate(stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG001
-        rows = gate_rows(settings)
-        if not rows:
+    clear_generator_cache()
+    clear_index_cache()
+    clear_embedder_cache()
+    gc.collect()
+
+
+class TrainingGate:
+    """The training job's gate (``adapters.train_job.Gate``) for the job's ``spec``: the adapter in
+    use is scored before training (unless its score on the gate's subset is cached), the candidate
+    after, each reporting its answers as the job's progress."""
+
+    def __init__(self, settings: Settings, spec: dict[str, Any]) -> None:
+        self.settings, self.index = settings, spec["data"].get("index")
+        self._ctx: dict[str, Any] | None = None
+
+    def _context(self) -> dict[str, Any]:
+        if self._ctx is None:
+            from adapters.gate import subset_id
+            from adapters.model_info import file_sha256
+            from app.evaluation.gate import gate_rows
+            from app.wiring.collections import get_collection
+
+            rows = gate_rows(self.settings)
+            baseline_dir, label = current_adapter(self.settings)
+            if baseline_dir is not None and label == "default":
+                label = f"default-{file_sha256(baseline_dir / 'adapter_model.safetensors')[:8]}"
+            self._ctx = {
+                "rows": rows,
+                "baseline_dir": baseline_dir,
+                "label": label,
+                "subset": f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(self.settings, self.index)}",
+                "cache": get_collection(self.settings).paths.evals / "gate_cache.json",
+            }
+        return self._ctx
+
+    def _evaluate(self, reporter: Any) -> Any:
+        from adapters.gate import GATE_MODES
+        from app.evaluation.gate import evaluate_with_adapter
+
+        rows = self._context()["rows"]
+        return lambda d: evaluate_with_adapter(
+            self.settings,
+            rows,
+            modes=GATE_MODES,
+            adapter_dir=d,
+            index=self.index,
+            on_progress=reporter.progress,
+        )
+
+    def before_training(self, reporter: Any, later_s: float | None) -> float | None:
+        """Score the adapter in use now unless cached (``later_s``: the job's estimated seconds after
+        this scoring besides the gate's); returns the gate's expected seconds after training."""
+        from adapters.gate import GATE_MODES, baseline_entry, gate_seconds
+
+        ctx = self._context()
+        if not ctx["rows"]:
+            return 0.0
+        if ctx["baseline_dir"] is not None:
+            known = gate_seconds(ctx["cache"], ctx["subset"], GATE_MODES, len(ctx["rows"]))
+            reporter.enter(
+                f"scoring the adapter in use ({ctx['label']}) for the gate",
+                later_s=None if later_s is None else later_s + (known or 0.0),
+                repeats=0 if known else 1,
+            )
+            try:
+                baseline_entry(
+                    evaluate=self._evaluate(reporter),
+                    baseline_dir=ctx["baseline_dir"],
+                    baseline_label=ctx["label"],
+                    subset=ctx["subset"],
+                    modes=GATE_MODES,
+                    cache=ctx["cache"],
+                )
+            finally:
+                _free_answering()
+        return gate_seconds(ctx["cache"], ctx["subset"], GATE_MODES, len(ctx["rows"]))
+
+    def __call__(self, stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG002
+        from adapters.gate import GATE_MODES, run_gate
+
+        ctx = self._context()
+        if not ctx["rows"]:
             return {"passed": True, "reason": "no evaluation set to gate on"}
-        baseline_dir, label = current_adapter(settings)
-        if baseline_dir is not None and label == "default":
-            label = f"default-{file_sha256(baseline_dir / 'adapter_model.safetensors')[:8]}"
         decision = run_gate(
             stage,
-            evaluate=lambda d: evaluate_with_adapter(
-                settings, rows, modes=GATE_MODES, adapter_dir=d, index=index
-            ),
-            baseline_dir=baseline_dir,
-            baseline_label=label,
-            subset=f"{subset_id([r['id'] for r in rows])}+{answering_fingerprint(settings, index)}",
+            evaluate=self._evaluate(reporter),
+            baseline_dir=ctx["baseline_dir"],
+            baseline_label=ctx["label"],
+            subset=ctx["subset"],
             modes=GATE_MODES,
-            cache=get_collection(settings).paths.evals / "gate_cache.json",
+            cache=ctx["cache"],
         )
-        return {**decision.to_json(), "n_rows": len(rows)}
-
-    return gate
+        return {**decision.to_json(), "n_rows": len(ctx["rows"])}
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -209,25 +281,19 @@ def _prepare_then_free(
 ) -> tuple[list[Any], dict[str, Any]]:
     """``prepare_examples``, then drop the embedder and index from this process before training
     (about 1.5 GB; the gate opens them again)."""
-    import gc
-
-    from app.wiring.embedder import clear_embedder_cache
-    from app.wiring.index import clear_index_cache
     from app.wiring.training_data import prepare_examples
 
     try:
         return prepare_examples(settings, spec, reporter)
     finally:
-        clear_index_cache()
-        clear_embedder_cache()
-        gc.collect()
+        _free_answering()
 
 
 def _train(settings: Settings, spec: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """Prepare, train, convert, gate, register, activate (the job finishes itself)."""
     from adapters.train_job import run_training_job
 
-    gate = gate_hook(settings, spec) if spec.get("activate", "gate") in ("gate", "force") else None
+    gate = TrainingGate(settings, spec) if spec.get("activate", "gate") in ("gate", "force") else None
     return run_training_job(
         reporter.job_dir,
         prepare=lambda s, r: _prepare_then_free(settings, s, r),
