@@ -224,6 +224,7 @@ class JobReporter:
         )
         self._last_write = 0.0
         self._rate_origin: tuple[float, int] | None = None
+        self._warm: tuple[float, int] | None = None  # the rate is measured from here once it exists
         self._phase_s: float | None = None  # the current phase's own estimate, until measured
         self._later_s: float | None = 0.0  # estimated seconds of the phases after the current one
         self._cum_work: list[float] | None = None  # work done after i steps of the current phase
@@ -270,7 +271,7 @@ class JobReporter:
         the ETA), ``step_work`` the work of each of its steps when they differ (tokens of a
         training step), so a few long steps do not skew the rate, and ``repeats`` how many more
         times work of this phase's length follows later (scoring a candidate like the baseline)."""
-        self._rate_origin, self._phase_s, self._later_s = None, phase_s, later_s
+        self._rate_origin, self._warm, self._phase_s, self._later_s = None, None, phase_s, later_s
         self._repeats, self._phase_t0 = repeats, time.time()
         self._cum_work = None
         if step_work is not None:
@@ -293,8 +294,10 @@ class JobReporter:
     def progress(self, done: int, total: int, message: str = "") -> None:
         now = time.time()
         if self._rate_origin is None or done < self._rate_origin[1]:
-            self._rate_origin = (now, done)
-        t0, s0 = self._rate_origin
+            self._rate_origin, self._warm = (now, done), None
+        elif self._warm is None and done > self._rate_origin[1]:
+            self._warm = (now, done)  # after the first step, which carries one-off costs
+        t0, s0 = self._warm if self._warm is not None and done > self._warm[1] else self._rate_origin
         measured = self._work(done) - self._work(s0)
         left = (now - t0) / measured * (self._work(total) - self._work(done)) if measured > 0 else None
         self.update(

@@ -2,7 +2,8 @@
 embedded by each candidate in one run, with speed as a ratio to torch fp32 and the cosine of every
 vector to torch's.
 
-Candidates (issue 25): torch fp32 (sentence-transformers, the product's fp32 path); ONNX Runtime
+Candidates (issue 25): torch fp32 (sentence-transformers, the product's fp32 path), and bf16 where
+the CPU has native bf16 (what "auto" picks there); ONNX Runtime
 fp32 and dynamic int8 (weights per tensor or per channel, full or reduced range); llama.cpp's
 embedding path on a GGUF of the same encoder with Q8_0 or Q4_0 weights (written here with gguf-py).
 Texts are the folder's chunks as the product splits
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.settings import load_settings
     from app.wiring.embedder import resolve_embedder
-    from index.embedder import SentenceTransformerEmbedder
+    from index.embedder import SentenceTransformerEmbedder, fast_bf16_cpu
     from index.int8_export import export_onnx
 
     settings = load_settings()
@@ -262,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds, ref = timed(functools.partial(fp32.embed_passages, texts))
     record("torch fp32 (sentence-transformers)", seconds, ref, None)
     dim = fp32.dim
+    if fast_bf16_cpu():  # what "auto" picks on this CPU
+        bf16 = SentenceTransformerEmbedder(source, precision="bf16")
+        seconds, vecs = timed(functools.partial(bf16.embed_passages, texts))
+        record("torch bf16 (native bf16 CPU; auto's pick)", seconds, vecs, ref)
+        del bf16
     encoder, tokenizer = fp32._model[0].auto_model, fp32._model.tokenizer
     del fp32
     gc.collect()

@@ -1,6 +1,7 @@
 """Acceptance run: retrain from 20 corrections on the real base model, in a scratch workspace.
 
-Picks 20 held-out evaluation questions (10 English, 10 Chinese fact rows outside the gate's subset),
+Picks 20 held-out evaluation questions (10 English, 10 Chinese fact rows outside the gate's subset;
+``--offset 10`` picks the next 20, the rows training settings are chosen on),
 scores the adapter in use on them (``tuned`` mode, correction memory off), stores their reference
 answers as corrections, runs our own ``hybrid train --from-corrections`` (progress bar and ETA on
 stderr), and scores the new version on the same questions. Prints fact recall, ROUGE-L against the
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def pick_rows(n_per_lang: int = 10) -> list[dict]:
+def pick_rows(n_per_lang: int = 10, offset: int = 0) -> list[dict]:
     from app.evaluation.gate import gate_rows
     from app.settings import load_settings
     from app.wiring.dataset_rows import load_rows
@@ -34,7 +35,7 @@ def pick_rows(n_per_lang: int = 10) -> list[dict]:
     out = []
     for lang in ("en", "zh"):
         pool = [r for r in rows if r["lang"] == lang and r["kind"] == "fact" and r["id"] not in gate_ids]
-        out += sorted(pool, key=lambda r: r["id"])[:n_per_lang]
+        out += sorted(pool, key=lambda r: r["id"])[offset : offset + n_per_lang]
     return out
 
 
@@ -124,6 +125,12 @@ def main() -> None:
     ap.add_argument("--workspace", default="/tmp/hybrid-retrain-ws")
     ap.add_argument("--json", default=None)
     ap.add_argument("--train-args", default="", help="extra `hybrid train` arguments")
+    ap.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="skip this many rows per language (10: the tuning rows; 0, the default: the reported rows)",
+    )
     args = ap.parse_args()
 
     main_ws = Path(os.environ.get("HYBRID_WORKSPACE") or REPO / "workspace").resolve()
@@ -135,7 +142,7 @@ def main() -> None:
     from domain.metrics import rouge_l
 
     settings = load_settings()
-    rows = pick_rows()
+    rows = pick_rows(offset=args.offset)
     before_dir, before_label = current_adapter(settings)
     if before_dir is None:
         raise SystemExit("no adapter in use (no corpus/default_adapter and no active version)")

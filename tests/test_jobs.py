@@ -150,3 +150,20 @@ def test_the_eta_weighs_steps_by_their_work_and_adds_the_phases_still_to_come(tm
     reporter.progress(4, 10)
     # 6 s left of this phase, then all 10 s of it again, then 10 s
     assert reporter.status["eta_s"] == pytest.approx(6.0 + 10.0 + 10.0)
+
+
+def test_the_eta_leaves_out_the_first_steps_one_off_costs(tmp_path, monkeypatch) -> None:
+    """A first step of 10 s (loading, allocating) and a second of 1 s: two steps left take 2 s."""
+    from adapters import jobs as job_files
+
+    clock = [1000.0]
+    monkeypatch.setattr(job_files.time, "time", lambda: clock[0])
+    reporter = job_files.JobReporter(job_files.new_job(tmp_path / "jobs", "train", {}))
+    reporter.enter("training", later_s=0.0)
+    reporter.progress(0, 4)
+    clock[0] += 10.0
+    reporter.progress(1, 4)
+    assert reporter.status["eta_s"] == pytest.approx(30.0)  # only the first step to go by
+    clock[0] += 1.0
+    reporter.progress(2, 4)
+    assert reporter.status["eta_s"] == pytest.approx(2.0)

@@ -109,6 +109,16 @@ with shown_errors():
                 + trainer.estimate(planned, int(defaults["epochs"]))
             )
         )
+    n_corr = int(data.get("corrections") or 0)
+    if n_corr:  # each correction repeated, with replayed base rows beside it
+        per = int(defaults.get("correction_repeats") or 1) + int(defaults.get("replay_rows") or 0)
+        st.caption(
+            md_escape(
+                f"From corrections — {n_corr} corrections as {n_corr * per} rows, "
+                f"{int(defaults['epochs'])} epoch(s) on "
+                + trainer.estimate(n_corr * per, int(defaults["epochs"]))
+            )
+        )
 if job_active:
     st.caption("A training job is running; cancel it or wait before starting another.")
 if start:
