@@ -117,7 +117,8 @@ def test_a_job_killed_mid_run_leaves_active_unchanged_and_no_half_version(tmp_pa
 
 @pytest.mark.timeout(300)
 def test_a_cancelled_job_leaves_no_version_and_resumes_from_its_checkpoint(tmp_path, tiny_llama_dir):
-    job_dir, root = _job(tmp_path, tiny_llama_dir, epochs=12)
+    # enough steps that the cancel lands mid-run (the status file is written about once a second)
+    job_dir, root = _job(tmp_path, tiny_llama_dir, epochs=40)
     jobs.launch(job_dir, "adapters.train_job")
     _wait_for_step(job_dir, 5)
     assert jobs.cancel(job_dir) is True
@@ -129,6 +130,6 @@ def test_a_cancelled_job_leaves_no_version_and_resumes_from_its_checkpoint(tmp_p
     jobs.launch(job_dir, "adapters.train_job")
     status = jobs.wait(job_dir, poll_s=0.1)
     assert status["status"] == "succeeded", (job_dir / "log.txt").read_text()[-2000:]
-    assert [h["step"] for h in status["loss_history"]] == list(range(1, 49))
-    assert stopped_at < 48 and "resumed from" in (job_dir / "log.txt").read_text()
+    assert [h["step"] for h in status["loss_history"]] == list(range(1, 161))
+    assert stopped_at < 160 and "resumed from" in (job_dir / "log.txt").read_text()
     assert registry.active_version(root) == "v1"
