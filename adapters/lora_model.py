@@ -151,6 +151,25 @@ def shared_prefix_len(ids: Any, labels: Any) -> int:
     return max(0, min(common, first_answer - 1))
 
 
+def step_work(items: Sequence[Encoded]) -> int:
+    """Token positions one micro-batch of ``items`` computes: its shared prompt prefix once (as
+    ``batch_loss_sum`` runs it), then every row's rest padded to the longest — the weight a
+    progress estimate gives its step."""
+    width = max(len(it.ids) for it in items)
+    shared = 0
+    if len(items) > 1:
+        first = items[0].ids
+        common = 0
+        while common < len(first) and all(
+            len(it.ids) > common and it.ids[common] == first[common] for it in items
+        ):
+            common += 1
+        shared = max(0, min(common, min(it.n_prompt for it in items) - 1))
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+    return shared + len(items) * (width - shared)
+
+
 def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) -> tuple[Any, int]:
     """(summed cross-entropy over answer tokens, number of answer tokens) for one batch.
 

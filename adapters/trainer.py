@@ -25,6 +25,7 @@ from adapters.lora_model import (  # noqa: F401  (load_base and save_adapter: on
     load_base,
     restore_state,
     save_adapter,
+    step_work,
     trainable_state,
 )
 from adapters.train_params import TrainingParams
@@ -149,7 +150,7 @@ def train_lora(
         on_plan(
             [
                 sum(
-                    len(m) * lengths[m[0]]
+                    step_work([train_enc[i] for i in m])
                     for full in batches[s * params.grad_accum : (s + 1) * params.grad_accum]
                     for m in split_by_tokens(full, lengths, params.max_batch_tokens)
                 )

@@ -98,7 +98,10 @@ def test_a_shared_prompt_prefix_runs_once_with_the_same_loss_and_gradients(tiny_
             p.data.normal_(0.0, 0.05)
     enc, _ = encode_examples(tok, _examples(4), max_length=256)
     ids, labels = collate(enc, pad_id=0)
-    assert lora_model.shared_prefix_len(ids, labels) >= lora_model.MIN_SHARED_PREFIX
+    shared = lora_model.shared_prefix_len(ids, labels)
+    assert shared >= lora_model.MIN_SHARED_PREFIX
+    # the progress estimate weighs the step by what runs: the prefix once, the rest per row
+    assert lora_model.step_work(enc) == shared + len(enc) * (ids.shape[1] - shared)
 
     def loss_and_grads() -> tuple[float, dict]:
         model.zero_grad(set_to_none=True)
