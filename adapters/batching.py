@@ -98,6 +98,23 @@ def length_grouped_batches(
     return batches
 
 
+def distinct(items: Sequence[Encoded]) -> tuple[list[Encoded], list[int]]:
+    """The different token sequences among ``items`` (first seen first) and how often each occurs:
+    copies of one correction in a batch run once and count as many times."""
+    seen: dict[tuple[int, ...], int] = {}
+    unique: list[Encoded] = []
+    counts: list[int] = []
+    for it in items:
+        at = seen.get(it.ids)
+        if at is None:
+            seen[it.ids] = len(unique)
+            unique.append(it)
+            counts.append(1)
+        else:
+            counts[at] += 1
+    return unique, counts
+
+
 def collate(items: Sequence[Encoded], *, pad_id: int) -> tuple[Any, Any]:
     """(input_ids, labels) tensors, right-padded to the longest item; labels are -100 except on
     answer tokens.

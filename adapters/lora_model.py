@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.batching import Encoded, collate
+from adapters.batching import Encoded, collate, distinct
 from adapters.train_params import TrainingParams
 from domain.errors import ModelMissingError, TrainingError
 
@@ -152,9 +152,10 @@ def shared_prefix_len(ids: Any, labels: Any) -> int:
 
 
 def step_work(items: Sequence[Encoded]) -> int:
-    """Token positions one micro-batch of ``items`` computes: its shared prompt prefix once (as
-    ``batch_loss_sum`` runs it), then every row's rest padded to the longest — the weight a
-    progress estimate gives its step."""
+    """Token positions one micro-batch of ``items`` computes: its distinct rows only, their shared
+    prompt prefix once (as ``batch_loss_sum`` runs it), then every row's rest padded to the longest
+    — the weight a progress estimate gives its step."""
+    items, _ = distinct(items)
     width = max(len(it.ids) for it in items)
     shared = 0
     if len(items) > 1:
@@ -170,8 +171,12 @@ def step_work(items: Sequence[Encoded]) -> int:
     return shared + len(items) * (width - shared)
 
 
-def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) -> tuple[Any, int]:
-    """(summed cross-entropy over answer tokens, number of answer tokens) for one batch.
+def batch_loss_sum(
+    model: Any, ids: Any, labels: Any, params: TrainingParams, *, counts: Sequence[int] | None = None
+) -> tuple[Any, int]:
+    """(summed cross-entropy over answer tokens, number of answer tokens) for one batch; with
+    ``counts``, row i stands for ``counts[i]`` identical rows (``batching.distinct``) and its loss
+    and tokens count that many times — the same sum as the full batch, computed once.
 
     The decoder runs on every position, but the lm_head only on the positions whose next token is an
     answer token — a prompt of 900 tokens with a 90-token answer computes 90 rows of logits, not 990.
@@ -198,8 +203,12 @@ def batch_loss_sum(model: Any, ids: Any, labels: Any, params: TrainingParams) ->
             hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
         picked = hidden[:, :-1][where]
         logits = causal_lm.lm_head(picked)
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
-    return loss, int(where.sum())
+    if counts is None:
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
+        return loss, int(where.sum())
+    row_weight = torch.tensor(list(counts), dtype=torch.float32)[:, None].expand(where.shape)[where]
+    per_token = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="none")
+    return (per_token * row_weight).sum(), int(row_weight.sum())
 
 
 def evaluate_loss(model: Any, data: Sequence[Encoded], params: TrainingParams, pad_id: int) -> float | None:

@@ -59,9 +59,10 @@ class TrainingParams:
     source_prob: float = 0.7
     distractors_min: int = 2
     distractors_max: int = 4
-    # Copies of each correction and training rows replayed per correction: more copies and less
-    # replay make the new version repeat the corrections (bench/retrain_corrections.py measures it).
-    correction_repeats: int = 6
+    # Copies of each correction (in the form it was corrected in) and training rows replayed per
+    # correction: more copies and less replay make the new version repeat the corrections
+    # (bench/retrain_corrections.py measures it; corpus/measured/retrain/ has the choice of 8).
+    correction_repeats: int = 8
     replay_rows: int = 1
     max_rows: int = 0
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.batching import collate, encode_examples, length_grouped_batches
+from adapters.batching import collate, distinct, encode_examples, length_grouped_batches
 from adapters.lora_model import (  # noqa: F401  (load_base and save_adapter: one import for callers)
     batch_loss_sum,
     evaluate_loss,
@@ -218,8 +218,9 @@ def train_lora(
                 if should_stop():
                     checkpoint()
                     raise TrainingError(f"training stopped at step {step}/{total}; resume it to continue")
-                ids, labels = collate([train_enc[i] for i in b], pad_id=pad_id)
-                loss_sum, _ = batch_loss_sum(model, ids, labels, params)
+                unique, counts = distinct([train_enc[i] for i in b])
+                ids, labels = collate(unique, pad_id=pad_id)
+                loss_sum, _ = batch_loss_sum(model, ids, labels, params, counts=counts)
                 (loss_sum / n_answer).backward()
                 loss_total += float(loss_sum.detach())
                 step_tokens += sum(len(train_enc[i].ids) for i in b)

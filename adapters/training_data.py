@@ -156,7 +156,7 @@ def build_examples(
     rag_share: float = 0.4,
     source_prob: float = 0.7,
     distractors: tuple[int, int] = (2, 4),
-    correction_repeats: int = 6,
+    correction_repeats: int = 8,
     seed: int = 0,
 ) -> tuple[list[ChatExample], DataReport]:
     """Chat examples for ``rows``: every row in plain (``tuned``) form, and a seeded ``rag_share`` of

@@ -119,6 +119,37 @@ def test_a_shared_prompt_prefix_runs_once_with_the_same_loss_and_gradients(tiny_
         assert float((shared_grads[name] - grad).abs().max()) <= 1e-4 * scale, name
 
 
+def test_copies_in_a_batch_run_once_and_count_as_many_times(tiny_llama_dir):
+    """A batch holding three copies of one example and one other: computed as two rows weighted 3
+    and 1, with the loss, token count and gradients of the four rows."""
+    import torch
+
+    from adapters.batching import distinct
+
+    params = TrainingParams(**{**FAST, "dropout": 0.0})
+    model, tok = load_base(tiny_llama_dir, params)
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if ".lora_B." in name:
+            p.data.normal_(0.0, 0.05)
+    enc, _ = encode_examples(tok, _examples(2), max_length=256)
+    batch = [enc[0], enc[1], enc[0], enc[0]]
+    unique, counts = distinct(batch)
+    assert (len(unique), counts) == (2, [3, 1])
+
+    def loss_and_grads(ids, labels, counts=None) -> tuple[float, int, dict]:
+        model.zero_grad(set_to_none=True)
+        loss, n = batch_loss_sum(model, ids, labels, params, counts=counts)
+        loss.backward()
+        return float(loss), n, {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+
+    once = loss_and_grads(*collate(unique, pad_id=0), counts=counts)
+    full = loss_and_grads(*collate(batch, pad_id=0))
+    assert once[0] == pytest.approx(full[0], rel=1e-5) and once[1] == full[1]
+    for name, grad in full[2].items():
+        assert float((once[2][name] - grad).abs().max()) <= 1e-4 * float(grad.abs().max()), name
+
+
 def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_llama_dir, tmp_path):
     import torch
 
