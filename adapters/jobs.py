@@ -189,7 +189,8 @@ def _message(status: dict[str, Any]) -> str:
         parts.append(f"loss {hist[-1].get('loss', float('nan')):.3f}")
     eta = status.get("eta_s")
     if eta is not None and status.get("status") == "running":
-        parts.append(f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
+        before_gate = " before the gate" if status.get("eta_before_gate") else ""
+        parts.append(f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s{before_gate}")
     return " · ".join(parts)
 
 

@@ -204,7 +204,9 @@ def run_training_job(
         gate_s: float | None = 0.0
         if gate is not None:
             gate_s = _before_training(gate, reporter, None if train_s is None else train_s + CONVERT_PRIOR_S)
-        after_s = None if gate_s is None else gate_s + CONVERT_PRIOR_S
+        # a gate not timed yet on this collection (its first run times it): the ETA stops before it
+        reporter.update(eta_before_gate=gate_s is None)
+        after_s = (gate_s or 0.0) + CONVERT_PRIOR_S
         reporter.enter("loading base model", phase_s=train_s, later_s=after_s)
         init = Path(spec["init_adapter"]) if spec.get("init_adapter") else None
         model, tokenizer = load_base(base_dir, params, init_adapter=init)
@@ -265,6 +267,7 @@ def run_training_job(
             metrics["save_seconds"] = round(time.perf_counter() - convert_t0, 1)
             if gate is not None:
                 gate_t0 = time.perf_counter()
+                reporter.update(eta_before_gate=False)
                 reporter.enter("evaluation gate", phase_s=gate_s)
                 metrics["gate"] = _run_gate(gate, stage, name, reporter)
                 metrics["gate_seconds"] = round(time.perf_counter() - gate_t0, 1)

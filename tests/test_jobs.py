@@ -167,3 +167,11 @@ def test_the_eta_leaves_out_the_first_steps_one_off_costs(tmp_path, monkeypatch)
     clock[0] += 1.0
     reporter.progress(2, 4)
     assert reporter.status["eta_s"] == pytest.approx(2.0)
+
+
+def test_an_eta_that_stops_before_an_untimed_gate_says_so() -> None:
+    from adapters import jobs as job_files
+
+    status = {"status": "running", "phase": "training", "eta_s": 125.0, "eta_before_gate": True}
+    assert job_files._message(status) == "training · ETA 2m05s before the gate"
+    assert job_files._message({**status, "eta_before_gate": False}) == "training · ETA 2m05s"

@@ -151,7 +151,8 @@ def _job_panel(job_id: str, was_active: bool) -> None:
         st.progress(
             min(1.0, step / total) if total else 0.0,
             text=f"step {step}/{total}"
-            + (f" · ETA {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else ""),
+            + (f" · ETA {duration(s.get('eta_s'))}" if state in ACTIVE_STATES else "")
+            + (" before the gate" if state in ACTIVE_STATES and s.get("eta_before_gate") else ""),
         )
         history = s.get("loss_history") or []
         if history:

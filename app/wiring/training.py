@@ -215,19 +215,28 @@ class TrainingGate:
             }
         return self._ctx
 
-    def _evaluate(self, reporter: Any) -> Any:
+    def _gate_args(self, reporter: Any) -> dict[str, Any]:
+        """What ``adapters.gate`` needs to score and cache: the evaluator (progress to ``reporter``),
+        the adapter in use, the subset and the cache file."""
         from adapters.gate import GATE_MODES
         from app.evaluation.gate import evaluate_with_adapter
 
-        rows = self._context()["rows"]
-        return lambda d: evaluate_with_adapter(
-            self.settings,
-            rows,
-            modes=GATE_MODES,
-            adapter_dir=d,
-            index=self.index,
-            on_progress=reporter.progress,
-        )
+        ctx = self._context()
+        return {
+            "evaluate": lambda d: evaluate_with_adapter(
+                self.settings,
+                ctx["rows"],
+                modes=GATE_MODES,
+                adapter_dir=d,
+                index=self.index,
+                on_progress=reporter.progress,
+            ),
+            "baseline_dir": ctx["baseline_dir"],
+            "baseline_label": ctx["label"],
+            "subset": ctx["subset"],
+            "modes": GATE_MODES,
+            "cache": ctx["cache"],
+        }
 
     def before_training(self, reporter: Any, later_s: float | None) -> float | None:
         """Score the adapter in use now unless cached (``later_s``: the job's estimated seconds after
@@ -245,33 +254,18 @@ class TrainingGate:
                 repeats=0 if known else 1,
             )
             try:
-                baseline_entry(
-                    evaluate=self._evaluate(reporter),
-                    baseline_dir=ctx["baseline_dir"],
-                    baseline_label=ctx["label"],
-                    subset=ctx["subset"],
-                    modes=GATE_MODES,
-                    cache=ctx["cache"],
-                )
+                baseline_entry(**self._gate_args(reporter))
             finally:
                 _free_answering()
         return gate_seconds(ctx["cache"], ctx["subset"], GATE_MODES, len(ctx["rows"]))
 
     def __call__(self, stage: Path, name: str, reporter: Any) -> dict[str, Any]:  # noqa: ARG002
-        from adapters.gate import GATE_MODES, run_gate
+        from adapters.gate import run_gate
 
         ctx = self._context()
         if not ctx["rows"]:
             return {"passed": True, "reason": "no evaluation set to gate on"}
-        decision = run_gate(
-            stage,
-            evaluate=self._evaluate(reporter),
-            baseline_dir=ctx["baseline_dir"],
-            baseline_label=ctx["label"],
-            subset=ctx["subset"],
-            modes=GATE_MODES,
-            cache=ctx["cache"],
-        )
+        decision = run_gate(stage, **self._gate_args(reporter))
         return {**decision.to_json(), "n_rows": len(ctx["rows"])}
 
 
