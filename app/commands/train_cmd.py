@@ -54,7 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from-corrections: the gate guards quality, and best-validation weights on replayed rows "
         "would undo the corrections)",
     )
-    p.add_argument("--correction-repeats", type=count, default=None, help="copies of each correction")
+    p.add_argument(
+        "--correction-repeats",
+        type=count,
+        default=None,
+        help="copies of each correction in the form it was corrected in (default 8)",
+    )
     p.add_argument(
         "--replay-rows", type=count, default=None, help="training-set rows replayed per correction"
     )
