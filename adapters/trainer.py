@@ -118,8 +118,9 @@ def train_lora(
         on_progress: (step, total_steps, "loss 1.234").
         on_loss: called with each history record {"step", "epoch", "loss", "lr", "val_loss"?}.
         should_stop: polled between batches; True saves a checkpoint and raises TrainingError.
-        on_plan: called once before the first step with the padded token count of every step of
-            the run (resumed steps included), the work a progress estimate can weigh steps by.
+        on_plan: called once before the first step with the token positions every step of the run
+            computes (``step_work``; resumed steps included), the work a progress estimate can
+            weigh steps by.
 
     Raises:
         TrainingError: no example fits ``max_length``, the loss is not finite, or the run was stopped.
