@@ -136,7 +136,7 @@ def _params(args: argparse.Namespace) -> Any:
 
 def _print_estimate(settings: Settings, job_dir: Path) -> None:
     """The job's expected time and memory on the model that trains, from its spec."""
-    from app.wiring.estimates import training_estimate
+    from app.wiring.estimates import correction_rows, training_estimate
     from app.wiring.models import base_name
     from domain.atomic import read_json
 
@@ -145,9 +145,8 @@ def _print_estimate(settings: Settings, job_dir: Path) -> None:
         params = spec["params"]
         rows = int(spec["data"]["rows"])
         rows = min(rows, int(params.get("max_rows") or rows))
-        if spec["data"].get("from_corrections"):  # each correction repeated, plus replayed rows
-            repeats = int(params.get("correction_repeats") or 1) + int(params.get("replay_rows") or 0)
-            rows = int(spec["data"]["corrections"]) * repeats
+        if spec["data"].get("from_corrections"):
+            rows = correction_rows(params, int(spec["data"]["corrections"]))
         epochs = int(params.get("epochs") or 1)
     except (OSError, ValueError, KeyError, TypeError):
         return

@@ -12,6 +12,7 @@ import streamlit as st
 from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, shown_errors
 from app.views.services import get_trainer_jobs
 from app.views.text import duration, md_escape
+from app.wiring.estimates import correction_rows
 
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -110,13 +111,13 @@ with shown_errors():
             )
         )
     n_corr = int(data.get("corrections") or 0)
-    if n_corr:  # each correction repeated, with replayed base rows beside it
-        per = int(defaults.get("correction_repeats") or 1) + int(defaults.get("replay_rows") or 0)
+    if n_corr:
+        corr_rows = correction_rows(defaults, n_corr)
         st.caption(
             md_escape(
-                f"From corrections — {n_corr} corrections as {n_corr * per} rows, "
+                f"From corrections — {n_corr} corrections as {corr_rows} rows, "
                 f"{int(defaults['epochs'])} epoch(s) on "
-                + trainer.estimate(n_corr * per, int(defaults["epochs"]))
+                + trainer.estimate(corr_rows, int(defaults["epochs"]))
             )
         )
 if job_active:

@@ -100,6 +100,13 @@ def _bench_seconds_per_row(settings: Settings, rag_share: float) -> float | None
         return None
 
 
+def correction_rows(params: dict, corrections: int) -> int:
+    """Rows a from-corrections run trains on (``params`` as TrainingParams JSON): each correction
+    repeated ``correction_repeats`` times plus ``replay_rows`` training rows beside it."""
+    per = int(params.get("correction_repeats") or 1) + int(params.get("replay_rows") or 0)
+    return corrections * per
+
+
 def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_share: float = 0.4) -> Estimate:
     """Wall time and peak memory of training ``rows`` rows for ``epochs`` on the profile in use."""
     base = _training_base(settings)
