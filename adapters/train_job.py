@@ -100,24 +100,20 @@ def _convert(
 
 
 def _tokens_per_s_prior(spec: dict[str, Any]) -> float | None:
-    """Training tokens/s of the newest adapter trained here on this base (else of the adapter
+    """Training tokens/s of the newest version trained here on this base (else of the adapter
     training continues from): the ETA's pace until this run's own steps measure it."""
     sha = spec.get("base_sha256")
-    candidates = sorted(Path(spec["registry"]).glob("*/metrics.json"), key=lambda f: f.stat().st_mtime)[::-1]
+    for v in sorted(registry.list_versions(Path(spec["registry"])), key=lambda v: v.created_at, reverse=True):
+        tps = v.metrics.get("tokens_per_s")
+        if tps and (not sha or v.params.get("base_sha256") == sha):
+            return float(tps)
     if spec.get("init_adapter"):
-        candidates.append(Path(spec["init_adapter"]) / "metrics.json")
-    for f in candidates:
         try:
-            tps = float(read_json(f).get("tokens_per_s") or 0)
-            same_base = (
-                not sha
-                or f.parent == Path(spec.get("init_adapter") or "")
-                or (read_json(f.parent / "params.json").get("base_sha256") == sha)
+            return (
+                float(read_json(Path(spec["init_adapter"]) / "metrics.json").get("tokens_per_s") or 0) or None
             )
         except (OSError, ValueError, TypeError):
-            continue
-        if tps > 0 and same_base:
-            return tps
+            return None
     return None
 
 
