@@ -139,16 +139,18 @@ MIN_SHARED_PREFIX = 16
 
 
 def shared_prefix_len(ids: Any, labels: Any) -> int:
-    """How many leading tokens every row of the batch shares and no row is scored on (the last
-    shared position must not predict an answer token): the system prompt and worked example that
-    every example of one mode carries. 0 for a single row."""
+    """How many leading tokens ``batch_loss_sum`` runs once for the batch: those every row shares
+    and no row is scored on (the last shared position must not predict an answer token) — the
+    system prompt and worked example every example of one mode carries. 0 for a single row or
+    fewer than ``MIN_SHARED_PREFIX`` tokens."""
     if ids.shape[0] < 2:
         return 0
     same = (ids == ids[:1]).all(dim=0).long()
     common = int(same.cumprod(0).sum())
     scored = labels != -100
     first_answer = int(scored.float().argmax(dim=1).min()) if bool(scored.any()) else ids.shape[1]
-    return max(0, min(common, first_answer - 1))
+    shared = max(0, min(common, first_answer - 1))
+    return shared if shared >= MIN_SHARED_PREFIX else 0
 
 
 def step_work(items: Sequence[Encoded]) -> int:
@@ -156,19 +158,9 @@ def step_work(items: Sequence[Encoded]) -> int:
     prompt prefix once (as ``batch_loss_sum`` runs it), then every row's rest padded to the longest
     — the weight a progress estimate gives its step."""
     items, _ = distinct(items)
-    width = max(len(it.ids) for it in items)
-    shared = 0
-    if len(items) > 1:
-        first = items[0].ids
-        common = 0
-        while common < len(first) and all(
-            len(it.ids) > common and it.ids[common] == first[common] for it in items
-        ):
-            common += 1
-        shared = max(0, min(common, min(it.n_prompt for it in items) - 1))
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
-    return shared + len(items) * (width - shared)
+    ids, labels = collate(items, pad_id=0)  # pads lie past the answers, beyond any shared prefix
+    shared = shared_prefix_len(ids, labels)
+    return shared + len(items) * (ids.shape[1] - shared)
 
 
 def batch_loss_sum(
@@ -188,8 +180,6 @@ def batch_loss_sum(
 
     causal_lm = model.get_base_model()
     shared = shared_prefix_len(ids, labels)
-    if shared < MIN_SHARED_PREFIX:
-        shared = 0
     targets = labels[:, shared + 1 :]
     where = targets != -100
     with autocast(params):
