@@ -12,7 +12,7 @@ import pytest
 
 import domain
 
-OTHER_MODULES = ["index.formats", "adapters.choice"]
+OTHER_MODULES = ["index.formats", "adapters.choice", "app.wiring.estimates"]
 MODULES = sorted(m.name for m in pkgutil.iter_modules(domain.__path__, "domain.")) + OTHER_MODULES
 
 

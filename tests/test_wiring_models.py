@@ -70,3 +70,46 @@ def test_smollm2_profile_uses_the_packaged_gguf(tmp_path) -> None:
         ModelMissingError, match=f"{SMOLLM2_HF_NAME} not found — run `hybrid setup --profile smollm2`"
     ):
         base_hf_path(s)
+
+
+def _version(ws, collection: str, name: str, sha: str, rows: int, seconds: float, created: str) -> None:
+    import json
+
+    folder = ws / "collections" / collection / "adapters" / name
+    folder.mkdir(parents=True)
+    params = {"base_sha256": sha, "epochs": 1, "data": {"rows": rows}, "created_at": created}
+    (folder / "params.json").write_text(json.dumps(params), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps({"train_seconds": seconds}), encoding="utf-8")
+
+
+def test_training_estimate_scales_the_benchmark_by_this_machines_pace_on_another_profile(
+    tmp_path, monkeypatch
+) -> None:
+    """No run on the 1.5B here, one on the 0.5B at a third of the benchmark's time per row: the
+    1.5B's estimate is the benchmark's 1.5B time, scaled by the same third; once the 1.5B has run
+    here, its own pace counts."""
+    from app.wiring import estimates, models
+    from app.wiring.estimates import training_estimate
+
+    shas = {"qwen": "sha-small", "qwen-1.5b": "sha-big"}
+    monkeypatch.setattr(models, "base_sha256", lambda s, **_: shas.get(s.models.profile))
+    monkeypatch.setattr(estimates, "_training_base", lambda _s: None)
+    monkeypatch.setattr(estimates, "_bench", lambda: {"qwen": 6.0, "qwen-1.5b": 18.0})
+    s = _settings(tmp_path, profile="qwen-1.5b")
+    ws = tmp_path / "ws"
+
+    first = training_estimate(s, 100)  # nothing trained here yet: the benchmark as measured
+    assert first.seconds == pytest.approx(18.0 * 1.4 * 100)
+    assert "another 2-core CPU" in first.basis
+
+    _version(ws, "sample", "v1", "sha-small", rows=300, seconds=600.0, created="2026-12-01T10:00:00")
+    scaled = training_estimate(s, 100)  # 2 s per row here against the benchmark's 6 s per example
+    assert scaled.seconds == pytest.approx(2.0 * 18.0 / 6.0 * 100)
+    assert "scaled by this machine's pace on the qwen profile" in scaled.basis
+
+    monkeypatch.setattr(estimates, "_training_base", lambda _s: ("sha-big", None))
+    monkeypatch.setattr(estimates, "_peak_gb", lambda _b: None)
+    _version(ws, "other", "v2", "sha-big", rows=50, seconds=400.0, created="2026-12-02T10:00:00")
+    own = training_estimate(s, 100)
+    assert own.seconds == pytest.approx(8.0 * 100)
+    assert own.basis == "from the last adapter trained on this model here"

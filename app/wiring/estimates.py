@@ -1,6 +1,6 @@
 """How long a long job will take and how much memory it needs, said before it starts: training
 (per model profile, from the time earlier versions on this machine took per row, else from the
-project's measured training benchmark) and export (memory and disk from the base's size).
+project's measured training benchmark, scaled by this machine's pace on a profile it has trained) and export (memory and disk from the base's size).
 
 Memory follows the fp32 training copy's size: the two points measured in
 ``corpus/measured/profiles/train-profiles.json`` (peak RSS of training the 0.5B and the 1.5B) fit a
@@ -67,37 +67,69 @@ def _peak_gb(base: tuple[str, ModelInfo] | None) -> float | None:
     return MEMORY_OVERHEAD_GB + MEMORY_PER_WEIGHT_BYTE * weight_bytes / 1e9
 
 
-def _history_seconds_per_row(settings: Settings, sha: str) -> float | None:
-    """Seconds per training row and epoch of the newest version trained on base ``sha`` here."""
+def _history(settings: Settings) -> dict[str, float]:
+    """Seconds per training row and epoch of the newest version trained on each base here, by the
+    base's sha256."""
+    newest: dict[str, tuple[str, float]] = {}
     if not settings.ws.collections.is_dir():
-        return None
-    best: tuple[str, float] | None = None
+        return {}
     for params_file in settings.ws.collections.glob("*/adapters/*/params.json"):
         try:
             params = json.loads(params_file.read_text(encoding="utf-8"))
             metrics = json.loads((params_file.parent / "metrics.json").read_text(encoding="utf-8"))
             rows = int((params.get("data") or {}).get("rows") or 0) * int(params.get("epochs") or 1)
             seconds = float(metrics["train_seconds"])
+            sha = str(params["base_sha256"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        if params.get("base_sha256") != sha or rows <= 0 or seconds <= 0:
+        if rows <= 0 or seconds <= 0:
             continue
         created = str(params.get("created_at", ""))
-        if best is None or created > best[0]:
-            best = (created, seconds / rows)
-    return best[1] if best else None
+        if sha not in newest or created > newest[sha][0]:
+            newest[sha] = (created, seconds / rows)
+    return {sha: per_row for sha, (_, per_row) in newest.items()}
 
 
-def _bench_seconds_per_row(settings: Settings, rag_share: float) -> float | None:
-    """Seconds per training row from the project's benchmark (per example, times the examples a
-    row becomes: itself and, for a share of rows, a retrieval version)."""
-    from app.wiring.models import profile_key
-
+def _bench() -> dict[str, float]:
+    """Seconds per training example of each profile in the project's training benchmark."""
     try:
         runs = json.loads(TRAIN_BENCH.read_text(encoding="utf-8"))["runs"]
-        return float(runs[profile_key(settings)]["seconds_per_row"]) * (1 + rag_share)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {str(k): float(v["seconds_per_row"]) for k, v in runs.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def seconds_per_row(
+    profile: str,
+    sha: str | None,
+    history: dict[str, float],
+    bench: dict[str, float],
+    profile_shas: dict[str, str],
+    rag_share: float,
+) -> tuple[float | None, str]:
+    """(seconds per training row, what that rests on) for profile ``profile`` with base ``sha``:
+    this machine's last run on that base; else the benchmark's time for the profile, scaled by how
+    this machine compared with the benchmark on another profile it has trained (``profile_shas``:
+    the installed profiles' base sha256); else the benchmark's time as measured there (a row is
+    itself plus, for ``rag_share`` of rows, a retrieval version).
+
+    >>> seconds_per_row("big", "b", {"b": 9.0}, {}, {}, 0.4)
+    (9.0, 'from the last adapter trained on this model here')
+    >>> seconds_per_row("big", "b", {"s": 1.0}, {"big": 6.0, "small": 2.0}, {"small": "s"}, 0.4)[0]
+    3.0
+    """
+    if sha is not None and sha in history:
+        return history[sha], "from the last adapter trained on this model here"
+    if profile not in bench:
+        return None, ""
+    for other, other_sha in profile_shas.items():
+        if other != profile and other in bench and other_sha in history:
+            scaled = history[other_sha] * bench[profile] / bench[other]
+            return (
+                scaled,
+                f"from the training benchmark, scaled by this machine's pace on the {other} profile",
+            )
+    return bench[profile] * (1 + rag_share), "from the project's training benchmark on another 2-core CPU"
 
 
 def correction_rows(params: dict, corrections: int) -> int:
@@ -109,17 +141,23 @@ def correction_rows(params: dict, corrections: int) -> int:
 
 def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_share: float = 0.4) -> Estimate:
     """Wall time and peak memory of training ``rows`` rows for ``epochs`` on the profile in use."""
+    from adapters.base_model import PROFILES
+    from app.wiring.models import base_sha256, profile_key, with_profile
+
     base = _training_base(settings)
-    per_row = _history_seconds_per_row(settings, base[0]) if base is not None else None
-    basis = "from the last adapter trained on this model here"
+    history = _history(settings)
     own_files = settings.models.base_gguf is not None or settings.models.base_hf is not None
-    if per_row is None and not own_files:  # the benchmark measured the profiles' models only
-        per_row = _bench_seconds_per_row(settings, rag_share)
-        basis = "from the project's training benchmark on a 2-core CPU"
+    bench = {} if own_files else _bench()  # the benchmark measured the profiles' models only
+    key = profile_key(settings)
+    others = {} if own_files else {k: base_sha256(with_profile(settings, k), training=True) for k in PROFILES}
+    profile_shas = {k: sha for k, sha in others.items() if sha is not None and k != key}
+    per_row, basis = seconds_per_row(
+        key, base[0] if base is not None else None, history, bench, profile_shas, rag_share
+    )
     return Estimate(
         seconds=per_row * rows * epochs if per_row is not None else None,
         peak_gb=_peak_gb(base),
-        basis=basis if per_row is not None else "",
+        basis=basis,
     )
 
 
