@@ -18,11 +18,11 @@ from app.views import common as page_common
 from app.views import services as page_services
 from app.wiring.collections import (
     create_collection,
-    forget_take_over,
     get_collection,
     save_style,
     with_collection,
 )
+from app.wiring.take_over import forget_take_over
 from domain.corrections import CorrectionStore
 from domain.errors import ConfigError, DataError
 from domain.pipeline import Assistant, AssistantOptions

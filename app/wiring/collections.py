@@ -1,5 +1,5 @@
-"""Collections: which one a command or page means, what it holds, making one, and taking over a
-workspace from before collections.
+"""Collections: which one a command or page means, what it holds, and making one (taking over a
+workspace from before collections is ``app.wiring.take_over``).
 
 A collection is one document folder and everything derived from it (see ``domain.workspace``).
 Its files live in the workspace under ``collections/<name>/``. The bundled sample is described by
@@ -11,31 +11,24 @@ any other collection's. Nothing here knows what the sample is about.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
+from app.wiring.take_over import take_over_legacy
 from domain.errors import ConfigError
 from domain.style import NEUTRAL, StyleProfile, load_style
-from domain.workspace import CollectionPaths, Workspace, check_name
+from domain.workspace import CollectionPaths, check_name
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = REPO_ROOT / "corpus"
 BUNDLE_FILE = "collection.json"
-LEGACY_DEFAULT_INDEX = "default"  # the index name settings used before collections
-
-_TAKEN_OVER: set[str] = set()
-_TAKE_OVER_LOCK = threading.Lock()
 
 
 def bundle_spec(bundle_dir: Path = BUNDLE_DIR) -> dict[str, Any]:
@@ -151,7 +144,7 @@ def get_collection(settings: Settings, name: str | None = None) -> Collection:
         ConfigError: a bad name or an unreadable ``collection.json``.
     """
     name = check_name(name or settings.collection, "collection name")
-    take_over_legacy(settings.ws)
+    take_over_legacy(settings.ws, bundled_name())
     paths = settings.ws.collection(name)
     manifest = _read_manifest(paths)
     spec = bundle_spec()
@@ -169,7 +162,7 @@ def get_collection(settings: Settings, name: str | None = None) -> Collection:
 
 def collection_names(settings: Settings) -> list[str]:
     """Every collection: the bundled one first, then those in the workspace by name."""
-    take_over_legacy(settings.ws)
+    take_over_legacy(settings.ws, bundled_name())
     names: list[str] = []
     bundled = bundled_name()
     if bundled:
@@ -260,84 +253,3 @@ def with_collection(settings: Settings, name: str | None) -> Settings:
     if not name or name == settings.collection:
         return settings
     return settings.model_copy(update={"collection": check_name(name, "collection name")})
-
-
-# ----------------------------------------------------------------------------- take-over
-def _move(src: Path, dst: Path) -> bool:
-    """Rename ``src`` to ``dst`` when ``dst`` does not exist yet (same disk: nothing is copied)."""
-    if not src.exists() or dst.exists():
-        return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(src, dst)
-    except OSError:
-        if dst.exists():  # another process moved it first
-            return False
-        shutil.move(str(src), str(dst))
-    logger.info("moved %s to %s", src, dst)
-    return True
-
-
-def take_over_legacy(ws: Workspace) -> None:
-    """Move what a workspace from before collections holds into collection folders, once per
-    process: ``index/<name>`` becomes collection ``<name>``'s index (``index/default`` the bundled
-    collection's), and the adapters, corrections, router thresholds, evaluation reports and
-    uploads become the bundled collection's. Indexes are moved, never re-embedded; nothing is
-    overwritten."""
-    key = str(ws.root)
-    if key in _TAKEN_OVER:
-        return
-    with _TAKE_OVER_LOCK:
-        if key in _TAKEN_OVER:
-            return
-        _TAKEN_OVER.add(key)
-        bundled = bundled_name()
-        old_indexes = ws.root / "index"
-        if old_indexes.is_dir():
-            for old in sorted(old_indexes.iterdir()):
-                target = bundled if old.name == LEGACY_DEFAULT_INDEX and bundled else old.name
-                try:
-                    paths = ws.collection(target)
-                except ConfigError:
-                    continue
-                if _move(old, paths.index):
-                    _write_taken_over_manifest(paths, old.name)
-                    _move(ws.root / "uploads" / old.name, paths.uploads)
-            _remove_if_empty(old_indexes)
-        if bundled:
-            paths = ws.collection(bundled)
-            _move(ws.root / "adapters", paths.adapters)
-            _move(ws.root / "feedback.sqlite", paths.feedback_db)
-            _move(ws.root / "router.json", paths.router)
-            _move(ws.root / "evals", paths.evals)
-        _remove_if_empty(ws.root / "uploads")
-
-
-def _write_taken_over_manifest(paths: CollectionPaths, old_name: str) -> None:
-    from domain.atomic import write_json_atomic
-
-    if paths.manifest.exists():
-        return
-    manifest: dict[str, Any] = {"name": paths.name, "taken_over_from": f"index/{old_name}"}
-    from domain.errors import HybridError
-    from index.store import read_manifest
-
-    try:
-        index_manifest = read_manifest(paths.index) or {}
-        if index_manifest.get("root"):
-            manifest["docs"] = str(index_manifest["root"])
-    except HybridError:
-        pass
-    manifest["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-    write_json_atomic(paths.manifest, manifest)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
-
-
-def forget_take_over() -> None:
-    """Check for a workspace from before collections again (tests)."""
-    with _TAKE_OVER_LOCK:
-        _TAKEN_OVER.clear()
