@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "app.commands.dataset_cmd",
     "app.commands.eval_cmd",
     "app.commands.train_cmd",
+    "app.commands.adapters_cmd",
     "app.commands.export_cmd",
     "app.commands.app_cmd",
     "app.commands.serve_cmd",
