@@ -89,7 +89,8 @@ default-adapter: sample-index
 	$(BIN)/hybrid train --epochs 1 --no-gate
 	$(BIN)/hybrid adapters publish latest
 
-# The 1.5B profile's default adapter (hours on 2 cores; it is not in the repository).
+# Rebuilds the 1.5B profile's default adapter (corpus/default_adapter_1.5b) the same way: one
+# epoch, no gate (its time on two kinds of 2-core CPU is in corpus/measured/profiles).
 default-adapter-1.5b: install-1.5b sample-index
 	$(BIN)/hybrid train --profile qwen-1.5b --epochs 1 --no-gate
 	$(BIN)/hybrid adapters publish latest --profile qwen-1.5b

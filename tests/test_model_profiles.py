@@ -331,3 +331,20 @@ def test_publishing_to_a_profile_default_refuses_an_adapter_of_another_base(tmp_
     with pytest.raises(AdapterMismatchError, match="adapter v1 was trained on"):
         publish_version(small_settings, "latest")
     assert (sorted(p.name for p in target.iterdir()) if target.is_dir() else []) == before
+
+
+def test_each_shipped_default_adapter_was_trained_on_its_profiles_base(tmp_path) -> None:
+    """The bundle's default adapters (one per profile) name the base they were trained on; each is
+    its profile's verified GGUF, and each folder holds the peft weights and the GGUF LoRA."""
+    import json
+
+    from adapters.base_model import PROFILES
+    from app.settings import Settings
+    from app.wiring.collections import get_collection
+
+    shipped = get_collection(Settings(workspace=tmp_path / "ws"), "sample").default_adapters()
+    assert set(shipped) == {"qwen", "qwen-1.5b"}
+    for key, folder in shipped.items():
+        params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+        assert params["base_sha256"] == PROFILES[key].sha256, key
+        assert (folder / "adapter_model.safetensors").is_file() and (folder / "lora.gguf").is_file()
