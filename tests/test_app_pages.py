@@ -463,6 +463,41 @@ def test_strategy_page_shows_the_newest_scoreboard_and_chart(tmp_path):
     assert len(at.get("vega_lite_chart")) == 1
 
 
+@pytest.mark.usefixtures("fakes")
+def test_strategy_page_shows_the_scoreboard_of_the_model_that_answers(tmp_path, monkeypatch):
+    """A report measured with another model profile is not shown as this model's: with the 0.5B
+    selected the 1.5B's report is passed over for the bundled scoreboard (the 0.5B's); with the
+    1.5B selected its own report shows, captioned with its model."""
+    evals = tmp_path / "ws" / "collections" / "sample" / "evals"
+    evals.mkdir(parents=True)
+    modes = {
+        m: {"combined": c, "fact_recall": c, "format": 1.0, "rouge_l": 0.5, "citation_precision": 0.9}
+        for m, c in (("prompt", 0.11), ("rag", 0.77), ("tuned", 0.12), ("tuned_rag", 0.78))
+    }
+    base = "Qwen2.5 Coder 1.5B Instruct GGUF — qwen2, 1.78 B parameters, Q4_K_M"
+    report = {"n_rows": 20, "modes": modes, "model": {"profile": "qwen-1.5b", "base": base}}
+    (evals / "modes-1.json").write_text(json.dumps(report), encoding="utf-8")
+
+    at = page("strategy")  # the default profile, the 0.5B
+    assert_clean(at)
+    assert any("Measured by us with the bundled default adapter" in c.value for c in at.caption)
+    assert 0.77 not in list(at.dataframe[0].value["combined"])
+
+    monkeypatch.setenv("HYBRID_MODELS__PROFILE", "qwen-1.5b")
+    page_common.base_settings.clear()
+    at = page("strategy")
+    assert_clean(at)
+    assert list(at.dataframe[0].value["combined"]) == [0.11, 0.77, 0.12, 0.78]
+    assert any("model: Qwen2.5 Coder 1.5B Instruct GGUF" in c.value.replace("\\", "") for c in at.caption)
+
+    (evals / "modes-1.json").unlink()  # no report of the 1.5B: the 0.5B's bundled one is not its
+    page_common.base_settings.clear()
+    at = page("strategy")
+    assert_clean(at)
+    assert not at.dataframe
+    assert any("No evaluation of this collection with" in i.value for i in at.info)
+
+
 PROBE = r"""
 import json, os, sys, time
 cfg = json.loads(sys.argv[1])

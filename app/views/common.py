@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.settings import Settings, load_settings
+from app.settings import ModelSettings, Settings, load_settings
 from domain.errors import HybridError
 from domain.style import StyleProfile
 from domain.types import ALL_MODES
@@ -77,9 +77,21 @@ def shown_errors() -> Iterator[None]:
         st.exception(e)
 
 
-def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
+def report_profile(report: dict[str, Any]) -> str:
+    """The model profile an evaluation report was measured with (reports written before model
+    profiles existed were all the default profile's)."""
+    model = report.get("model")
+    if isinstance(model, dict) and model.get("profile"):
+        return str(model["profile"])
+    return str(ModelSettings.model_fields["profile"].default)
+
+
+def latest_eval_report(
+    evals_dir: Path, profile: str | None = None
+) -> tuple[dict[str, Any] | None, Path | None]:
     """The newest evaluation report JSON in ``evals_dir`` that scores all four modes, else the
-    newest that has a "modes" section at all (a run of one mode or kind does not hide a full one)."""
+    newest that has a "modes" section at all (a run of one mode or kind does not hide a full one);
+    with ``profile``, only reports measured with that model profile."""
     if not evals_dir.is_dir():
         return None, None
     fallback: tuple[dict[str, Any] | None, Path | None] = (None, None)
@@ -89,11 +101,14 @@ def latest_eval_report(evals_dir: Path) -> tuple[dict[str, Any] | None, Path | N
         except (OSError, ValueError):
             logger.warning("skipping unreadable eval report %s", path)
             continue
-        if isinstance(data, dict) and isinstance(data.get("modes"), dict):
-            if {m.value for m in ALL_MODES} <= set(data["modes"]):
-                return data, path
-            if fallback[0] is None:
-                fallback = (data, path)
+        if not (isinstance(data, dict) and isinstance(data.get("modes"), dict)):
+            continue
+        if profile is not None and report_profile(data) != profile:
+            continue
+        if {m.value for m in ALL_MODES} <= set(data["modes"]):
+            return data, path
+        if fallback[0] is None:
+            fallback = (data, path)
     return fallback
 
 

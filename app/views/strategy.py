@@ -8,9 +8,10 @@ from typing import Any
 
 import streamlit as st
 
-from app.views.common import collection_caption, latest_eval_report, settings
+from app.views.common import collection_caption, latest_eval_report, report_profile, settings
 from app.views.text import md_escape
 from app.wiring.collections import get_collection
+from app.wiring.models import profile_key, profile_labels
 from domain.router import ALL_MODES, MODE_LABELS
 from domain.strategy import DECISION_GUIDE, SELF_TEST, recommend_from_flow, recommend_from_self_test
 
@@ -68,22 +69,28 @@ def _all_modes(report: dict[str, Any] | None) -> bool:
 with right:
     st.subheader("Measured on this collection")
     collection = get_collection(settings())
-    report, path = latest_eval_report(collection.paths.evals)
+    profile = profile_key(settings())
+    model_label = profile_labels().get(profile, profile)
+    report, path = latest_eval_report(collection.paths.evals, profile)
     shipped = collection.scoreboard
     bundled = False
     if not _all_modes(report) and shipped is not None and shipped.is_file():
         # a run of one mode or kind of your own does not hide the bundle's full scoreboard
-        ship_report, ship_path = latest_eval_report(shipped.parent)
+        ship_report, ship_path = latest_eval_report(shipped.parent, profile)
         if _all_modes(ship_report) or report is None:
             report, path, bundled = ship_report, ship_path, True
     if report is None or path is None:
         st.info(
-            "No evaluation of this collection yet. Build its evaluation set on the Datasets page (or "
-            f"`hybrid dataset build --collection {collection.name}`), then run "
+            f"No evaluation of this collection with {model_label} yet. Build its evaluation set on the "
+            f"Datasets page (or `hybrid dataset build --collection {collection.name}`), then run "
             f"`hybrid eval --collection {collection.name}`; the report shows up here."
         )
     else:
-        st.caption(md_escape(f"From {path.name} · {report.get('n_rows', '?')} questions"))
+        model = report.get("model") if isinstance(report.get("model"), dict) else {}
+        measured_with = str(model.get("base") or profile_labels().get(report_profile(report), model_label))
+        st.caption(
+            md_escape(f"From {path.name} · {report.get('n_rows', '?')} questions · model: {measured_with}")
+        )
         if bundled:
             st.caption(
                 "Measured by us with the bundled default adapter. "
