@@ -490,7 +490,14 @@ def test_strategy_page_shows_the_scoreboard_of_the_model_that_answers(tmp_path, 
     assert list(at.dataframe[0].value["combined"]) == [0.11, 0.77, 0.12, 0.78]
     assert any("model: Qwen2.5 Coder 1.5B Instruct GGUF" in c.value.replace("\\", "") for c in at.caption)
 
-    (evals / "modes-1.json").unlink()  # no report of the 1.5B: the 0.5B's bundled one is not its
+    (evals / "modes-1.json").unlink()  # no report of its own: the bundle's report of the 1.5B
+    page_common.base_settings.clear()
+    at = page("strategy")
+    assert_clean(at)
+    assert any("Measured by us with the bundled default adapter" in c.value for c in at.caption)
+    assert any("model: Qwen2.5 Coder 1.5B Instruct GGUF" in c.value.replace("\\", "") for c in at.caption)
+
+    monkeypatch.setenv("HYBRID_MODELS__PROFILE", "smollm2")  # neither its own report nor the bundle's
     page_common.base_settings.clear()
     at = page("strategy")
     assert_clean(at)

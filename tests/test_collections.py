@@ -68,6 +68,8 @@ def test_a_new_collection_has_the_neutral_style_its_own_datasets_and_no_adapter(
     assert sample.style().labels == SAMPLE_STYLE.labels
     assert sample.eval_set == ROOT / "corpus" / "eval.jsonl" and sample.train_set.is_file()
     assert sample.default_adapters()["qwen"] == ROOT / "corpus" / "default_adapter"
+    assert set(sample.scoreboards()) == {"qwen", "qwen-1.5b"} and mine.scoreboards() == {}
+    assert all(path.is_file() for path in sample.scoreboards().values())
     from app.wiring.active_adapter import current_adapter
     from app.wiring.training_data import train_files
 

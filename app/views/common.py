@@ -96,20 +96,25 @@ def latest_eval_report(
         return None, None
     fallback: tuple[dict[str, Any] | None, Path | None] = (None, None)
     for path in sorted(evals_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            logger.warning("skipping unreadable eval report %s", path)
-            continue
-        if not (isinstance(data, dict) and isinstance(data.get("modes"), dict)):
-            continue
-        if profile is not None and report_profile(data) != profile:
+        data = read_eval_report(path)
+        if data is None or (profile is not None and report_profile(data) != profile):
             continue
         if {m.value for m in ALL_MODES} <= set(data["modes"]):
             return data, path
         if fallback[0] is None:
             fallback = (data, path)
     return fallback
+
+
+def read_eval_report(path: Path) -> dict[str, Any] | None:
+    """The evaluation report JSON at ``path`` when it has a "modes" section, else None (an
+    unreadable file is logged and skipped)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("skipping unreadable eval report %s", path)
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("modes"), dict) else None
 
 
 def collection_style() -> StyleProfile:

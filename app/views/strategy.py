@@ -8,7 +8,13 @@ from typing import Any
 
 import streamlit as st
 
-from app.views.common import collection_caption, latest_eval_report, report_profile, settings
+from app.views.common import (
+    collection_caption,
+    latest_eval_report,
+    read_eval_report,
+    report_profile,
+    settings,
+)
 from app.views.text import md_escape
 from app.wiring.collections import get_collection
 from app.wiring.models import profile_key, profile_labels
@@ -72,13 +78,13 @@ with right:
     profile = profile_key(settings())
     model_label = profile_labels().get(profile, profile)
     report, path = latest_eval_report(collection.paths.evals, profile)
-    shipped = collection.scoreboard
+    shipped = collection.scoreboards().get(profile)
     bundled = False
-    if not _all_modes(report) and shipped is not None and shipped.is_file():
+    if not _all_modes(report) and shipped is not None:
         # a run of one mode or kind of your own does not hide the bundle's full scoreboard
-        ship_report, ship_path = latest_eval_report(shipped.parent, profile)
+        ship_report = read_eval_report(shipped)
         if _all_modes(ship_report) or report is None:
-            report, path, bundled = ship_report, ship_path, True
+            report, path, bundled = ship_report, shipped, ship_report is not None
     if report is None or path is None:
         st.info(
             f"No evaluation of this collection with {model_label} yet. Build its evaluation set on the "

@@ -78,22 +78,24 @@ class Collection:
         bundled = self._bundled("train_set")
         return own if own.is_file() or bundled is None else bundled
 
-    def default_adapters(self) -> dict[str, Path]:
-        """The adapters the bundle ships, by the model profile each was trained for (bundle only).
-        ``collection.json`` names one folder (for the default profile) or a profile → folder map."""
-        value = self.bundle.get("default_adapter")
-        if not value:
-            return {}
-        if isinstance(value, str):
+    def _by_profile(self, key: str) -> dict[str, Path]:
+        """The bundle's files under ``key`` by model profile: ``collection.json`` names one path
+        (the default profile's) or a profile → path map."""
+        value = self.bundle.get(key)
+        if isinstance(value, str) and value:
             return {"qwen": BUNDLE_DIR / value}
         if isinstance(value, dict):
             return {str(k): BUNDLE_DIR / str(v) for k, v in value.items() if v}
         return {}
 
-    @property
-    def scoreboard(self) -> Path | None:
-        """A measured four-mode report shipped with the bundle, shown before the user runs one."""
-        return self._bundled("scoreboard")
+    def default_adapters(self) -> dict[str, Path]:
+        """The adapters the bundle ships, by the model profile each was trained for (bundle only)."""
+        return self._by_profile("default_adapter")
+
+    def scoreboards(self) -> dict[str, Path]:
+        """Measured four-mode reports the bundle ships, by the model profile that answered in them,
+        shown before the user runs one."""
+        return self._by_profile("scoreboard")
 
     def style_file(self) -> Path | None:
         """Where the style is read from: the collection's ``style.json``, else the bundle's."""
