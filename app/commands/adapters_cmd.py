@@ -13,7 +13,7 @@ from app.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    a = sub.add_parser("adapters", help="list, activate or roll back adapter versions")
+    a = sub.add_parser("adapters", help="list, activate, roll back or publish adapter versions")
     asub = a.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
     lst = asub.add_parser("list", help="list versions (active one marked)")
     add_collection(lst)

@@ -1,6 +1,7 @@
 """`hybrid train`: start, follow, resume or cancel a LoRA training job, with a progress bar and ETA
-(the versions it makes are `hybrid adapters`, ``app.commands.adapters_cmd``). The work lives in ``app.wiring.training`` and
-``adapters``; this module parses arguments and renders results.
+(the versions it makes are listed and switched by `hybrid adapters`, ``app.commands.adapters_cmd``).
+The work lives in ``app.wiring.training`` and ``adapters``; this module parses arguments and renders
+results.
 """
 
 from __future__ import annotations

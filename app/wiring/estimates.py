@@ -1,6 +1,7 @@
 """How long a long job will take and how much memory it needs, said before it starts: training
 (per model profile, from the time earlier versions on this machine took per row, else from the
-project's measured training benchmark, scaled by this machine's pace on a profile it has trained) and export (memory and disk from the base's size).
+project's measured training benchmark, scaled by this machine's pace on a profile it has trained)
+and export (memory and disk from the base's size).
 
 Memory follows the fp32 training copy's size: the two points measured in
 ``corpus/measured/profiles/train-profiles.json`` (peak RSS of training the 0.5B and the 1.5B) fit a
@@ -149,8 +150,9 @@ def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_sha
     own_files = settings.models.base_gguf is not None or settings.models.base_hf is not None
     bench = {} if own_files else _bench()  # the benchmark measured the profiles' models only
     key = profile_key(settings)
-    others = {} if own_files else {k: base_sha256(with_profile(settings, k), training=True) for k in PROFILES}
-    profile_shas = {k: sha for k, sha in others.items() if sha is not None and k != key}
+    others = [] if own_files else [k for k in PROFILES if k != key]
+    shas = {k: base_sha256(with_profile(settings, k), training=True) for k in others}
+    profile_shas = {k: sha for k, sha in shas.items() if sha is not None}
     per_row, basis = seconds_per_row(
         key, base[0] if base is not None else None, history, bench, profile_shas, rag_share
     )
