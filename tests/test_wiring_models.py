@@ -113,3 +113,26 @@ def test_training_estimate_scales_the_benchmark_by_this_machines_pace_on_another
     own = training_estimate(s, 100)
     assert own.seconds == pytest.approx(8.0 * 100)
     assert own.basis == "from the last adapter trained on this model here"
+
+
+def test_export_time_is_the_longest_export_of_the_same_base_here(tmp_path) -> None:
+    """A re-export reuses the merged file and is quick, so the estimate takes the longest export of
+    this base; exports of another base and unreadable reports do not count."""
+    import json
+
+    from app.wiring.estimates import longest_export_seconds
+
+    exports, base = tmp_path / "exports", tmp_path / "models" / "big-hf"
+    for label, source_base, quant, seconds in (
+        ("v1", base, "q4_k_m", 480.0),
+        ("v1", base, "q8_0", 60.0),
+        ("v2", tmp_path / "models" / "small-hf", "q4_k_m", 900.0),
+    ):
+        folder = exports / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "source.json").write_text(json.dumps({"base": str(source_base)}), encoding="utf-8")
+        (folder / f"export-{quant}.json").write_text(json.dumps({"seconds": seconds}), encoding="utf-8")
+    (exports / "v1" / "export-f16.json").write_text("{not json", encoding="utf-8")
+    assert longest_export_seconds(exports, base) == 480.0
+    assert longest_export_seconds(exports, tmp_path / "models" / "none") is None
+    assert longest_export_seconds(tmp_path / "missing", base) is None

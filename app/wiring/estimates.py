@@ -1,7 +1,7 @@
 """How long a long job will take and how much memory it needs, said before it starts: training
 (per model profile, from the time earlier versions on this machine took per row, else from the
 project's measured training benchmark, scaled by this machine's pace on a profile it has trained)
-and export (memory and disk from the base's size).
+and export (memory and disk from the base's size, time from the longest export of that base here).
 
 Memory follows the fp32 training copy's size: the two points measured in
 ``corpus/measured/profiles/train-profiles.json`` (peak RSS of training the 0.5B and the 1.5B) fit a
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.settings import Settings
@@ -163,9 +164,38 @@ def training_estimate(settings: Settings, rows: int, *, epochs: int = 1, rag_sha
     )
 
 
+def longest_export_seconds(exports: Path, base_hf: Path) -> float | None:
+    """Seconds of the longest export of the base at ``base_hf`` (the copy exports merge into) whose
+    report is in ``exports`` — the longest, because a later export of the same adapter reuses the
+    first one's merged file and takes a fraction of the time."""
+    longest: float | None = None
+    for report in exports.glob("*/export-*.json"):
+        try:
+            source = json.loads((report.parent / "source.json").read_text(encoding="utf-8"))
+            seconds = float(json.loads(report.read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if Path(str(source.get("base", ""))) == base_hf and seconds > 0:
+            longest = seconds if longest is None else max(longest, seconds)
+    return longest
+
+
 def export_estimate(settings: Settings) -> Estimate:
     """Peak memory (the merge holds the fp32 model) and disk (an f16 GGUF on the way, then the
-    quantized file) of exporting the base with an adapter."""
+    quantized file) of exporting the base with an adapter, and its time when this base was
+    exported here before."""
+    from app.wiring.models import base_hf_path
+
     base = _training_base(settings)
     disk = base[1].parameters * 2 / 1e9 * 1.3 if base is not None else None  # f16 + a Q4 file
-    return Estimate(seconds=None, peak_gb=_peak_gb(base), disk_gb=disk, timed=False)
+    try:
+        seconds = longest_export_seconds(settings.ws.exports, base_hf_path(settings))
+    except (HybridError, OSError):
+        seconds = None
+    return Estimate(
+        seconds=seconds,
+        peak_gb=_peak_gb(base),
+        disk_gb=disk,
+        basis="the longest export of this model here" if seconds is not None else "",
+        timed=seconds is not None,
+    )
