@@ -146,10 +146,10 @@ def get_collection(settings: Settings, name: str | None = None) -> Collection:
         ConfigError: a bad name or an unreadable ``collection.json``.
     """
     name = check_name(name or settings.collection, "collection name")
-    take_over_legacy(settings.ws, bundled_name())
+    spec = bundle_spec()
+    take_over_legacy(settings.ws, str(spec["name"]) if spec.get("name") else None)
     paths = settings.ws.collection(name)
     manifest = _read_manifest(paths)
-    spec = bundle_spec()
     bundle = spec if spec.get("name") == name else {}
     docs_value = manifest.get("docs") or (str(BUNDLE_DIR / spec["docs"]) if bundle.get("docs") else None)
     return Collection(
@@ -164,9 +164,9 @@ def get_collection(settings: Settings, name: str | None = None) -> Collection:
 
 def collection_names(settings: Settings) -> list[str]:
     """Every collection: the bundled one first, then those in the workspace by name."""
-    take_over_legacy(settings.ws, bundled_name())
-    names: list[str] = []
     bundled = bundled_name()
+    take_over_legacy(settings.ws, bundled)
+    names: list[str] = []
     if bundled:
         names.append(bundled)
     root = settings.ws.collections
