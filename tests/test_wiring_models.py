@@ -80,6 +80,8 @@ def _version(ws, collection: str, name: str, sha: str, rows: int, seconds: float
     params = {"base_sha256": sha, "epochs": 1, "data": {"rows": rows}, "created_at": created}
     (folder / "params.json").write_text(json.dumps(params), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps({"train_seconds": seconds}), encoding="utf-8")
+    (folder / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (folder / "adapter_model.safetensors").write_bytes(b"")
 
 
 def test_training_estimate_scales_the_benchmark_by_this_machines_pace_on_another_profile(

@@ -70,25 +70,21 @@ def _peak_gb(base: tuple[str, ModelInfo] | None) -> float | None:
 
 
 def _history(settings: Settings) -> dict[str, float]:
-    """Seconds per training row and epoch of the newest version trained on each base here, by the
-    base's sha256."""
+    """Seconds per training row and epoch of the newest version trained on each base here (any
+    collection), by the base's sha256."""
+    from adapters.registry import list_versions
+
     newest: dict[str, tuple[str, float]] = {}
-    if not settings.ws.collections.is_dir():
-        return {}
-    for params_file in settings.ws.collections.glob("*/adapters/*/params.json"):
-        try:
-            params = json.loads(params_file.read_text(encoding="utf-8"))
-            metrics = json.loads((params_file.parent / "metrics.json").read_text(encoding="utf-8"))
-            rows = int((params.get("data") or {}).get("rows") or 0) * int(params.get("epochs") or 1)
-            seconds = float(metrics["train_seconds"])
-            sha = str(params["base_sha256"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-        if rows <= 0 or seconds <= 0:
-            continue
-        created = str(params.get("created_at", ""))
-        if sha not in newest or created > newest[sha][0]:
-            newest[sha] = (created, seconds / rows)
+    for root in settings.ws.collections.glob("*/adapters"):
+        for v in list_versions(root):
+            try:
+                rows = int((v.params.get("data") or {}).get("rows") or 0) * int(v.params.get("epochs") or 1)
+                seconds = float(v.metrics["train_seconds"])
+                sha = str(v.params["base_sha256"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if rows > 0 and seconds > 0 and (sha not in newest or v.created_at > newest[sha][0]):
+                newest[sha] = (v.created_at, seconds / rows)
     return {sha: per_row for sha, (_, per_row) in newest.items()}
 
 
@@ -168,11 +164,13 @@ def longest_export_seconds(exports: Path, base_hf: Path) -> float | None:
     """Seconds of the longest export of the base at ``base_hf`` (the copy exports merge into) whose
     report is in ``exports`` — the longest, because a later export of the same adapter reuses the
     first one's merged file and takes a fraction of the time."""
+    from app.wiring.export import export_reports
+
     longest: float | None = None
-    for report in exports.glob("*/export-*.json"):
+    for report, data in export_reports(exports):
         try:
             source = json.loads((report.parent / "source.json").read_text(encoding="utf-8"))
-            seconds = float(json.loads(report.read_text(encoding="utf-8"))["seconds"])
+            seconds = float(data["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if Path(str(source.get("base", ""))) == base_hf and seconds > 0:

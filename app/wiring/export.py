@@ -9,6 +9,8 @@ or "none").
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from app.settings import Settings
 from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root, require_fit
 from app.wiring.jobs import JobKind
 from domain.errors import DataError, ExportError
+
+logger = logging.getLogger(__name__)
 
 EXPORT = JobKind(
     name="export",
@@ -140,6 +144,21 @@ def start_export(settings: Settings, quant: str, adapter: str | None = None) -> 
         "collection": settings.collection,
     }
     return jobs.start(settings, EXPORT, spec)
+
+
+def export_reports(exports: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, report) of every readable export report under ``exports``
+    (``<label>/export-<quant>.json``), newest first; an unreadable one is logged and skipped."""
+    out = []
+    for path in sorted(exports.glob("*/export-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("skipping unreadable export report %s", path)
+            continue
+        if isinstance(data, dict):
+            out.append((path, data))
+    return out
 
 
 def _export(settings: Settings, spec: dict[str, Any], reporter: Any) -> dict[str, Any]:

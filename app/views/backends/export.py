@@ -6,16 +6,12 @@ Nothing here loads a model.
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
 from app.settings import Settings
 from app.wiring import jobs
-from app.wiring.export import EXPORT
+from app.wiring.export import EXPORT, export_reports
 from domain.errors import ExportError
-
-logger = logging.getLogger(__name__)
 
 
 class RealExportBackend:
@@ -60,16 +56,4 @@ class RealExportBackend:
         return jobs.listing(self.settings, EXPORT)
 
     def reports(self) -> list[dict[str, Any]]:
-        root = self.settings.ws.exports
-        if not root.is_dir():
-            return []
-        out = []
-        for path in sorted(root.glob("*/export-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                logger.warning("skipping unreadable export report %s", path)
-                continue
-            if isinstance(data, dict) and data.get("path"):
-                out.append(data)
-        return out
+        return [data for _, data in export_reports(self.settings.ws.exports) if data.get("path")]
