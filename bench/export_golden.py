@@ -2,7 +2,8 @@
 check never uses: a tuning set for choosing how the export is made (issue 28), so the golden
 prompts stay a held-out check.
 
-The prompts are the tuned mode's prompts for the collection's evaluation rows of the ``tune``
+The prompts are one mode's prompts (``--mode``, default tuned; tuned_rag retrieves from the
+collection's index as the assistant does) for the collection's evaluation rows of the ``tune``
 split, every k-th by id, leaving out the export's golden rows (``app.evaluation.gate.gate_rows``
 with 5). Each ``--gguf`` (optionally ``PATH+LORA``: a base GGUF with a GGUF LoRA at run time) is
 compared token by token with the reference; ``--variant TYPE`` first writes a q4_k_m file from the
@@ -46,6 +47,7 @@ def main() -> int:
     ap.add_argument("--adapter", required=True, help="a version of the collection's adapters")
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--mode", default="tuned", choices=("tuned", "tuned_rag"))
     ap.add_argument("--gguf", action="append", default=[], help="PATH or BASE+LORA")
     ap.add_argument("--variant", action="append", default=[], help="adapter weights' type: q8_0 or f16")
     ap.add_argument("--work", type=Path, default=Path("/tmp/export-golden"))
@@ -59,8 +61,8 @@ def main() -> int:
     from app.wiring.active_adapter import registry_root
     from app.wiring.collections import with_collection
     from app.wiring.dataset_rows import load_rows
+    from app.wiring.export import golden_messages
     from app.wiring.models import base_gguf_path, base_hf_path, with_profile
-    from app.wiring.training_data import build_messages_fn
 
     settings = with_profile(with_collection(load_settings(), args.collection), args.profile)
     adapter_dir = registry_root(settings) / args.adapter
@@ -71,8 +73,7 @@ def main() -> int:
     )
     step = max(1, len(tune) // args.n)
     rows = tune[::step][: args.n]
-    build = build_messages_fn(settings)
-    prompts = [build("tuned", r["question"], []) for r in rows]
+    prompts = golden_messages(settings, rows, args.mode)
 
     t0 = time.perf_counter()
     tok, model = reference_model(base_hf_path(settings), adapter_dir)
@@ -113,7 +114,8 @@ def main() -> int:
         )
     if args.out:
         args.out.write_text(
-            json.dumps({"rows": [r["id"] for r in rows], "results": results}, indent=1) + "\n"
+            json.dumps({"mode": args.mode, "rows": [r["id"] for r in rows], "results": results}, indent=1)
+            + "\n"
         )
     return 0
 

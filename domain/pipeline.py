@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from domain import evidence
@@ -25,10 +25,10 @@ from domain.corrections import CorrectionStore, EmbedFn
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
-from domain.prompts import Prompt, build_prompt, prompt_lang
+from domain.prompts import CountTokens, Prompt, build_prompt, prompt_lang
 from domain.router import MODE_LABELS, AdapterState, RouterThresholds, chosen, compared, route
 from domain.style import NEUTRAL, StyleProfile
-from domain.types import ALL_MODES, Answer, Citation, Mode, RouteDecision, Timing
+from domain.types import ALL_MODES, Answer, Citation, Hit, Mode, RouteDecision, Timing
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,26 @@ class AssistantOptions:
     citation_threshold: float = DEFAULT_THRESHOLD
     # The collection's answer style: its labels and lines (``domain.answer_format``) and prompts.
     style: StyleProfile = NEUTRAL
+
+
+def answer_prompt(
+    options: AssistantOptions, mode: Mode, question: str, hits: Sequence[Hit], count_tokens: CountTokens
+) -> Prompt:
+    """The prompt ``mode`` answers ``question`` from, as the assistant builds it: the retrieval
+    modes' passages within the budget, in the order and layout the options and style ask for (the
+    export's golden check asks the same prompts)."""
+    return build_prompt(
+        mode,
+        question,
+        hits if mode.uses_retrieval else (),
+        context_tokens=options.context_tokens,
+        count_tokens=count_tokens,
+        focus_segments=options.focus_segments,
+        whole_passages=options.whole_passages,
+        best_last=options.best_passage_last and not mode.uses_adapter,
+        style=options.style,
+        evidence=options.quote_evidence,
+    )
 
 
 @dataclass
@@ -247,17 +267,8 @@ class Assistant:
     def stream_with(self, question: str, decision: RouteDecision, retrieval: Retrieval) -> AnswerStream:
         """Generate in ``decision.mode`` over an existing retrieval (no correction memory)."""
         self._check_adapter(decision.mode)
-        prompt = build_prompt(
-            decision.mode,
-            question,
-            retrieval.hits if decision.mode.uses_retrieval else (),
-            context_tokens=self.options.context_tokens,
-            count_tokens=self.generator.count_tokens,
-            focus_segments=self.options.focus_segments,
-            whole_passages=self.options.whole_passages,
-            best_last=self.options.best_passage_last and not decision.mode.uses_adapter,
-            style=self.options.style,
-            evidence=self.options.quote_evidence,
+        prompt = answer_prompt(
+            self.options, decision.mode, question, retrieval.hits, self.generator.count_tokens
         )
         if prompt.dropped:
             logger.debug("prompt budget dropped %d passages", prompt.dropped)

@@ -71,6 +71,44 @@ def calibration_text(settings: Settings) -> str:
     return "\n\n".join(t for t in mixed if t)
 
 
+def golden_messages(settings: Settings, rows: list[dict[str, Any]], mode: str = "tuned") -> list[Any]:
+    """The chat messages each row's question is answered from in ``mode``, built as the assistant
+    builds them (``domain.pipeline.answer_prompt``): in a retrieval mode over the collection's own
+    index, its top k, within the prompt budget counted by the base model's tokenizer.
+
+    Raises:
+        IndexStoreError / ModelMissingError: a retrieval mode without the index or the embedder.
+    """
+    from app.wiring.answer import assistant_options
+    from domain.answer_stream import parse_mode
+    from domain.errors import ConfigError
+    from domain.pipeline import answer_prompt
+    from domain.prompts import estimate_tokens
+
+    chosen = parse_mode(mode)
+    if chosen is None:
+        raise ConfigError("the golden prompts need a fixed mode, not auto")
+    options = assistant_options(settings)
+    if not chosen.uses_retrieval:
+        return [answer_prompt(options, chosen, r["question"], (), estimate_tokens).messages for r in rows]
+    from transformers import AutoTokenizer
+
+    from app.wiring.index import build_retriever
+    from app.wiring.models import base_hf_path
+
+    tok = AutoTokenizer.from_pretrained(str(base_hf_path(settings)), local_files_only=True)
+    retriever = build_retriever(settings, per_doc=settings.answer.passages_per_doc)
+
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False))
+
+    prompts = []
+    for r in rows:
+        hits = sorted(retriever.search(r["question"], k=options.top_k), key=lambda h: h.rank)
+        prompts.append(answer_prompt(options, chosen, r["question"], hits, count).messages)
+    return prompts
+
+
 def export_current(
     settings: Settings,
     *,
@@ -113,7 +151,7 @@ def export_current(
     if folder is not None:
         require_fit(settings, folder, label)  # merged into this base, it must be this base's
     build = build_messages_fn(settings)
-    prompts = [build("tuned", r["question"], []) for r in gate_rows(settings, 5)]  # the golden prompts
+    prompts = golden_messages(settings, gate_rows(settings, 5), "tuned")
     system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")
     return export_model(
         base_hf=base_hf_path(settings),
