@@ -283,6 +283,7 @@ def export_model(
     quant: str,
     golden_prompts: Sequence[Sequence[Message]],
     heldout_text: str,
+    golden_mode: str = "",
     calibration_text: str = "",
     served_base_gguf: Path | None = None,
     system_prompt: str = "",
@@ -300,6 +301,7 @@ def export_model(
         label: the export's folder name (the adapter version, "default" or "base").
         quant: "f16", "q8_0" or "q4_k_m".
         golden_prompts: chat messages (up to the user turn) answered greedily by both paths.
+        golden_mode: the answering mode those prompts were built for, shown in the report.
         heldout_text: domain text not used for training, for perplexity.
         calibration_text: text the importance matrix for q4_k_m is measured on (training text;
             empty: quantize without one).
@@ -439,6 +441,7 @@ def export_model(
         "bytes": target.stat().st_size,
         "f16_bytes": f16.stat().st_size,
         "golden": {
+            "mode": golden_mode,
             "n": len(same),
             "identical": sum(same),
             "per_prompt": same,

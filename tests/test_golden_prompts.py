@@ -53,7 +53,10 @@ def test_golden_prompts_are_the_messages_the_assistant_answers_from(demo, tiny_l
     from app.wiring.index import build_retriever
     from domain.pipeline import Assistant
 
-    rows = [{"question": "How many days of annual leave are there?"}, {"question": "Are hotel costs refunded?"}]
+    rows = [
+        {"question": "How many days of annual leave are there?"},
+        {"question": "Are hotel costs refunded?"},
+    ]
     generator = TokenizerGenerator(AutoTokenizer.from_pretrained(str(tiny_llama_dir)))
     assistant = Assistant(
         retriever=build_retriever(demo, per_doc=demo.answer.passages_per_doc),
@@ -72,3 +75,12 @@ def test_golden_prompts_are_the_messages_the_assistant_answers_from(demo, tiny_l
     assert all("Hotel" not in m["content"] for m in golden_messages(demo, rows, "tuned")[1])
     with pytest.raises(ConfigError, match="fixed mode"):
         golden_messages(demo, rows, "auto")
+
+
+def test_golden_prompts_are_asked_over_passages_when_the_collection_has_an_index(demo) -> None:
+    from app.wiring.collections import with_collection
+    from app.wiring.export import golden_mode
+
+    assert golden_mode(demo) == "tuned_rag" and golden_mode(demo, tuned=False) == "rag"
+    bare = with_collection(demo, "empty")  # no index: the question alone
+    assert golden_mode(bare) == "tuned" and golden_mode(bare, tuned=False) == "prompt"

@@ -51,7 +51,8 @@ def _print(r: dict[str, Any]) -> None:
     g = r["golden"]
     emb = r.get("embedding_type", r.get("quant"))
     print(f"{r['path']}  ({r['bytes'] / 1e6:.1f} MB, embeddings {emb}; f16 {r['f16_bytes'] / 1e6:.1f} MB)")
-    print(f"  golden prompts identical to transformers + peft: {g['identical']}/{g['n']}")
+    asked = f" (asked as {g['mode']})" if g.get("mode") else ""
+    print(f"  golden prompts{asked} identical to transformers + peft: {g['identical']}/{g['n']}")
     ppl = ", ".join(f"{k} {v:.3f}" for k, v in r["perplexity"].items())
     print(
         f"  perplexity on {r['heldout_tokens']} held-out tokens: {ppl} (ratio {r['perplexity_ratio_vs_f16']:.4f})"

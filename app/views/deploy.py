@@ -136,8 +136,9 @@ else:
         width="stretch",
     )
     st.caption(
-        "Parity: greedy answers of the GGUF to the golden prompts, compared token by token with "
-        "transformers + peft. Perplexity on held-out domain text; the ratio is against the f16 file. "
+        "Parity: greedy answers of the GGUF to five evaluation questions, asked as the tuned model "
+        "answers them (over the collection's passages when it has an index), compared token by "
+        "token with transformers + peft. Perplexity on held-out domain text; the ratio is against the f16 file. "
         "q8_0 keeps the token embedding and output matrix in f16 (better parity, about 250 MB more). "
         "q4_k_m is quantized with an importance matrix measured on the training text and keeps the "
         "weights the adapter changed at q8_0 (about 16 MB more): the base is already 4-bit, and "

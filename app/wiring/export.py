@@ -71,6 +71,17 @@ def calibration_text(settings: Settings) -> str:
     return "\n\n".join(t for t in mixed if t)
 
 
+def golden_mode(settings: Settings, *, tuned: bool = True) -> str:
+    """The mode the golden prompts are asked in: as the exported model answers the collection's
+    questions — over its passages when the collection has an index (``tuned_rag``, or ``rag`` for
+    the base model), else the question alone (``tuned`` / ``prompt``)."""
+    from app.wiring.index import index_manifest
+
+    if index_manifest(settings) is not None:
+        return "tuned_rag" if tuned else "rag"
+    return "tuned" if tuned else "prompt"
+
+
 def golden_messages(settings: Settings, rows: list[dict[str, Any]], mode: str = "tuned") -> list[Any]:
     """The chat messages each row's question is answered from in ``mode``, built as the assistant
     builds them (``domain.pipeline.answer_prompt``): in a retrieval mode over the collection's own
@@ -151,7 +162,8 @@ def export_current(
     if folder is not None:
         require_fit(settings, folder, label)  # merged into this base, it must be this base's
     build = build_messages_fn(settings)
-    prompts = golden_messages(settings, gate_rows(settings, 5), "tuned")
+    mode = golden_mode(settings, tuned=folder is not None)
+    prompts = golden_messages(settings, gate_rows(settings, 5), mode)
     system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")
     return export_model(
         base_hf=base_hf_path(settings),
@@ -161,6 +173,7 @@ def export_current(
         tools_dir=tools_dir(settings),
         quant=quant,
         golden_prompts=prompts,
+        golden_mode=mode,
         heldout_text=heldout_text(settings),
         calibration_text=calibration_text(settings),
         served_base_gguf=base_gguf_path(settings),
