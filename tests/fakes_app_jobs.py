@@ -209,7 +209,7 @@ class FakeExporter:
                 "quant": quant,
                 "path": str(out / f"model-{quant}.gguf"),
                 "bytes": 64,
-                "golden": {"n": 5, "identical": 5},
+                "golden": {"mode": "tuned_rag", "n": 5, "identical": 5},
                 "tokens_per_s": 42.5,
                 "perplexity": {"f16": 7.0, quant: 7.05},
                 "perplexity_ratio_vs_f16": 1.0071,

@@ -128,6 +128,7 @@ else:
                 "served (base + LoRA) vs f16": (r.get("served") or {}).get("perplexity_ratio_vs_f16"),
                 "parity": f"{(r.get('golden') or {}).get('identical', '?')}/{(r.get('golden') or {}).get('n', '?')} identical",
                 "served parity": (r.get("served") or {}).get("golden_identical"),
+                "golden asked as": (r.get("golden") or {}).get("mode") or "tuned",  # before the mode was kept
                 "file": Path(str(r.get("path", ""))).name,
             }
             for r in reports
