@@ -84,3 +84,19 @@ def test_golden_prompts_are_asked_over_passages_when_the_collection_has_an_index
     assert golden_mode(demo) == "tuned_rag" and golden_mode(demo, tuned=False) == "rag"
     bare = with_collection(demo, "empty")  # no index: the question alone
     assert golden_mode(bare) == "tuned" and golden_mode(bare, tuned=False) == "prompt"
+
+
+def test_an_index_that_cannot_be_opened_leaves_the_golden_prompts_without_passages(demo, monkeypatch) -> None:
+    from app.settings import load_settings
+    from app.wiring.collections import with_collection
+    from app.wiring.export import golden_messages, golden_prompts
+    from app.wiring.index import clear_index_cache
+
+    rows = [{"question": "Are hotel costs refunded?"}]
+    assert golden_prompts(demo, rows)[0] == "tuned_rag"
+    monkeypatch.setenv("HYBRID_INDEX__CHUNK_TOKENS", "128")  # the index was split at 64
+    clear_index_cache()
+    changed = with_collection(load_settings(), "demo")
+    mode, prompts = golden_prompts(changed, rows)
+    assert mode == "tuned" and prompts == golden_messages(changed, rows, "tuned")
+    assert golden_prompts(changed, rows, tuned=False)[0] == "prompt"

@@ -18,7 +18,7 @@ from typing import Any
 from app.settings import Settings
 from app.wiring.active_adapter import current_adapter, default_adapter_dir, registry_root, require_fit
 from app.wiring.jobs import JobKind
-from domain.errors import DataError, ExportError
+from domain.errors import DataError, ExportError, HybridError
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,23 @@ def golden_messages(settings: Settings, rows: list[dict[str, Any]], mode: str = 
     return prompts
 
 
+def golden_prompts(
+    settings: Settings, rows: list[dict[str, Any]], *, tuned: bool = True
+) -> tuple[str, list[Any]]:
+    """(mode, messages) of the golden check for ``rows``: asked in ``golden_mode``, or with the
+    question alone when the collection's index cannot be opened (another embedder or splitter
+    since it was built) — an export never waits for a re-index."""
+    mode = golden_mode(settings, tuned=tuned)
+    try:
+        return mode, golden_messages(settings, rows, mode)
+    except HybridError as e:
+        if mode not in ("tuned_rag", "rag"):
+            raise
+        logger.warning("golden prompts without passages: the index cannot be opened (%s)", e)
+        mode = "tuned" if tuned else "prompt"
+        return mode, golden_messages(settings, rows, mode)
+
+
 def export_current(
     settings: Settings,
     *,
@@ -162,8 +179,7 @@ def export_current(
     if folder is not None:
         require_fit(settings, folder, label)  # merged into this base, it must be this base's
     build = build_messages_fn(settings)
-    mode = golden_mode(settings, tuned=folder is not None)
-    prompts = golden_messages(settings, gate_rows(settings, 5), mode)
+    mode, prompts = golden_prompts(settings, gate_rows(settings, 5), tuned=folder is not None)
     system = next((m["content"] for m in build("tuned", "", []) if m["role"] == "system"), "")
     return export_model(
         base_hf=base_hf_path(settings),
