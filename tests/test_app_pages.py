@@ -394,10 +394,9 @@ def test_deploy_exports_and_offers_downloads_and_commands(fakes, tmp_path):
     exporter = fakes["exporter"]
     assert [j["quant"] for j in exporter.jobs_by_id.values()] == ["q4_k_m"]
     table = at.dataframe[0].value
-    assert list(table["quant"]) == ["q4_k_m"] and list(table["parity"]) == ["5/5 identical"]
+    assert list(table["quant"]) == ["q4_k_m"] and list(table["parity"]) == ["5/5 identical (tuned_rag)"]
     assert list(table["tokens/s"]) == [42.5]
     assert list(table["base blocks"]) == [86] and list(table["served parity"]) == [3]
-    assert list(table["golden asked as"]) == ["tuned_rag"]
     assert "adapter **v2**" in at.markdown[0].value
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download model-q4_k_m.gguf (64 B)", "Download Modelfile", "Download report (JSON)"]

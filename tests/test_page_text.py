@@ -10,6 +10,7 @@ from app.views.text import (
     locate_span,
     mark_span,
     md_escape,
+    parity,
     seconds,
     size,
     where,
@@ -51,3 +52,8 @@ def test_number_formats():
     assert [duration(None), duration(42), duration(185), duration(3725)] == ["–", "42s", "3m05s", "1h02m"]
     assert [size(None), size(64), size(2048), size(675_710_784)] == ["–", "64 B", "2.0 KB", "644.4 MB"]
     assert where("a.pdf", "Intro", 3) == "a.pdf p.3 § Intro"
+
+
+def test_parity_names_the_mode_the_golden_prompts_were_asked_in():
+    assert parity({"n": 5, "identical": 4, "mode": "tuned_rag"}) == "4/5 identical (tuned_rag)"
+    assert parity({"n": 5, "identical": 2}) == "2/5 identical (tuned)"  # reports before the mode was kept

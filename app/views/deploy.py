@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, settings, shown_errors
 from app.views.services import get_exporter
-from app.views.text import duration, md_escape, size
+from app.views.text import duration, md_escape, parity, size
 
 QUANT_HELP = {
     "q8_0": "8-bit: near-lossless, about half the f16 size",
@@ -126,9 +126,8 @@ else:
                 "ppl vs f16": r.get("perplexity_ratio_vs_f16"),
                 "base blocks": (r.get("base_blocks") or {}).get("tensors", 0),
                 "served (base + LoRA) vs f16": (r.get("served") or {}).get("perplexity_ratio_vs_f16"),
-                "parity": f"{(r.get('golden') or {}).get('identical', '?')}/{(r.get('golden') or {}).get('n', '?')} identical",
+                "parity": parity(r.get("golden") or {}),
                 "served parity": (r.get("served") or {}).get("golden_identical"),
-                "golden asked as": (r.get("golden") or {}).get("mode") or "tuned",  # before the mode was kept
                 "file": Path(str(r.get("path", ""))).name,
             }
             for r in reports

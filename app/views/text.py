@@ -118,3 +118,11 @@ def size(n_bytes: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GB"
+
+
+def parity(golden: dict) -> str:
+    """An export's golden check as "4/5 identical (tuned_rag)"; reports from before the mode was
+    kept were asked in the tuned mode."""
+    return (
+        f"{golden.get('identical', '?')}/{golden.get('n', '?')} identical ({golden.get('mode') or 'tuned'})"
+    )
