@@ -112,9 +112,6 @@ class StyleProfile:
     def source_label(self, lang: str) -> str:
         return self.labels_for(lang)[self.source_line]
 
-    def all_labels(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(lb for v in self.labels.values() for lb in v))
-
     def source_labels(self) -> dict[str, str]:
         """{source label: its language} over every language."""
         return {v[self.source_line]: lang for lang, v in self.labels.items()}
