@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.chat_pieces import hf_encoder
 from app import cli
 from domain.errors import ConfigError
 from tests.fakes_answer import FakeGenerator
@@ -24,10 +25,10 @@ class TokenizerGenerator(FakeGenerator):
 
     def __init__(self, tok) -> None:
         super().__init__()
-        self.tok = tok
+        self.encode = hf_encoder(tok)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tok.encode(text, add_special_tokens=False))
+        return len(self.encode(text, False))  # as HfGenerator.count_tokens
 
 
 @pytest.fixture()

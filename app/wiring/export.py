@@ -104,14 +104,15 @@ def golden_messages(settings: Settings, rows: list[dict[str, Any]], mode: str = 
         return [answer_prompt(options, chosen, r["question"], (), estimate_tokens).messages for r in rows]
     from transformers import AutoTokenizer
 
+    from adapters.chat_pieces import hf_encoder
     from app.wiring.index import build_retriever
     from app.wiring.models import base_hf_path
 
-    tok = AutoTokenizer.from_pretrained(str(base_hf_path(settings)), local_files_only=True)
+    encode = hf_encoder(AutoTokenizer.from_pretrained(str(base_hf_path(settings)), local_files_only=True))
     retriever = build_retriever(settings, per_doc=settings.answer.passages_per_doc)
 
-    def count(text: str) -> int:
-        return len(tok.encode(text, add_special_tokens=False))
+    def count(text: str) -> int:  # as the generators count: chat markers in text are plain text
+        return len(encode(text, False))
 
     prompts = []
     for r in rows:
