@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from domain.types import Chunk
 from index.loaders import LoadedDocument
 
-SPLITTER_VERSION = 5  # 3: PDF lines wrapped by the page width are joined (index.formats); 4: a
+SPLITTER_VERSION = 6  # 3: PDF lines wrapped by the page width are joined (index.formats); 4: a
 # Chinese wrap is judged by the width of its own page line; 5: HTML read by lxml without navigation
-# and boilerplate, token counts summed over parts (each character tokenized once)
+# and boilerplate, token counts summed over parts (each character tokenized once); 6: a chunk's
+# language follows its document's unless its own text shows another (``chunk_lang``)
 SEPARATORS = [
     "\n\n",
     "\n",
@@ -40,6 +41,15 @@ SEPARATORS = [
 ]
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_WORD = re.compile(r"[A-Za-z]+")
+# Words that running English text is full of and code, listings and tables of names are not.
+_EN_FUNCTION_WORDS = frozenset(
+    _WORD.findall(
+        "the a an of to in is are and or for be that this with as by on it you your can not from if at "
+        "which when use used will"
+    )
+)
+MIN_CJK_IN_ZH_DOC = 8  # Chinese characters that make a chunk of a Chinese document Chinese
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,38 @@ def detect_lang(text: str) -> str:
     English word), else 'en'."""
     cjk = len(_CJK.findall(text))
     return "zh" if cjk and cjk * 4 >= len(_LATIN.findall(text)) else "en"
+
+
+def _english_prose(text: str) -> bool:
+    """Whether ``text`` reads as running English: at least three function words, a tenth of its
+    words or more."""
+    words = _WORD.findall(text)
+    common = sum(1 for w in words if w.lower() in _EN_FUNCTION_WORDS)
+    return common >= 3 and common * 10 >= len(words)
+
+
+def chunk_lang(piece: str, doc_lang: str) -> str:
+    """The language of a chunk of a document in ``doc_lang``: Chinese when Chinese dominates it
+    (``detect_lang``) or, in a Chinese document, when it holds some Chinese
+    (``MIN_CJK_IN_ZH_DOC`` characters); else English when it reads as running English; else the
+    document's. A command listing, a configuration file or a table of package names in a Chinese
+    manual is part of the Chinese manual, so it is searched and asked about with it; an English
+    section of a bilingual document stays English.
+
+    >>> chunk_lang("$ ls -l /var/mail\\ndrwxrwsr-x 2 root mail 4096 Oct 15 /var/mail", "zh")
+    'zh'
+    >>> chunk_lang("系统以保存在 /etc/motd 中的欢迎信息来开始。\\nDebian GNU/Linux 11 foo tty1 login: penguin", "zh")
+    'zh'
+    >>> chunk_lang("Gold members get advance replacement for the logger within two days of a fault.", "zh")
+    'en'
+    >>> chunk_lang("$ ls -l /var/mail", "en")
+    'en'
+    """
+    if detect_lang(piece) == "zh":
+        return "zh"
+    if doc_lang == "zh" and len(_CJK.findall(piece)) >= MIN_CJK_IN_ZH_DOC:
+        return "zh"
+    return "en" if _english_prose(piece) else doc_lang
 
 
 def index_text(chunk: Chunk) -> str:
@@ -121,6 +163,7 @@ class DocumentSplitter:
         stem = hashlib.sha1(f"{doc.path}\0{digest}".encode()).hexdigest()[:12]
         chunks: list[Chunk] = []
         self._seen = [0, 0]  # each document starts afresh, so its chunks depend on it alone
+        doc_lang = detect_lang(doc.text)
         for section in doc.sections:
             body = doc.text[section.start : section.end]
             if not body.strip():
@@ -137,7 +180,7 @@ class DocumentSplitter:
                         start=section.start + start,
                         end=section.start + end,
                         page=section.page,
-                        lang=detect_lang(piece),
+                        lang=chunk_lang(piece, doc_lang),
                     )
                 )
         return chunks

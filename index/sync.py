@@ -215,7 +215,7 @@ def sync_folder(
     with store.locked(index_dir):
         store.remove_stale(index_dir)
         qdrant_entry = _qdrant_entry(index_dir)
-        prev = None if opts.rebuild else _read_previous(index_dir, embedder, splitter)
+        prev, reuse = (None, None) if opts.rebuild else _read_previous(index_dir, embedder, splitter)
         prev_files: dict[str, Any] = prev[0]["files"] if prev else {}
         sources, skipped = scan_folder(base, max_file_bytes=int(opts.max_file_mb * 1e6))
         kept: dict[str, dict[str, Any]] = {}
@@ -237,9 +237,13 @@ def sync_folder(
                     status = "changed" if src.path in prev_files else "new"
                     w = _FileWork(src.path, res.digest, res.size, src.kind, res.title, res.chunks, status)
                     work.append(w)
-                    feed.add(w)
+                    w.vectors = reuse.take(w.chunks) if reuse is not None else None
+                    if w.vectors is None:
+                        feed.add(w)
                 feed.embed_some(more_waiting=reader.ready())
         feed.read_all()
+        if reuse is not None:
+            logger.info("%d chunks kept their vectors from the previous generation", reuse.taken)
         deleted = sorted(set(prev_files) - set(kept) - {w.path for w in work})
         skipped.sort(key=lambda s: s.path)
         if prev is not None and not work and not deleted:
@@ -315,10 +319,12 @@ def sync_folder(
 
 def _read_previous(
     index_dir: Path, embedder: Embedder, splitter: SplitterSettings
-) -> tuple[dict[str, Any], list[Chunk], np.ndarray, list[list[str]]] | None:
+) -> tuple[tuple[dict[str, Any], list[Chunk], np.ndarray, list[list[str]]] | None, _Reuse | None]:
+    """The live generation (None when there is none or older splitting code built it), and, when
+    older code built it, its vectors by embedded text for the re-read files to take back."""
     gen = store.current_generation(index_dir)
     if gen is None:
-        return None
+        return None, None
     manifest = store.read_manifest(index_dir) or {}
     wanted = splitter.identity()
     built = manifest.get("splitter") or {}
@@ -333,22 +339,48 @@ def _read_previous(
     )
     if older_code:
         # Same settings, older extraction/splitting code: its chunks are stale, so every file is
-        # read again (the old generation stays loadable until the new one is in place).
+        # read again (the old generation stays loadable until the new one is in place); a chunk
+        # whose embedded text is unchanged keeps its vector.
         logger.warning(
             "index '%s' was split by splitter v%s; this version (v%s) splits differently — "
-            "re-reading every file",
+            "re-reading every file (unchanged chunks keep their vectors)",
             manifest.get("name"),
             built.get("version"),
             wanted["version"],
         )
-        return None
+        try:
+            return None, _Reuse(store.read_chunks(gen), store.read_vectors(gen))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, None  # nothing to take back: every file is embedded again
     try:
-        return manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)
+        return (manifest, store.read_chunks(gen), store.read_vectors(gen), store.read_tokens(gen)), None
     except (OSError, ValueError, KeyError, TypeError) as e:
         hint = store.rebuild_hint(store.index_label(index_dir), manifest.get("root"))
         raise IndexStoreError(
             f"index files in {gen} are unreadable ({type(e).__name__}: {e}) — {hint}"
         ) from e
+
+
+class _Reuse:
+    """Vectors of an older generation by the text that was embedded for them (``index_text``), for
+    files read again after a splitter change that left most chunks as they were."""
+
+    def __init__(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.rows = {_text_key(c): i for i, c in enumerate(chunks)} if len(chunks) == len(vectors) else {}
+        self.taken = 0
+
+    def take(self, chunks: list[Chunk]) -> np.ndarray | None:
+        """The vectors of ``chunks`` when every one of them was embedded before, else None."""
+        rows = [self.rows.get(_text_key(c)) for c in chunks]
+        if not chunks or any(r is None for r in rows):
+            return None
+        self.taken += len(chunks)
+        return np.asarray(self.vectors[[r for r in rows if r is not None]], dtype=np.float32)
+
+
+def _text_key(chunk: Chunk) -> str:
+    return hashlib.sha1(index_text(chunk).encode()).hexdigest()
 
 
 def _qdrant_entry(index_dir: Path) -> dict[str, Any] | None:

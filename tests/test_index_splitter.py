@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from index.formats import Section, extract_markdown
 from index.loaders import LoadedDocument
-from index.splitter import DocumentSplitter, SplitterSettings, detect_lang, index_text
+from index.splitter import DocumentSplitter, SplitterSettings, chunk_lang, detect_lang, index_text
 from tests.fakes_index import FakeEmbedder
 
 COUNT = FakeEmbedder().count_tokens  # one token per word or CJK character
@@ -151,8 +151,37 @@ def test_detect_lang() -> None:
     assert detect_lang("The 年假 policy applies to every employee in the company.") == "en"
 
 
+def test_a_chinese_manuals_listings_and_tables_are_chinese_its_english_section_is_not() -> None:
+    """Seen on Debian Reference in Chinese: command listings, configuration files and tables of
+    package names (mostly Latin letters) were labelled English, so each Chinese question's search
+    gave them the top places of an "English" pool."""
+    prose = "系统以保存在 /etc/motd 中的欢迎信息来开始，同时显示一个命令提示符。" * 3
+    listing = "$ ls -l /etc/passwd /etc/shadow\ndrwxrwsr-x 2 root mail 4096 Oct 15 21:40 /var/mail"
+    mixed = "这里有一点有趣的文件权限例子。\n" + listing * 3
+    table = "软件包 | 流行度 | 大小" + "\nfonts-crosextra-carlito | V:23, I:172 | 2728 | Carlito metric" * 3
+    english = "Gold members get advance replacement for the logger, and it is sent within two days."
+    parts = [prose, listing, mixed, table, english]
+    text = "\n\n".join(parts)
+    sections = []
+    for part in parts:
+        start = text.index(part)
+        sections.append(Section(start, start + len(part)))
+    chunks = DocumentSplitter(COUNT, SplitterSettings(400, 0.0)).split(
+        _doc(text, tuple(sections)), digest="d"
+    )
+    assert [c.text for c in chunks] == parts
+    assert [detect_lang(c.text) for c in chunks] == ["zh", "en", "en", "en", "en"]  # each alone
+    assert [c.lang for c in chunks] == ["zh", "zh", "zh", "zh", "en"]
+
+
+def test_an_english_documents_chunks_keep_their_own_language() -> None:
+    assert chunk_lang("$ ls -l /var/mail", "en") == "en"
+    assert chunk_lang("权限例子：$ ls -l /var/mail /etc/passwd /etc/shadow /dev/ppp", "en") == "en"
+    assert chunk_lang("员工每年有十五天年假 (annual leave)。", "en") == "zh"
+
+
 def test_settings_identity() -> None:
-    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 5}
+    assert SplitterSettings(256, 0.15).identity() == {"chunk_tokens": 256, "overlap_tokens": 38, "version": 6}
 
 
 def test_a_lone_heading_joins_the_chunk_after_it() -> None:

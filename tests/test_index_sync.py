@@ -119,9 +119,24 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
     with caplog.at_level("WARNING", logger="index.sync"):
         new = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
     assert "split by splitter v1" in caplog.text
-    assert (new.files_new, new.files_unchanged, new.chunks_embedded) == (3, 0, new.chunks_total)
+    # every file read again; a chunk whose embedded text is unchanged keeps its vector
+    assert (new.files_new, new.files_unchanged, new.chunks_embedded) == (3, 0, 0)
     assert new.generation != old.generation
     _open(idx, emb)
+    # a file edited meanwhile is embedded again; the others keep their vectors
+    monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
+    sync_folder(docs, idx, embedder=emb, splitter=SPLIT, options=SyncOptions(rebuild=True))
+    monkeypatch.undo()
+    (docs / "travel.txt").write_text("Travel\n\nSubmit travel expenses within five days.\n", encoding="utf-8")
+    counted = emb.passages_embedded
+    edited = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    travel = [c for c in _open(idx, emb).chunks if c.path == "travel.txt"]
+    assert edited.chunks_embedded == emb.passages_embedded - counted == len(travel)
+    fresh_idx = tmp_path / "fresh"
+    sync_folder(docs, fresh_idx, embedder=emb, splitter=SPLIT)
+    assert [c.text for c in _open(idx, emb).chunks] == [c.text for c in _open(fresh_idx, emb).chunks]
+    reused, fresh = (store.read_vectors(store.current_generation(d)) for d in (idx, fresh_idx))
+    np.testing.assert_allclose(reused, fresh, atol=1e-6)
     # an older version with other chunk settings is still a mismatch, not a silent rebuild
     monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
     sync_folder(docs, idx, embedder=emb, splitter=SPLIT, options=SyncOptions(rebuild=True))
