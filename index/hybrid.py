@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from index.vector_store import VectorStore
 
 METHODS = ("dense", "bm25", "hybrid")
-RETRIEVAL_VERSION = 2  # bump when ranking changes: cached gate scores are then re-measured
+RETRIEVAL_VERSION = 3  # bump when ranking changes: cached gate scores are then re-measured
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class FusionSettings:
     distinct terms found in the chunk) ** ``coverage_power``, so a stray word match counts little
     (0 turns that off); for chunks written without Chinese, a Chinese question's share counts only
     its Latin-script terms (codes, numbers, names) when it has at least two that the index knows.
-    ``language_pools`` ranks each chunk language separately.
+    ``language_pools`` ranks each chunk language separately — each language holding at least
+    ``min_pool_share`` of the chunks; a rarer language's chunks are ranked with the largest pool's
+    (a pool of four stray chunks would hold a top place in every search, see ``pool_languages``).
     ``max_per_doc`` chunks of one document enter the top k before other documents' chunks run out.
     ``cross_lingual_centering`` is the share of the question language's mean chunk vector taken off
     the question's vector when another language's pool is searched (0 turns that off).
@@ -56,6 +58,7 @@ class FusionSettings:
     coverage_power: float = 2.0
     candidates: int = 50
     language_pools: bool = True
+    min_pool_share: float = 0.05
     max_per_doc: int = 1
     cross_lingual_centering: float = 1.0
 
@@ -108,9 +111,9 @@ class HybridRetriever(QuerySearch):
         langs = np.array([c.lang for c in self.chunks])
         self._pools: dict[str, np.ndarray] = {}
         self._centroids: dict[str, np.ndarray] = {}
-        if self.fusion.language_pools and len(set(langs.tolist())) > 1:
-            for lang in sorted(set(langs.tolist())):
-                rows = np.flatnonzero(langs == lang)
+        if self.fusion.language_pools:
+            for lang, members in pool_languages(langs.tolist(), self.fusion.min_pool_share).items():
+                rows = np.flatnonzero(np.isin(langs, members))
                 self._pools[lang] = rows
                 vectors.add_subset(f"lang:{lang}", rows)
                 if self.fusion.cross_lingual_centering:
@@ -223,6 +226,28 @@ class HybridRetriever(QuerySearch):
             dense_rank=dense[0] if dense else None,
             bm25_rank=bm25[0] if bm25 else None,
         )
+
+
+def pool_languages(langs: Sequence[str], min_share: float) -> dict[str, tuple[str, ...]]:
+    """The language pools for chunks in ``langs``: pool name -> the chunk languages it ranks. One
+    pool per language holding at least ``min_share`` of the chunks; the chunks of rarer languages
+    join the largest pool. Empty when fewer than two pools remain (one ranking of everything).
+
+    >>> pool_languages(["zh"] * 6 + ["en"] * 4, 0.05)
+    {'en': ('en',), 'zh': ('zh',)}
+    >>> pool_languages(["zh"] * 996 + ["en"] * 4, 0.05)
+    {}
+    """
+    counts = Counter(langs)
+    total = sum(counts.values())
+    major = sorted(lang for lang, n in counts.items() if n >= min_share * total)
+    if len(major) < 2:
+        return {}
+    largest = max(major, key=lambda lang: (counts[lang], lang))
+    return {
+        lang: tuple(sorted(x for x in counts if x == lang or (lang == largest and x not in major)))
+        for lang in major
+    }
 
 
 def _masked(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:

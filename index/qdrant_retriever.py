@@ -23,7 +23,7 @@ import numpy as np
 from domain.style import CJK_RE
 from domain.types import Chunk, Hit
 from index.bm25 import MIN_LATIN_TERMS, tokenize
-from index.hybrid import METHODS, FusionSettings, QuerySearch, diverse_top
+from index.hybrid import METHODS, FusionSettings, QuerySearch, diverse_top, pool_languages
 from index.qdrant_store import BM25, DENSE, LATIN_OFFSET, TERMS
 from index.splitter import detect_lang
 
@@ -51,8 +51,10 @@ class QdrantRetriever(QuerySearch):
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
         self._embed_lock = threading.Lock()
-        langs = sorted({c.lang for c in self.chunks})
-        self._pools = langs if self.fusion.language_pools and len(langs) > 1 else []
+        langs = [c.lang for c in self.chunks]
+        pools = pool_languages(langs, self.fusion.min_pool_share) if self.fusion.language_pools else {}
+        self._pools = list(pools)
+        self._members = pools
         use_centroids = self._pools and self.fusion.cross_lingual_centering
         self._centroids = dict(store.centroids) if use_centroids else {}
 
@@ -118,7 +120,9 @@ class QdrantRetriever(QuerySearch):
         pools: list[str | None] = list(self._pools) or [None]
         q_lang = detect_lang(query) if self._centroids else ""
         dense = [
-            m.Prefetch(query=self._pool_vector(qvec, q_lang, p), using=DENSE, filter=_pool(m, p), limit=depth)
+            m.Prefetch(
+                query=self._pool_vector(qvec, q_lang, p), using=DENSE, filter=self._filter(m, p), limit=depth
+            )
             for p in pools
         ]
         rrf = m.RrfQuery(rrf=m.Rrf(k=f.rrf_k + 1))
@@ -126,7 +130,9 @@ class QdrantRetriever(QuerySearch):
         prefetch = [m.Prefetch(prefetch=dense, query=rrf, limit=fused_limit)]
         formula: Any = m.MultExpression(mult=[f.dense_weight, "$score[0]"])
         if counts:
-            lists = [m.Prefetch(query=lexical, using=BM25, filter=_pool(m, p), limit=depth) for p in pools]
+            lists = [
+                m.Prefetch(query=lexical, using=BM25, filter=self._filter(m, p), limit=depth) for p in pools
+            ]
             prefetch.append(m.Prefetch(prefetch=lists, query=rrf, limit=fused_limit))
             prefetch.append(
                 m.Prefetch(prefetch=lists, query=self._share_vector(m, terms), using=TERMS, limit=fused_limit)
@@ -141,6 +147,14 @@ class QdrantRetriever(QuerySearch):
             query=m.FormulaQuery(formula=formula, defaults=defaults),
             limit=fused_limit,
         )
+
+    def _filter(self, m: Any, pool: str | None) -> Any:
+        """The Qdrant filter that keeps ``pool``'s chunks (None: every chunk)."""
+        if pool is None:
+            return None
+        members = self._members.get(pool, (pool,))
+        match = m.MatchValue(value=members[0]) if len(members) == 1 else m.MatchAny(any=list(members))
+        return m.Filter(must=[m.FieldCondition(key="lang", match=match)])
 
     def _pool_vector(self, qvec: np.ndarray, q_lang: str, pool: str | None) -> list[float]:
         """The query vector for ``pool``: with the question language's mean chunk vector taken off
@@ -199,12 +213,6 @@ class QdrantRetriever(QuerySearch):
             dense_rank=list_rank if method == "dense" else None,
             bm25_rank=list_rank if method == "bm25" else None,
         )
-
-
-def _pool(m: Any, lang: str | None) -> Any:
-    if lang is None:
-        return None
-    return m.Filter(must=[m.FieldCondition(key="lang", match=m.MatchValue(value=lang))])
 
 
 def _ordered(points: Sequence[Any]) -> list[tuple[int, float]]:

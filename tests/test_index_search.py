@@ -222,6 +222,22 @@ def test_each_language_is_its_own_pool() -> None:
     assert next(h for h in flat if h.chunk.path == "d.md").dense_rank == 4
 
 
+def test_a_few_stray_chunks_of_another_language_get_no_pool_of_their_own() -> None:
+    """Seen on Debian Reference in Chinese: four chunks labelled English among a thousand Chinese
+    ones formed an "English" pool whose best two took places 4 and 5 of every Chinese search."""
+    topics = ["年假", "病假", "出差", "报销", "加班", "采购", "培训", "考勤", "招聘", "合同"]
+    texts = [f"{t}规定第{i}条：员工{t}需要提前申请并由部门负责人审批" for t in topics for i in range(4)]
+    texts.append("password requisite pam_cracklib.so retry=3 minlen=8")
+    paths = [f"doc{i}.md" for i in range(len(texts))]
+    langs = ["zh"] * (len(texts) - 1) + ["en"]
+    stray = paths[-1]
+    pooled = _store_and_retriever(texts, paths, langs, min_pool_share=0.0).search("年假怎么申请", k=5)
+    assert stray in [h.chunk.path for h in pooled]  # a pool of one: its only chunk ranks first in it
+    hits = _store_and_retriever(texts, paths, langs).search("年假怎么申请", k=5)
+    assert stray not in [h.chunk.path for h in hits]
+    assert all("年假" in h.chunk.text for h in hits[:4])
+
+
 def test_top_k_keeps_one_chunk_per_document_then_tops_up() -> None:
     texts = ["leave days one", "leave days two", "leave days three", "travel days"]
     r = _store_and_retriever(texts, ["a.md", "a.md", "a.md", "b.md"], ["en"] * 4)
