@@ -127,8 +127,9 @@ class DatasetSettings(BaseModel):
     model_gguf: Path | None = Field(
         None,
         description="GGUF that writes the questions and key facts of `hybrid dataset build` (without "
-        "any adapter); none: the answering base model. A larger model than the one that answers "
-        "writes questions that its facts answer more often; see corpus/measured/collections.",
+        "any adapter); none: the largest model profile set up on this machine, or the profile "
+        "named with `--profile`. A larger model writes questions that its facts answer more often; "
+        "see corpus/measured/collections.",
     )
 
 

@@ -143,7 +143,8 @@ def _print_report(report: dict[str, Any], json_path: str | None) -> int:
     print(f"eval: {ev['kept']} kept ({ev['out_of_domain']} out of domain; {splits}), {_reasons(ev)}")
     print(f"train: {tr['kept']} kept, {_reasons(tr)}")
     minutes = f", {report['rows_per_minute']} rows per minute" if report.get("rows_per_minute") else ""
-    print(f"{report['processed']} passages in {report['seconds']:.0f} s of generation{minutes}")
+    writer = f", written by {report['model']}" if report.get("model") else ""
+    print(f"{report['processed']} passages in {report['seconds']:.0f} s of generation{minutes}{writer}")
     if not report.get("complete"):
         print("the build stopped before the end — run it again to continue", file=sys.stderr)
         return 2

@@ -25,8 +25,9 @@ st.caption(
     "set teaches the adapter its style (Train page). Both can be built from the documents: the base "
     "model writes a question per passage and key facts copied from it, then answers its own question "
     "again from the passage alone; a row is kept only when its facts stand word for word in the "
-    "passage and that second answer says them too. A larger model can write them instead "
-    "(`HYBRID_DATASET__MODEL_GGUF`): its questions are answered by their facts more often."
+    "passage and that second answer says them too. The largest model set up on this machine writes "
+    "them (its questions are answered by their facts more often); `HYBRID_DATASET__MODEL_GGUF` "
+    "names another."
 )
 datasets = get_datasets()
 name = selected_collection()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.wiring.active_adapter import current_adapter, require_fit
-from app.wiring.models import base_gguf_path, base_hf_path
+from app.wiring.models import base_gguf_path, base_hf_path, largest_ready_gguf, profile
 from domain.errors import ConfigError, ModelMissingError
 
 if TYPE_CHECKING:
@@ -98,15 +98,23 @@ def _cached_generator(
 
 
 def build_writer(settings: Settings) -> Generator:
-    """The model that writes dataset rows: ``settings.dataset.model_gguf`` on llama.cpp with no
-    adapter, else the answering generator (its adapter is never switched on for rows).
+    """The model that writes dataset rows, on llama.cpp with no adapter: ``settings.dataset.model_gguf``;
+    else, unless a profile or a base GGUF was chosen, the largest profile set up on this machine
+    (a larger model writes questions its facts answer more often); else the answering generator
+    (its adapter is never switched on for rows).
 
     Raises:
         ModelMissingError: the named GGUF is not there.
     """
     path = settings.dataset.model_gguf
     if path is None:
-        return build_generator(settings)
+        chosen = "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None
+        largest = (
+            None if chosen or settings.generation.backend != "llama_cpp" else largest_ready_gguf(settings)
+        )
+        if largest is None or largest.name == profile(settings).gguf_name:
+            return build_generator(settings)
+        path = largest
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelMissingError(
