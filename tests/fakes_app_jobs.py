@@ -273,6 +273,7 @@ class FakeDatasets:
             },
             "train": {"rows": len(self.sets["train"]), "own": False, "path": None, "by_lang": {}},
             "build": None,
+            "writer_hint": "A larger model writes questions that their facts answer more often",
         }
 
     def start(self, n_eval: int, n_train: int, *, replace: bool, check_train: bool = False) -> str:

@@ -555,6 +555,7 @@ def test_datasets_build_job_review_and_save(fakes):
     at = page("datasets")
     assert_clean(at)
     assert [m.value for m in at.metric][:3] == ["3", "2 / 1", "0"]
+    assert any("A larger model writes" in i.value for i in at.info)  # the writer hint
     at.number_input(key="dataset_n_eval").set_value(20)
     at.button(key="FormSubmitter:dataset_build_form-Build in the background").click().run()
     assert_clean(at)

@@ -719,6 +719,11 @@ def test_the_largest_model_set_up_writes_rows_unless_one_is_chosen(
     monkeypatch.setenv("HYBRID_MODELS__BASE_GGUF", str(tiny_models["gguf"]))
     assert generation.build_writer(load_settings()) == "the answering generator"
     monkeypatch.delenv("HYBRID_MODELS__BASE_GGUF")
-    # the 1.5B not set up (no checked copy): the answering profile is the largest
+    assert generation.writer_hint(settings) is None
+    # the 1.5B not set up (no checked copy): the answering profile is the largest set up, and the
+    # page and the command say how to set up the larger one
     (settings.ws.models / f"{PROFILES['qwen-1.5b'].gguf_name}.sha256").unlink()
     assert generation.build_writer(load_settings()) == "the answering generator"
+    hint = generation.writer_hint(load_settings())
+    assert hint is not None and PROFILES["qwen-1.5b"].install_hint in hint
+    assert generation.writer_hint(with_profile(load_settings(), "qwen")) is None  # chosen: no advice

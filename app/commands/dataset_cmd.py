@@ -145,6 +145,8 @@ def _print_report(report: dict[str, Any], json_path: str | None) -> int:
     minutes = f", {report['rows_per_minute']} rows per minute" if report.get("rows_per_minute") else ""
     writer = f", written by {report['model']}" if report.get("model") else ""
     print(f"{report['processed']} passages in {report['seconds']:.0f} s of generation{minutes}{writer}")
+    if report.get("writer_hint"):
+        print(f"tip: {report['writer_hint']}")
     if not report.get("complete"):
         print("the build stopped before the end — run it again to continue", file=sys.stderr)
         return 2

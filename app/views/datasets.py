@@ -51,6 +51,8 @@ if summary:
 # --- build -------------------------------------------------------------------------------------
 st.subheader("Build from the documents")
 has_sets = bool(summary) and any((summary.get(k) or {}).get("own") for k in ("eval", "train"))
+if summary.get("writer_hint"):
+    st.info(md_escape(f"Tip: {summary['writer_hint']}."))
 with st.form("dataset_build_form"):
     a, b = st.columns(2)
     n_eval = a.number_input("Evaluation rows", 0, 2000, 60, step=10, key="dataset_n_eval")

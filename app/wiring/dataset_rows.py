@@ -187,6 +187,9 @@ def dataset_summary(settings: Settings) -> dict[str, Any]:
             part["by_kind"] = dict(sorted(Counter(str(r.get("kind")) for r in rows).items()))
             part["by_split"] = dict(sorted(Counter(str(r.get("split", "tune")) for r in rows).items()))
         out[kind] = part
+    from app.wiring.generation import writer_hint
+
+    out["writer_hint"] = writer_hint(settings)
     folder = coll.paths.datasets / BUILD
     report = read_json_dict(folder / "report.json")
     spec = read_json_dict(folder / "spec.json")

@@ -442,9 +442,15 @@ def build_datasets(
         )
         if not run.run():
             logger.info("dataset build of %s stopped after %d passages", coll.name, len(run.journal.records))
-            return _report(coll, run, complete=False, wall_s=time.monotonic() - started)
-        check_replace(coll, replace)
-        return _finish(coll, folder, run, wall_s=time.monotonic() - started)
+            report = _report(coll, run, complete=False, wall_s=time.monotonic() - started)
+        else:
+            check_replace(coll, replace)
+            report = _finish(coll, folder, run, wall_s=time.monotonic() - started)
+    if generator is None:
+        from app.wiring.generation import writer_hint
+
+        report["writer_hint"] = writer_hint(settings)
+    return report
 
 
 def _base_generator(settings: Settings) -> Generator:

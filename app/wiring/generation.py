@@ -98,24 +98,15 @@ def _cached_generator(
 
 
 def build_writer(settings: Settings) -> Generator:
-    """The model that writes dataset rows, on llama.cpp with no adapter: ``settings.dataset.model_gguf``;
-    else, unless a profile or a base GGUF was chosen, the largest profile set up on this machine
-    (a larger model writes questions its facts answer more often); else the answering generator
-    (its adapter is never switched on for rows).
+    """The model that writes dataset rows (``writer_gguf``), on llama.cpp with no adapter; else the
+    answering generator (its adapter is never switched on for rows).
 
     Raises:
         ModelMissingError: the named GGUF is not there.
     """
-    path = settings.dataset.model_gguf
+    path = writer_gguf(settings)
     if path is None:
-        chosen = "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None
-        largest = (
-            None if chosen or settings.generation.backend != "llama_cpp" else largest_ready_gguf(settings)
-        )
-        if largest is None or largest.name == profile(settings).gguf_name:
-            return build_generator(settings)
-        path = largest
-    path = Path(path).expanduser()
+        return build_generator(settings)
     if not path.is_file():
         raise ModelMissingError(
             f"dataset model {path} (HYBRID_DATASET__MODEL_GGUF) not found — fix the path or unset it"
@@ -123,6 +114,37 @@ def build_writer(settings: Settings) -> Generator:
     gen = settings.generation
     with _build_lock:
         return _cached_generator("llama_cpp", path.resolve(), None, None, gen.n_threads, gen.n_ctx)
+
+
+def writer_gguf(settings: Settings) -> Path | None:
+    """The GGUF that writes dataset rows: ``settings.dataset.model_gguf``; else, unless a profile or
+    a base GGUF was chosen, the largest profile set up on this machine (a larger model writes
+    questions its facts answer more often); None: the answering model writes them."""
+    if settings.dataset.model_gguf is not None:
+        return Path(settings.dataset.model_gguf).expanduser()
+    chosen = "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None
+    if chosen or settings.generation.backend != "llama_cpp":
+        return None
+    largest = largest_ready_gguf(settings)
+    return None if largest is None or largest.name == profile(settings).gguf_name else largest
+
+
+def writer_hint(settings: Settings) -> str | None:
+    """One line for the Datasets page and `hybrid dataset build` when nothing names the writer and a
+    larger profile than the one writing could be set up; else None."""
+    from adapters.base_model import PROFILES
+
+    if settings.dataset.model_gguf is not None or writer_gguf(settings) is not None:
+        return None
+    if "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None:
+        return None
+    largest = max((p for p in PROFILES.values() if p.assembled), key=lambda p: p.bytes or 0)
+    if largest.key == profile(settings).key:
+        return None
+    return (
+        f"{largest.label} writes questions that their facts answer more often: set it up "
+        f"({largest.install_hint}) and the next build uses it"
+    )
 
 
 def _remote_generator(settings: Settings) -> Generator:
