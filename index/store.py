@@ -58,6 +58,16 @@ def rebuild_hint(name: str, root: object = None) -> str:
     return f"run `hybrid index {folder} --collection {shlex.quote(name)} --rebuild`"
 
 
+def update_hint(name: str, root: object = None) -> str:
+    """The command that brings collection ``name``'s index up to this version's splitting (files
+    read again, unchanged chunks keep their vectors), quoted for a shell."""
+    folder = shlex.quote(str(root)) if isinstance(root, str) and root else "PATH"
+    return (
+        f"run `hybrid index {folder} --collection {shlex.quote(name)}` "
+        "(it reads the files again; unchanged passages keep their vectors)"
+    )
+
+
 def current_generation(index_dir: Path) -> Path | None:
     """The live generation folder, or None when nothing was ever committed.
 
@@ -144,11 +154,19 @@ def check_compatible(
         problems.append(f"BM25 tokenizer v{manifest.get('bm25_tokenizer')}, this version uses v{tokenizer}")
     if problems:
         name = str(manifest.get("name") or "default")
-        raise IndexMismatchError(
-            f"index {name!r} was built with "
-            + "; ".join(problems)
-            + f" — {rebuild_hint(name, manifest.get('root'))}"
+        b = manifest["splitter"]
+        older_code = len(problems) == 1 and int(b.get("version", 0)) < int(splitter.get("version", 0))
+        older_code = older_code and {k: v for k, v in b.items() if k != "version"} == {
+            k: v for k, v in splitter.items() if k != "version"
+        }
+        # Split by older code with the same settings: indexing again re-reads the files and keeps
+        # the vectors of unchanged chunks (index.sync), so no --rebuild is needed.
+        hint = (
+            update_hint(name, manifest.get("root"))
+            if older_code
+            else rebuild_hint(name, manifest.get("root"))
         )
+        raise IndexMismatchError(f"index {name!r} was built with " + "; ".join(problems) + f" — {hint}")
 
 
 def chunk_to_json(chunk: Chunk) -> str:

@@ -114,8 +114,9 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
     monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
     old = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
     monkeypatch.undo()
-    with pytest.raises(IndexMismatchError, match=r"splitter v1\), settings say 32 with 5 \(v\d"):
+    with pytest.raises(IndexMismatchError, match=r"splitter v1\), settings say 32 with 5 \(v\d") as e:
         _open(idx, emb)  # answering from it is refused until it is synced
+    assert "--rebuild" not in str(e.value) and "unchanged passages keep their vectors" in str(e.value)
     with caplog.at_level("WARNING", logger="index.sync"):
         new = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
     assert "split by splitter v1" in caplog.text
