@@ -223,6 +223,7 @@ def sync_folder(
         pending = index_dir / "pending" / _settings_key(embedder, splitter)
         feed = _EmbedFeed(embedder, pending, opts, on_progress, sources)
         prev_digests = {path: str(f["sha256"]) for path, f in prev_files.items()}
+        indexed_before = reuse.paths if reuse is not None else set()  # files read again (older code)
         with FileReader(
             sources, prev_digests, embedder=embedder, settings=splitter, mode=opts.reader
         ) as reader:
@@ -234,7 +235,7 @@ def sync_folder(
                 elif res.chunks is None:
                     kept[src.path] = prev_files[src.path]
                 else:
-                    status = "changed" if src.path in prev_files else "new"
+                    status = "changed" if src.path in prev_files or src.path in indexed_before else "new"
                     w = _FileWork(src.path, res.digest, res.size, src.kind, res.title, res.chunks, status)
                     work.append(w)
                     w.vectors = reuse.take(w.chunks) if reuse is not None else None
@@ -244,7 +245,7 @@ def sync_folder(
         feed.read_all()
         if reuse is not None:
             logger.info("%d chunks kept their vectors from the previous generation", reuse.taken)
-        deleted = sorted(set(prev_files) - set(kept) - {w.path for w in work})
+        deleted = sorted((set(prev_files) | indexed_before) - set(kept) - {w.path for w in work})
         skipped.sort(key=lambda s: s.path)
         if prev is not None and not work and not deleted:
             return _report(
@@ -368,6 +369,7 @@ class _Reuse:
     def __init__(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         self.vectors = vectors
         self.rows = {_text_key(c): i for i, c in enumerate(chunks)} if len(chunks) == len(vectors) else {}
+        self.paths = {c.path for c in chunks}
         self.taken = 0
 
     def take(self, chunks: list[Chunk]) -> np.ndarray | None:

@@ -121,7 +121,7 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
         new = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
     assert "split by splitter v1" in caplog.text
     # every file read again; a chunk whose embedded text is unchanged keeps its vector
-    assert (new.files_new, new.files_unchanged, new.chunks_embedded) == (3, 0, 0)
+    assert (new.files_changed, new.files_unchanged, new.chunks_embedded) == (3, 0, 0)
     assert new.generation != old.generation
     _open(idx, emb)
     # a file edited meanwhile is embedded again; the others keep their vectors
@@ -129,8 +129,10 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
     sync_folder(docs, idx, embedder=emb, splitter=SPLIT, options=SyncOptions(rebuild=True))
     monkeypatch.undo()
     (docs / "travel.txt").write_text("Travel\n\nSubmit travel expenses within five days.\n", encoding="utf-8")
+    (docs / "年假 说明.txt").unlink()
     counted = emb.passages_embedded
     edited = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    assert (edited.files_changed, edited.files_deleted) == (2, 1)
     travel = [c for c in _open(idx, emb).chunks if c.path == "travel.txt"]
     assert edited.chunks_embedded == emb.passages_embedded - counted == len(travel)
     fresh_idx = tmp_path / "fresh"
