@@ -172,7 +172,7 @@ class Assistant:
     def _check_adapter(self, mode: Mode) -> None:
         if mode.uses_adapter and not self.generator.has_adapter:
             raise ConfigError(
-                f"mode {mode.value} needs a LoRA adapter: {self._no_adapter()} (or use --mode prompt/rag)"
+                f"mode {mode.value} needs a LoRA adapter: {self._no_adapter()} (or answer in mode prompt or rag)"
             )
 
     def _warnings(self, mode: Mode, prompt: Prompt, retrieval: Retrieval) -> list[str]:
