@@ -727,3 +727,5 @@ def test_the_largest_model_set_up_writes_rows_unless_one_is_chosen(
     hint = generation.writer_hint(load_settings())
     assert hint is not None and PROFILES["qwen-1.5b"].install_hint in hint
     assert generation.writer_hint(with_profile(load_settings(), "qwen")) is None  # chosen: no advice
+    monkeypatch.setenv("HYBRID_GENERATION__BACKEND", "transformers")  # its own model writes: no advice
+    assert generation.writer_hint(load_settings()) is None

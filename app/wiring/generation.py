@@ -138,6 +138,8 @@ def writer_hint(settings: Settings) -> str | None:
         return None
     if "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None:
         return None
+    if settings.generation.backend != "llama_cpp":  # the other backends write with their own model
+        return None
     largest = max((p for p in PROFILES.values() if p.assembled), key=lambda p: p.bytes or 0)
     if largest.key == profile(settings).key:
         return None
