@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from domain.errors import GenerationError
+
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.float64)
@@ -53,6 +55,23 @@ def best_option(scores: Sequence[float]) -> int:
 
 
 CHOICE_METHODS = ("likelihood", "greedy")
+
+
+def check_choice(method: str, encoded: Sequence[Sequence[int]], *, adapter_missing: bool) -> None:
+    """Refuse a choice no backend can make: an unknown ``method``, the adapter asked for but not
+    loaded (``adapter_missing``), or no option.
+
+    Raises:
+        GenerationError: naming which.
+    """
+    if method not in CHOICE_METHODS:
+        raise GenerationError(f"choice method {method!r} is not one of {', '.join(CHOICE_METHODS)}")
+    if adapter_missing:
+        raise GenerationError(
+            "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
+        )
+    if not encoded:
+        raise GenerationError("a constrained choice needs at least one option")
 
 
 def greedy_option(next_scores: Callable[[int | None], np.ndarray], encoded: Sequence[Sequence[int]]) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.chat_pieces import chat_pieces, encode_chat, hf_encoder
-from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
+from adapters.choice import best_option, check_choice, greedy_option, log_softmax, option_score
 from domain.errors import GenerationError, ModelMissingError, SetupError
 
 if TYPE_CHECKING:
@@ -219,14 +219,7 @@ class TransformersGenerator:
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
         included): the index of the chosen option; the prompt is evaluated once."""
-        if method not in CHOICE_METHODS:
-            raise GenerationError(f"choice method {method!r} is not one of {', '.join(CHOICE_METHODS)}")
-        if adapter and self.adapter_dir is None:
-            raise GenerationError(
-                "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
-            )
-        if not encoded:
-            raise GenerationError("a constrained choice needs at least one option")
+        check_choice(method, encoded, adapter_missing=adapter and self.adapter_dir is None)
         torch, scores = self._torch, []
         with self._lock, torch.inference_mode(), self._adapter_state(adapter):
             out = self._model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)

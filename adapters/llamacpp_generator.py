@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adapters.chat_pieces import Piece, chat_pieces, encode_chat
-from adapters.choice import CHOICE_METHODS, best_option, greedy_option, log_softmax, option_score
+from adapters.choice import best_option, check_choice, greedy_option, log_softmax, option_score
 from adapters.llama_tools import llama_output_captured
 from adapters.token_text import TokenTextDecoder
 from domain.errors import GenerationError, ModelMissingError, SetupError
@@ -268,14 +268,7 @@ class LlamaCppGenerator:
     ) -> int:
         """``choose`` for an already tokenized prompt (prefill included) and options (line break
         included): the index of the chosen option; the prompt is evaluated once."""
-        if method not in CHOICE_METHODS:
-            raise GenerationError(f"choice method {method!r} is not one of {', '.join(CHOICE_METHODS)}")
-        if adapter and self._adapter is None:
-            raise GenerationError(
-                "no adapter is loaded — train one (`hybrid train`) or answer in mode prompt or rag"
-            )
-        if not encoded:
-            raise GenerationError("a constrained choice needs at least one option")
+        check_choice(method, encoded, adapter_missing=adapter and self._adapter is None)
         if len(prompt_ids) + max(len(e) for e in encoded) > self.n_ctx:
             raise GenerationError(
                 f"the prompt has {len(prompt_ids)} tokens but the context holds {self.n_ctx}"
