@@ -58,6 +58,15 @@ def rebuild_hint(name: str, root: object = None) -> str:
     return f"run `hybrid index {folder} --collection {shlex.quote(name)} --rebuild`"
 
 
+def older_split(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether an index's splitter identity ``built`` has ``wanted``'s settings but an older
+    splitter version: its files are read again, not rebuilt (``index.sync``)."""
+    same = {k: v for k, v in built.items() if k != "version"} == {
+        k: v for k, v in wanted.items() if k != "version"
+    }
+    return same and int(built.get("version", 0)) < int(wanted.get("version", 0))
+
+
 def update_hint(name: str, root: object = None) -> str:
     """The command that brings collection ``name``'s index up to this version's splitting (files
     read again, unchanged chunks keep their vectors), quoted for a shell."""
@@ -154,11 +163,7 @@ def check_compatible(
         problems.append(f"BM25 tokenizer v{manifest.get('bm25_tokenizer')}, this version uses v{tokenizer}")
     if problems:
         name = str(manifest.get("name") or "default")
-        b = manifest["splitter"]
-        older_code = len(problems) == 1 and int(b.get("version", 0)) < int(splitter.get("version", 0))
-        older_code = older_code and {k: v for k, v in b.items() if k != "version"} == {
-            k: v for k, v in splitter.items() if k != "version"
-        }
+        older_code = len(problems) == 1 and older_split(manifest["splitter"], splitter)
         # Split by older code with the same settings: indexing again re-reads the files and keeps
         # the vectors of unchanged chunks (index.sync), so no --rebuild is needed.
         hint = (

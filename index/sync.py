@@ -329,7 +329,7 @@ def _read_previous(
     manifest = store.read_manifest(index_dir) or {}
     wanted = splitter.identity()
     built = manifest.get("splitter") or {}
-    older_code = _same_but_version(built, wanted) and int(built.get("version", 0)) < wanted["version"]
+    older_code = store.older_split(built, wanted)
     store.check_compatible(
         manifest,
         embedder_name=embedder.name,
@@ -393,10 +393,6 @@ def _qdrant_entry(index_dir: Path) -> dict[str, Any] | None:
     except IndexStoreError:
         return None
     return entry if isinstance(entry, dict) else None
-
-
-def _same_but_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return {k: v for k, v in a.items() if k != "version"} == {k: v for k, v in b.items() if k != "version"}
 
 
 def _assemble(
