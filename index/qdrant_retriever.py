@@ -52,9 +52,8 @@ class QdrantRetriever(QuerySearch):
         self.fusion = fusion or FusionSettings()
         self._embed_lock = threading.Lock()
         langs = [c.lang for c in self.chunks]
-        pools = pool_languages(langs, self.fusion.min_pool_share) if self.fusion.language_pools else {}
-        self._pools = list(pools)
-        self._members = pools
+        # pool name -> the chunk languages it ranks ({}: one ranking of everything)
+        self._pools = pool_languages(langs, self.fusion.min_pool_share) if self.fusion.language_pools else {}
         use_centroids = self._pools and self.fusion.cross_lingual_centering
         self._centroids = dict(store.centroids) if use_centroids else {}
 
@@ -152,7 +151,7 @@ class QdrantRetriever(QuerySearch):
         """The Qdrant filter that keeps ``pool``'s chunks (None: every chunk)."""
         if pool is None:
             return None
-        members = self._members.get(pool, (pool,))
+        members = self._pools.get(pool, (pool,))
         match = m.MatchValue(value=members[0]) if len(members) == 1 else m.MatchAny(any=list(members))
         return m.Filter(must=[m.FieldCondition(key="lang", match=match)])
 
