@@ -117,13 +117,12 @@ def build_writer(settings: Settings) -> Generator:
 
 
 def writer_gguf(settings: Settings) -> Path | None:
-    """The GGUF that writes dataset rows: ``settings.dataset.model_gguf``; else, unless a profile or
-    a base GGUF was chosen, the largest profile set up on this machine (a larger model writes
-    questions its facts answer more often); None: the answering model writes them."""
+    """The GGUF that writes dataset rows: ``settings.dataset.model_gguf``; else, unless the writer
+    was chosen (``_writer_chosen``), the largest profile set up on this machine (a larger model
+    writes questions its facts answer more often); None: the answering model writes them."""
     if settings.dataset.model_gguf is not None:
         return Path(settings.dataset.model_gguf).expanduser()
-    chosen = "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None
-    if chosen or settings.generation.backend != "llama_cpp":
+    if _writer_chosen(settings):
         return None
     largest = largest_ready_gguf(settings)
     return None if largest is None or largest.name == profile(settings).gguf_name else largest
@@ -134,11 +133,7 @@ def writer_hint(settings: Settings) -> str | None:
     larger profile than the one writing could be set up; else None."""
     from adapters.base_model import PROFILES
 
-    if settings.dataset.model_gguf is not None or writer_gguf(settings) is not None:
-        return None
-    if "profile" in settings.models.model_fields_set or settings.models.base_gguf is not None:
-        return None
-    if settings.generation.backend != "llama_cpp":  # the other backends write with their own model
+    if _writer_chosen(settings) or writer_gguf(settings) is not None:
         return None
     largest = max((p for p in PROFILES.values() if p.assembled), key=lambda p: p.bytes or 0)
     if largest.key == profile(settings).key:
@@ -146,6 +141,18 @@ def writer_hint(settings: Settings) -> str | None:
     return (
         f"{largest.label} writes questions that their facts answer more often: set it up "
         f"({largest.install_hint}) and the next build uses it"
+    )
+
+
+def _writer_chosen(settings: Settings) -> bool:
+    """Whether settings choose the model that writes dataset rows: a dataset GGUF, a profile named
+    for the command, a base GGUF of one's own, or a backend other than llama.cpp (the
+    transformers and remote backends write with their own model)."""
+    return (
+        settings.dataset.model_gguf is not None
+        or "profile" in settings.models.model_fields_set
+        or settings.models.base_gguf is not None
+        or settings.generation.backend != "llama_cpp"
     )
 
 
