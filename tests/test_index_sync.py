@@ -148,6 +148,18 @@ def test_an_index_split_by_older_code_is_read_again_without_asking(tmp_path, mon
         sync_folder(docs, idx, embedder=emb, splitter=SplitterSettings(64, 0.15))
 
 
+def test_an_older_index_with_unreadable_vectors_is_embedded_again(tmp_path, monkeypatch) -> None:
+    """Vectors to take back that cannot be read cost a re-embedding, never the run."""
+    docs, idx, emb = write_corpus(tmp_path / "docs"), tmp_path / "idx", FakeEmbedder()
+    monkeypatch.setattr("index.splitter.SPLITTER_VERSION", 1)
+    sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    monkeypatch.undo()
+    (store.current_generation(idx) / "vectors.npy").write_bytes(b"not an array")
+    again = sync_folder(docs, idx, embedder=emb, splitter=SPLIT)
+    assert again.chunks_embedded == again.chunks_total > 0
+    assert len(_open(idx, emb).chunks) == again.chunks_total
+
+
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
     with pytest.raises(IndexStoreError, match="hybrid index PATH --collection nothing"):
         _open(tmp_path / "nothing", FakeEmbedder())
