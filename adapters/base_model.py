@@ -58,6 +58,8 @@ class Profile:
     install_hint: str = ""
     sha256: str | None = None
     bytes: int | None = None
+    # whether its translations of questions improved cross-language search (corpus/measured/crosslingual)
+    translates: bool = False
 
     @property
     def assembled(self) -> bool:
@@ -93,6 +95,7 @@ PROFILES: dict[str, Profile] = {
             install_hint="`make install-1.5b`",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             bytes=1_117_320_768,
+            translates=True,
         ),
         Profile(
             key="smollm2",

@@ -46,6 +46,12 @@ class IndexSettings(BaseModel):
         50_000, ge=1, description="Above this many vectors an approximate (HNSW) index is used."
     )
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    translate_questions: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Search each language of the index other than the question's with the question "
+        "translated into it by a local model (no adapter): auto (when a profile that translates well "
+        "is set up, the largest such), on (that profile, else the answering model), off.",
+    )
     batch_size: int = Field(
         8, ge=1, description="Texts embedded per batch; larger batches use more memory and pad more."
     )

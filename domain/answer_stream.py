@@ -6,7 +6,7 @@ parsing. The answer service that produces them is ``domain.pipeline``.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.errors import ConfigError, GenerationError
 from domain.types import Answer, Hit, Mode, RouteDecision
@@ -16,11 +16,13 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class Retrieval:
-    """One question's retrieved passages (rank order) and how long retrieval took."""
+    """One question's retrieved passages (rank order), how long retrieval took, and the question's
+    translations the search used (language -> text; ``domain.crosslingual``)."""
 
     question: str
     hits: list[Hit]
     retrieval_s: float = 0.0
+    searched_as: dict[str, str] = field(default_factory=dict)
 
 
 def parse_mode(mode: Mode | str) -> Mode | None:

@@ -22,6 +22,7 @@ from domain.answer_format import LineWriter
 from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, parse_mode, stream_of
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
+from domain.crosslingual import TranslatingRetriever
 from domain.errors import ConfigError
 from domain.ports import Generator as TextGenerator
 from domain.ports import Retriever
@@ -131,7 +132,10 @@ class Assistant:
             )
         start = self.clock()
         hits = sorted(self.retriever.search(question, k=self.options.top_k), key=lambda h: h.rank)
-        return Retrieval(question, hits, self.clock() - start)
+        searched_as = (
+            self.retriever.translations(question) if isinstance(self.retriever, TranslatingRetriever) else {}
+        )
+        return Retrieval(question, hits, self.clock() - start, searched_as)
 
     def decide(self, question: str, mode: Mode | str, retrieval: Retrieval) -> RouteDecision:
         """The router's pick for "auto", else the user's mode marked as overridden."""
@@ -248,6 +252,7 @@ class Assistant:
             timing=timing,
             warnings=self._warnings(mode, prompt, retrieval) + writer.warnings,
             evidence=quoted[0] if quoted else None,
+            searched_as=dict(retrieval.searched_as) if mode.uses_retrieval else {},
         )
 
     def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[list[Citation], str]:

@@ -123,6 +123,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "from_correction": answer.from_correction,
         "warnings": list(answer.warnings),
         "evidence": citation_to_json(answer.evidence) if answer.evidence else None,
+        "searched_as": dict(answer.searched_as),
     }
 
 
@@ -150,6 +151,7 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
             from_correction=bool(data.get("from_correction", False)),
             warnings=[str(w) for w in data.get("warnings", [])],
             evidence=citation_from_json(data["evidence"]) if data.get("evidence") else None,
+            searched_as={str(k): str(v) for k, v in (data.get("searched_as") or {}).items()},
         )
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataError(f"not a stored answer ({e}) — ask the question again") from e

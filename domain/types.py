@@ -113,3 +113,5 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     # The sentence the model quoted before answering (retrieval modes), as the citation of its passage.
     evidence: Citation | None = None
+    # The question as translated for searching passages in other languages (language -> text).
+    searched_as: dict[str, str] = field(default_factory=dict)

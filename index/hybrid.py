@@ -11,13 +11,19 @@ foreign chunks look closest (the chunks with some text in the question's languag
 scores stay plain cosines. The final top k keeps at most ``max_per_doc`` chunks of one document
 while other documents are left. Implements the ``Retriever`` port; dense-only and BM25-only searches
 are exposed beside it for evaluation.
+
+A search may also be given the question translated into other languages (``translations``,
+language -> text; ``domain.crosslingual`` asks a model for them): each pool in such a language is
+then searched, dense and BM25, with the translation instead of the question (an index of one
+language counts as one pool in its main language), and its hits carry the scores of the text they
+were found with.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,12 +69,18 @@ class FusionSettings:
     cross_lingual_centering: float = 1.0
 
 
+# the question in one pool's language and its embedded vector
+PoolQuery = tuple[str, np.ndarray]
+
+
 @dataclass
 class _Lists:
-    """Per-query candidate lists: row -> (rank within its list, score)."""
+    """Per-query candidate lists: row -> (rank within its list, score), and each row's BM25 score
+    under the text its pool was searched with."""
 
     dense: dict[int, tuple[int, float]]
     bm25: dict[int, tuple[int, float]]
+    bm25_score: np.ndarray
 
 
 class QuerySearch:
@@ -78,15 +90,46 @@ class QuerySearch:
     embedder: Embedder
     _embed_lock: threading.Lock
 
-    def search(self, query: str, *, k: int = 5) -> list[Hit]:
-        """The ``k`` best chunks by fused rank (the ``Retriever`` port)."""
-        return self.search_with(query, self.embed_query(query), k=k, method="hybrid")
+    chunks: list[Chunk]
+
+    def search(self, query: str, *, k: int = 5, translations: Mapping[str, str] | None = None) -> list[Hit]:
+        """The ``k`` best chunks by fused rank (the ``Retriever`` port); ``translations`` (language
+        -> the question in it) search the pools of those languages in place of the question."""
+        if not translations:
+            return self.search_with(query, self.embed_query(query), k=k, method="hybrid")
+        langs = list(translations)
+        with self._embed_lock:
+            vecs = np.asarray(
+                self.embedder.embed_queries([query, *(translations[x] for x in langs)]), dtype=np.float32
+            )
+        pool_queries = {x: (translations[x], v) for x, v in zip(langs, vecs[1:], strict=True)}
+        return self.search_with(query, vecs[0], k=k, method="hybrid", pool_queries=pool_queries)
+
+    def search_languages(self) -> list[str]:
+        """The languages the index is searched in: one per language pool, else the main language
+        of its chunks (none when it is empty)."""
+        pools = list(self._pool_names())
+        if pools:
+            return sorted(pools)
+        counts = Counter(c.lang for c in self.chunks)
+        return [max(counts, key=lambda x: (counts[x], x))] if counts else []
+
+    def _pool_names(self) -> Sequence[str]:
+        raise NotImplementedError
 
     def embed_query(self, query: str) -> np.ndarray:
         with self._embed_lock:
             return np.asarray(self.embedder.embed_queries([query])[0], dtype=np.float32)
 
-    def search_with(self, query: str, qvec: np.ndarray | None, *, k: int, method: str) -> list[Hit]:
+    def search_with(
+        self,
+        query: str,
+        qvec: np.ndarray | None,
+        *,
+        k: int,
+        method: str,
+        pool_queries: Mapping[str, PoolQuery] | None = None,
+    ) -> list[Hit]:
         raise NotImplementedError
 
 
@@ -119,6 +162,10 @@ class HybridRetriever(QuerySearch):
                 if self.fusion.cross_lingual_centering:
                     self._centroids[lang] = vectors.mean_vector(rows)
         self._latin_rows = np.array([c.lang != "zh" for c in self.chunks], dtype=bool)
+        self._main_lang = (self.search_languages() or [""])[0] if not self._pools else ""
+
+    def _pool_names(self) -> Sequence[str]:
+        return list(self._pools)
 
     def search_many(self, queries: Sequence[str], *, k: int, method: str) -> list[list[Hit]]:
         """Search several queries, embedding them in one batch (used by evaluation)."""
@@ -128,11 +175,20 @@ class HybridRetriever(QuerySearch):
             qvecs = np.asarray(self.embedder.embed_queries(list(queries)), dtype=np.float32)
         return [self.search_with(q, v, k=k, method=method) for q, v in zip(queries, qvecs, strict=True)]
 
-    def search_with(self, query: str, qvec: np.ndarray | None, *, k: int, method: str) -> list[Hit]:
+    def search_with(
+        self,
+        query: str,
+        qvec: np.ndarray | None,
+        *,
+        k: int,
+        method: str,
+        pool_queries: Mapping[str, PoolQuery] | None = None,
+    ) -> list[Hit]:
         """Search with an already embedded query; ``method`` is 'dense', 'bm25' or 'hybrid'.
 
         Dense and BM25 ranks in the hits are ranks within the list the chunk came from (its
-        language pool for hybrid search over a multilingual index).
+        language pool for hybrid search over a multilingual index). ``pool_queries`` (hybrid only):
+        language -> (the question in it, its vector), searched in that language's pool.
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -144,19 +200,32 @@ class HybridRetriever(QuerySearch):
 
         f = self.fusion
         depth = max(k, f.candidates)
-        bm25_all, coverage = self.bm25.match(query, self._latin_rows if method == "hybrid" else None)
+        latin = self._latin_rows if method == "hybrid" else None
+        bm25_all, coverage = self.bm25.match(query, latin)
         pools: list[tuple[str | None, np.ndarray | None]] = (
             [(f"lang:{lang}", rows) for lang, rows in self._pools.items()]
             if method == "hybrid" and self._pools
             else [(None, None)]
         )
-        lists = _Lists({}, {})
+        translated = dict(pool_queries or {}) if method == "hybrid" else {}
+        lists = _Lists({}, {}, bm25_all)
         q_lang = detect_lang(query) if self._centroids else ""
         for subset, rows in pools:
+            pool_lang = subset.split(":", 1)[1] if subset else self._main_lang
+            text, vec = translated.get(pool_lang, (query, qvec))
+            scores_all = bm25_all
+            if text is not query:
+                scores_all, cover = self.bm25.match(text, latin)
+                if lists.bm25_score is bm25_all:
+                    lists.bm25_score, coverage = bm25_all.copy(), coverage.copy()
+                in_pool = slice(None) if rows is None else rows
+                lists.bm25_score[in_pool] = scores_all[in_pool]
+                coverage[in_pool] = cover[in_pool]
             if method != "bm25":
-                lists.dense.update(self._dense_list(np.asarray(qvec), q_lang, subset, depth))
+                v_lang = pool_lang if text is not query else q_lang
+                lists.dense.update(self._dense_list(np.asarray(vec), v_lang, subset, depth))
             if method != "dense":
-                scores = bm25_all if rows is None else _masked(bm25_all, rows)
+                scores = scores_all if rows is None else _masked(scores_all, rows)
                 b_rows, b_scores = top_k(scores, depth)
                 lists.bm25.update(
                     {
@@ -177,10 +246,7 @@ class HybridRetriever(QuerySearch):
                 fused[row] = fused.get(row, 0.0) + weight / (f.rrf_k + rank)
             order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         picked = self._diverse_top(order, k)
-        return [
-            self._hit(row, score, rank, qvec, bm25_all, lists)
-            for rank, (row, score) in enumerate(picked, start=1)
-        ]
+        return [self._hit(row, score, rank, qvec, lists) for rank, (row, score) in enumerate(picked, start=1)]
 
     def _dense_list(
         self, qvec: np.ndarray, q_lang: str, subset: str | None, depth: int
@@ -209,7 +275,6 @@ class HybridRetriever(QuerySearch):
         score: float,
         rank: int,
         qvec: np.ndarray | None,
-        bm25_all: np.ndarray,
         lists: _Lists,
     ) -> Hit:
         dense = lists.dense.get(row)
@@ -222,7 +287,7 @@ class HybridRetriever(QuerySearch):
             score=score,
             rank=rank,
             dense_score=dense_score,
-            bm25_score=float(bm25_all[row]),
+            bm25_score=float(lists.bm25_score[row]),
             dense_rank=dense[0] if dense else None,
             bm25_rank=bm25[0] if bm25 else None,
         )

@@ -9,13 +9,15 @@ BM25 candidates re-scored by the sparse ``terms`` vector) to the power ``coverag
 sparse vectors come from the project's own tokenizer (``index.bm25.tokenize``). Only the fused
 order and the chosen passages' vectors come back; passages are read from the local chunk table.
 Implements the ``Retriever`` port, with dense-only and BM25-only searches beside it for evaluation.
+A search given translations of the question asks one query per pool, each with the pool's own text
+(a chunk is ranked only within its pool, so the fused scores are the same as in one query).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +25,7 @@ import numpy as np
 from domain.style import CJK_RE
 from domain.types import Chunk, Hit
 from index.bm25 import MIN_LATIN_TERMS, tokenize
-from index.hybrid import METHODS, FusionSettings, QuerySearch, diverse_top, pool_languages
+from index.hybrid import METHODS, FusionSettings, PoolQuery, QuerySearch, diverse_top, pool_languages
 from index.qdrant_store import BM25, DENSE, LATIN_OFFSET, TERMS
 from index.splitter import detect_lang
 
@@ -56,6 +58,10 @@ class QdrantRetriever(QuerySearch):
         self._pools = pool_languages(langs, self.fusion.min_pool_share) if self.fusion.language_pools else {}
         use_centroids = self._pools and self.fusion.cross_lingual_centering
         self._centroids = dict(store.centroids) if use_centroids else {}
+        self._main_lang = (self.search_languages() or [""])[0] if not self._pools else ""
+
+    def _pool_names(self) -> Sequence[str]:
+        return list(self._pools)
 
     def search_many(self, queries: Sequence[str], *, k: int, method: str) -> list[list[Hit]]:
         """Search several queries, embedding them in one batch and asking Qdrant in one batch."""
@@ -65,9 +71,58 @@ class QdrantRetriever(QuerySearch):
             qvecs = np.asarray(self.embedder.embed_queries(list(queries)), dtype=np.float32)
         return self._search(list(queries), list(qvecs), k=k, method=method)
 
-    def search_with(self, query: str, qvec: np.ndarray | None, *, k: int, method: str) -> list[Hit]:
-        """Search with an already embedded query; ``method`` is 'dense', 'bm25' or 'hybrid'."""
+    def search_with(
+        self,
+        query: str,
+        qvec: np.ndarray | None,
+        *,
+        k: int,
+        method: str,
+        pool_queries: Mapping[str, PoolQuery] | None = None,
+    ) -> list[Hit]:
+        """Search with an already embedded query; ``method`` is 'dense', 'bm25' or 'hybrid';
+        ``pool_queries`` (hybrid only): language -> (the question in it, its vector)."""
+        if pool_queries and method == "hybrid" and self.chunks and k > 0:
+            return self._search_pools(query, qvec, dict(pool_queries), k=k)
         return self._search([query], [qvec], k=k, method=method)[0]
+
+    def _search_pools(
+        self, query: str, qvec: np.ndarray | None, pool_queries: dict[str, PoolQuery], *, k: int
+    ) -> list[Hit]:
+        """One hybrid query per pool, each with the pool's text; the orders merged by score."""
+        from qdrant_client import models
+
+        if qvec is None:
+            raise ValueError("method 'hybrid' needs the query's vector")
+        pools: list[str | None] = list(self._pools) or [None]
+        asked = []
+        for pool in pools:
+            text, vec = pool_queries.get(pool or self._main_lang, (query, qvec))
+            asked.append((pool, text, vec, tokenize(text)))
+        plans = [
+            self._request(models, t, v, terms, k=k, method="hybrid", pools=[p]) for p, t, v, terms in asked
+        ]
+        answers = iter(self.store.query([p for p in plans if p is not None]))
+        order = sorted(
+            (item for p in plans if p is not None for item in _ordered(next(answers))),
+            key=lambda rs: (-rs[1], rs[0]),
+        )
+        chosen = diverse_top(order, self.chunks, k, self.fusion.max_per_doc)
+        stored = self.store.vectors(sorted(row for row, _ in chosen), [DENSE, BM25])
+        by_pool = {p: (v, Counter(self.bm25.term_ids(terms))) for p, _, v, terms in asked}
+        list_rank = {row: i for i, (row, _) in enumerate(order, start=1)}
+        hits = []
+        for rank, (row, score) in enumerate(chosen, start=1):
+            vec, counts = by_pool[self._pool_of(row)]
+            hits.append(
+                self._hit(row, score, rank, vec, counts, stored.get(row, {}), "hybrid", list_rank[row])
+            )
+        return hits
+
+    def _pool_of(self, row: int) -> str | None:
+        """The pool that ranks chunk ``row`` (None: the index is one ranking)."""
+        lang = self.chunks[row].lang
+        return next((p for p, members in self._pools.items() if lang in members), None)
 
     def _search(
         self, queries: list[str], qvecs: list[np.ndarray | None], *, k: int, method: str
@@ -104,9 +159,18 @@ class QdrantRetriever(QuerySearch):
         return hits
 
     def _request(
-        self, m: Any, query: str, qvec: np.ndarray | None, terms: list[str], *, k: int, method: str
+        self,
+        m: Any,
+        query: str,
+        qvec: np.ndarray | None,
+        terms: list[str],
+        *,
+        k: int,
+        method: str,
+        pools: list[str | None] | None = None,
     ) -> Any | None:
-        """The Qdrant query for one question (None when it cannot match anything)."""
+        """The Qdrant query for one question (None when it cannot match anything); ``pools``: the
+        pools it ranks (default: all of them)."""
         f = self.fusion
         depth = max(k, f.candidates)
         counts = Counter(self.bm25.term_ids(terms))
@@ -116,7 +180,7 @@ class QdrantRetriever(QuerySearch):
         if method == "bm25":
             return m.QueryRequest(query=lexical, using=BM25, limit=depth) if counts else None
         assert qvec is not None
-        pools: list[str | None] = list(self._pools) or [None]
+        pools = pools or list(self._pools) or [None]
         q_lang = detect_lang(query) if self._centroids else ""
         dense = [
             m.Prefetch(

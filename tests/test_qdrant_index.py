@@ -267,3 +267,20 @@ def test_the_cli_moves_a_collection_and_search_answers_from_qdrant(
     assert main(["index", "--to-faiss", "--collection", "docs"]) == 0
     assert "moved from qdrant to faiss" in capsys.readouterr().out
     close_local()
+
+
+TRANSLATED = {
+    "年假有多少天？": {"en": "How many days of annual leave?"},
+    "How many days of annual leave do employees get?": {"zh": "员工有多少天年假？"},
+    "LT-350 屏幕显示 E-417，应该怎么处理？": {"en": "What to do when the LT-350 shows E-417?"},
+}
+
+
+@pytest.mark.parametrize("fusion", [{}, {"max_per_doc": 0}, {"language_pools": False}])
+def test_qdrant_ranks_translated_questions_as_faiss_does(pair, fusion: dict) -> None:
+    faiss, qdrant = pair(**fusion)
+    for question, translations in TRANSLATED.items():
+        _same_hits(
+            faiss.search(question, k=4, translations=translations),
+            qdrant.search(question, k=4, translations=translations),
+        )

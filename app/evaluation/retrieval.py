@@ -1,5 +1,6 @@
 """`hybrid eval --retrieval`: recall@k and MRR of dense, BM25 and hybrid search on the eval rows,
-overall and per kind and language, with the share of listed sources found for multi-hop rows.
+overall and per kind and language, with the share of listed sources found for multi-hop rows; when
+a model translates questions (``index.translate_questions``), also of "translated" hybrid search.
 
 Reads eval JSONL rows ({"id", "lang", "kind", "question", "source", ...}; ``source`` is a path
 relative to the indexed folder, a list of them for multi_hop, null for out_of_domain, which is left
@@ -22,11 +23,13 @@ from domain.errors import ConfigError, DataError
 from domain.retrieval_metrics import RetrievalOutcome, summarize, summarize_by
 
 if TYPE_CHECKING:
+    from domain.crosslingual import TranslatingRetriever
     from index.hybrid import HybridRetriever
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("dense", "bm25", "hybrid")
+TRANSLATED = "translated"
 UNSCORED_KINDS = frozenset({"out_of_domain", "correction"})  # no right passage to find
 
 
@@ -142,15 +145,28 @@ def relevant_sources(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(s).replace("\\", "/").removeprefix("./") for s in items if s)
 
 
-def evaluate(retriever: HybridRetriever, rows: Sequence[dict[str, Any]], *, k: int) -> dict[str, Any]:
-    """Scores of each method on the rows that have sources (out-of-domain rows are excluded)."""
+def evaluate(
+    retriever: HybridRetriever,
+    rows: Sequence[dict[str, Any]],
+    *,
+    k: int,
+    translated: TranslatingRetriever | None = None,
+) -> dict[str, Any]:
+    """Scores of each method on the rows that have sources (out-of-domain rows are excluded);
+    with ``translated``, also "translated": hybrid search with the question translated into the
+    index's other languages (what answers use when a translator is set up)."""
     scored = [r for r in rows if is_scored(r)]
     questions = [str(r["question"]) for r in scored]
     indexed = {c.path for c in retriever.chunks}
     missing = sorted({s for r in scored for s in relevant_sources(r)} - indexed)
     report: dict[str, Any] = {"n_scored": len(scored), "retrieval": {}, "misses": {}}
-    for method in METHODS:
-        results = retriever.search_many(questions, k=k, method=method)
+    methods = [*METHODS, TRANSLATED] if translated is not None else list(METHODS)
+    for method in methods:
+        if method == TRANSLATED:
+            assert translated is not None
+            results = [translated.search(q, k=k) for q in questions]
+        else:
+            results = retriever.search_many(questions, k=k, method=method)
         outcomes = [
             RetrievalOutcome(
                 row_id=str(r.get("id", i)),
@@ -174,7 +190,9 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `hybrid eval --retrieval` (arguments defined in app.commands.eval_cmd)."""
     from app.commands.progress import emit_or_show
     from app.wiring.collections import get_collection
+    from app.wiring.generation import build_translator
     from app.wiring.index import build_retriever, query_embedder
+    from domain.crosslingual import TranslatingRetriever
 
     files = eval_files(args.eval_set, get_collection(settings).eval_set)
     rows = select_rows(load_eval_rows(files), kinds=args.kinds, split=args.split, limit=args.limit)
@@ -185,7 +203,9 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
         )
     embedder = query_embedder(settings)
     retriever = build_retriever(settings, embedder=embedder)
-    report = evaluate(retriever, rows, k=args.k)
+    translate = build_translator(settings)
+    translated = TranslatingRetriever(retriever, translate) if translate is not None else None
+    report = evaluate(retriever, rows, k=args.k, translated=translated)
     excluded: dict[str, int] = {}
     for r in rows:
         if not is_scored(r):
@@ -213,8 +233,8 @@ def _print_report(out: dict[str, Any]) -> None:
         f"retrieval on {out['n_scored']} of {out['n_rows']} rows (collection '{out['collection']}', k={k}); "
         f"excluded: {out['excluded'] or 'none'}"
     )
-    print(f"{'method':8} {'group':22} {'n':>4} {f'recall@{k}':>9} {'MRR':>6} {'sources':>8}")
-    for method in METHODS:
+    print(f"{'method':10} {'group':22} {'n':>4} {f'recall@{k}':>9} {'MRR':>6} {'sources':>8}")
+    for method in out["retrieval"]:
         m = out["retrieval"][method]
         groups = (
             [("all", m)]
@@ -224,7 +244,7 @@ def _print_report(out: dict[str, Any]) -> None:
         for name, g in groups:
             share = g.get(f"source_share@{k}")
             print(
-                f"{method:8} {name:22} {g['n']:>4} {g[f'recall@{k}']:>9.3f} {g['mrr']:>6.3f} "
+                f"{method:10} {name:22} {g['n']:>4} {g[f'recall@{k}']:>9.3f} {g['mrr']:>6.3f} "
                 f"{'' if share is None else f'{share:.3f}':>8}"
             )
     if out["missing_sources"]:

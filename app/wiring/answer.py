@@ -129,8 +129,10 @@ def build_assistant(
         IndexMismatchError: the index was built with other settings.
         ConfigError: the stored router thresholds are unreadable.
     """
+    from app.wiring.generation import build_translator
     from app.wiring.index import build_retriever, query_embedder
     from domain.corrections import CorrectionStore
+    from domain.crosslingual import TranslatingRetriever
     from domain.pipeline import Assistant
     from domain.router import RouterThresholds
 
@@ -145,6 +147,10 @@ def build_assistant(
     except IndexStoreError as e:
         logger.warning("no usable index (%s); only the prompt and tuned modes can answer", e)
         retriever = _MissingIndex(e)
+    else:
+        translate = build_translator(settings)
+        if translate is not None:
+            retriever = TranslatingRetriever(retriever, translate)
     generator = build_generator(settings, adapter_dir=adapter_dir)
     return Assistant(
         retriever=retriever,

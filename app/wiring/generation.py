@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from app.settings import Settings
 from app.wiring.active_adapter import current_adapter, require_fit
 from app.wiring.models import base_gguf_path, base_hf_path, largest_ready_gguf, profile
+from domain.crosslingual import Translate, translation_messages
 from domain.errors import ConfigError, ModelMissingError
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 LORA_GGUF = "lora.gguf"
 SEED = 0
+TRANSLATE_CTX = 512  # a question and its translation; its own context keeps the answer's prefix warm
+TRANSLATE_TOKENS = 96
 
 _build_lock = threading.Lock()
 
@@ -154,6 +157,42 @@ def _writer_chosen(settings: Settings) -> bool:
         or settings.models.base_gguf is not None
         or settings.generation.backend != "llama_cpp"
     )
+
+
+def build_translator(settings: Settings) -> Translate | None:
+    """What translates questions for searching other languages (``index.translate_questions``):
+    the largest profile set up that translates well, on llama.cpp without an adapter, in a context
+    of its own; with "on" and no such profile, the answering model; None: no translation."""
+    mode = settings.index.translate_questions
+    if mode == "off":
+        return None
+    path = largest_ready_gguf(settings, translating=True)
+    if path is not None:
+        gen = settings.generation
+        with _build_lock:
+            model = _cached_generator("llama_cpp", path.resolve(), None, None, gen.n_threads, TRANSLATE_CTX)
+    elif mode == "on":
+        model = build_generator(settings)
+    else:
+        return None
+
+    def translate(question: str, lang: str) -> str:
+        pieces: list[str] = []
+        stream = model.generate(
+            translation_messages(question, lang), adapter=False, max_new_tokens=TRANSLATE_TOKENS
+        )
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                if "\n" in piece and "".join(pieces).strip():
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        return "".join(pieces)
+
+    return translate
 
 
 def _remote_generator(settings: Settings) -> Generator:

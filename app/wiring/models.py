@@ -72,14 +72,17 @@ def profile_gguf(settings: Settings) -> Path:
     return settings.ws.models / p.gguf_name
 
 
-def largest_ready_gguf(settings: Settings) -> Path | None:
-    """The GGUF of the largest profile set up on this machine (assembled and checked), or None."""
+def largest_ready_gguf(settings: Settings, *, translating: bool = False) -> Path | None:
+    """The GGUF of the largest profile set up on this machine (assembled and checked), or None;
+    ``translating``: among the profiles that translate questions well (``Profile.translates``)."""
     from adapters.base_model import PROFILES
 
     ready = [
         (p.bytes or 0, settings.ws.models / p.gguf_name)
         for p in PROFILES.values()
-        if p.assembled and (settings.ws.models / f"{p.gguf_name}.sha256").is_file()
+        if p.assembled
+        and (p.translates or not translating)
+        and (settings.ws.models / f"{p.gguf_name}.sha256").is_file()
     ]
     ready = [(size, path) for size, path in ready if path.is_file()]
     return max(ready)[1] if ready else None
