@@ -86,6 +86,9 @@ class FakeStream:
             from_correction=self.from_correction,
             warnings=["best passage scores low (0.41)"] if "obscure" in self.question else [],
             evidence=EVIDENCE if self.decision.mode.uses_retrieval else None,
+            searched_as={"en": "How long is annual leave?"}
+            if self.decision.mode.uses_retrieval and "年假" in self.question
+            else {},
         )
 
 

@@ -117,6 +117,16 @@ def test_ask_streams_an_answer_with_badge_sources_and_marked_span(fakes):
     assert not at.get("html")
 
 
+def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):
+    at = page("ask")
+    at.text_area(key="ask_question").input("年假有几天？")
+    at.button[0].click().run()
+    assert_clean(at)
+    captions = [c.value for c in at.caption]
+    assert any("English passages were searched with the question translated" in c for c in captions)
+    assert any("How long is annual leave?" in c for c in captions)
+
+
 def test_switching_mode_overrides_the_router(fakes):
     at = page("ask")
     at.text_area(key="ask_question").input("How long is annual leave?")

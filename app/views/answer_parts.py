@@ -5,13 +5,14 @@ Every string that came from a document or a model is escaped or shown with ``st.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app.views.common import collection_style, shown_errors
 from app.views.text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
+from domain.crosslingual import LANGUAGE_NAMES
 from domain.router import MODE_LABELS
 from domain.style import format_score
 
@@ -99,12 +100,24 @@ def span_for(hit: Hit, answer: Answer | None, question: str) -> str:
     return best_sentence(hit.chunk.text, question)
 
 
-def show_passages(hits: Sequence[Hit], *, answer: Answer | None, question: str) -> None:
-    """Passages as expanders: file and scores as the title, text with the span marked ⟦like this⟧."""
+def show_passages(
+    hits: Sequence[Hit],
+    *,
+    answer: Answer | None,
+    question: str,
+    searched_as: Mapping[str, str] | None = None,
+) -> None:
+    """Passages as expanders: file and scores as the title, text with the span marked ⟦like this⟧;
+    above them, the question as translated for searching other languages (``searched_as``, else
+    the answer's)."""
     if not hits:
         st.caption("No passages were retrieved for this mode.")
         return
     st.markdown(f"**Sources** ({len(hits)} passages)")
+    translated = searched_as if searched_as is not None else (answer.searched_as if answer else {})
+    for lang, text in translated.items():
+        name = LANGUAGE_NAMES.get(lang, lang)
+        st.caption(md_escape(f"{name} passages were searched with the question translated: “{text}”"))
     for h in hits:
         dense = "" if h.dense_score is None else f" · dense {h.dense_score:.2f}"
         bm25 = "" if h.bm25_score is None else f" · BM25 {h.bm25_score:.1f}"

@@ -106,4 +106,5 @@ if result:
     st.divider()
     st.subheader("Shared retrieval")
     st.caption("Retrieval ran once; both RAG columns answered from these passages.")
-    show_passages(result["passages"], answer=None, question=result["question"])
+    searched_as = next((a.searched_as for a in result["answers"] if a.searched_as), {})
+    show_passages(result["passages"], answer=None, question=result["question"], searched_as=searched_as)
