@@ -224,3 +224,12 @@ def test_gate_cache_key_changes_with_the_answering_settings(tmp_path) -> None:
         Settings(workspace=tmp_path, generation=GenerationSettings(context_tokens=700)),
     ]
     assert len({answering_fingerprint(s) for s in [base, *others]}) == 3
+    # a translating profile set up later moves the ranking of other-language passages
+    from adapters.base_model import PROFILES
+
+    before = answering_fingerprint(base)
+    name = PROFILES["qwen-1.5b"].gguf_name
+    base.ws.models.mkdir(parents=True, exist_ok=True)
+    (base.ws.models / name).write_bytes(b"GGUF")
+    (base.ws.models / f"{name}.sha256").write_text("checked\n", encoding="utf-8")
+    assert answering_fingerprint(base) != before

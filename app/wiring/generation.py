@@ -163,18 +163,16 @@ def build_translator(settings: Settings) -> Translate | None:
     """What translates questions for searching other languages (``index.translate_questions``):
     the largest profile set up that translates well, on llama.cpp without an adapter, in a context
     of its own; with "on" and no such profile, the answering model; None: no translation."""
-    mode = settings.index.translate_questions
-    if mode == "off":
+    chosen = translator_label(settings)
+    if chosen is None:
         return None
     path = largest_ready_gguf(settings, translating=True)
     if path is not None:
         gen = settings.generation
         with _build_lock:
             model = _cached_generator("llama_cpp", path.resolve(), None, None, gen.n_threads, TRANSLATE_CTX)
-    elif mode == "on":
-        model = build_generator(settings)
     else:
-        return None
+        model = build_generator(settings)
 
     def translate(question: str, lang: str) -> str:
         pieces: list[str] = []
@@ -193,6 +191,18 @@ def build_translator(settings: Settings) -> Translate | None:
         return "".join(pieces)
 
     return translate
+
+
+def translator_label(settings: Settings) -> str | None:
+    """Which model translates questions (``build_translator``): a GGUF file name, "the answering
+    model", or None (no translation). Part of the gate's fingerprint: it moves the ranking."""
+    mode = settings.index.translate_questions
+    if mode == "off":
+        return None
+    path = largest_ready_gguf(settings, translating=True)
+    if path is not None:
+        return path.name
+    return "the answering model" if mode == "on" else None
 
 
 def _remote_generator(settings: Settings) -> Generator:

@@ -146,11 +146,13 @@ def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingPara
 # ----------------------------------------------------------------------------- the gate
 def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     """A short hash of everything besides the adapter that moves gate scores: the generation,
-    index and answer settings, the prompt and retrieval versions, and the index generation. Part
+    index and answer settings, the prompt and retrieval versions, the index generation and the
+    model that translates questions for search. Part
     of the gate cache key, so a baseline scored under other settings is scored again."""
     import hashlib
     import json
 
+    from app.wiring.generation import translator_label
     from app.wiring.index import index_dir
     from domain.prompts import PROMPT_VERSION
     from index.hybrid import RETRIEVAL_VERSION
@@ -167,6 +169,7 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
         "prompt": PROMPT_VERSION,
         "retrieval": RETRIEVAL_VERSION,
         "index_generation": gen.name if gen else None,
+        "translator": translator_label(settings),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
