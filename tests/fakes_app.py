@@ -121,9 +121,16 @@ class FakeAssistant:
     fail_after: int | None = None
     last_stream: FakeStream | None = None
     last_compare: FakeCompareStart | None = None
+    translate_hint: str | None = None
 
     def status(self) -> dict[str, Any]:
-        return {"index": "default", "adapter": "v2", "backend": "fake", "corrections": len(self.corrections)}
+        return {
+            "index": "default",
+            "adapter": "v2",
+            "backend": "fake",
+            "corrections": len(self.corrections),
+            "translate_hint": self.translate_hint,
+        }
 
     def _decide(self, mode: str) -> RouteDecision:
         if mode == "auto":

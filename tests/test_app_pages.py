@@ -117,7 +117,7 @@ def test_ask_streams_an_answer_with_badge_sources_and_marked_span(fakes):
     assert not at.get("html")
 
 
-def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):
+def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):  # noqa: ARG001 — the fake backends
     at = page("ask")
     at.text_area(key="ask_question").input("年假有几天？")
     at.button[0].click().run()
@@ -125,6 +125,18 @@ def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):
     captions = [c.value for c in at.caption]
     assert any("English passages were searched with the question translated" in c for c in captions)
     assert any("How long is annual leave?" in c for c in captions)
+
+
+def test_ask_tells_how_to_search_other_languages_when_no_model_translates(fakes):
+    fakes["assistant"].translate_hint = "set up the larger model (`make install-1.5b`)"
+    at = page("ask")
+    at.text_area(key="ask_question").input("How long is annual leave?")  # English passages: no tip
+    at.button[0].click().run()
+    assert not [i for i in at.info if "Tip:" in i.value]
+    at.text_area(key="ask_question").input("病假有几天？")  # English passages, not translated
+    at.button[0].click().run()
+    assert_clean(at)
+    assert any("make install\\-1\\.5b" in i.value or "make install-1.5b" in i.value for i in at.info)
 
 
 def test_switching_mode_overrides_the_router(fakes):

@@ -186,6 +186,8 @@ def test_a_profile_that_translates_well_translates_when_set_up(cli_env, tiny_mod
 
     set_up("qwen")
     assert generation.build_translator(load_settings()) is None  # auto: no translating profile set up
+    hint = generation.translate_hint(load_settings())
+    assert hint is not None and PROFILES["qwen-1.5b"].install_hint in hint
     monkeypatch.setenv("HYBRID_INDEX__TRANSLATE_QUESTIONS", "on")  # on: the answering model translates
     translate = generation.build_translator(load_settings())
     assert translate is not None and translate(QUESTION, "en") == "How do I set the APT proxy?\nMore"
@@ -193,5 +195,6 @@ def test_a_profile_that_translates_well_translates_when_set_up(cli_env, tiny_mod
     monkeypatch.setenv("HYBRID_INDEX__TRANSLATE_QUESTIONS", "auto")
     translate = generation.build_translator(load_settings())
     assert translate is not None and isinstance(translate(QUESTION, "en"), str)  # the tiny model, untrained
+    assert generation.translate_hint(load_settings()) is None
     monkeypatch.setenv("HYBRID_INDEX__TRANSLATE_QUESTIONS", "off")
     assert generation.build_translator(load_settings()) is None

@@ -19,6 +19,7 @@ from app.views.common import collection_caption, shown_errors
 from app.views.services import get_assistant
 from app.views.text import md_escape
 from domain.router import MODE_CHOICES, MODE_LABELS
+from domain.style import detect_lang
 
 st.title("Ask")
 collection_caption()
@@ -79,4 +80,7 @@ if last:
     show_citations(answer)
     passages = answer.passages or ([] if not answer.mode.uses_retrieval else last["passages"])
     show_passages(passages, answer=answer, question=answer.question)
+    own = detect_lang(answer.question)
+    if facts.get("translate_hint") and not answer.searched_as and any(h.chunk.lang != own for h in passages):
+        st.info(md_escape(f"Tip: {facts['translate_hint']}."))
     correction_editor(assistant, answer, key="ask_correct")

@@ -205,6 +205,23 @@ def translator_label(settings: Settings) -> str | None:
     return "the answering model" if mode == "on" else None
 
 
+def translate_hint(settings: Settings) -> str | None:
+    """One line for Ask when questions are not translated for search only because no profile that
+    translates well is set up (``index.translate_questions`` auto); else None."""
+    from adapters.base_model import PROFILES
+
+    if settings.index.translate_questions != "auto" or translator_label(settings) is not None:
+        return None
+    able = [p for p in PROFILES.values() if p.translates]
+    if not able:
+        return None
+    best = max(able, key=lambda p: p.bytes or 0)
+    return (
+        f"passages in another language than the question are found better when {best.label} "
+        f"translates the question: set it up ({best.install_hint})"
+    )
+
+
 def _remote_generator(settings: Settings) -> Generator:
     """The ``remote`` backend: the server named in ``settings.remote`` (its tuned model stands for
     the adapter; the collection's local adapter versions are not sent anywhere)."""

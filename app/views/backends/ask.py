@@ -91,6 +91,7 @@ class RealAskBackend:
     def status(self) -> dict[str, Any]:
         from app.wiring.active_adapter import current_adapter
         from app.wiring.collections import get_collection
+        from app.wiring.generation import translate_hint
         from app.wiring.index import index_dir
 
         name = self.settings.collection
@@ -104,6 +105,7 @@ class RealAskBackend:
                 label, label
             ),
             "backend": self.settings.generation.backend,
+            "translate_hint": translate_hint(self.settings),
         }
 
     def stream(self, question: str, mode: str) -> Any:
