@@ -105,3 +105,45 @@ def test_cited_paths_one_per_cited_passage() -> None:
         Citation("s4", "c", "y.md", "", "", 1.0),
     ]
     assert cited_paths(c) == ["x.md", "x.md", "y.md"]
+
+
+def test_a_sentence_read_across_languages_cites_the_passage_holding_its_numbers() -> None:
+    """Seen on the sample: "Tier-one Chinese cities have a nightly hotel cap of ¥680." read from the
+    Chinese travel policy shares no n-grams with it, so it cited nothing (or the Note's file)."""
+    from domain.types import Chunk
+
+    zh_2025 = Chunk(
+        "t25",
+        "finance/travel-2025.md",
+        "差旅 > 住宿",
+        "",
+        "一线城市住宿每晚上限 680 元，其他城市 450 元。",
+        0,
+        20,
+        lang="zh",
+    )
+    zh_2022 = Chunk(
+        "t22", "finance/travel-2022.md", "差旅 > 住宿", "", "一线城市住宿每晚上限 600 元。", 0, 14, lang="zh"
+    )
+    en_desk = Chunk(
+        "d1",
+        "support/desk.txt",
+        "",
+        "",
+        "The desk answers calls from 08:00 to 19:00 and has 680 seats.",
+        0,
+        60,
+        lang="en",
+    )
+    hits = [make_hit(zh_2022, 1), make_hit(zh_2025, 2), make_hit(en_desk, 3)]
+    got = attach_citations("Conclusion: Tier-one Chinese cities have a nightly hotel cap of ¥680.", hits)
+    # the English passage holds 680 too, but it is in the sentence's own language: n-grams judge it
+    assert [(c.path, c.score, c.span) for c in got] == [
+        ("finance/travel-2025.md", 1.0, "一线城市住宿每晚上限 680 元，其他城市 450 元。")
+    ]
+    # every anchor must be there; no anchors, no citation across languages
+    assert attach_citations("Conclusion: The cap is ¥680 for 3 nights in 2025.", hits) == []
+    assert attach_citations("Conclusion: Tier-one cities have a nightly hotel cap.", hits) == []
+    # a sentence that overlaps a passage enough is cited by the overlap, as before
+    same = attach_citations("结论：一线城市住宿每晚上限 680 元。", hits)
+    assert [c.path for c in same] == ["finance/travel-2025.md"]
