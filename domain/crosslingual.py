@@ -10,11 +10,13 @@ question's own language keeps the question as asked.
 ``TranslatingRetriever`` wraps any retriever that can search with translations (``index.hybrid``
 and ``index.qdrant_retriever`` can); a translation the model got wrong in an obvious way — empty,
 not in the wanted language, or far longer than a question — is not used, and the search goes on
-with the question alone for that language.
+with the question alone for that language. So does a translation that fails (it is asked again
+next time).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -24,6 +26,8 @@ from typing import Protocol
 from domain.ports import Message
 from domain.style import CJK_RE, detect_lang
 from domain.types import Hit
+
+logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
 MAX_LENGTH_RATIO = 4  # a translation longer than this many times the question (plus 40) is an answer
@@ -113,7 +117,11 @@ class TranslatingRetriever:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        text = clean_translation(self.translate(question, lang), question, lang)
+        try:
+            text = clean_translation(self.translate(question, lang), question, lang)
+        except Exception as e:  # noqa: BLE001 — any model failure: search with the question alone
+            logger.warning("could not translate the question into %s (%s); searching without it", lang, e)
+            return None
         with self._lock:
             self._cache[key] = text
             if len(self._cache) > CACHE_SIZE:

@@ -132,6 +132,20 @@ def test_an_unusable_translation_is_not_used() -> None:
     assert inner.asked == [(QUESTION, None)] * 3
 
 
+def test_a_failed_translation_searches_with_the_question_alone_and_is_tried_again() -> None:
+    inner = _Inner(["en"])
+    calls = []
+
+    def broken(question: str, lang: str) -> str:
+        calls.append((question, lang))
+        raise RuntimeError("llama_decode returned -3")
+
+    r = TranslatingRetriever(inner, broken)
+    r.search(QUESTION, k=3)
+    r.search(QUESTION, k=3)
+    assert inner.asked == [(QUESTION, None)] * 2 and len(calls) == 2
+
+
 def test_clean_translation_takes_the_first_line_without_label_or_quotes() -> None:
     assert clean_translation("Translation: “How do I set the APT proxy?”", QUESTION, "en") == IN_ENGLISH
     assert clean_translation("\n\n译文：如何设置代理？\n", "How do I set a proxy?", "zh") == "如何设置代理？"

@@ -163,8 +163,7 @@ def build_translator(settings: Settings) -> Translate | None:
     """What translates questions for searching other languages (``index.translate_questions``):
     the largest profile set up that translates well, on llama.cpp without an adapter, in a context
     of its own; with "on" and no such profile, the answering model; None: no translation."""
-    chosen = translator_label(settings)
-    if chosen is None:
+    if translator_label(settings) is None:
         return None
     path = largest_ready_gguf(settings, translating=True)
     if path is not None:
