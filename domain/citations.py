@@ -6,11 +6,6 @@ Sentences split on English and Chinese end punctuation and on line breaks; a lea
 word or two and a colon, as every style profile's labels are: "Answer:", "结论：") is removed
 first, so a "Source: [file]" line that names only a file cites nothing.
 
-Only what a sentence adds to the question is matched (``attach_citations``'s ``question``): every
-passage shown was retrieved for sharing the question's words, so a sentence that repeats them
-overlaps every passage a little, and a long one in the same language enough to be cited by that
-alone. A sentence that adds too little to be matched cites nothing.
-
 Character n-grams cannot show support across languages: a Chinese answer read from an English
 passage shares almost none with it. A sentence that no passage overlaps enough is therefore
 matched, among the passages in another language than its own, by its anchors — the numbers and
@@ -108,11 +103,10 @@ def _all_tokens(text: str) -> set[str]:
     return set(_ANCHOR_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
-def _anchor_match(sentence: str, ordered: Sequence[Hit], question: str = "") -> tuple[Hit, str] | None:
-    """The best-ranked passage in another language than ``sentence`` that holds all its anchors
-    not in ``question``, with its sentence holding most of them; None without such anchors or
-    passage."""
-    wanted = anchors(sentence) - anchors(question)
+def _anchor_match(sentence: str, ordered: Sequence[Hit]) -> tuple[Hit, str] | None:
+    """The best-ranked passage in another language than ``sentence`` that holds all its anchors,
+    with its sentence holding most of them; None without anchors or such a passage."""
+    wanted = anchors(sentence)
     if not wanted:
         return None
     lang = "zh" if gram_size(sentence) == 2 else "en"
@@ -161,34 +155,29 @@ def matched_span(sentence: str, passage_text: str) -> str:
 
 
 def attach_citations(
-    answer: str, hits: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD, question: str = ""
+    answer: str, hits: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD
 ) -> list[Citation]:
-    """One citation per answer sentence whose best passage holds ``threshold`` or more of the
-    n-grams it adds to ``question``, else whose anchors (those not in the question) are all in a
-    passage in another language (score 1.0 then).
+    """One citation per answer sentence whose best passage overlaps it by ``threshold`` or more,
+    else whose anchors are all in a passage in another language (score 1.0 then).
 
-    Sentences that add too little to match meaningfully (fewer than ``MIN_GRAMS`` n-grams beyond
-    the question, such as a bare heading or the question restated) cite nothing. Ties between
-    passages go to the better-ranked one. Bracketed tags are removed from the sentence first, so
-    "[2]" or "[hr/leave.md]" alone never cites anything.
+    Sentences too short to match meaningfully (fewer than ``MIN_GRAMS`` n-grams, such as a bare
+    heading) cite nothing. Ties between passages go to the better-ranked one. Bracketed tags are removed from the
+    sentence first, so "[2]" or "[hr/leave.md]" alone never cites anything.
     """
     ordered = sorted(hits, key=lambda h: h.rank)
     out: list[Citation] = []
     for raw in split_sentences(answer):
         sentence = _TAG.sub(" ", _strip_label(raw)).strip()
         size = gram_size(sentence)
-        grams = char_ngrams(sentence, size) - char_ngrams(question, size)
-        if len(grams) < MIN_GRAMS:
+        if len(char_ngrams(sentence, size)) < MIN_GRAMS:
             continue
-        scored = [
-            (len(grams & char_ngrams(h.chunk.text, size)) / len(grams), -i, h) for i, h in enumerate(ordered)
-        ]
+        scored = [(overlap(sentence, h.chunk.text, size), -i, h) for i, h in enumerate(ordered)]
         if not scored:
             break
         score, _, hit = max(scored, key=lambda t: (t[0], t[1]))
         span = ""
         if score < threshold:
-            across = _anchor_match(sentence, ordered, question)
+            across = _anchor_match(sentence, ordered)
             if across is None:
                 continue
             (hit, span), score = across, 1.0

@@ -165,9 +165,7 @@ class Assistant:
             text=rec.corrected,
             reason=reason,
             passages=hits,
-            citations=attach_citations(
-                rec.corrected, hits, threshold=self.options.citation_threshold, question=question
-            ),
+            citations=attach_citations(rec.corrected, hits, threshold=self.options.citation_threshold),
             from_correction=True,
         )
 
@@ -214,11 +212,7 @@ class Assistant:
         threshold = self.options.citation_threshold
 
         def source(text: str) -> list[str]:
-            cited = (
-                quoted
-                if prefill
-                else attach_citations(text, passages, threshold=threshold, question=question)
-            )
+            cited = quoted if prefill else attach_citations(text, passages, threshold=threshold)
             return list(dict.fromkeys(c.path for c in cited))
 
         writer = LineWriter(self.options.style, prompt_lang(question), passages=passages, source=source)
@@ -247,9 +241,7 @@ class Assistant:
         elif prefill:  # the quote's passages are the citations, by construction
             citations = quoted
         else:
-            citations = attach_citations(
-                text, prompt.passages, threshold=self.options.citation_threshold, question=question
-            )
+            citations = attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
         return Answer(
             question=question,
             mode=mode,
