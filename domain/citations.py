@@ -5,12 +5,6 @@ matched span. The model's own [n] or [file] tags are stripped before matching an
 Sentences split on English and Chinese end punctuation and on line breaks; a leading label (a
 word or two and a colon, as every style profile's labels are: "Answer:", "结论：") is removed
 first, so a "Source: [file]" line that names only a file cites nothing.
-
-Character n-grams cannot show support across languages: a Chinese answer read from an English
-passage shares almost none with it. A sentence that no passage overlaps enough is therefore
-matched, among the passages in another language than its own, by its anchors — the numbers and
-codes it states (``anchors``: "680", "0.3", "417" of E-417), which read the same in every
-language: the best-ranked passage holding all of them is cited.
 """
 
 from __future__ import annotations
@@ -85,38 +79,6 @@ def overlap(sentence: str, passage: str, n: int | None = None) -> float:
     return len(grams & char_ngrams(passage, size)) / len(grams)
 
 
-_ANCHOR_TOKEN = re.compile(r"[0-9a-z]+(?:[.:][0-9a-z]+)*")
-
-
-def anchors(text: str) -> set[str]:
-    """The tokens of ``text`` that read the same in any language: numbers and codes with at least
-    two digits (NFKC, case-folded; a lone digit says too little).
-
-    >>> sorted(anchors("结论：一线城市每晚上限 ¥680，误差 ±0.3 °C，E-417 时 08:00–19:00 致电"))
-    ['0.3', '08:00', '19:00', '417', '680']
-    """
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return {t for t in _ANCHOR_TOKEN.findall(folded) if sum(c.isdigit() for c in t) >= 2}
-
-
-def _all_tokens(text: str) -> set[str]:
-    return set(_ANCHOR_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()))
-
-
-def _anchor_match(sentence: str, ordered: Sequence[Hit]) -> tuple[Hit, str] | None:
-    """The best-ranked passage in another language than ``sentence`` that holds all its anchors,
-    with its sentence holding most of them; None without anchors or such a passage."""
-    wanted = anchors(sentence)
-    if not wanted:
-        return None
-    lang = "zh" if gram_size(sentence) == 2 else "en"
-    for hit in ordered:
-        if hit.chunk.lang and hit.chunk.lang != lang and wanted <= _all_tokens(hit.chunk.text):
-            span = max(split_sentences(hit.chunk.text), key=lambda s: len(wanted & _all_tokens(s)))
-            return hit, span
-    return None
-
-
 def longest_common_substring(a: str, b: str) -> str:
     """The longest substring of ``a`` that also occurs in ``b`` (first one found on ties).
 
@@ -157,8 +119,7 @@ def matched_span(sentence: str, passage_text: str) -> str:
 def attach_citations(
     answer: str, hits: Sequence[Hit], *, threshold: float = DEFAULT_THRESHOLD
 ) -> list[Citation]:
-    """One citation per answer sentence whose best passage overlaps it by ``threshold`` or more,
-    else whose anchors are all in a passage in another language (score 1.0 then).
+    """One citation per answer sentence whose best passage overlaps it by ``threshold`` or more.
 
     Sentences too short to match meaningfully (fewer than ``MIN_GRAMS`` n-grams, such as a bare
     heading) cite nothing. Ties between passages go to the better-ranked one. Bracketed tags are removed from the
@@ -175,19 +136,15 @@ def attach_citations(
         if not scored:
             break
         score, _, hit = max(scored, key=lambda t: (t[0], t[1]))
-        span = ""
         if score < threshold:
-            across = _anchor_match(sentence, ordered)
-            if across is None:
-                continue
-            (hit, span), score = across, 1.0
+            continue
         out.append(
             Citation(
                 sentence=raw,
                 chunk_id=hit.chunk.chunk_id,
                 path=hit.chunk.path,
                 heading=hit.chunk.heading,
-                span=span or matched_span(sentence, hit.chunk.text),
+                span=matched_span(sentence, hit.chunk.text),
                 score=round(score, 4),
             )
         )
