@@ -8,9 +8,9 @@ all. A short translation by a local model fixes both for that language's passage
 question's own language keeps the question as asked.
 
 ``TranslatingRetriever`` wraps any retriever that can search with translations (``index.hybrid``
-and ``index.qdrant_retriever`` can); a translation the model got wrong in an obvious way — empty,
-not in the wanted language, or far longer than a question — is not used, and the search goes on
-with the question alone for that language. So does a translation that fails (it is asked again
+and ``index.qdrant_retriever`` can); a translation the model got wrong in an obvious way
+(``clean_translation``: empty, a code block, not in the wanted language, far longer than a
+question) is not used, and the search goes on with the question alone for that language. So does a translation that fails (it is asked again
 next time).
 """
 
@@ -106,7 +106,12 @@ class TranslatingRetriever:
 
     def search(self, query: str, *, k: int = 5) -> list[Hit]:
         """The ``k`` best passages, each language ranked against the question in that language."""
-        return self.inner.search(query, k=k, translations=self.translations(query) or None)
+        return self.search_translated(query, k=k)[0]
+
+    def search_translated(self, query: str, *, k: int = 5) -> tuple[list[Hit], dict[str, str]]:
+        """``search``'s passages and the translations it used (language -> text)."""
+        translations = self.translations(query)
+        return self.inner.search(query, k=k, translations=translations or None), translations
 
     def _targets(self, own: str) -> Sequence[str]:
         return [lang for lang in self.inner.search_languages() if lang != own and lang in LANGUAGE_NAMES]

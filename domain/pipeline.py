@@ -131,10 +131,12 @@ class Assistant:
                 "no index is open — build one with `hybrid index FOLDER` or pick --mode prompt/tuned"
             )
         start = self.clock()
-        hits = sorted(self.retriever.search(question, k=self.options.top_k), key=lambda h: h.rank)
-        searched_as = (
-            self.retriever.translations(question) if isinstance(self.retriever, TranslatingRetriever) else {}
-        )
+        searched_as: dict[str, str] = {}
+        if isinstance(self.retriever, TranslatingRetriever):
+            found, searched_as = self.retriever.search_translated(question, k=self.options.top_k)
+        else:
+            found = self.retriever.search(question, k=self.options.top_k)
+        hits = sorted(found, key=lambda h: h.rank)
         return Retrieval(question, hits, self.clock() - start, searched_as)
 
     def decide(self, question: str, mode: Mode | str, retrieval: Retrieval) -> RouteDecision:

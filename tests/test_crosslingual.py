@@ -142,8 +142,8 @@ def test_a_failed_translation_searches_with_the_question_alone_and_is_tried_agai
 
     r = TranslatingRetriever(inner, broken)
     r.search(QUESTION, k=3)
-    r.search(QUESTION, k=3)
-    assert inner.asked == [(QUESTION, None)] * 2 and len(calls) == 2
+    assert r.search_translated(QUESTION, k=3) == ([], {})
+    assert inner.asked == [(QUESTION, None)] * 2 and len(calls) == 2  # one try per search
 
 
 def test_clean_translation_takes_the_first_line_without_label_or_quotes() -> None:

@@ -437,3 +437,24 @@ def test_a_scorer_narrows_the_quote_to_its_best_sentences_alone_or_in_pairs_cite
         ("hr/sick-leave.md", "Tell your manager on the first day.", pair.strip()),
     ]
     assert answer.evidence == answer.citations[0]
+
+
+def test_an_answer_says_what_its_question_was_searched_as() -> None:
+    from domain.crosslingual import TranslatingRetriever
+
+    class Translatable(FakeRetriever):
+        def search(self, query, *, k=5, translations=None):  # noqa: ANN001
+            self.asked_with = translations
+            return super().search(translations.get("en", query) if translations else query, k=k)
+
+        def search_languages(self) -> list[str]:
+            return ["en"]
+
+    inner = Translatable()
+    translated = TranslatingRetriever(inner, lambda _q, _lang: "How long is annual leave?")
+    a = make(retriever=translated)
+    answer = a.answer("年假有多长？", "rag")
+    assert inner.asked_with == {"en": "How long is annual leave?"}
+    assert answer.searched_as == {"en": "How long is annual leave?"}
+    assert answer.passages and answer.passages[0].chunk.path == "hr/annual-leave.md"
+    assert a.answer("年假有多长？", "prompt").searched_as == {}  # no search, no translation shown
