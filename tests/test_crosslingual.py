@@ -212,3 +212,19 @@ def test_a_profile_that_translates_well_translates_when_set_up(cli_env, tiny_mod
     assert generation.translate_hint(load_settings()) is None
     monkeypatch.setenv("HYBRID_INDEX__TRANSLATE_QUESTIONS", "off")
     assert generation.build_translator(load_settings()) is None
+
+
+def test_the_modes_report_scores_search_with_and_without_translation() -> None:
+    """Seen in this session's held-out run: with translation on, the modes report had lost its
+    retrieval section (the wrapper has no search_many)."""
+    from types import SimpleNamespace
+
+    from app.evaluation.modes import _retrieval_section
+
+    rows = [{"id": "q1", "kind": "cross_lingual", "lang": "zh", "question": QUESTION, "source": "proxy.md"}]
+    plain = _retriever(EN)
+    wrapped = TranslatingRetriever(plain, lambda _q, _lang: IN_ENGLISH)
+    section = _retrieval_section(SimpleNamespace(retriever=wrapped), rows, 1)
+    assert section is not None and set(section) == {"dense", "bm25", "hybrid", "translated"}
+    assert section["translated"]["mrr"] == 1.0 and section["hybrid"]["mrr"] < 1.0
+    assert set(_retrieval_section(SimpleNamespace(retriever=plain), rows, 1)) == {"dense", "bm25", "hybrid"}

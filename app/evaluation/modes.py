@@ -42,13 +42,19 @@ def parse_modes(spec: str) -> list[str]:
 
 
 def _retrieval_section(assistant: Assistant, rows: Sequence[dict[str, Any]], k: int) -> dict[str, Any] | None:
-    """recall@k and MRR per retrieval method, when the retriever can search each method alone."""
+    """recall@k and MRR per retrieval method, when the retriever can search each method alone
+    (with "translated" beside them when the answers' search translates questions)."""
+    from domain.crosslingual import TranslatingRetriever
+
     retriever = assistant.retriever
+    translated = retriever if isinstance(retriever, TranslatingRetriever) else None
+    if translated is not None:
+        retriever = translated.inner
     if retriever is None or not hasattr(retriever, "search_many"):
         return None
     from app.evaluation.retrieval import evaluate
 
-    scored = evaluate(retriever, rows, k=k)  # type: ignore[arg-type]
+    scored = evaluate(retriever, rows, k=k, translated=translated)  # type: ignore[arg-type]
     keep = (f"recall@{k}", "mrr", "n", f"source_share@{k}")
     return {m: {key: v[key] for key in keep if key in v} for m, v in scored["retrieval"].items()}
 
