@@ -91,6 +91,7 @@ class QuerySearch:
     _embed_lock: threading.Lock
 
     chunks: list[Chunk]
+    _main_lang: str  # the chunks' most common language when the index is one ranking, else ""
 
     def search(self, query: str, *, k: int = 5, translations: Mapping[str, str] | None = None) -> list[Hit]:
         """The ``k`` best chunks by fused rank (the ``Retriever`` port); ``translations`` (language
@@ -108,11 +109,7 @@ class QuerySearch:
     def search_languages(self) -> list[str]:
         """The languages the index is searched in: one per language pool, else the main language
         of its chunks (none when it is empty)."""
-        pools = list(self._pool_names())
-        if pools:
-            return sorted(pools)
-        counts = Counter(c.lang for c in self.chunks)
-        return [max(counts, key=lambda x: (counts[x], x))] if counts else []
+        return sorted(self._pool_names()) or ([self._main_lang] if self._main_lang else [])
 
     def _pool_names(self) -> Sequence[str]:
         raise NotImplementedError
@@ -162,7 +159,7 @@ class HybridRetriever(QuerySearch):
                 if self.fusion.cross_lingual_centering:
                     self._centroids[lang] = vectors.mean_vector(rows)
         self._latin_rows = np.array([c.lang != "zh" for c in self.chunks], dtype=bool)
-        self._main_lang = (self.search_languages() or [""])[0] if not self._pools else ""
+        self._main_lang = "" if self._pools else main_language(self.chunks)
 
     def _pool_names(self) -> Sequence[str]:
         return list(self._pools)
@@ -313,6 +310,16 @@ def pool_languages(langs: Sequence[str], min_share: float) -> dict[str, tuple[st
         lang: tuple(sorted(x for x in counts if x == lang or (lang == largest and x not in major)))
         for lang in major
     }
+
+
+def main_language(chunks: Sequence[Chunk]) -> str:
+    """The most common language of ``chunks`` (ties: the later name), "" when there are none.
+
+    >>> main_language([Chunk("a", "a.md", "", "", "x", 0, 1, lang=x) for x in ("en", "zh", "zh")])
+    'zh'
+    """
+    counts = Counter(c.lang for c in chunks)
+    return max(counts, key=lambda x: (counts[x], x)) if counts else ""
 
 
 def _masked(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:

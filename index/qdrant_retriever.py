@@ -25,7 +25,15 @@ import numpy as np
 from domain.style import CJK_RE
 from domain.types import Chunk, Hit
 from index.bm25 import MIN_LATIN_TERMS, tokenize
-from index.hybrid import METHODS, FusionSettings, PoolQuery, QuerySearch, diverse_top, pool_languages
+from index.hybrid import (
+    METHODS,
+    FusionSettings,
+    PoolQuery,
+    QuerySearch,
+    diverse_top,
+    main_language,
+    pool_languages,
+)
 from index.qdrant_store import BM25, DENSE, LATIN_OFFSET, TERMS
 from index.splitter import detect_lang
 
@@ -58,7 +66,7 @@ class QdrantRetriever(QuerySearch):
         self._pools = pool_languages(langs, self.fusion.min_pool_share) if self.fusion.language_pools else {}
         use_centroids = self._pools and self.fusion.cross_lingual_centering
         self._centroids = dict(store.centroids) if use_centroids else {}
-        self._main_lang = (self.search_languages() or [""])[0] if not self._pools else ""
+        self._main_lang = "" if self._pools else main_language(self.chunks)
 
     def _pool_names(self) -> Sequence[str]:
         return list(self._pools)

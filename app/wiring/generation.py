@@ -28,6 +28,7 @@ LORA_GGUF = "lora.gguf"
 SEED = 0
 TRANSLATE_CTX = 512  # a question and its translation; its own context keeps the answer's prefix warm
 TRANSLATE_TOKENS = 96
+ANSWERING_MODEL = "the answering model"  # translator_label when no translating profile is set up
 
 _build_lock = threading.Lock()
 
@@ -163,15 +164,16 @@ def build_translator(settings: Settings) -> Translate | None:
     """What translates questions for searching other languages (``index.translate_questions``):
     the largest profile set up that translates well, on llama.cpp without an adapter, in a context
     of its own; with "on" and no such profile, the answering model; None: no translation."""
-    if translator_label(settings) is None:
+    label = translator_label(settings)
+    if label is None:
         return None
-    path = largest_ready_gguf(settings, translating=True)
-    if path is not None:
-        gen = settings.generation
-        with _build_lock:
-            model = _cached_generator("llama_cpp", path.resolve(), None, None, gen.n_threads, TRANSLATE_CTX)
-    else:
+    if label == ANSWERING_MODEL:
         model = build_generator(settings)
+    else:
+        gen = settings.generation
+        path = (settings.ws.models / label).resolve()  # where largest_ready_gguf found it
+        with _build_lock:
+            model = _cached_generator("llama_cpp", path, None, None, gen.n_threads, TRANSLATE_CTX)
 
     def translate(question: str, lang: str) -> str:
         pieces: list[str] = []
@@ -193,15 +195,16 @@ def build_translator(settings: Settings) -> Translate | None:
 
 
 def translator_label(settings: Settings) -> str | None:
-    """Which model translates questions (``build_translator``): a GGUF file name, "the answering
-    model", or None (no translation). Part of the gate's fingerprint: it moves the ranking."""
+    """Which model translates questions (``build_translator``): the file name of a profile's GGUF
+    in the workspace's models folder, ``ANSWERING_MODEL``, or None (no translation). Part of the
+    gate's fingerprint: it moves the ranking."""
     mode = settings.index.translate_questions
     if mode == "off":
         return None
     path = largest_ready_gguf(settings, translating=True)
     if path is not None:
         return path.name
-    return "the answering model" if mode == "on" else None
+    return ANSWERING_MODEL if mode == "on" else None
 
 
 def translate_hint(settings: Settings) -> str | None:
