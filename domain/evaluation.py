@@ -128,7 +128,7 @@ def evaluate_rows(
     for i, row in enumerate(rows):
         question = str(row["question"])
         retrieval = assistant.retrieve(question) if needs_retrieval else Retrieval(question, [], 0.0)
-        features = route_features(question, retrieval.hits)
+        features = route_features(question, retrieval.hits, retrieval.searched_as)
         results = {
             m.value: score_answer(assistant.answer_with(question, m, retrieval), row, style) for m in fixed
         }

@@ -143,8 +143,8 @@ class Assistant:
         """The router's pick for "auto", else the user's mode marked as overridden."""
         fixed = parse_mode(mode)
         if fixed is None:
-            return route(question, retrieval.hits, self.adapter_state, self.thresholds)
-        return chosen(fixed, question, retrieval.hits)
+            return route(question, retrieval.hits, self.adapter_state, self.thresholds, retrieval.searched_as)
+        return chosen(fixed, question, retrieval.hits, retrieval.searched_as)
 
     def from_memory(self, question: str) -> Answer | None:
         """The stored correction of a near-duplicate question (same language), or None."""

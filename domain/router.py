@@ -1,8 +1,9 @@
 """The router behind ``auto``: picks a mode from the retrieval evidence (top dense and BM25
-scores, the dense margin between the two best passages), the question's language and the
-adapter's state, and says why in one line a user can read.
+scores, the dense margin between the two best passages), the language those scores were computed
+in (the question's, or its translation's) and the adapter's state, and says why in one line a
+user can read.
 
-Owns the rule, its thresholds (per question language, saved as JSON in the workspace) and the
+Owns the rule, its thresholds (per language, saved as JSON in the workspace) and the
 shapes ``domain.router_fit.fit_router`` works on (fitting lives there). Running the
 evaluation is ``domain.evaluation``'s job.
 """
@@ -56,8 +57,8 @@ class RouteFeatures:
     bm25_top: float | None
     margin: float | None  # best dense score minus the second best
     top_path: str
-    lang: str
-    same_lang: bool  # the best passage is in the question's language (BM25 means little otherwise)
+    lang: str  # the language the scores were computed in: the question's, or its translation's
+    same_lang: bool  # the best passage is in that language (BM25 means little otherwise)
     n_hits: int
 
     def to_json(self) -> dict[str, Any]:
@@ -70,9 +71,37 @@ class RouteFeatures:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def route_features(question: str, hits: Sequence[Hit]) -> RouteFeatures:
-    """Summarise ``hits`` (any order) for the router."""
+def scored_in(hit: Hit, question_lang: str, searched_as: Mapping[str, str]) -> str:
+    """The language of the text ``hit``'s scores were computed against: the passage's own when the
+    question was translated into it for searching (``domain.crosslingual``), else the question's."""
+    return hit.chunk.lang if hit.chunk.lang in searched_as else question_lang
+
+
+def route_features(
+    question: str, hits: Sequence[Hit], searched_as: Mapping[str, str] | None = None
+) -> RouteFeatures:
+    """Summarise ``hits`` (any order) for the router.
+
+    Scores are only comparable with the bars of the language they were computed in: when the
+    question was translated for some languages (``searched_as``, language -> translation), the
+    hits are summarised within the group scored in the same language as the best-ranked hit, and
+    ``lang`` is that language (a translated group's passages count as same-language matches).
+
+    >>> from domain.types import Chunk
+    >>> def hit(lang, rank, dense):
+    ...     return Hit(Chunk(f"c{rank}", f"{lang}.md", "", "", "x", 0, 1, lang=lang), 0.5, rank, dense, 9.0)
+    >>> hits = [hit("en", 1, 0.86), hit("zh", 2, 0.91)]
+    >>> f = route_features("如何设置代理？", hits, {"en": "How do I set a proxy?"})
+    >>> f.lang, f.same_lang, f.dense_top, f.top_path
+    ('en', True, 0.86, 'en.md')
+    >>> route_features("如何设置代理？", hits).dense_top  # untranslated: one group, the question's
+    0.91
+    """
     lang = detect_lang(question)
+    if searched_as and hits:
+        first = min(hits, key=lambda h: h.rank)
+        lang = scored_in(first, lang, searched_as)
+        hits = [h for h in hits if scored_in(h, detect_lang(question), searched_as) == lang]
     dense = sorted((h.dense_score for h in hits if h.dense_score is not None), reverse=True)
     bm25 = [h.bm25_score for h in hits if h.bm25_score is not None]
     best = min(hits, key=lambda h: h.rank) if hits else None
@@ -217,16 +246,24 @@ def decide(features: RouteFeatures, adapter: AdapterState, thresholds: RouterThr
 
 
 def route(
-    question: str, hits: Sequence[Hit], adapter: AdapterState, thresholds: RouterThresholds | None = None
+    question: str,
+    hits: Sequence[Hit],
+    adapter: AdapterState,
+    thresholds: RouterThresholds | None = None,
+    searched_as: Mapping[str, str] | None = None,
 ) -> RouteDecision:
-    """Pick a mode for ``question`` given its retrieved ``hits``."""
-    return decide(route_features(question, hits), adapter, thresholds or RouterThresholds())
+    """Pick a mode for ``question`` given its retrieved ``hits`` (and what it was translated to
+    for searching, see ``route_features``)."""
+    return decide(route_features(question, hits, searched_as), adapter, thresholds or RouterThresholds())
 
 
-def chosen(mode: Mode | str, question: str, hits: Sequence[Hit]) -> RouteDecision:
+def chosen(
+    mode: Mode | str, question: str, hits: Sequence[Hit], searched_as: Mapping[str, str] | None = None
+) -> RouteDecision:
     """A user's explicit mode, marked as overridden, with the evidence for context."""
     m = Mode(mode)
-    _, why = _evidence(route_features(question, hits), RouterThresholds()) if hits else (False, "")
+    features = route_features(question, hits, searched_as)
+    _, why = _evidence(features, RouterThresholds()) if hits else (False, "")
     suffix = f"; {why}" if hits and m.uses_retrieval else ""
     return RouteDecision(m, f"{MODE_LABELS[m.value]}: chosen by you{suffix}", overridden=True)
 

@@ -12,6 +12,7 @@ from domain.pipeline import Assistant
 from domain.router import AdapterState, RouterThresholds
 from domain.types import Answer, Mode, RouteDecision, Timing
 from tests.fakes_answer import (
+    SAMPLE_CHUNKS,
     FakeGenerator,
     FakeQuestionEmbedder,
     FakeRetriever,
@@ -232,8 +233,6 @@ def test_correct_without_store_is_a_config_error() -> None:
 
 
 def test_hits_are_ordered_by_rank_before_prompting() -> None:
-    from tests.fakes_answer import SAMPLE_CHUNKS
-
     fixed = [make_hit(SAMPLE_CHUNKS[1], 2, dense=0.7), make_hit(SAMPLE_CHUNKS[0], 1, dense=0.9)]
     answer = make(retriever=FakeRetriever(fixed=fixed)).answer(Q, "rag")
     assert [h.chunk.chunk_id for h in answer.passages] == ["leave-1", "sick-1"]
@@ -458,3 +457,27 @@ def test_an_answer_says_what_its_question_was_searched_as() -> None:
     assert answer.searched_as == {"en": "How long is annual leave?"}
     assert answer.passages and answer.passages[0].chunk.path == "hr/annual-leave.md"
     assert a.answer("年假有多长？", "prompt").searched_as == {}  # no search, no translation shown
+
+
+def test_auto_judges_passages_found_by_a_translation_as_that_languages_matches() -> None:
+    from domain.crosslingual import TranslatingRetriever
+
+    english = "How long is annual leave?"
+    found = [make_hit(SAMPLE_CHUNKS[0], 1, dense=0.85, bm25=2.0)]
+
+    class Translatable(FakeRetriever):
+        def search(self, query, *, k=5, translations=None):  # noqa: ANN001, ARG002
+            return list(found)
+
+        def search_languages(self) -> list[str]:
+            return ["en"]
+
+    plain = make(retriever=Translatable())
+    translated = make(retriever=TranslatingRetriever(Translatable(), lambda _q, _lang: english))
+    question = "年假有多长？"
+    # the same English passage at 0.85: under the Chinese question's bar (0.89) when the Chinese
+    # question itself was compared with it, over the English bar (0.82) when its translation was
+    assert plain.answer(question).mode == Mode.TUNED  # the adapter alone, no retrieval
+    answer = translated.answer(question)
+    assert answer.mode == Mode.TUNED_RAG
+    assert answer.reason.startswith("Tuned + RAG: top passage 0.85 from hr/annual-leave.md")

@@ -90,6 +90,32 @@ def test_chinese_questions_have_their_own_bars() -> None:
     assert RouterThresholds().bars("en") == RouterThresholds().bars("fr") == (0.82, 8.0)
 
 
+def test_translated_passages_are_judged_by_the_bars_of_the_language_they_were_scored_in() -> None:
+    zq = "年假有几天？"
+    translated = {"en": "How many days of annual leave?"}
+    en_hits = hits(0.85, d2=0.84)  # English passages, ranked by the translation
+    # untranslated, a Chinese question is held to the Chinese bar (0.89)
+    assert route(zq, en_hits, NONE).mode == Mode.PROMPT
+    # translated into English, the English passages' scores are an English question's: bar 0.82
+    assert route(zq, en_hits, NONE, searched_as=translated) == RouteDecision(
+        Mode.RAG, "RAG: top passage 0.85 from hr/annual-leave.md; no adapter active"
+    )
+    # and their BM25 score is a same-language keyword match
+    assert route(zq, hits(0.7, d2=0.69, b1=9.5), NONE, searched_as=translated).reason.startswith(
+        "RAG: keyword match (BM25 9.5)"
+    )
+    # an English question translated into Chinese: the Chinese pool ranked first is held to 0.89
+    zh_first = [make_hit(ZH, 1, dense=0.87, bm25=3.0), make_hit(LEAVE, 2, dense=0.80, bm25=1.0)]
+    assert route(Q, zh_first, NONE).mode == Mode.RAG  # untranslated: 0.87 against the English bar
+    features = route_features(Q, zh_first, {"zh": "年假有几天？"})
+    assert (features.lang, features.dense_top, features.n_hits, features.margin) == ("zh", 0.87, 1, None)
+    assert route(Q, zh_first, NONE, searched_as={"zh": "年假有几天？"}).mode == Mode.PROMPT
+    # the overridden mode's reason speaks of the same evidence
+    assert chosen("rag", zq, en_hits, translated).reason == (
+        "RAG: chosen by you; top passage 0.85 from hr/annual-leave.md"
+    )
+
+
 def test_bm25_counts_only_in_the_question_language() -> None:
     assert route(Q, hits(0.7, b1=9.5), NONE) == RouteDecision(
         Mode.RAG, "RAG: keyword match (BM25 9.5) in hr/annual-leave.md; no adapter active"
