@@ -24,6 +24,7 @@ from app.settings import load_settings  # noqa: E402
 from app.wiring.answer import build_assistant  # noqa: E402
 from app.wiring.collections import with_collection  # noqa: E402
 from app.wiring.generation import translator_label  # noqa: E402
+from domain.evaluation import row_sources  # noqa: E402
 from domain.router import _evidence, route_features  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def main() -> None:
     for row in rows:
         question = row["question"]
         retrieval = assistant.retrieve(question)
-        sources = set(row.get("sources") or [row.get("source")])
+        sources = set(row_sources(row))
         found = any(h.chunk.path in sources for h in retrieval.hits)
         before = _evidence(route_features(question, retrieval.hits), assistant.thresholds)
         after = _evidence(
