@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.atomic import write_json_atomic
+from domain.crosslingual import LANGUAGE_NAMES
 from domain.errors import ConfigError
 from domain.style import detect_lang
 from domain.types import ALL_MODES, Hit, Mode, RouteDecision
@@ -60,6 +61,7 @@ class RouteFeatures:
     lang: str  # the language the scores were computed in: the question's, or its translation's
     same_lang: bool  # the best passage is in that language (BM25 means little otherwise)
     n_hits: int
+    translated: bool = False  # the scores are those of the question's translation into ``lang``
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,8 +69,8 @@ class RouteFeatures:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteFeatures:
         """Features from a saved evaluation row; keys it does not know (such as ``general_cue``
-        in rows saved by older versions) are ignored."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        in rows saved by older versions) are ignored, keys it lacks take their defaults."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def scored_in(hit: Hit, question_lang: str, searched_as: Mapping[str, str]) -> str:
@@ -97,11 +99,11 @@ def route_features(
     >>> route_features("如何设置代理？", hits).dense_top  # untranslated: one group, the question's
     0.91
     """
-    lang = detect_lang(question)
+    own = lang = detect_lang(question)
     if searched_as and hits:
         first = min(hits, key=lambda h: h.rank)
-        lang = scored_in(first, lang, searched_as)
-        hits = [h for h in hits if scored_in(h, detect_lang(question), searched_as) == lang]
+        lang = scored_in(first, own, searched_as)
+        hits = [h for h in hits if scored_in(h, own, searched_as) == lang]
     dense = sorted((h.dense_score for h in hits if h.dense_score is not None), reverse=True)
     bm25 = [h.bm25_score for h in hits if h.bm25_score is not None]
     best = min(hits, key=lambda h: h.rank) if hits else None
@@ -115,6 +117,7 @@ def route_features(
         lang=lang,
         same_lang=best is not None and best.chunk.lang == lang,
         n_hits=len(hits),
+        translated=lang != own,
     )
 
 
@@ -214,14 +217,15 @@ def _evidence(f: RouteFeatures, t: RouterThresholds) -> tuple[bool, str]:
         return False, "nothing retrieved"
     bar, bm25_min = t.bars(f.lang)  # the dense bar and the BM25 bar
     dense = f.dense_top
+    via = f" under the question's {LANGUAGE_NAMES.get(f.lang, f.lang)} translation" if f.translated else ""
     if dense is not None and dense >= bar:
-        return True, f"top passage {dense:.2f} from {f.top_path}"
+        return True, f"top passage {dense:.2f} from {f.top_path}{via}"
     if f.same_lang and f.bm25_top is not None and f.bm25_top >= bm25_min:
-        return True, f"keyword match (BM25 {f.bm25_top:.1f}) in {f.top_path}"
+        return True, f"keyword match (BM25 {f.bm25_top:.1f}) in {f.top_path}{via}"
     if dense is not None and f.margin is not None and dense >= bar - t.gray_band and f.margin >= t.margin_min:
-        return True, f"top passage {dense:.2f} from {f.top_path} stands out by {f.margin:.2f}"
+        return True, f"top passage {dense:.2f} from {f.top_path} stands out by {f.margin:.2f}{via}"
     shown = "n/a" if dense is None else f"{dense:.2f}"
-    return False, f"best passage {shown} is below {bar:.2f}"
+    return False, f"best passage {shown} is below {bar:.2f}{via}"
 
 
 def decide(features: RouteFeatures, adapter: AdapterState, thresholds: RouterThresholds) -> RouteDecision:

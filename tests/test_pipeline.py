@@ -480,4 +480,6 @@ def test_auto_judges_passages_found_by_a_translation_as_that_languages_matches()
     assert plain.answer(question).mode == Mode.TUNED  # the adapter alone, no retrieval
     answer = translated.answer(question)
     assert answer.mode == Mode.TUNED_RAG
-    assert answer.reason.startswith("Tuned + RAG: top passage 0.85 from hr/annual-leave.md")
+    assert answer.reason.startswith(
+        "Tuned + RAG: top passage 0.85 from hr/annual-leave.md under the question's English translation;"
+    )

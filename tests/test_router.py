@@ -98,7 +98,9 @@ def test_translated_passages_are_judged_by_the_bars_of_the_language_they_were_sc
     assert route(zq, en_hits, NONE).mode == Mode.PROMPT
     # translated into English, the English passages' scores are an English question's: bar 0.82
     assert route(zq, en_hits, NONE, searched_as=translated) == RouteDecision(
-        Mode.RAG, "RAG: top passage 0.85 from hr/annual-leave.md; no adapter active"
+        Mode.RAG,
+        "RAG: top passage 0.85 from hr/annual-leave.md under the question's English translation; "
+        "no adapter active",
     )
     # and their BM25 score is a same-language keyword match
     assert route(zq, hits(0.7, d2=0.69, b1=9.5), NONE, searched_as=translated).reason.startswith(
@@ -112,8 +114,12 @@ def test_translated_passages_are_judged_by_the_bars_of_the_language_they_were_sc
     assert route(Q, zh_first, NONE, searched_as={"zh": "年假有几天？"}).mode == Mode.PROMPT
     # the overridden mode's reason speaks of the same evidence
     assert chosen("rag", zq, en_hits, translated).reason == (
-        "RAG: chosen by you; top passage 0.85 from hr/annual-leave.md"
+        "RAG: chosen by you; top passage 0.85 from hr/annual-leave.md under the question's English translation"
     )
+    # features saved before the translated flag existed still load
+    saved = {k: v for k, v in features.to_json().items() if k != "translated"}
+    assert RouteFeatures.from_json(saved) == replace(features, translated=False)
+    assert features.translated
 
 
 def test_bm25_counts_only_in_the_question_language() -> None:
