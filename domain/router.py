@@ -129,12 +129,13 @@ RETIRED_THRESHOLDS = frozenset({"general_penalty"})
 class RouterThresholds:
     """The router's knobs; ``fit_router`` chooses them, ``save``/``load`` keep them as JSON.
 
-    Retrieval counts as covering the question when the best dense score reaches the language's
-    dense bar, or the best BM25 score reaches its bar with the passage in the question's language,
+    Retrieval counts as covering the question when the best dense score reaches the dense bar of
+    the language the scores were computed in (the question's, or its translation's: see
+    ``route_features``), or the best BM25 score reaches its bar with the passage in that language,
     or the best dense score is within ``gray_band`` below the bar and leads the next passage by at
     least ``margin_min``.
-    Chinese questions have their own bars (``*_zh``): embedders score them higher across the
-    board and BM25 sees more (word-segmented) terms.
+    Chinese has its own bars (``*_zh``): embedders score Chinese text higher across the board and
+    BM25 sees more (word-segmented) terms.
     """
 
     dense_min: float = 0.82
@@ -154,7 +155,7 @@ class RouterThresholds:
                 )
 
     def bars(self, lang: str) -> tuple[float, float]:
-        """(dense bar, BM25 bar) for questions in ``lang``."""
+        """(dense bar, BM25 bar) for scores computed with a question in ``lang``."""
         if lang == "zh":
             return self.dense_min_zh, self.bm25_min_zh
         return self.dense_min, self.bm25_min

@@ -5,8 +5,9 @@ rising weights and keeps the most agreeing fit whose routed score stays within `
 the best fixed mode: maximising agreement alone can fit a router that agrees more but scores below
 always answering in the best fixed mode.
 
-The dense and BM25 bars are fitted per question language (each language's rows only depend on
-its own bars); the margin rule and the two adapter flags are shared.
+The dense and BM25 bars are fitted per language (each row's features name the language its scores
+were computed in, the question's or its translation's, and depend only on that language's bars);
+the margin rule and the two adapter flags are shared.
 Candidate bars are the observed scores themselves, so every split of the rows is reachable; ties
 keep the earliest candidate, and every candidate list starts with the starting thresholds' value.
 """
