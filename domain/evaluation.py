@@ -273,7 +273,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for mode, why in report.get("skipped_modes", {}).items():
         lines.append(f"\n{mode} not evaluated: {why}.")
     router = report.get("router")
-    if router:
+    if router and "agreement" in router:  # a run without "auto" has only a refit's note, if that
         lines += [
             "",
             f"Router: agreement {_fmt(router['agreement'])} with the hindsight-best modes "

@@ -19,7 +19,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from domain.router import COST_ORDER, TIE_EPS, RouterFit, RouterRow, RouterThresholds, score_thresholds
+from domain.router import (
+    COST_ORDER,
+    TIE_EPS,
+    AdapterState,
+    RouterFit,
+    RouterRow,
+    RouterThresholds,
+    score_thresholds,
+)
 from domain.types import ALL_MODES, Mode
 
 SCORE_WEIGHTS = (1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
@@ -58,7 +66,7 @@ class _Rows:
         self.any_hits = np.array([r.features.n_hits > 0 for r in rows], dtype=bool)
         self.zh = np.array([r.features.lang == "zh" for r in rows], dtype=bool)
         usable = np.array([r.adapter.usable for r in rows], dtype=bool)
-        table = np.array([[r.scores[m.value] for m in COST_ORDER] for r in rows], dtype=np.float64)
+        table = np.array([[r.scores.get(m.value, _LOW) for m in COST_ORDER] for r in rows], dtype=np.float64)
         top = table.max(axis=1)
         idx = np.arange(self.n)
         self.agree: dict[tuple[str, bool], np.ndarray] = {}
@@ -99,13 +107,24 @@ def _group_keys(
     return out
 
 
+def pickable(adapter: AdapterState) -> tuple[Mode, ...]:
+    """The modes ``decide`` may pick for a row: all four with a usable adapter, else prompt and RAG."""
+    return ALL_MODES if adapter.usable else (Mode.PROMPT, Mode.RAG)
+
+
+def fittable(rows: Sequence[RouterRow]) -> list[RouterRow]:
+    """The rows a fit can learn from: those scored in every mode the router may pick for them (a
+    collection without an adapter yet is fitted on its prompt and RAG scores)."""
+    return [r for r in rows if all(m.value in r.scores for m in pickable(r.adapter))]
+
+
 def fit_thresholds(
     rows: Sequence[RouterRow], start: RouterThresholds | None = None, *, score_weight: float = 1.0
 ) -> RouterFit:
     """The grid search behind ``fit_router`` for one weight of the routed score
-    against agreement; only rows scored in all four modes count."""
+    against agreement; only ``fittable`` rows count."""
     base = start or RouterThresholds()
-    full = [row for row in rows if all(m.value in row.scores for m in ALL_MODES)]
+    full = fittable(rows)
     if not full:
         return RouterFit(base, 0.0, 0.0, 0)
     r = _Rows(full)
@@ -165,10 +184,11 @@ def fit_router(rows: Sequence[RouterRow], start: RouterThresholds | None = None)
     each weight in ``SCORE_WEIGHTS``, the most agreeing one that keeps the score; when none does,
     the best-scoring one."""
     fits = [fit_thresholds(rows, start, score_weight=w) for w in SCORE_WEIGHTS]
-    full = [r for r in rows if all(m.value in r.scores for m in ALL_MODES)]
+    full = fittable(rows)
     if not full:
         return fits[0]
-    best_fixed = max(sum(r.scores[m.value] for r in full) / len(full) for m in ALL_MODES)
+    fixed = [m for m in ALL_MODES if all(m.value in r.scores for r in full)]
+    best_fixed = max(sum(r.scores[m.value] for r in full) / len(full) for m in fixed)
     keeping = [f for f in fits if f.combined >= best_fixed - SCORE_SLACK - 1e-9]
     if keeping:
         return max(keeping, key=lambda f: f.agreement)  # max keeps the first (lowest weight) on ties

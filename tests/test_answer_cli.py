@@ -182,6 +182,42 @@ def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
     assert (root / "evals" / (reports[-1].stem + ".rows.jsonl")).is_file()
 
 
+def test_fit_router_fits_a_collection_without_an_adapter_and_refuses_an_empty_fit(
+    ws, capsys, tmp_path, monkeypatch
+) -> None:
+    import app.wiring.answer as answer_wiring
+
+    root, _ = ws
+    root = root / "collections" / "sample"
+    with_adapter = answer_wiring.build_assistant
+
+    def no_adapter(settings, **kw):  # noqa: ANN001, ANN003
+        a = with_adapter(settings, **kw)
+        a.adapter = AdapterState()  # a new collection: nothing trained yet
+        return a
+
+    monkeypatch.setattr("app.wiring.answer.build_assistant", no_adapter)
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
+    (root / "router.json").unlink(missing_ok=True)
+    assert main(["eval", "--eval-set", str(eval_file), "--fit-router"]) == 0
+    out = capsys.readouterr().out
+    assert "tuned not evaluated: no adapter loaded" in out
+    assert "Router refitted (in-sample) on 2 rows" in out
+    assert RouterThresholds.load(root / "router.json") != RouterThresholds()
+    # a saved run without the prompt mode cannot teach the router anything: nothing is written
+    (root / "router.json").unlink()
+    assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag"]) == 0
+    run = max((root / "evals").glob("modes-*.rows.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+    capsys.readouterr()
+    assert main(["eval", "--refit", str(run)]) == 0
+    assert (
+        "Router not fitted: no row was scored in every mode the router picks between"
+        in capsys.readouterr().out
+    )
+    assert not (root / "router.json").exists()
+
+
 def test_refit_fits_the_router_again_from_a_saved_run_without_models(ws, capsys, tmp_path) -> None:
     root, built = ws
     root = root / "collections" / "sample"  # the collection's router and reports

@@ -305,6 +305,21 @@ def test_fit_router_ignores_rows_missing_a_mode() -> None:
     assert (fit.thresholds, fit.n_rows) == (RouterThresholds(), 0)
 
 
+def test_fit_router_fits_a_collection_without_an_adapter_on_its_prompt_and_rag_scores() -> None:
+    def plain(dense: float, best: str) -> RouterRow:
+        scores = {"prompt": 0.5, "rag": 0.5}
+        scores[best] = 1.0
+        return RouterRow(row(dense, best).features, NONE, scores)
+
+    rows = [plain(0.84, "prompt"), plain(0.86, "prompt"), plain(0.90, "rag"), plain(0.95, "rag")]
+    fit = fit_router(rows)
+    assert fit.thresholds.dense_min == 0.9
+    assert (fit.agreement, fit.combined, fit.n_rows) == (1.0, 1.0, 4)
+    # with an active adapter the tuned modes are pickable too, so rows without them are not used
+    tuned_missing = [RouterRow(r.features, V3, r.scores) for r in rows]
+    assert fit_router(tuned_missing).n_rows == 0
+
+
 def zrow(dense: float, best: str, lang: str) -> RouterRow:
     r = row(dense, best)
     return RouterRow(replace(r.features, lang=lang), NONE, r.scores)

@@ -139,6 +139,14 @@ def _fit_and_save(
     from domain.router_fit import fit_router
 
     fit = fit_router(router_rows(results, adapter), start=start)
+    if fit.n_rows == 0:
+        why = (
+            "no row was scored in every mode the router picks between (prompt and rag, and the tuned "
+            "modes while an adapter is active) — evaluate those modes to fit it"
+        )
+        logger.warning("router not fitted: %s; %s kept", why, router_path(settings))
+        report.setdefault("router", {})["fitted"] = {"n_rows": 0, "not_fitted": why}
+        return
     fit.thresholds.save(router_path(settings))
     report.setdefault("router", {})["fitted"] = {
         "thresholds": fit.thresholds.to_json(),
@@ -203,10 +211,13 @@ def _write_report(
     markdown = render_markdown(report)
     if "fitted" in report.get("router", {}):
         f = report["router"]["fitted"]
-        markdown += (
-            f"\nRouter refitted (in-sample): agreement {f['agreement']:.3f}, combined {f['combined']:.3f}; "
-            f"saved to {f['path']}.\n"
-        )
+        if "not_fitted" in f:
+            markdown += f"\nRouter not fitted: {f['not_fitted']}.\n"
+        else:
+            markdown += (
+                f"\nRouter refitted (in-sample) on {f['n_rows']} rows: agreement {f['agreement']:.3f}, "
+                f"combined {f['combined']:.3f}; saved to {f['path']}.\n"
+            )
     write_text_atomic(base.with_suffix(".json"), json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     write_text_atomic(base.with_suffix(".md"), markdown)
     write_text_atomic(
