@@ -7,7 +7,8 @@ always answering in the best fixed mode.
 
 The dense and BM25 bars are fitted per language (each row's features name the language its scores
 were computed in, the question's or its translation's, and depend only on that language's bars);
-the margin rule and the two adapter flags are shared.
+the margin rule and the two adapter flags are shared. A row counts when it was scored in every mode
+the router may pick for it (``fittable``): all four with a usable adapter, prompt and RAG without.
 Candidate bars are the observed scores themselves, so every split of the rows is reachable; ties
 keep the earliest candidate, and every candidate list starts with the starting thresholds' value.
 """
