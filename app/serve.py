@@ -132,6 +132,7 @@ def hybrid_field(collection: str, answer: Answer) -> dict[str, Any]:
         "citations": [citation_to_json(c) for c in answer.citations],
         "from_correction": answer.from_correction,
         "warnings": list(answer.warnings),
+        "translated_from": answer.translated_from,
     }
 
 

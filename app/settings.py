@@ -127,6 +127,13 @@ class AnswerSettings(BaseModel):
     low_score_warning: float = Field(
         0.80, description="Warn when the best passage's dense score is below this."
     )
+    translate_answers: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="An answer line the model wrote as prose in another language than the "
+        "question's is shown translated into the question's language, the model's own line beside "
+        "it: auto (when a profile that translates well is set up, the largest such), on (that "
+        "profile, else the answering model), off.",
+    )
 
 
 class DatasetSettings(BaseModel):

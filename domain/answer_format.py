@@ -15,7 +15,11 @@ next label is then given to it as the start of its reply (a prefill), so:
   (``domain.basis.check_basis``).
 
 A line is held back until its first non-blank piece, so a label never stands alone on the screen
-and the first piece's time is the model's. The streamed pieces are the stored text.
+and the first piece's time is the model's. The streamed pieces are the stored text. With a
+translator (``translate``), an answer line that does not yet read as the question's language is
+held back to its end and written in the question's language when it is prose in another
+(``domain.answer_language``); ``model_text`` keeps the model's own line, which the later lines
+continue and the citations are found from.
 
 A generator that cannot continue a prefill (a remote server, ``continues_prefill`` False) writes
 its whole reply at once; its lines are then taken in order as the labels' lines, a label it wrote
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+from domain.answer_language import LineTranslator, needs_translation, reads_as
 from domain.answer_stream import close_source
 from domain.basis import check_basis
 from domain.ports import Generator as TextGenerator
@@ -48,12 +53,18 @@ class LineWriter:
         *,
         passages: Sequence[Hit] = (),
         source: SourceFn | None = None,
+        translate: LineTranslator | None = None,
     ) -> None:
         self.style, self.lang = style, lang
         self.labels = style.labels_for(lang)
         self.passages = list(passages)
         self.source = source
+        self.translate = translate
         self.warnings: list[str] = []
+        # The answer as the model wrote it (the written text differs only by a translated answer
+        # line), and that line's own body when it was translated (``domain.answer_language``).
+        self.model_text = ""
+        self.translated_from = ""
 
     def write(
         self,
@@ -77,60 +88,87 @@ class LineWriter:
             )
             yield from self._from_reply(reply)
             return
-        text = ""  # the answer so far, each finished line ending with a line break
+        self.model_text = ""  # the answer so far, each finished line ending with a line break
         left = max_new_tokens
         for i, label in enumerate(self.labels):
             if left <= 0:
                 return
             end = "\n" if i < len(self.labels) - 1 else ""
-            line = self._cited(i, text)
+            line = self._cited(i)
             if line is None:
                 pieces = generator.generate(
                     messages,
                     adapter=adapter,
                     max_new_tokens=left,
                     temperature=temperature,
-                    prefill=prefill + text + label,
+                    prefill=prefill + self.model_text + label,
                 )
                 if i == self.style.source_line:  # the model names the source: checked once it ends
                     body, used = _one_line(pieces)
                     left -= used
                     line = self._checked(_labelled(label, body))
                 else:  # streamed as it comes, the label with its first piece
-                    written = ""
+                    # The answer line is held back while it does not read as the question's
+                    # language, when a translator could put it into it.
+                    hold = self.translate is not None and i == self.style.answer_line
+                    written, held = "", ""
                     for piece, used in _line_pieces(pieces):
                         left -= used
-                        if piece:
-                            yield piece if written else _labelled(label, piece)
-                            written += piece
-                    text += _labelled(label, written) + end
+                        if not piece:
+                            continue
+                        if hold:
+                            held += piece
+                            if not reads_as(held, self.lang):
+                                continue
+                            hold, piece, held = False, held, ""
+                        yield piece if written else _labelled(label, piece)
+                        written += piece
+                    own = written + held
+                    if held:
+                        written = self._in_question_language(held.strip())
+                        yield _labelled(label, written)
+                    self.model_text += _labelled(label, own) + end
                     tail = end if written else label + end
                     if tail:
                         yield tail
                     continue
-            text += line + end
+            self.model_text += line + end
             yield line + end
 
     def _from_reply(self, reply: Iterator[str]) -> Iterator[str]:
         """The answer's lines from one whole reply (see the module docstring), line by line."""
         body = [ln.strip() for ln in "".join(reply).split("\n") if ln.strip()]
-        text = ""
         for i, label in enumerate(self.labels):
             end = "\n" if i < len(self.labels) - 1 else ""
             own = body[i] if i < len(body) else ""
-            line = _labelled(label, own[len(label) :].strip() if own.startswith(label) else own)
+            own = own[len(label) :].strip() if own.startswith(label) else own
+            line = _labelled(label, own)
+            shown = line
             if i == self.style.source_line:
-                line = self._cited(i, text) or self._checked(line)
-            text += line + end
-            yield line + end
+                line = shown = self._cited(i) or self._checked(line)
+            elif i == self.style.answer_line and self.translate is not None and own:
+                shown = _labelled(label, self._in_question_language(own))
+            self.model_text += line + end
+            yield shown + end
 
-    def _cited(self, i: int, text: str) -> str | None:
-        """Line ``i`` written from the citations of ``text`` (the answer so far) when it is the
-        source line of a retrieval answer that cites something; else None."""
+    def _cited(self, i: int) -> str | None:
+        """Line ``i`` written from the citations of the answer so far (as the model wrote it) when
+        it is the source line of a retrieval answer that cites something; else None."""
         if i != self.style.source_line or not self.passages or self.source is None:
             return None
-        named = list(self.source(text))
+        named = list(self.source(self.model_text))
         return self.style.source_text(self.lang, named) if named else None
+
+    def _in_question_language(self, line: str) -> str:
+        """``line`` translated into the question's language when it is prose in another language
+        and the translation is usable (``domain.answer_language``); else ``line``."""
+        if self.translate is None or not needs_translation(line, self.lang):
+            return line
+        translated = self.translate(line, self.lang)
+        if not translated:
+            return line
+        self.translated_from = line
+        return translated
 
     def _checked(self, line: str) -> str:
         if not self.passages:

@@ -80,6 +80,7 @@ def score_answer(answer: Answer, row: Mapping[str, Any], style: StyleProfile = N
         "fact_recall_text": fact_recall(answer.text, facts),
         "evidence_recall": fact_recall(answer.evidence.sentence, facts) if answer.evidence else None,
         "evidence": answer.evidence.sentence if answer.evidence else None,
+        "translated_from": answer.translated_from or None,
         "rouge_l": rouge_l(answer.text, reference) if reference else None,
         "format": fmt,
         "citation_precision": precision,

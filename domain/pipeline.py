@@ -5,7 +5,9 @@ the ports (a ``Retriever``, a ``Generator``, an embed function for the correctio
 Order of work for one question: correction memory (a near-duplicate corrected before is answered
 at once), retrieval (only when the mode or the router needs it), the route, the prompt, the
 quoted evidence when quoting is on (``domain.evidence``), the answer's lines streamed as the
-model writes them (``domain.answer_format``), then citations and warnings. ``compare`` answers in all four modes over one shared
+model writes them (``domain.answer_format``; an answer line in another language than the
+question's put into it by ``translate_line``, ``domain.answer_language``), then citations and
+warnings. ``compare`` answers in all four modes over one shared
 retrieval. The shapes it hands back live in ``domain.answer_stream`` (re-exported here); building
 the real ports from settings is ``app.wiring.answer``'s job.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 from domain import evidence
 from domain.answer_format import LineWriter
+from domain.answer_language import LineTranslator
 from domain.answer_stream import AUTO, AnswerStream, Comparison, Retrieval, parse_mode, stream_of
 from domain.citations import DEFAULT_THRESHOLD, attach_citations
 from domain.corrections import CorrectionStore, EmbedFn
@@ -110,6 +113,9 @@ class Assistant:
     clock: Clock = time.perf_counter
     # Ranks the sentences a quote may be (``domain.evidence.ranked``); None = no ranking.
     sentence_scorer: evidence.SentenceScorer | None = None
+    # Puts an answer line written in another language than the question's into the question's
+    # (``domain.answer_language``); None = answer lines stay as the model wrote them.
+    translate_line: LineTranslator | None = None
 
     def __post_init__(self) -> None:
         if self.adapter is None:
@@ -217,7 +223,13 @@ class Assistant:
             cited = quoted if prefill else attach_citations(text, passages, threshold=threshold)
             return list(dict.fromkeys(c.path for c in cited))
 
-        writer = LineWriter(self.options.style, prompt_lang(question), passages=passages, source=source)
+        writer = LineWriter(
+            self.options.style,
+            prompt_lang(question),
+            passages=passages,
+            source=source,
+            translate=self.translate_line,
+        )
         for piece in writer.write(
             self.generator,
             prompt.messages,
@@ -236,14 +248,16 @@ class Assistant:
             retrieval_s=retrieval.retrieval_s,
             first_token_s=first if first is not None else total,
             total_s=total,
-            tokens=self.generator.count_tokens(text) if text else 0,
+            tokens=self.generator.count_tokens(writer.model_text) if text else 0,
         )
         if not mode.uses_retrieval:
             citations = []
         elif prefill:  # the quote's passages are the citations, by construction
             citations = quoted
-        else:
-            citations = attach_citations(text, prompt.passages, threshold=self.options.citation_threshold)
+        else:  # found from the model's own words, not from a translation of its answer line
+            citations = attach_citations(
+                writer.model_text.strip(), prompt.passages, threshold=self.options.citation_threshold
+            )
         return Answer(
             question=question,
             mode=mode,
@@ -255,6 +269,7 @@ class Assistant:
             warnings=self._warnings(mode, prompt, retrieval) + writer.warnings,
             evidence=quoted[0] if quoted else None,
             searched_as=dict(retrieval.searched_as) if mode.uses_retrieval else {},
+            translated_from=writer.translated_from,
         )
 
     def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[list[Citation], str]:

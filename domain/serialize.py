@@ -124,6 +124,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "warnings": list(answer.warnings),
         "evidence": citation_to_json(answer.evidence) if answer.evidence else None,
         "searched_as": dict(answer.searched_as),
+        "translated_from": answer.translated_from,
     }
 
 
@@ -152,6 +153,7 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
             warnings=[str(w) for w in data.get("warnings", [])],
             evidence=citation_from_json(data["evidence"]) if data.get("evidence") else None,
             searched_as={str(k): str(v) for k, v in (data.get("searched_as") or {}).items()},
+            translated_from=str(data.get("translated_from") or ""),
         )
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataError(f"not a stored answer ({e}) — ask the question again") from e

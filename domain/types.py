@@ -115,3 +115,6 @@ class Answer:
     evidence: Citation | None = None
     # The question as translated for searching passages in other languages (language -> text).
     searched_as: dict[str, str] = field(default_factory=dict)
+    # The answer line as the model wrote it, when ``text`` shows it translated into the question's
+    # language (``domain.answer_language``); else empty.
+    translated_from: str = ""

@@ -89,6 +89,7 @@ class FakeStream:
             searched_as={"en": "How long is annual leave?"}
             if self.decision.mode.uses_retrieval and "年假" in self.question
             else {},
+            translated_from="Annual leave is <b>15</b> days." if "年假" in self.question else "",
         )
 
 

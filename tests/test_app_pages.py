@@ -125,6 +125,10 @@ def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):  #
     captions = [c.value for c in at.caption]
     assert any("English passages were searched with the question translated" in c for c in captions)
     assert any("How long is annual leave?" in c for c in captions)
+    # the answer line as the model wrote it, under the translation shown, as plain text
+    assert any("Answer line translated into Simplified Chinese" in c for c in captions)
+    assert "Annual leave is <b>15</b> days." in texts(at)
+    assert not at.get("html")
 
 
 def test_ask_tells_how_to_search_other_languages_when_no_model_translates(fakes):

@@ -14,7 +14,7 @@ from app.views.common import collection_style, shown_errors
 from app.views.text import best_sentence, escaped_stream, mark_span, md_escape, seconds, where
 from domain.crosslingual import LANGUAGE_NAMES
 from domain.router import MODE_LABELS
-from domain.style import format_score
+from domain.style import detect_lang, format_score
 
 if TYPE_CHECKING:
     from app.views.services import AnswerStream, AskBackend
@@ -78,6 +78,13 @@ def show_answer_body(answer: Answer) -> None:
         st.caption(md_escape(f"Evidence, quoted word for word from {where(e.path, e.heading)}:"))
         st.code(e.sentence, language=None, wrap_lines=True)
     st.markdown(md_escape(answer.text))
+    if answer.translated_from:
+        lang = LANGUAGE_NAMES.get(detect_lang(answer.question), "the question's language")
+        st.caption(
+            md_escape(f"Answer line translated into {lang} by a local model. As the model wrote it:"),
+            help="answer.translate_answers in settings; citations come from the model's own line",
+        )
+        st.text(answer.translated_from)
     for w in answer.warnings:
         st.warning(md_escape(w))
 

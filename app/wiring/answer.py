@@ -129,8 +129,9 @@ def build_assistant(
         IndexMismatchError: the index was built with other settings.
         ConfigError: the stored router thresholds are unreadable.
     """
-    from app.wiring.generation import build_translator
+    from app.wiring.generation import build_line_translator, build_translator
     from app.wiring.index import build_retriever, query_embedder
+    from domain.answer_language import line_translator
     from domain.corrections import CorrectionStore
     from domain.crosslingual import TranslatingRetriever
     from domain.pipeline import Assistant
@@ -152,6 +153,7 @@ def build_assistant(
         if translate is not None:
             retriever = TranslatingRetriever(retriever, translate)
     generator = build_generator(settings, adapter_dir=adapter_dir)
+    translate_line = build_line_translator(settings)
     return Assistant(
         retriever=retriever,
         generator=generator,
@@ -161,6 +163,7 @@ def build_assistant(
         thresholds=RouterThresholds.load(router_path(settings)),
         adapter=adapter_state(settings, generator, adapter_dir),
         sentence_scorer=sentence_scorer(embedder),
+        translate_line=line_translator(translate_line) if translate_line is not None else None,
     )
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.wiring.active_adapter import current_adapter, require_fit
 from app.wiring.models import base_gguf_path, base_hf_path, largest_ready_gguf, profile
+from domain.answer_language import line_translation_messages
 from domain.crosslingual import Translate, translation_messages
 from domain.errors import ConfigError, ModelMissingError
 
 if TYPE_CHECKING:
-    from domain.ports import Generator
+    from domain.ports import Generator, Message
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ LORA_GGUF = "lora.gguf"
 SEED = 0
 TRANSLATE_CTX = 512  # a question and its translation; its own context keeps the answer's prefix warm
 TRANSLATE_TOKENS = 96
+TRANSLATE_LINE_TOKENS = 192  # an answer line of up to about 60 English words, in Chinese
 ANSWERING_MODEL = "the answering model"  # translator_label when no translating profile is set up
 
 _build_lock = threading.Lock()
@@ -164,7 +167,24 @@ def build_translator(settings: Settings) -> Translate | None:
     """What translates questions for searching other languages (``index.translate_questions``):
     the largest profile set up that translates well, on llama.cpp without an adapter, in a context
     of its own; with "on" and no such profile, the answering model; None: no translation."""
-    label = translator_label(settings)
+    return _translator(settings, translator_label(settings), translation_messages, TRANSLATE_TOKENS)
+
+
+def build_line_translator(settings: Settings) -> Translate | None:
+    """What puts an answer line written in another language into the question's
+    (``answer.translate_answers``; the same models as ``build_translator``), or None."""
+    label = translator_label(settings, settings.answer.translate_answers)
+    return _translator(settings, label, line_translation_messages, TRANSLATE_LINE_TOKENS)
+
+
+def _translator(
+    settings: Settings,
+    label: str | None,
+    messages: Callable[[str, str], list[Message]],
+    max_new_tokens: int,
+) -> Translate | None:
+    """(text, language) -> the first line of the reply of the model ``label`` names to
+    ``messages(text, language)``; None when ``label`` is None."""
     if label is None:
         return None
     if label == ANSWERING_MODEL:
@@ -175,11 +195,9 @@ def build_translator(settings: Settings) -> Translate | None:
         with _build_lock:
             model = _cached_generator("llama_cpp", path, None, None, gen.n_threads, TRANSLATE_CTX)
 
-    def translate(question: str, lang: str) -> str:
+    def translate(text: str, lang: str) -> str:
         pieces: list[str] = []
-        stream = model.generate(
-            translation_messages(question, lang), adapter=False, max_new_tokens=TRANSLATE_TOKENS
-        )
+        stream = model.generate(messages(text, lang), adapter=False, max_new_tokens=max_new_tokens)
         try:
             for piece in stream:
                 pieces.append(piece)
@@ -194,11 +212,12 @@ def build_translator(settings: Settings) -> Translate | None:
     return translate
 
 
-def translator_label(settings: Settings) -> str | None:
-    """Which model translates questions (``build_translator``): the file name of a profile's GGUF
-    in the workspace's models folder, ``ANSWERING_MODEL``, or None (no translation). Part of the
-    gate's fingerprint: it moves the ranking."""
-    mode = settings.index.translate_questions
+def translator_label(settings: Settings, mode: str | None = None) -> str | None:
+    """Which model translates questions (``build_translator``; or answer lines, with ``mode`` =
+    ``answer.translate_answers``): the file name of a profile's GGUF in the workspace's models
+    folder, ``ANSWERING_MODEL``, or None (no translation). Part of the gate's fingerprint: it
+    moves the ranking and the answers."""
+    mode = mode or settings.index.translate_questions
     if mode == "off":
         return None
     path = largest_ready_gguf(settings, translating=True)

@@ -170,6 +170,7 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
         "retrieval": RETRIEVAL_VERSION,
         "index_generation": gen.name if gen else None,
         "translator": translator_label(settings),
+        "answer_translator": translator_label(settings, settings.answer.translate_answers),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
