@@ -28,6 +28,7 @@ itself dropped, and everything after the last label's line left out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from domain.answer_language import LineTranslator, needs_translation, reads_as
@@ -54,6 +55,7 @@ class LineWriter:
         passages: Sequence[Hit] = (),
         source: SourceFn | None = None,
         translate: LineTranslator | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.style, self.lang = style, lang
         self.labels = style.labels_for(lang)
@@ -65,6 +67,11 @@ class LineWriter:
         # line), and that line's own body when it was translated (``domain.answer_language``).
         self.model_text = ""
         self.translated_from = ""
+        # When the model's first piece came (on ``clock``) if it was held back, and the seconds
+        # spent translating.
+        self.clock = clock
+        self.first_piece_at: float | None = None
+        self.translate_s = 0.0
 
     def write(
         self,
@@ -116,6 +123,8 @@ class LineWriter:
                         left -= used
                         if not piece:
                             continue
+                        if hold and self.first_piece_at is None:  # shown later than written
+                            self.first_piece_at = self.clock()
                         if hold:
                             held += piece
                             if not reads_as(held, self.lang):
@@ -164,7 +173,9 @@ class LineWriter:
         and the translation is usable (``domain.answer_language``); else ``line``."""
         if self.translate is None or not needs_translation(line, self.lang):
             return line
+        start = self.clock()
         translated = self.translate(line, self.lang)
+        self.translate_s += self.clock() - start
         if not translated:
             return line
         self.translated_from = line

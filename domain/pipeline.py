@@ -229,6 +229,7 @@ class Assistant:
             passages=passages,
             source=source,
             translate=self.translate_line,
+            clock=self.clock,
         )
         for piece in writer.write(
             self.generator,
@@ -249,6 +250,8 @@ class Assistant:
             first_token_s=first if first is not None else total,
             total_s=total,
             tokens=self.generator.count_tokens(writer.model_text) if text else 0,
+            model_first_s=None if writer.first_piece_at is None else writer.first_piece_at - start,
+            translate_s=writer.translate_s,
         )
         if not mode.uses_retrieval:
             citations = []
@@ -371,3 +374,4 @@ class Assistant:
             original=answer.text,
             passages=answer.passages,
         )
+

@@ -108,6 +108,8 @@ def timing_to_json(t: Timing) -> dict[str, Any]:
         "total_s": t.total_s,
         "tokens": t.tokens,
         "tokens_per_s": t.tokens_per_s,
+        "model_first_s": t.model_first_s,
+        "translate_s": t.translate_s,
     }
 
 
@@ -148,6 +150,8 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
                 first_token_s=float(t.get("first_token_s", 0.0)),
                 total_s=float(t.get("total_s", 0.0)),
                 tokens=int(t.get("tokens", 0)),
+                model_first_s=None if t.get("model_first_s") is None else float(t["model_first_s"]),
+                translate_s=float(t.get("translate_s") or 0.0),
             ),
             from_correction=bool(data.get("from_correction", False)),
             warnings=[str(w) for w in data.get("warnings", [])],

@@ -88,13 +88,18 @@ class Timing:
     """Where an answer's time went, in seconds, plus generation throughput."""
 
     retrieval_s: float = 0.0
-    first_token_s: float = 0.0
+    first_token_s: float = 0.0  # the first piece shown
     total_s: float = 0.0
     tokens: int = 0
+    # The model's own first piece, when the first piece shown came later (an answer line held
+    # back for translation), and the time spent translating that line.
+    model_first_s: float | None = None
+    translate_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
-        gen_s = self.total_s - self.first_token_s
+        start = self.first_token_s if self.model_first_s is None else self.model_first_s
+        gen_s = self.total_s - start - self.translate_s
         return self.tokens / gen_s if gen_s > 0 and self.tokens > 1 else 0.0
 
 

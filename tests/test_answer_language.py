@@ -23,7 +23,7 @@ from domain.router import AdapterState
 from domain.serialize import answer_from_json, answer_to_json
 from domain.style import NEUTRAL
 from domain.types import Mode
-from tests.fakes_answer import FakeGenerator, FakeRetriever, make_chunk, make_hit
+from tests.fakes_answer import FakeGenerator, FakeRetriever, StepClock, make_chunk, make_hit
 
 PAM = make_hit(
     make_chunk("pam-1", "ch04.en.html", "Configuration errors of PAM may lock you out of your own system."), 1
@@ -196,12 +196,14 @@ def test_the_assistant_shows_the_translation_and_cites_from_the_models_line() ->
         lines.append((line, lang))
         return IN_CHINESE
 
+    clock = StepClock(1.0)
     a = Assistant(
         retriever=FakeRetriever(fixed=english),
         generator=FakeGenerator(adapter_loaded=False),
         options=AssistantOptions(low_score_warning=0.6),
         adapter=AdapterState(active=False),
         translate_line=translate,
+        clock=clock,
     )
     answer = a.answer("PAM 配置错了会怎样？", "rag")
     assert answer.mode == Mode.RAG
@@ -210,8 +212,12 @@ def test_the_assistant_shows_the_translation_and_cites_from_the_models_line() ->
     assert lines and lines[0][1] == "zh"
     assert [c.path for c in answer.citations] == ["ch04.en.html"]  # found from the English line
     assert "【ch04.en.html】" in answer.text
+    # the line shows only once translated: throughput is the model's, not the wait for the line
+    t = answer.timing
+    assert t.model_first_s is not None and t.model_first_s < t.first_token_s and t.translate_s == 1.0
+    assert t.tokens_per_s == t.tokens / (t.total_s - t.model_first_s - t.translate_s)
     stored = answer_from_json(answer_to_json(answer))
-    assert stored.translated_from == answer.translated_from
+    assert stored.translated_from == answer.translated_from and stored.timing == answer.timing
     old = answer_to_json(answer)
     del old["translated_from"]  # answers saved before this read as before
     assert answer_from_json(old).translated_from == ""

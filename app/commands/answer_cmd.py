@@ -157,6 +157,7 @@ def _print_details(answer: Answer, answer_id: str, model: str) -> None:
         print(
             f"timing: retrieval {t.retrieval_s:.2f} s · first token {t.first_token_s:.2f} s · "
             f"total {t.total_s:.2f} s · {t.tokens_per_s:.1f} tokens/s"
+            + (f" · answer line translated in {t.translate_s:.2f} s" if t.translate_s else "")
         )
     for w in answer.warnings:
         print(f"warning: {one_line(w)}", file=sys.stderr)

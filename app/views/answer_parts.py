@@ -59,6 +59,8 @@ def answer_facts(answer: Answer) -> str:
     if answer.mode.uses_retrieval:
         parts.append(f"retrieval {seconds(t.retrieval_s)}")
     parts += [f"first token {seconds(t.first_token_s)}", f"total {seconds(t.total_s)}"]
+    if t.translate_s:
+        parts.append(f"answer line translated in {seconds(t.translate_s)}")
     if t.tokens_per_s:
         parts.append(f"{t.tokens_per_s:.1f} tokens/s")
     parts.append(f"format score {format_score(answer.text, style=collection_style()):.2f}")
