@@ -374,4 +374,3 @@ class Assistant:
             original=answer.text,
             passages=answer.passages,
         )
-
