@@ -77,17 +77,20 @@ def needs_translation(line: str, lang: str) -> bool:
 def reads_as(prefix: str, lang: str) -> bool:
     """Whether the start of an answer line already reads as ``lang`` (so it can be shown as it
     comes): for Chinese, two CJK characters and no more English words than CJK characters; for
-    English, an English word before any CJK character.
+    English, ``MIN_PROSE_WORDS`` English words before any CJK character (a Chinese line may start
+    with a name).
 
-    >>> reads_as("Harbor Pro 按每", "zh"), reads_as("Harbor Pro 按", "zh"), reads_as("The default", "en")
+    >>> reads_as("Harbor Pro 按每", "zh"), reads_as("Harbor Pro 按", "zh"), reads_as("The default is", "en")
     (True, False, True)
+    >>> reads_as("Debian 将上述", "en"), reads_as("The default", "en")
+    (False, False)
     >>> reads_as("15 ", "en"), reads_as("年假", "en")
     (False, False)
     """
     if lang == "zh":
         cjk = len(CJK_RE.findall(prefix))
         return cjk >= 2 and cjk >= prose_words(prefix)
-    return bool(re.search(r"[A-Za-z]{2}", CJK_RE.split(prefix, maxsplit=1)[0]))
+    return prose_words(CJK_RE.split(prefix, maxsplit=1)[0]) >= MIN_PROSE_WORDS
 
 
 def kept_terms(line: str) -> list[str]:

@@ -181,7 +181,8 @@ def test_the_translation_request_names_the_language_and_keeps_codes() -> None:
 def test_what_reads_as_a_language_and_what_needs_translating() -> None:
     assert reads_as("PAM 的配", "zh") and not reads_as("PAM 的", "zh")
     assert not reads_as("Errors in PAM may lock you out（见", "zh")
-    assert reads_as("Annual leave", "en") and not reads_as("年假", "en") and not reads_as("15 ", "en")
+    assert reads_as("Annual leave is", "en") and not reads_as("年假", "en") and not reads_as("15 ", "en")
+    assert not reads_as("Debian 将上述各种", "en")
     assert needs_translation("Some quotes for new users", "zh")
     assert not needs_translation("配置错误的 PAM 可以锁定你自己的系统。", "zh")
     assert needs_translation("年假为每年十五个工作日。", "en")
