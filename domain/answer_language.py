@@ -35,6 +35,11 @@ _WORD_RE = re.compile(r"^[A-Za-z]+(?:'[a-z]+)?$")
 # A token that must come through a translation unchanged: it holds a digit or a character of code
 # or paths (the rest of the line is words, which a translation changes).
 _KEPT_RE = re.compile(r"[0-9/\\_$=<>|@#%&*~`+]|^-{1,2}[A-Za-z]|\w\.\w|\w\(\d|\w::?\w")
+# A capitalised word (letters, and digits, + or - after its first letter); one with a capital
+# after its first letter is a name on its own.
+_NAME_RE = re.compile(r"^[A-Z][A-Za-z0-9+-]*[A-Za-z0-9+]$")
+_INNER_CAPITAL_RE = re.compile(r"^[A-Za-z][a-z0-9+-]*[A-Z][A-Za-z0-9+-]*$")
+_CLOSING = ")]}\"'”’」》"
 # A line that is a command at a shell prompt is never translated.
 _PROMPT_RE = re.compile(r"^[$#]\s")
 
@@ -95,18 +100,42 @@ def reads_as(prefix: str, lang: str) -> bool:
 
 def kept_terms(line: str) -> list[str]:
     """The tokens a translation of ``line`` must keep as they are: those with a digit or a
-    character of code, paths or options.
+    character of code, paths or options, and names — a word with a capital after its first letter
+    (TeX, GNOME, PostScript) or two or more capitalised words in a row inside a sentence (Donald
+    Knuth, Harbor Pro). A single capitalised word may be a title word a translation renders
+    ("See Section 1.5.2").
 
     >>> kept_terms("Run `apt-get update` then edit /etc/apt/sources.list (version 2.100).")
     ['/etc/apt/sources.list', '2.100']
     >>> kept_terms("Use tune2fs(8) with -O ^has_journal")
     ['tune2fs(8', '-O', '^has_journal']
+    >>> kept_terms("TeX was made by Donald Knuth. See Section 5. Debian Reference covers PostScript tools")
+    ['TeX', 'Donald', 'Knuth', '5', 'PostScript']
     """
-    out = []
-    for tok in line.split():
-        tok = tok.strip(_EDGE)
-        if tok and _KEPT_RE.search(tok) and tok not in out:
-            out.append(tok)
+    out: list[str] = []
+    run: list[str] = []  # capitalised words in a row, inside a sentence
+
+    def keep(*toks: str) -> None:
+        out.extend(t for t in toks if t not in out)
+
+    starts = True  # the next word starts a sentence
+    for raw in line.split():
+        tok = raw.strip(_EDGE)
+        if not tok:
+            continue
+        if _KEPT_RE.search(tok) or _INNER_CAPITAL_RE.match(tok):
+            keep(tok)
+        if not starts and _NAME_RE.match(tok) and raw == tok:
+            run.append(tok)
+        else:
+            if not starts and _NAME_RE.match(tok):
+                run.append(tok)  # the last word of a run may carry punctuation
+            if len(run) >= 2:
+                keep(*run)
+            run = []
+        starts = raw.rstrip(_CLOSING).endswith((".", "!", "?", "。", "！", "？"))
+    if len(run) >= 2:
+        keep(*run)
     return out
 
 
