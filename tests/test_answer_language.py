@@ -233,9 +233,8 @@ def test_the_assistant_shows_the_translation_and_cites_from_the_models_line() ->
     assert same.citations == answer.citations
 
 
-def test_answer_lines_are_translated_by_the_model_that_translates_questions(
-    cli_env, tiny_models, monkeypatch
-) -> None:  # noqa: ARG001
+@pytest.mark.usefixtures("cli_env")
+def test_answer_lines_are_translated_by_the_model_that_translates_questions(tiny_models, monkeypatch) -> None:
     import shutil
 
     from adapters.base_model import PROFILES
