@@ -40,6 +40,7 @@ _KEPT_RE = re.compile(r"[0-9/\\_$=<>|@#%&*~`+]|^-{1,2}[A-Za-z]|\w\.\w|\w\(\d|\w:
 _NAME_RE = re.compile(r"^[A-Z][A-Za-z0-9+-]*[A-Za-z0-9+]$")
 _INNER_CAPITAL_RE = re.compile(r"^[A-Za-z][a-z0-9+-]*[A-Z][A-Za-z0-9+-]*$")
 _CLOSING = ")]}\"'”’」》"
+TABLE_CELL = " | "  # between the cells of a table row in a passage (``index`` writes rows so)
 # A line that is a command at a shell prompt is never translated.
 _PROMPT_RE = re.compile(r"^[$#]\s")
 
@@ -185,13 +186,19 @@ def _written_in(text: str, lang: str) -> bool:
 
 def line_translator(translate: Translate) -> LineTranslator:
     """``translate`` (raw model output for a text and a language) as a ``LineTranslator``: the
-    cleaned translation, or None when it is unusable or the model failed."""
+    cleaned translation, or None when it is unusable or the model failed. A table row (cells
+    joined by " | ", as the index writes tables) has only its last cell translated: the cells
+    before it are names, versions and sizes, kept as they are by construction."""
 
     def translated(line: str, lang: str) -> str | None:
+        head, sep, last = line.rpartition(TABLE_CELL)
+        if sep and not needs_translation(last, lang):
+            return None
         try:
-            return clean_line_translation(translate(line, lang), line, lang)
+            text = clean_line_translation(translate(last, lang), last, lang)
         except Exception as e:  # noqa: BLE001 — any model failure: the line stays as written
             logger.warning("could not translate the answer line into %s (%s); kept as written", lang, e)
             return None
+        return head + sep + text if text else None
 
     return translated

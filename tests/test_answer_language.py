@@ -172,6 +172,27 @@ def test_a_failing_translator_keeps_the_line_as_written() -> None:
     ) == ("PAM 出错可能把你锁在外面。")
 
 
+def test_a_table_row_has_only_its_last_cell_translated() -> None:
+    asked: list[str] = []
+
+    def translate(text: str, _lang: str) -> str:
+        asked.append(text)
+        return (
+            "进化 | 470 | X GUI 程序（GNOME3，群件套件）" if "|" in text else "X GUI 程序（GNOME3，群件套件）"
+        )
+
+    row = "evolution | V:28, I:226 | 470 | X GUI program (GNOME3, groupware suite)"
+    assert (
+        line_translator(translate)(row, "zh")
+        == "evolution | V:28, I:226 | 470 | X GUI 程序（GNOME3，群件套件）"
+    )
+    assert asked == ["X GUI program (GNOME3, groupware suite)"]  # the package name never went to the model
+    assert (
+        line_translator(translate)("package | popcon | size | description", "zh") is None
+    )  # nothing to translate
+    assert len(asked) == 1
+
+
 def test_the_translation_request_names_the_language_and_keeps_codes() -> None:
     system, user = line_translation_messages("Errors in PAM may lock you out.", "zh")
     assert "Simplified Chinese" in system["content"] and "commands" in system["content"]
