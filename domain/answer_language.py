@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from domain.crosslingual import LANGUAGE_NAMES, MAX_LENGTH_RATIO, Translate
+from domain.crosslingual import MAX_LENGTH_RATIO, Translate, translation_messages
 from domain.ports import Message
 from domain.style import CJK_RE
 
@@ -142,12 +142,7 @@ def kept_terms(line: str) -> list[str]:
 
 def line_translation_messages(line: str, lang: str) -> list[Message]:
     """The chat that asks a model for the answer ``line`` in ``lang`` and nothing else."""
-    name = LANGUAGE_NAMES.get(lang, lang)
-    system = (
-        f"Translate the user's text into {name}. Keep product names, codes, numbers, commands, "
-        f"options and file names exactly as they are. Reply with the {name} text only, on one line."
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": line}]
+    return translation_messages(line, lang, what="text", end=", on one line")
 
 
 def clean_line_translation(raw: str, line: str, lang: str) -> str | None:

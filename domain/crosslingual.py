@@ -46,14 +46,15 @@ class SearchesTranslated(Protocol):
     def search_languages(self) -> list[str]: ...
 
 
-def translation_messages(question: str, lang: str) -> list[Message]:
-    """The chat that asks a model for ``question`` in ``lang`` and nothing else."""
+def translation_messages(text: str, lang: str, *, what: str = "question", end: str = "") -> list[Message]:
+    """The chat that asks a model for ``text`` (a ``what``: a question, an answer line) in ``lang``
+    and nothing else; ``end`` is added to the reply's instruction."""
     name = LANGUAGE_NAMES.get(lang, lang)
     system = (
-        f"Translate the user's question into {name}. Keep product names, codes, numbers, commands, "
-        f"options and file names exactly as they are. Reply with the {name} question only."
+        f"Translate the user's {what} into {name}. Keep product names, codes, numbers, commands, "
+        f"options and file names exactly as they are. Reply with the {name} {what} only{end}."
     )
-    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
 def clean_translation(raw: str, question: str, lang: str) -> str | None:

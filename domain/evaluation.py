@@ -178,6 +178,7 @@ def summarize_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "combined": _mean([r["combined"] for r in results]),
         "first_token_s_p50": _median([r["first_token_s"] for r in results]),
         "tokens_per_s": _median([r["tokens_per_s"] for r in results if r["tokens_per_s"] > 0]),
+        "translated": sum(1 for r in results if r.get("translated_from")),
     }
 
 
@@ -273,6 +274,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         )
     for mode, why in report.get("skipped_modes", {}).items():
         lines.append(f"\n{mode} not evaluated: {why}.")
+    translated = [
+        f"{name} {m['translated']} of {m['n']}" for name, m in report["modes"].items() if m.get("translated")
+    ]
+    if translated:
+        lines.append(
+            "\nAnswer lines shown translated into the question's language (the model wrote them in "
+            f"another): {', '.join(translated)}."
+        )
     router = report.get("router")
     if router and "agreement" in router:  # a run without "auto" has only a refit's note, if that
         lines += [

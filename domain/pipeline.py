@@ -7,9 +7,12 @@ at once), retrieval (only when the mode or the router needs it), the route, the 
 quoted evidence when quoting is on (``domain.evidence``), the answer's lines streamed as the
 model writes them (``domain.answer_format``; an answer line in another language than the
 question's put into it by ``translate_line``, ``domain.answer_language``), then citations and
-warnings. ``compare`` answers in all four modes over one shared
-retrieval. The shapes it hands back live in ``domain.answer_stream`` (re-exported here); building
-the real ports from settings is ``app.wiring.answer``'s job.
+warnings. ``compare`` answers in all four modes over one shared retrieval. The shapes it hands
+back live in ``domain.answer_stream`` (re-exported here); building the real ports from settings is
+``app.wiring.answer``'s job.
+
+Its length (about 370 lines) is one class that orders the steps; each step's own logic lives in
+the module named beside it, so splitting the class would split that order across files.
 """
 
 from __future__ import annotations

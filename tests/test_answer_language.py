@@ -288,3 +288,26 @@ def test_answer_lines_are_translated_by_the_model_that_translates_questions(tiny
     assert generation.build_translator(load_settings()) is None  # questions: their own setting
     monkeypatch.setenv("HYBRID_ANSWER__TRANSLATE_ANSWERS", "off")
     assert generation.build_line_translator(load_settings()) is None
+
+
+def test_the_evaluation_counts_the_translated_answer_lines() -> None:
+    from domain.evaluation import build_report, evaluate_rows, render_markdown
+
+    none = AdapterState(active=False)
+    a = Assistant(
+        retriever=FakeRetriever(fixed=[make_hit(PAM.chunk, 1, dense=0.9, bm25=3.0)]),
+        generator=FakeGenerator(adapter_loaded=False),
+        options=AssistantOptions(low_score_warning=0.6),
+        adapter=none,
+        translate_line=lambda _line, _lang: IN_CHINESE,
+    )
+    row = {"id": "z1", "lang": "zh", "kind": "fact", "question": "PAM 配置错了会怎样？", "key_facts": ["PAM"]}
+    results = evaluate_rows(
+        [row, {**row, "id": "e1", "lang": "en", "question": "What if PAM is wrong?"}], a, ["rag"]
+    )
+    assert results[0]["results"]["rag"]["translated_from"].startswith("Configuration errors of PAM")
+    assert results[1]["results"]["rag"]["translated_from"] is None
+    report = build_report(results, ["rag"], none)
+    assert report["modes"]["rag"]["translated"] == 1
+    assert "Answer lines shown translated into the question's language" in render_markdown(report)
+    assert "rag 1 of 2" in render_markdown(report)
