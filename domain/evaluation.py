@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from domain.citations import cited_paths
+from domain.errors import DataError
 from domain.metrics import citation_precision, fact_recall, normalize_source, rouge_l
 from domain.pipeline import AUTO, Retrieval, parse_mode
 from domain.progress import ProgressFn, no_progress
@@ -240,15 +241,28 @@ def build_report(
 
 
 def router_rows(rows: Sequence[Mapping[str, Any]], adapter: AdapterState) -> list[RouterRow]:
-    """The per-row results as ``fit_router`` input (features, adapter, combined score per mode)."""
-    return [
-        RouterRow(
-            features=RouteFeatures.from_json(r["features"]),
-            adapter=adapter,
-            scores={m: float(res["combined"]) for m, res in r["results"].items()},
-        )
-        for r in rows
-    ]
+    """The per-row results as ``fit_router`` input (features, adapter, combined score per mode).
+
+    Raises:
+        DataError: a row lacks its router features or a mode's combined score (a saved run
+            edited by hand, or not written by `hybrid eval`).
+    """
+    out = []
+    for i, r in enumerate(rows, start=1):
+        try:
+            out.append(
+                RouterRow(
+                    features=RouteFeatures.from_json(r["features"]),
+                    adapter=adapter,
+                    scores={m: float(res["combined"]) for m, res in r["results"].items()},
+                )
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(
+                f"row {i} of the run has no usable router features or scores ({type(e).__name__}: {e}) "
+                "— pass a modes-*.rows.jsonl written by `hybrid eval`"
+            ) from e
+    return out
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -234,6 +234,20 @@ def test_refit_fits_the_router_again_from_a_saved_run_without_models(ws, capsys,
     assert RouterThresholds.load(root / "router.json") != RouterThresholds()
     assert main(["eval", "--refit", str(tmp_path / "missing.rows.jsonl")]) == 2
     assert "cannot read the saved run" in capsys.readouterr().err
+    # a row whose router features were edited away: one line naming the row, nothing written
+    rows = [json.loads(line) for line in run.read_text().splitlines()]
+    del rows[1]["features"]["dense_top"]
+    broken = run.with_name("modes-broken.rows.jsonl")
+    broken.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.with_name(run.name.removesuffix(".rows.jsonl") + ".json").replace(
+        broken.with_name("modes-broken.json")
+    )
+    before = (root / "router.json").read_text()
+    assert main(["eval", "--refit", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "row 2 of the run has no usable router features" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert (root / "router.json").read_text() == before
 
 
 def test_eval_rejects_unknown_modes(ws, capsys, tmp_path) -> None:  # noqa: ARG001

@@ -186,7 +186,12 @@ def run_refit(args: argparse.Namespace, settings: Settings) -> int:
             f"cannot read the saved run {rows_path} and its report {report_path.name}: {e} — "
             "pass a modes-*.rows.jsonl file written by `hybrid eval`"
         ) from e
-    adapter = AdapterState(**report.get("adapter", {}))
+    try:
+        adapter = AdapterState(**report.get("adapter", {}))
+    except (TypeError, AttributeError) as e:
+        raise ConfigError(
+            f"the report {report_path.name} names no usable adapter state ({e}) — run `hybrid eval` again"
+        ) from e
     _fit_and_save(settings, report, results, adapter, RouterThresholds())
     report["router"]["fitted"]["refit_from"] = str(rows_path)
     return _write_report(settings, args, report, results)
