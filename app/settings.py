@@ -127,6 +127,14 @@ class AnswerSettings(BaseModel):
     low_score_warning: float = Field(
         0.80, description="Warn when the best passage's dense score is below this."
     )
+    other_language_model: Literal["auto", "off"] = Field(
+        "auto",
+        description="In the retrieval modes, a question whose best passage is in another language "
+        "than the question is answered by the largest profile set up that translates well, when it "
+        "is larger than the answering profile (its own adapter for the collection in the tuned "
+        "modes, else the answering profile answers); the reason line says so. off: the answering "
+        "profile answers every question.",
+    )
     translate_answers: Literal["auto", "on", "off"] = Field(
         "auto",
         description="An answer line the model wrote as prose in another language than the "

@@ -119,6 +119,11 @@ class Assistant:
     # Puts an answer line written in another language than the question's into the question's
     # (``domain.answer_language``); None = answer lines stay as the model wrote them.
     translate_line: LineTranslator | None = None
+    # A larger model that answers in the retrieval modes when the question and its best passage
+    # are in different languages (``other_language_label`` names it in the reason); None = the
+    # generator answers every question.
+    other_language_generator: TextGenerator | None = None
+    other_language_label: str = ""
 
     def __post_init__(self) -> None:
         if self.adapter is None:
@@ -218,7 +223,8 @@ class Assistant:
         start = self.clock()
         first: float | None = None
         parts: list[str] = []
-        quoted, prefill = self._quote(question, mode, prompt)
+        model, note = self._model_for(mode, question, prompt)
+        quoted, prefill = self._quote(question, mode, prompt, model)
         passages = prompt.passages if mode.uses_retrieval else []
         threshold = self.options.citation_threshold
 
@@ -235,7 +241,7 @@ class Assistant:
             clock=self.clock,
         )
         for piece in writer.write(
-            self.generator,
+            model,
             prompt.messages,
             adapter=mode.uses_adapter,
             max_new_tokens=self.options.max_new_tokens,
@@ -252,7 +258,7 @@ class Assistant:
             retrieval_s=retrieval.retrieval_s,
             first_token_s=first if first is not None else total,
             total_s=total,
-            tokens=self.generator.count_tokens(writer.model_text) if text else 0,
+            tokens=model.count_tokens(writer.model_text) if text else 0,
             model_first_s=None if writer.first_piece_at is None else writer.first_piece_at - start,
             translate_s=writer.translate_s,
         )
@@ -268,7 +274,7 @@ class Assistant:
             question=question,
             mode=mode,
             text=text,
-            reason=decision.reason,
+            reason=decision.reason + note,
             passages=list(prompt.passages),
             citations=citations,
             timing=timing,
@@ -278,12 +284,33 @@ class Assistant:
             translated_from=writer.translated_from,
         )
 
-    def _quote(self, question: str, mode: Mode, prompt: Prompt) -> tuple[list[Citation], str]:
+    def _model_for(self, mode: Mode, question: str, prompt: Prompt) -> tuple[TextGenerator, str]:
+        """The model that answers, and what the reason should add: the other-language model in a
+        retrieval mode whose best passage is in another language than the question (with its own
+        adapter for the tuned modes, else not at all); else the generator, adding nothing."""
+        other = self.other_language_generator
+        if other is None or not mode.uses_retrieval or not prompt.passages:
+            return self.generator, ""
+        if mode.uses_adapter and not other.has_adapter:
+            return self.generator, ""
+        lang = prompt_lang(question)
+        best = min(prompt.passages, key=lambda h: h.rank)
+        if best.chunk.lang == lang:
+            return self.generator, ""
+        names = {"en": "English", "zh": "Chinese"}
+        return other, (
+            f"; answered by {self.other_language_label or other.name}: the question is in "
+            f"{names.get(lang, lang)}, its best passage in {names.get(best.chunk.lang, best.chunk.lang)}"
+        )
+
+    def _quote(
+        self, question: str, mode: Mode, prompt: Prompt, model: TextGenerator
+    ) -> tuple[list[Citation], str]:
         """``evidence.quote_first`` in a retrieval mode with passages when quoting is on."""
         if not (self.options.quote_evidence and mode.uses_retrieval and prompt.passages):
             return [], ""
         return evidence.quote_first(
-            self.generator,
+            model,
             prompt,
             question,
             adapter=mode.uses_adapter,

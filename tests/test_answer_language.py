@@ -311,3 +311,38 @@ def test_the_evaluation_counts_the_translated_answer_lines() -> None:
     assert report["modes"]["rag"]["translated"] == 1
     assert "Answer lines shown translated into the question's language" in render_markdown(report)
     assert "rag 1 of 2" in render_markdown(report)
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_the_other_language_model_is_the_larger_translating_profile_when_set_up(
+    tiny_models, monkeypatch
+) -> None:
+    import shutil
+
+    from adapters.base_model import PROFILES
+    from app.settings import load_settings
+    from app.wiring import generation
+
+    monkeypatch.delenv("HYBRID_MODELS__BASE_GGUF", raising=False)
+    settings = load_settings()
+    settings.ws.models.mkdir(parents=True, exist_ok=True)
+
+    def set_up(key: str) -> None:
+        name = PROFILES[key].gguf_name
+        shutil.copyfile(tiny_models["gguf"], settings.ws.models / name)
+        (settings.ws.models / f"{name}.sha256").write_text("checked at setup\n", encoding="utf-8")
+
+    set_up("qwen")
+    assert generation.other_language_profile(load_settings()) is None  # nothing larger set up
+    set_up("qwen-1.5b")
+    assert generation.other_language_profile(load_settings()) == "qwen-1.5b"
+    model, label = generation.build_other_language_generator(load_settings())
+    assert model is not None and label == PROFILES["qwen-1.5b"].label
+    monkeypatch.setenv("HYBRID_MODELS__PROFILE", "qwen-1.5b")  # it answers everything already
+    assert generation.other_language_profile(load_settings()) is None
+    monkeypatch.delenv("HYBRID_MODELS__PROFILE")
+    monkeypatch.setenv("HYBRID_ANSWER__OTHER_LANGUAGE_MODEL", "off")
+    assert generation.build_other_language_generator(load_settings()) == (None, "")
+    monkeypatch.delenv("HYBRID_ANSWER__OTHER_LANGUAGE_MODEL")
+    monkeypatch.setenv("HYBRID_MODELS__BASE_GGUF", str(tiny_models["gguf"]))  # a model of one's own
+    assert generation.other_language_profile(load_settings()) is None

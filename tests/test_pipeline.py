@@ -483,3 +483,34 @@ def test_auto_judges_passages_found_by_a_translation_as_that_languages_matches()
     assert answer.reason.startswith(
         "Tuned + RAG: top passage 0.85 from hr/annual-leave.md under the question's English translation;"
     )
+
+
+def test_a_larger_model_answers_when_the_best_passage_is_in_another_language() -> None:
+    english = [make_hit(SAMPLE_CHUNKS[0], 1, dense=0.9, bm25=3.0)]
+    main, larger = FakeGenerator(adapter_loaded=True), FakeGenerator(adapter_loaded=True)
+    a = make(
+        retriever=FakeRetriever(fixed=english),
+        generator=main,
+        other_language_generator=larger,
+        other_language_label="Qwen 1.5B",
+    )
+    answer = a.answer("年假有多长？", "rag")
+    assert larger.calls and not main.calls
+    assert answer.reason.endswith(
+        "; answered by Qwen 1.5B: the question is in Chinese, its best passage in English"
+    )
+    assert a.answer("年假有多长？", "tuned_rag").reason.endswith("its best passage in English")
+    larger.calls.clear()
+    same = a.answer(Q, "rag")  # an English question over the English passage: the answering model
+    assert main.calls and not larger.calls and "answered by" not in same.reason
+    main.calls.clear()
+    assert a.answer("年假有多长？", "prompt").mode == Mode.PROMPT and main.calls and not larger.calls
+
+
+def test_without_its_own_adapter_the_larger_model_does_not_answer_the_tuned_modes() -> None:
+    english = [make_hit(SAMPLE_CHUNKS[0], 1, dense=0.9, bm25=3.0)]
+    main, larger = FakeGenerator(adapter_loaded=True), FakeGenerator(adapter_loaded=False)
+    a = make(retriever=FakeRetriever(fixed=english), generator=main, other_language_generator=larger)
+    answer = a.answer("年假有多长？", "tuned_rag")
+    assert main.calls and not larger.calls and "answered by" not in answer.reason
+    assert "answered by fake-generator" in a.answer("年假有多长？", "rag").reason  # its name, no label given

@@ -129,7 +129,7 @@ def build_assistant(
         IndexMismatchError: the index was built with other settings.
         ConfigError: the stored router thresholds are unreadable.
     """
-    from app.wiring.generation import build_line_translator, build_translator
+    from app.wiring.generation import build_line_translator, build_other_language_generator, build_translator
     from app.wiring.index import build_retriever, query_embedder
     from domain.answer_language import line_translator
     from domain.corrections import CorrectionStore
@@ -154,6 +154,7 @@ def build_assistant(
             retriever = TranslatingRetriever(retriever, translate)
     generator = build_generator(settings, adapter_dir=adapter_dir)
     translate_line = build_line_translator(settings)
+    other, other_label = (None, "") if adapter_dir is not None else build_other_language_generator(settings)
     return Assistant(
         retriever=retriever,
         generator=generator,
@@ -164,6 +165,8 @@ def build_assistant(
         adapter=adapter_state(settings, generator, adapter_dir),
         sentence_scorer=sentence_scorer(embedder),
         translate_line=line_translator(translate_line) if translate_line is not None else None,
+        other_language_generator=other,
+        other_language_label=other_label,
     )
 
 

@@ -87,7 +87,40 @@ def build_generator(settings: Settings, *, adapter_dir: Path | None = None) -> G
         return _cached_generator(gen.backend, base.resolve(), adapter, label, gen.n_threads, gen.n_ctx)
 
 
-@functools.lru_cache(maxsize=2)
+def other_language_profile(settings: Settings) -> str | None:
+    """The profile that answers in the retrieval modes when the question and its best passage are
+    in different languages (``answer.other_language_model``): the largest profile set up that
+    translates well, when it is larger than the one answering and the answering model is a profile
+    on llama.cpp (a model of one's own, or another backend, answers everything); else None."""
+    from adapters.base_model import PROFILES
+
+    if settings.answer.other_language_model == "off" or settings.generation.backend != "llama_cpp":
+        return None
+    if settings.models.base_gguf is not None:
+        return None
+    path = largest_ready_gguf(settings, translating=True)
+    if path is None:
+        return None
+    other = next((p for p in PROFILES.values() if p.gguf_name == path.name), None)
+    own = profile(settings)
+    if other is None or other.key == own.key or (other.bytes or 0) <= (own.bytes or 0):
+        return None
+    return other.key
+
+
+def build_other_language_generator(settings: Settings) -> tuple[Generator | None, str]:
+    """The generator of ``other_language_profile`` (with the collection's adapter for that model,
+    if it has one) and its label; (None, "") when there is none."""
+    from app.wiring.models import with_profile
+
+    key = other_language_profile(settings)
+    if key is None:
+        return None, ""
+    other = with_profile(settings, key)
+    return build_generator(other), profile(other).label
+
+
+@functools.lru_cache(maxsize=4)
 def _cached_generator(
     backend: str, base: Path, adapter: Path | None, label: str | None, n_threads: int, n_ctx: int
 ) -> Generator:

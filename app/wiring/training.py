@@ -152,7 +152,7 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     import hashlib
     import json
 
-    from app.wiring.generation import translator_label
+    from app.wiring.generation import other_language_profile, translator_label
     from app.wiring.index import index_dir
     from domain.prompts import PROMPT_VERSION
     from index.hybrid import RETRIEVAL_VERSION
@@ -171,6 +171,7 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
         "index_generation": gen.name if gen else None,
         "translator": translator_label(settings),
         "answer_translator": translator_label(settings, settings.answer.translate_answers),
+        "other_language_model": other_language_profile(settings),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
