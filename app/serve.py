@@ -133,6 +133,7 @@ def hybrid_field(collection: str, answer: Answer) -> dict[str, Any]:
         "from_correction": answer.from_correction,
         "warnings": list(answer.warnings),
         "translated_from": answer.translated_from,
+        "answered_by": answer.answered_by,
     }
 
 

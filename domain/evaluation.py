@@ -82,6 +82,7 @@ def score_answer(answer: Answer, row: Mapping[str, Any], style: StyleProfile = N
         "evidence_recall": fact_recall(answer.evidence.sentence, facts) if answer.evidence else None,
         "evidence": answer.evidence.sentence if answer.evidence else None,
         "translated_from": answer.translated_from or None,
+        "answered_by": answer.answered_by or None,
         "rouge_l": rouge_l(answer.text, reference) if reference else None,
         "format": fmt,
         "citation_precision": precision,

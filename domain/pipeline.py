@@ -282,6 +282,7 @@ class Assistant:
             evidence=quoted[0] if quoted else None,
             searched_as=dict(retrieval.searched_as) if mode.uses_retrieval else {},
             translated_from=writer.translated_from,
+            answered_by=(self.other_language_label or model.name) if note else "",
         )
 
     def _model_for(self, mode: Mode, question: str, prompt: Prompt) -> tuple[TextGenerator, str]:

@@ -127,6 +127,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "evidence": citation_to_json(answer.evidence) if answer.evidence else None,
         "searched_as": dict(answer.searched_as),
         "translated_from": answer.translated_from,
+        "answered_by": answer.answered_by,
     }
 
 
@@ -158,6 +159,7 @@ def answer_from_json(data: Mapping[str, Any]) -> Answer:
             evidence=citation_from_json(data["evidence"]) if data.get("evidence") else None,
             searched_as={str(k): str(v) for k, v in (data.get("searched_as") or {}).items()},
             translated_from=str(data.get("translated_from") or ""),
+            answered_by=str(data.get("answered_by") or ""),
         )
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataError(f"not a stored answer ({e}) — ask the question again") from e

@@ -123,3 +123,6 @@ class Answer:
     # The answer line as the model wrote it, when ``text`` shows it translated into the question's
     # language (``domain.answer_language``); else empty.
     translated_from: str = ""
+    # The model that answered when it was not the generator (the larger model answering across
+    # languages, ``domain.pipeline``); else empty.
+    answered_by: str = ""

@@ -90,6 +90,7 @@ class FakeStream:
             if self.decision.mode.uses_retrieval and "年假" in self.question
             else {},
             translated_from="Annual leave is <b>15</b> days." if "年假" in self.question else "",
+            answered_by="Qwen <i>1.5B</i>" if "年假" in self.question else "",
         )
 
 

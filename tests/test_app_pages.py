@@ -127,6 +127,10 @@ def test_ask_says_what_a_question_was_searched_as_in_another_language(fakes):  #
     assert any("How long is annual leave?" in c for c in captions)
     # the answer line as the model wrote it, under the translation shown, as plain text
     assert any("Answer line translated into Simplified Chinese" in c for c in captions)
+    # the model's name is escaped, never rendered as HTML
+    assert any(
+        "Answered by Qwen \\<i\\>1\\.5B\\</i\\>\\: the question and its best passage" in c for c in captions
+    )
     assert "Annual leave is <b>15</b> days." in texts(at)
     assert not at.get("html")
 

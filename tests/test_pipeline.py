@@ -495,14 +495,14 @@ def test_a_larger_model_answers_when_the_best_passage_is_in_another_language() -
         other_language_label="Qwen 1.5B",
     )
     answer = a.answer("年假有多长？", "rag")
-    assert larger.calls and not main.calls
+    assert larger.calls and not main.calls and answer.answered_by == "Qwen 1.5B"
     assert answer.reason.endswith(
         "; answered by Qwen 1.5B: the question is in Chinese, its best passage in English"
     )
     assert a.answer("年假有多长？", "tuned_rag").reason.endswith("its best passage in English")
     larger.calls.clear()
     same = a.answer(Q, "rag")  # an English question over the English passage: the answering model
-    assert main.calls and not larger.calls and "answered by" not in same.reason
+    assert main.calls and not larger.calls and "answered by" not in same.reason and not same.answered_by
     main.calls.clear()
     assert a.answer("年假有多长？", "prompt").mode == Mode.PROMPT and main.calls and not larger.calls
 

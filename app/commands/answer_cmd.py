@@ -140,6 +140,10 @@ def _print_details(answer: Answer, answer_id: str, model: str) -> None:
     if answer.evidence:
         e = answer.evidence
         print(f'evidence: "{one_line(e.sentence)}" → {one_line(e.path)}')
+    if answer.answered_by:
+        print(
+            f"answered by {one_line(answer.answered_by)}: the question and its best passage are in different languages"
+        )
     if answer.translated_from:
         print(f'answer line translated; as the model wrote it: "{one_line(answer.translated_from)}"')
     if answer.citations:

@@ -80,6 +80,14 @@ def show_answer_body(answer: Answer) -> None:
         st.caption(md_escape(f"Evidence, quoted word for word from {where(e.path, e.heading)}:"))
         st.code(e.sentence, language=None, wrap_lines=True)
     st.markdown(md_escape(answer.text))
+    if answer.answered_by:
+        st.caption(
+            md_escape(
+                f"Answered by {answer.answered_by}: the question and its best passage are in "
+                "different languages."
+            ),
+            help="answer.other_language_model in settings",
+        )
     if answer.translated_from:
         lang = LANGUAGE_NAMES.get(detect_lang(answer.question), "the question's language")
         st.caption(
