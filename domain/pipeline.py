@@ -124,6 +124,7 @@ class Assistant:
     # generator answers every question.
     other_language_generator: TextGenerator | None = None
     other_language_label: str = ""
+    other_language_adapter: str = ""  # the label of its adapter, named when a tuned mode uses it
 
     def __post_init__(self) -> None:
         if self.adapter is None:
@@ -282,7 +283,7 @@ class Assistant:
             evidence=quoted[0] if quoted else None,
             searched_as=dict(retrieval.searched_as) if mode.uses_retrieval else {},
             translated_from=writer.translated_from,
-            answered_by=(self.other_language_label or model.name) if note else "",
+            answered_by=self._other_name(mode, model) if note else "",
         )
 
     def _model_for(self, mode: Mode, question: str, prompt: Prompt) -> tuple[TextGenerator, str]:
@@ -300,9 +301,16 @@ class Assistant:
             return self.generator, ""
         names = {"en": "English", "zh": "Chinese"}
         return other, (
-            f"; answered by {self.other_language_label or other.name}: the question is in "
+            f"; answered by {self._other_name(mode, other)}: the question is in "
             f"{names.get(lang, lang)}, its best passage in {names.get(best.chunk.lang, best.chunk.lang)}"
         )
+
+    def _other_name(self, mode: Mode, other: TextGenerator) -> str:
+        """The other-language model's label, with its adapter's in a tuned mode."""
+        name = self.other_language_label or other.name
+        if mode.uses_adapter and self.other_language_adapter:
+            name += f" with adapter {self.other_language_adapter}"
+        return name
 
     def _quote(
         self, question: str, mode: Mode, prompt: Prompt, model: TextGenerator

@@ -336,13 +336,13 @@ def test_the_other_language_model_is_the_larger_translating_profile_when_set_up(
     assert generation.other_language_profile(load_settings()) is None  # nothing larger set up
     set_up("qwen-1.5b")
     assert generation.other_language_profile(load_settings()) == "qwen-1.5b"
-    model, label = generation.build_other_language_generator(load_settings())
-    assert model is not None and label == PROFILES["qwen-1.5b"].label
+    model, label, adapter = generation.build_other_language_generator(load_settings())
+    assert model is not None and label == PROFILES["qwen-1.5b"].label and adapter == ""
     monkeypatch.setenv("HYBRID_MODELS__PROFILE", "qwen-1.5b")  # it answers everything already
     assert generation.other_language_profile(load_settings()) is None
     monkeypatch.delenv("HYBRID_MODELS__PROFILE")
     monkeypatch.setenv("HYBRID_ANSWER__OTHER_LANGUAGE_MODEL", "off")
-    assert generation.build_other_language_generator(load_settings()) == (None, "")
+    assert generation.build_other_language_generator(load_settings()) == (None, "", "")
     monkeypatch.delenv("HYBRID_ANSWER__OTHER_LANGUAGE_MODEL")
     monkeypatch.setenv("HYBRID_MODELS__BASE_GGUF", str(tiny_models["gguf"]))  # a model of one's own
     assert generation.other_language_profile(load_settings()) is None

@@ -493,13 +493,16 @@ def test_a_larger_model_answers_when_the_best_passage_is_in_another_language() -
         generator=main,
         other_language_generator=larger,
         other_language_label="Qwen 1.5B",
+        other_language_adapter="d15-v1",
     )
     answer = a.answer("年假有多长？", "rag")
     assert larger.calls and not main.calls and answer.answered_by == "Qwen 1.5B"
     assert answer.reason.endswith(
         "; answered by Qwen 1.5B: the question is in Chinese, its best passage in English"
     )
-    assert a.answer("年假有多长？", "tuned_rag").reason.endswith("its best passage in English")
+    tuned = a.answer("年假有多长？", "tuned_rag")
+    assert tuned.reason.endswith("its best passage in English")
+    assert tuned.answered_by == "Qwen 1.5B with adapter d15-v1"  # its own adapter, not the 0.5B's
     larger.calls.clear()
     same = a.answer(Q, "rag")  # an English question over the English passage: the answering model
     assert main.calls and not larger.calls and "answered by" not in same.reason and not same.answered_by

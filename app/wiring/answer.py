@@ -154,7 +154,9 @@ def build_assistant(
             retriever = TranslatingRetriever(retriever, translate)
     generator = build_generator(settings, adapter_dir=adapter_dir)
     translate_line = build_line_translator(settings)
-    other, other_label = (None, "") if adapter_dir is not None else build_other_language_generator(settings)
+    other, other_label, other_adapter = (
+        (None, "", "") if adapter_dir is not None else build_other_language_generator(settings)
+    )
     return Assistant(
         retriever=retriever,
         generator=generator,
@@ -167,6 +169,7 @@ def build_assistant(
         translate_line=line_translator(translate_line) if translate_line is not None else None,
         other_language_generator=other,
         other_language_label=other_label,
+        other_language_adapter=other_adapter,
     )
 
 

@@ -108,16 +108,19 @@ def other_language_profile(settings: Settings) -> str | None:
     return other.key
 
 
-def build_other_language_generator(settings: Settings) -> tuple[Generator | None, str]:
+def build_other_language_generator(settings: Settings) -> tuple[Generator | None, str, str]:
     """The generator of ``other_language_profile`` (with the collection's adapter for that model,
-    if it has one) and its label; (None, "") when there is none."""
+    if it has one), its label and its adapter's label ("" without one); (None, "", "") when there
+    is none."""
     from app.wiring.models import with_profile
 
     key = other_language_profile(settings)
     if key is None:
-        return None, ""
+        return None, "", ""
     other = with_profile(settings, key)
-    return build_generator(other), profile(other).label
+    model = build_generator(other)
+    adapter = current_adapter(other)[1] if model.has_adapter else None
+    return model, profile(other).label, adapter or ""
 
 
 @functools.lru_cache(maxsize=4)
