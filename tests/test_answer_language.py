@@ -24,6 +24,7 @@ from domain.serialize import answer_from_json, answer_to_json
 from domain.style import NEUTRAL
 from domain.types import Mode
 from tests.fakes_answer import FakeGenerator, FakeRetriever, StepClock, make_chunk, make_hit
+from tests.models_kit import set_up_profile
 
 PAM = make_hit(
     make_chunk("pam-1", "ch04.en.html", "Configuration errors of PAM may lock you out of your own system."), 1
@@ -256,9 +257,6 @@ def test_the_assistant_shows_the_translation_and_cites_from_the_models_line() ->
 
 @pytest.mark.usefixtures("cli_env")
 def test_answer_lines_are_translated_by_the_model_that_translates_questions(tiny_models, monkeypatch) -> None:
-    import shutil
-
-    from adapters.base_model import PROFILES
     from app.settings import load_settings
     from app.wiring import generation
 
@@ -275,11 +273,7 @@ def test_answer_lines_are_translated_by_the_model_that_translates_questions(tiny
 
     monkeypatch.delenv("HYBRID_MODELS__BASE_GGUF", raising=False)
     monkeypatch.setattr(generation, "build_generator", lambda _settings: Scripted())
-    settings = load_settings()
-    settings.ws.models.mkdir(parents=True, exist_ok=True)
-    name = PROFILES["qwen"].gguf_name
-    shutil.copyfile(tiny_models["gguf"], settings.ws.models / name)
-    (settings.ws.models / f"{name}.sha256").write_text("checked at setup\n", encoding="utf-8")
+    set_up_profile(load_settings().ws.models, "qwen", tiny_models["gguf"])
     assert generation.build_line_translator(load_settings()) is None  # auto: no translating profile
     monkeypatch.setenv("HYBRID_ANSWER__TRANSLATE_ANSWERS", "on")  # on: the answering model translates
     translate = generation.build_line_translator(load_settings())
@@ -317,20 +311,15 @@ def test_the_evaluation_counts_the_translated_answer_lines() -> None:
 def test_the_other_language_model_is_the_larger_translating_profile_when_set_up(
     tiny_models, monkeypatch
 ) -> None:
-    import shutil
-
     from adapters.base_model import PROFILES
     from app.settings import load_settings
     from app.wiring import generation
 
     monkeypatch.delenv("HYBRID_MODELS__BASE_GGUF", raising=False)
-    settings = load_settings()
-    settings.ws.models.mkdir(parents=True, exist_ok=True)
+    models = load_settings().ws.models
 
     def set_up(key: str) -> None:
-        name = PROFILES[key].gguf_name
-        shutil.copyfile(tiny_models["gguf"], settings.ws.models / name)
-        (settings.ws.models / f"{name}.sha256").write_text("checked at setup\n", encoding="utf-8")
+        set_up_profile(models, key, tiny_models["gguf"])
 
     set_up("qwen")
     assert generation.other_language_profile(load_settings()) is None  # nothing larger set up

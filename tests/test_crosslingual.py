@@ -14,6 +14,7 @@ from index.bm25 import BM25Index, tokenize
 from index.hybrid import FusionSettings, HybridRetriever
 from index.vector_store import VectorStore
 from tests.fakes_index import FakeEmbedder
+from tests.models_kit import set_up_profile
 
 EN = [
     ("proxy.md", "Set the APT proxy with Acquire::http::Proxy in /etc/apt/apt.conf.d/"),
@@ -172,8 +173,6 @@ def test_answers_keep_what_the_question_was_searched_as() -> None:
 def test_a_profile_that_translates_well_translates_when_set_up(cli_env, tiny_models, monkeypatch) -> None:  # noqa: ARG001
     """The 0.5B's translations made search worse on the sample's tuning rows and the 1.5B's better
     (corpus/measured/crosslingual), so "auto" translates only with a profile marked as translating."""
-    import shutil
-
     from adapters.base_model import PROFILES
     from app.settings import load_settings
     from app.wiring import generation
@@ -190,13 +189,10 @@ def test_a_profile_that_translates_well_translates_when_set_up(cli_env, tiny_mod
 
     monkeypatch.delenv("HYBRID_MODELS__BASE_GGUF", raising=False)
     monkeypatch.setattr(generation, "build_generator", lambda _settings: Scripted())
-    settings = load_settings()
-    settings.ws.models.mkdir(parents=True, exist_ok=True)
+    models = load_settings().ws.models
 
     def set_up(key: str) -> None:
-        name = PROFILES[key].gguf_name
-        shutil.copyfile(tiny_models["gguf"], settings.ws.models / name)
-        (settings.ws.models / f"{name}.sha256").write_text("checked at setup\n", encoding="utf-8")
+        set_up_profile(models, key, tiny_models["gguf"])
 
     set_up("qwen")
     assert generation.build_translator(load_settings()) is None  # auto: no translating profile set up
