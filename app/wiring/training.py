@@ -147,12 +147,13 @@ def _continue_params(params: TrainingParams, init_adapter: Path) -> TrainingPara
 def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
     """A short hash of everything besides the adapter that moves gate scores: the generation,
     index and answer settings, the prompt and retrieval versions, the index generation and the
-    model that translates questions for search. Part
-    of the gate cache key, so a baseline scored under other settings is scored again."""
+    models that translate questions for search and answer lines. Part of the gate cache key, so a
+    baseline scored under other settings is scored again. (The larger model that answers across
+    languages is not part of it: the gate scores adapters of the answering model only.)"""
     import hashlib
     import json
 
-    from app.wiring.generation import other_language_profile, translator_label
+    from app.wiring.generation import translator_label
     from app.wiring.index import index_dir
     from domain.prompts import PROMPT_VERSION
     from index.hybrid import RETRIEVAL_VERSION
@@ -171,7 +172,6 @@ def answering_fingerprint(settings: Settings, index: str | None = None) -> str:
         "index_generation": gen.name if gen else None,
         "translator": translator_label(settings),
         "answer_translator": translator_label(settings, settings.answer.translate_answers),
-        "other_language_model": other_language_profile(settings),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
