@@ -6,8 +6,10 @@ own system." When a model that translates is at hand, the answering line is held
 not yet read as the question's language (``reads_as``); a line that ends that way and is prose
 (``needs_translation``: a sentence, not a command, a name or a number) is translated by that model
 and shown in the question's language, the model's own line kept beside it. A translation that drops
-a number, a command, an option or a path of the line (``kept_terms``), or is not in the wanted
-language, is not used: the line stays as the model wrote it.
+a number, a command, an option, a path or a name of the line (``kept_terms``), or is not in the
+wanted language, is not used: the line stays as the model wrote it. A table row has only its last
+cell translated (``line_translator``). Which rows prompted each of these rules is written down in
+corpus/measured/answer-language/.
 
 Citations are found from the model's own line (its words are the passages' words), never from the
 translation.
