@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.settings import load_settings  # noqa: E402
 from app.wiring.collections import get_collection, with_collection  # noqa: E402
+from domain.answer_format import _labelled  # noqa: E402
 from domain.answer_language import needs_translation  # noqa: E402
 from domain.metrics import fact_recall  # noqa: E402
 from domain.style import StyleProfile, answer_line, format_score  # noqa: E402
@@ -35,7 +36,7 @@ def before(text: str, original: str | None, lang: str, style: StyleProfile) -> s
     lines = text.split("\n")
     for i, ln in enumerate(lines):
         if ln.startswith(label):
-            lines[i] = label + (" " if label.endswith(":") else "") + original
+            lines[i] = _labelled(label, original)
             break
     return "\n".join(lines)
 

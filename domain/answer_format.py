@@ -123,9 +123,9 @@ class LineWriter:
                         left -= used
                         if not piece:
                             continue
-                        if hold and self.first_piece_at is None:  # shown later than written
-                            self.first_piece_at = self.clock()
                         if hold:
+                            if self.first_piece_at is None:  # shown later than written
+                                self.first_piece_at = self.clock()
                             held += piece
                             if not reads_as(held, self.lang):
                                 continue

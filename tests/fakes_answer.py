@@ -1,6 +1,7 @@
 """Fakes for the answer pipeline's ports, with inspectable state: ``FakeRetriever`` (word-overlap
 search, records queries), ``FakeGenerator`` (deterministic answers that differ with the adapter on
-and off, records calls) and ``FakeQuestionEmbedder`` (bag-of-words vectors, counts texts).
+and off, records calls), ``ScriptedLines`` (a reply per answer label, in pieces) and
+``FakeQuestionEmbedder`` (bag-of-words vectors, counts texts).
 
 The generator reads the numbered passages that ``domain.prompts`` writes: with passages it
 answers with the first sentence of passage [1]; with the adapter on it answers in the house style.
@@ -244,3 +245,26 @@ class StepClock:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+class ScriptedLines:
+    """Replies to a prefill ending in a label with ``script[label]`` (text after it, as pieces of
+    ``size`` characters); records the prefills and how many pieces each call handed out
+    (``taken``, so far: a closed call stops counting)."""
+
+    continues_prefill = True
+
+    def __init__(self, script: dict[str, str], size: int = 3) -> None:
+        self.script, self.size = script, size
+        self.prefills: list[str] = []
+        self.taken: list[int] = []
+
+    def generate(self, messages, *, adapter, max_new_tokens=256, temperature=0.0, prefill=""):  # noqa: ANN001, ANN201, ARG002
+        self.prefills.append(prefill)
+        label = next(lb for lb in self.script if prefill.endswith(lb))
+        text = self.script[label]
+        n = len(self.taken)
+        self.taken.append(0)
+        for i in range(0, len(text), self.size):
+            self.taken[n] += 1
+            yield text[i : i + self.size]

@@ -8,35 +8,10 @@ from collections.abc import Iterator, Sequence
 
 from domain.answer_format import LineWriter
 from domain.style import NEUTRAL
-from tests.fakes_answer import make_chunk, make_hit
+from tests.fakes_answer import ScriptedLines, make_chunk, make_hit
 from tests.styles import SAMPLE_STYLE
 
 LEAVE = make_hit(make_chunk("leave-1", "hr/annual-leave.md", "Annual leave is 15 working days per year."), 1)
-
-
-class _Scripted:
-    """Replies to a prefill ending in a label with ``script[label]`` (text after it, as pieces of
-    ``size`` characters); records the prefills and how many pieces were taken before each close."""
-
-    continues_prefill = True
-
-    def __init__(self, script: dict[str, str], size: int = 3) -> None:
-        self.script, self.size = script, size
-        self.prefills: list[str] = []
-        self.taken: list[int] = []
-
-    def generate(self, messages, *, adapter, max_new_tokens=256, temperature=0.0, prefill=""):  # noqa: ANN001, ANN201, ARG002
-        self.prefills.append(prefill)
-        label = next(lb for lb in self.script if prefill.endswith(lb))
-        text = self.script[label]
-        n = len(self.taken)
-        self.taken.append(0)
-        try:
-            for i in range(0, len(text), self.size):
-                self.taken[n] += 1
-                yield text[i : i + self.size]
-        finally:
-            pass
 
 
 def _write(writer: LineWriter, gen: object, prefill: str = "") -> tuple[list[str], str]:
@@ -49,7 +24,7 @@ def _write(writer: LineWriter, gen: object, prefill: str = "") -> tuple[list[str
 
 
 def test_the_model_writes_one_line_per_label_and_is_stopped_at_its_line_break() -> None:
-    gen = _Scripted(
+    gen = ScriptedLines(
         {
             "Conclusion:": " 15 days.\n\n[2] hr/other.md | pasted\nmore",
             "Basis:": " [hr/annual-leave.md]\nNote: extra",
@@ -68,7 +43,9 @@ def test_the_model_writes_one_line_per_label_and_is_stopped_at_its_line_break() 
 
 
 def test_in_a_retrieval_mode_the_source_line_names_the_cited_files_and_the_model_does_not_write_it() -> None:
-    gen = _Scripted({"Conclusion:": " 15 days.\n", "Note:": " Ask HR.\n", "Basis:": " [it/printers.md]\n"})
+    gen = ScriptedLines(
+        {"Conclusion:": " 15 days.\n", "Note:": " Ask HR.\n", "Basis:": " [it/printers.md]\n"}
+    )
     seen: list[str] = []
 
     def source(text: str) -> list[str]:
@@ -84,7 +61,7 @@ def test_in_a_retrieval_mode_the_source_line_names_the_cited_files_and_the_model
 
 
 def test_with_nothing_cited_the_model_names_the_source_and_its_names_are_checked() -> None:
-    gen = _Scripted(
+    gen = ScriptedLines(
         {
             "Conclusion:": " Ask the desk.\n",
             "Basis:": " [it/hr/annual-leave.md] and [x.md]\n",
@@ -98,18 +75,18 @@ def test_with_nothing_cited_the_model_names_the_source_and_its_names_are_checked
 
 
 def test_a_label_is_held_until_its_first_piece_and_chinese_labels_take_no_space() -> None:
-    gen = _Scripted({"答案：": "\n  十五天。\n", "来源：": "【hr/annual-leave.md】"}, size=1)
+    gen = ScriptedLines({"答案：": "\n  十五天。\n", "来源：": "【hr/annual-leave.md】"}, size=1)
     pieces, text = _write(LineWriter(NEUTRAL, "zh"), gen)
     assert text == "答案：十五天。\n来源：【hr/annual-leave.md】"
     assert pieces[0] == "答案：十"  # the label comes with the model's first character, not alone
 
 
 def test_an_empty_line_keeps_its_label_and_the_token_budget_spans_the_lines() -> None:
-    gen = _Scripted({"Answer:": "", "Source:": " [a.md]"})
+    gen = ScriptedLines({"Answer:": "", "Source:": " [a.md]"})
     _, text = _write(LineWriter(NEUTRAL, "en"), gen)
     assert text == "Answer:\nSource: [a.md]"
 
-    long = _Scripted({"Answer:": "x" * 30, "Source:": " [a.md]"}, size=1)
+    long = ScriptedLines({"Answer:": "x" * 30, "Source:": " [a.md]"}, size=1)
     out = "".join(LineWriter(NEUTRAL, "en").write(long, [], adapter=False, max_new_tokens=30))  # type: ignore[arg-type]
     assert out == "Answer: " + "x" * 30 + "\n"  # the budget was spent on the first line
 

@@ -23,7 +23,7 @@ from domain.router import AdapterState
 from domain.serialize import answer_from_json, answer_to_json
 from domain.style import NEUTRAL
 from domain.types import Mode
-from tests.fakes_answer import FakeGenerator, FakeRetriever, StepClock, make_chunk, make_hit
+from tests.fakes_answer import FakeGenerator, FakeRetriever, ScriptedLines, StepClock, make_chunk, make_hit
 from tests.models_kit import set_up_profile
 
 PAM = make_hit(
@@ -32,35 +32,17 @@ PAM = make_hit(
 IN_CHINESE = "PAM 的配置错误可能把你锁在自己的系统之外。"
 
 
-class _Lines:
-    """Replies to a prefill ending in a label with ``script[label]`` in pieces of ``size``
-    characters; records the prefills and the pieces handed out so far (``given``)."""
-
-    continues_prefill = True
-
-    def __init__(self, script: dict[str, str], size: int = 4) -> None:
-        self.script, self.size = script, size
-        self.prefills: list[str] = []
-        self.given: list[str] = []
-
-    def generate(self, messages, *, adapter, max_new_tokens=256, temperature=0.0, prefill=""):  # noqa: ANN001, ANN201, ARG002
-        self.prefills.append(prefill)
-        text = next(v for k, v in self.script.items() if prefill.endswith(k))
-        for i in range(0, len(text), self.size):
-            self.given.append(text[i : i + self.size])
-            yield text[i : i + self.size]
-
-
 def _write(writer: LineWriter, gen: object) -> list[str]:
     return list(writer.write(gen, [{"role": "user", "content": "q"}], adapter=False, max_new_tokens=200))  # type: ignore[arg-type]
 
 
 def test_an_english_answer_line_to_a_chinese_question_is_shown_translated() -> None:
-    gen = _Lines(
+    gen = ScriptedLines(
         {
             "答案：": " Configuration errors of PAM may lock you out of your own system.\n",
             "来源：": "【x.md】",
-        }
+        },
+        size=4,
     )
     asked: list[tuple[str, str]] = []
 
@@ -87,7 +69,7 @@ def test_an_english_answer_line_to_a_chinese_question_is_shown_translated() -> N
 
 
 def test_the_next_line_continues_the_models_own_line() -> None:
-    gen = _Lines({"Answer:": " 年假为每年十五个工作日。\n", "Source:": " [hr/leave.md]\n"})
+    gen = ScriptedLines({"Answer:": " 年假为每年十五个工作日。\n", "Source:": " [hr/leave.md]\n"}, size=4)
     writer = LineWriter(
         NEUTRAL, "en", translate=lambda _line, _lang: "Annual leave is 15 working days a year."
     )
@@ -98,7 +80,7 @@ def test_the_next_line_continues_the_models_own_line() -> None:
 
 
 def test_a_line_in_the_questions_language_streams_as_it_comes_and_is_not_translated() -> None:
-    gen = _Lines(
+    gen = ScriptedLines(
         {"答案：": "Harbor Pro 按每台设备每月 USD 2.40 收费，按月后付。\n", "来源：": "【a.md】"}, size=2
     )
 
@@ -109,7 +91,7 @@ def test_a_line_in_the_questions_language_streams_as_it_comes_and_is_not_transla
     stream = writer.write(gen, [], adapter=False, max_new_tokens=200)  # type: ignore[arg-type]
     first = next(stream)
     assert first == "答案：Harbor Pro 按每台"  # held only until it read as Chinese
-    assert len(gen.given) == 7  # the rest of the line was not written yet
+    assert gen.taken == [7]  # the rest of the line was not written yet
     assert (
         first + "".join(stream) == "答案：Harbor Pro 按每台设备每月 USD 2.40 收费，按月后付。\n来源：【a.md】"
     )
@@ -120,14 +102,14 @@ def test_a_line_in_the_questions_language_streams_as_it_comes_and_is_not_transla
     "line", ["ethtool。", "md5sum", "$ sudo systemctl restart network-manager", "2023-02-04"]
 )
 def test_names_commands_and_numbers_in_the_other_language_stay_as_written(line: str) -> None:
-    gen = _Lines({"答案：": line + "\n", "来源：": "【a.md】"})
+    gen = ScriptedLines({"答案：": line + "\n", "来源：": "【a.md】"}, size=4)
     writer = LineWriter(NEUTRAL, "zh", translate=lambda _l, _g: "不该用到")
     assert "".join(_write(writer, gen)) == f"答案：{line}\n来源：【a.md】"
     assert writer.translated_from == ""
 
 
 def test_without_a_translator_nothing_is_held_back() -> None:
-    gen = _Lines({"答案：": "Errors in PAM may lock you out.\n", "来源：": "【a.md】"})
+    gen = ScriptedLines({"答案：": "Errors in PAM may lock you out.\n", "来源：": "【a.md】"}, size=4)
     pieces = _write(LineWriter(NEUTRAL, "zh"), gen)
     assert (
         pieces[0] == "答案：Erro"
