@@ -33,7 +33,9 @@ def ws(tmp_path, monkeypatch):
             generator=FakeGenerator(knowledge={"capital of France": "Paris is the capital of France."}),
             embed_fn=FakeQuestionEmbedder() if use_corrections else None,
             corrections=CorrectionStore(feedback_db(settings)) if use_corrections else None,
-            options=AssistantOptions(low_score_warning=0.6, style=get_collection(settings).style()),
+            options=AssistantOptions(
+                top_k=settings.index.top_k, low_score_warning=0.6, style=get_collection(settings).style()
+            ),
             thresholds=RouterThresholds.load(router_path(settings)),
             adapter=AdapterState(active=True, label="v3", gate_passed=True),
         )
@@ -180,6 +182,19 @@ def test_eval_writes_reports_and_fits_the_router(ws, capsys, tmp_path) -> None:
     assert data["router"]["fitted"]["agreement"] == 1.0
     assert set(data["modes"]) == {"prompt", "rag", "tuned", "tuned_rag", "auto"}
     assert (root / "evals" / (reports[-1].stem + ".rows.jsonl")).is_file()
+
+
+def test_eval_k_sets_the_passages_the_answers_read(ws, capsys, tmp_path) -> None:
+    _, built = ws
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
+    assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag", "--json", "-"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["k"] == built[-1].options.top_k == 5  # the setting index.top_k
+    assert main(["eval", "--eval-set", str(eval_file), "--modes", "rag", "--k", "2", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["k"] == built[-1].options.top_k == 2
+    assert {k for _, k in built[-1].retriever.queries} == {2}  # every answer searched for 2 passages
 
 
 def test_fit_router_fits_a_collection_without_an_adapter_and_refuses_an_empty_fit(

@@ -36,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="only rows of this split: choose between variants on 'tune', report on 'heldout'",
     )
-    p.add_argument("--k", type=positive_int, default=5, help="passages per question")
+    p.add_argument(
+        "--k",
+        type=positive_int,
+        default=None,
+        help="passages retrieved per question, for the answers and the retrieval scores (default: the "
+        "setting index.top_k)",
+    )
     p.add_argument(
         "--json", dest="json_path", default=None, help="write the report as JSON here ('-' = stdout)"
     )

@@ -106,19 +106,22 @@ def run_mode_eval(args: argparse.Namespace, settings: Settings) -> int:
     rows = select_rows(
         (load_eval_rows(files) if files else []) + own, kinds=args.kinds, split=args.split, limit=args.limit
     )
+    if args.k is not None:  # the answers read as many passages as the retrieval section scores
+        settings = settings.model_copy(update={"index": settings.index.model_copy(update={"top_k": args.k})})
     assistant = build_assistant(settings, use_corrections=False)
     quiet = args.json_path == "-"
     results, report = evaluate_assistant(assistant, rows, modes, quiet=quiet)
     report["collection"] = settings.collection
     report["style"] = assistant.options.style.name
     report["split"] = args.split or "all"
+    report["k"] = settings.index.top_k
     report["generation"] = settings.generation.model_dump()
     from app.wiring.models import describe_base, profile_key
 
     report["model"] = {"profile": profile_key(settings), "base": describe_base(settings)}
     report["eval_files"] = [str(f) for f in files]
     report["thresholds"] = assistant.thresholds.to_json()
-    retrieval = _retrieval_section(assistant, rows, args.k)
+    retrieval = _retrieval_section(assistant, rows, settings.index.top_k)
     if retrieval is not None:
         report["retrieval"] = retrieval
     if args.fit_router:

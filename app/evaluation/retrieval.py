@@ -205,14 +205,15 @@ def run_retrieval_eval(args: argparse.Namespace, settings: Settings) -> int:
     retriever = build_retriever(settings, embedder=embedder)
     translate = build_translator(settings)
     translated = TranslatingRetriever(retriever, translate) if translate is not None else None
-    report = evaluate(retriever, rows, k=args.k, translated=translated)
+    k = args.k or settings.index.top_k
+    report = evaluate(retriever, rows, k=k, translated=translated)
     excluded: dict[str, int] = {}
     for r in rows:
         if not is_scored(r):
             excluded[str(r.get("kind"))] = excluded.get(str(r.get("kind")), 0) + 1
     out = {
         "n_rows": len(rows),
-        "k": args.k,
+        "k": k,
         "collection": settings.collection,
         "eval_files": [str(f) for f in files],
         "excluded": excluded,
