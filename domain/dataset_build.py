@@ -768,6 +768,28 @@ def train_row(chunk: Chunk, draft: Draft, answer: str) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- reviewing rows
+def row_passage(row: dict[str, Any], chunks: Sequence[Chunk]) -> tuple[Chunk, list[str]] | None:
+    """The passage of ``row``'s source file that holds the most of its key facts, with the facts as
+    they stand in it (whitespace may differ): what a reviewer reads to judge the row. None for a
+    row without key facts or a single source file, or when no passage of the file holds one (the
+    file was re-indexed or the row was written by hand).
+
+    >>> c = Chunk("c1", "admin/backups.md", "backups.md", "", "Each backup is kept\\nfor 14 days.", 0, 30)
+    >>> row_passage({"source": "admin/backups.md", "key_facts": ["kept for 14 days"]}, [c])
+    (Chunk(chunk_id='c1', ...), ['kept\\nfor 14 days'])
+    """
+    facts, source = row.get("key_facts") or [], row.get("source")
+    if not isinstance(source, str) or not facts:
+        return None
+    best: tuple[Chunk, list[str]] | None = None
+    for chunk in sorted((c for c in chunks if c.path == source), key=lambda c: c.start):
+        found = [span for f in facts if isinstance(f, str) and (span := _spaced(f.strip(), chunk.text))]
+        if found and (best is None or len(found) > len(best[1])):
+            best = (chunk, found)
+    return best
+
+
 # ----------------------------------------------------------------------------- imported rows
 REQUIRED = {
     "eval": ("id", "lang", "kind", "question", "reference"),

@@ -296,6 +296,13 @@ class FakeDatasets:
             "result": {"eval": {"kept": 3, "rejected": 2}, "train": {"kept": 1, "rejected": 4}},
         }
 
+    def passage(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        facts = row.get("key_facts") or []
+        if not facts:
+            return None
+        text = f"Intro. The guide says {facts[0]} for this case. <b>Other</b> text."
+        return {"path": row["source"], "heading": "Guide > Setup", "page": None, "text": text, "facts": facts}
+
     def cancel(self, job_id: str) -> bool:
         self.cancelled.append(job_id)
         return True

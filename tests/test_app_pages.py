@@ -602,3 +602,18 @@ def test_datasets_build_job_review_and_save(fakes):
     assert_clean(at)
     assert [r["id"] for r in backend.saved[0][1]] == ["e-1", "e-2", "e-3"]
     assert backend.saved[0][1][0]["key_facts"] == ["fact 1"]
+
+
+def test_datasets_page_shows_a_row_beside_its_passage(fakes):
+    at = page("datasets")
+    assert_clean(at)
+    at.selectbox(key="dataset_passage_sample").set_value("e-2").run()
+    assert_clean(at)
+    shown = [t.value for t in at.text]
+    # plain text, never HTML
+    assert shown == ["Intro. The guide says ⟦fact 2⟧ for this case. <b>Other</b> text."]
+    captions = " ".join(c.value for c in at.caption)
+    assert "guide\\.md § Guide \\> Setup" in captions and "Key facts\\: fact 2" in captions
+    fakes["datasets"].sets["eval"][1]["key_facts"] = []  # a row no passage holds
+    at.run()
+    assert "No indexed passage of its source holds its key facts" in " ".join(c.value for c in at.caption)

@@ -334,6 +334,8 @@ def test_an_import_with_malformed_lines_names_them_and_keeps_the_stored_set(tmp_
         at.session_state["collection"] = "manual"
         at.run()
         assert list(at.dataframe[0].value["id"]) == ["e-1"]
+        assert any("No indexed passage" in c.value for c in at.caption)  # not indexed yet: said, no error
+        assert not at.error
         bad = b'{"id": "e-2", "lang": "en"}\nnot json\n' + json.dumps({**row, "id": "e-3"}).encode() + b"\n"
         at.get("file_uploader")[0].upload("rows.jsonl", bad, "application/jsonl").run()
         at.button(key="dataset_import_go").click().run()

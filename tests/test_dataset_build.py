@@ -729,3 +729,23 @@ def test_the_largest_model_set_up_writes_rows_unless_one_is_chosen(
     assert generation.writer_hint(with_profile(load_settings(), "qwen")) is None  # chosen: no advice
     monkeypatch.setenv("HYBRID_GENERATION__BACKEND", "transformers")  # its own model writes: no advice
     assert generation.writer_hint(load_settings()) is None
+
+
+def test_row_passage_is_the_passage_of_its_source_holding_most_of_its_facts() -> None:
+    def chunk(cid: str, path: str, text: str, start: int) -> Chunk:
+        return Chunk(cid, path, path, "Setup", text, start, start + len(text))
+
+    chunks = [
+        chunk("b1", "guide.md", "Backups are kept for 14 days.", 0),
+        chunk("b2", "guide.md", "Backups run at 02:00 and are kept\nfor 14 days.", 40),
+        chunk("o1", "other.md", "Backups run at 02:00 and are kept for 14 days.", 0),
+    ]
+    row = {"source": "guide.md", "key_facts": ["run at 02:00", "kept for 14 days"]}
+    found = ds.row_passage(row, chunks)
+    assert found is not None and found[0].chunk_id == "b2"
+    assert found[1] == ["run at 02:00", "kept\nfor 14 days"]
+    only = ds.row_passage({**row, "key_facts": ["kept for 14 days"]}, chunks)
+    assert only is not None and only[0].chunk_id == "b1"  # a tie goes to the first in the file
+    assert ds.row_passage({**row, "key_facts": ["kept for 30 days"]}, chunks) is None
+    assert ds.row_passage({"source": None, "key_facts": ["Tokyo"]}, chunks) is None  # out of domain
+    assert ds.row_passage({"source": ["guide.md", "other.md"], "key_facts": ["02:00"]}, chunks) is None

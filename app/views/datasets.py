@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, selected_collection, shown_errors
 from app.views.services import get_datasets
-from app.views.text import duration, md_escape
+from app.views.text import duration, mark_span, md_escape, short, where
 
 KIND_LABELS = {"eval": "Evaluation set", "train": "Training set"}
 
@@ -128,6 +128,43 @@ if job_id:
         active = datasets.status(job_id).get("status") in ACTIVE_STATES
     st.fragment(_job_panel, run_every=POLL_S if active else None)(job_id, active)
 
+
+def _passage_reader(rows: list[dict[str, Any]]) -> None:
+    """One row's question beside the indexed passage its key facts stand in, the facts marked: is
+    the question answerable from it alone, with those facts as the answer?"""
+    with st.expander("Read a row beside its passage"):
+        by_id = {str(r.get("id")): r for r in rows}
+        pick = st.selectbox(
+            "Row",
+            list(by_id),
+            format_func=lambda i: short(f"{i} — {by_id[i].get('question')}", 120),
+            key=f"dataset_passage_{name}",
+        )
+        row = by_id.get(str(pick))
+        if row is None:
+            return
+        st.markdown(md_escape(f"Question: {row.get('question')}"))
+        st.caption(md_escape("Key facts: " + (" | ".join(row.get("key_facts") or []) or "none")))
+        passage = None
+        with shown_errors():
+            passage = datasets.passage(row)
+        if passage is None:
+            st.caption(
+                "No indexed passage of its source holds its key facts (a row without a source or "
+                "written by hand, a file indexed again since, or no index yet)."
+            )
+            return
+        text = passage["text"]
+        for fact in passage["facts"]:
+            text = mark_span(text, fact)[0]
+        st.caption(
+            md_escape(
+                f"{where(passage['path'], passage['heading'], passage['page'])} — key facts marked ⟦like this⟧"
+            )
+        )
+        st.text(text)
+
+
 # --- review ------------------------------------------------------------------------------------
 st.subheader("Review rows")
 kind = (
@@ -181,6 +218,9 @@ else:
                 out.append(row)
             path = datasets.save(kind, out)
             st.success(md_escape(f"Saved {len(out)} rows to {path} (the previous file is backed up)."))
+
+    if kind == "eval":
+        _passage_reader(rows)
 
     st.download_button(
         f"Download the {KIND_LABELS[kind].lower()} (JSONL)",

@@ -165,6 +165,10 @@ class DatasetBackend(Protocol):
 
     def rows(self, kind: str) -> list[dict[str, Any]]: ...
 
+    def passage(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The indexed passage holding ``row``'s key facts (path, heading, page, text, facts)."""
+        ...
+
     def save(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
         """Store reviewed rows as the whole set (the old file is backed up); returns the path."""
         ...

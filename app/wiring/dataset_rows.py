@@ -167,6 +167,27 @@ def export_rows(settings: Settings, kind: str, dest: str | Path) -> int:
     return len(rows)
 
 
+def row_passage(settings: Settings, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Where ``row``'s key facts stand in the collection's index (``ds.row_passage``): the passage's
+    file, heading, page and text, and the facts as they stand in it; None when no passage holds
+    them or the collection is not indexed."""
+    from app.wiring.index import index_dir
+    from index.store import current_generation, read_chunks
+
+    gen = current_generation(index_dir(settings))
+    found = ds.row_passage(row, read_chunks(gen)) if gen is not None else None
+    if found is None:
+        return None
+    chunk, facts = found
+    return {
+        "path": chunk.path,
+        "heading": chunk.heading,
+        "page": chunk.page,
+        "text": chunk.text,
+        "facts": facts,
+    }
+
+
 def dataset_summary(settings: Settings) -> dict[str, Any]:
     """Counts of the selected collection's sets (by kind, language and split), where they are, and
     the state of its last build."""

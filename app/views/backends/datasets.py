@@ -51,6 +51,11 @@ class RealDatasetBackend:
 
         return load_rows(self.settings, kind)
 
+    def passage(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        from app.wiring.dataset_rows import row_passage
+
+        return row_passage(self.settings, row)
+
     def save(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
         from app.wiring.dataset_rows import save_rows
 
