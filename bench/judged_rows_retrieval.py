@@ -61,7 +61,13 @@ def judged_rows() -> dict[str, dict[str, Any]]:
             facts = [f.strip() for f in d["key facts"].split("; ") if f.strip()]
             rows.setdefault(
                 d["row"],
-                {"question": d["question"], "facts": facts, "yes": verdict.startswith("yes"), "file": name},
+                {
+                    "question": d["question"],
+                    "facts": facts,
+                    "yes": verdict.startswith("yes"),
+                    "file": name,
+                    "source": d.get("source"),
+                },
             )
     return rows
 
