@@ -301,7 +301,15 @@ class FakeDatasets:
         if not facts:
             return None
         text = f"Intro. The guide says {facts[0]} for this case. <b>Other</b> text."
-        return {"path": row["source"], "heading": "Guide > Setup", "page": None, "text": text, "facts": facts}
+        marked = text.replace(facts[0], f"⟦{facts[0]}⟧", 1)
+        return {
+            "path": row["source"],
+            "heading": "Guide > Setup",
+            "page": None,
+            "text": text,
+            "facts": facts,
+            "marked": marked,
+        }
 
     def cancel(self, job_id: str) -> bool:
         self.cancelled.append(job_id)

@@ -547,6 +547,15 @@ def test_the_cli_builds_in_the_foreground_and_shows_the_counts(demo, capsys, mon
         f"eval: {report['eval']['kept']} rows — fact {report['eval']['kept'] - 1}, out_of_domain 1 · " in out
     )
     assert f"train: {report['train']['kept']} rows — en " in out
+    row = next(
+        r for r in read_jsonl(demo[0].ws.collection("demo").eval_set) if r.get("key_facts") and r["source"]
+    )
+    assert cli.main(["dataset", "show", "--collection", "demo", "--row", row["id"]]) == 0
+    out = capsys.readouterr().out
+    assert f"question: {row['question']}" in out and f"passage: {row['source']} § " in out
+    assert all(f"⟦{' '.join(f.split())}" in " ".join(out.split()) for f in row["key_facts"])
+    assert cli.main(["dataset", "show", "--collection", "demo", "--row", "no-such-row"]) == 2
+    assert "no evaluation row 'no-such-row'" in capsys.readouterr().err
 
 
 def test_import_checks_every_line_and_changes_nothing_on_error(demo, capsys) -> None:

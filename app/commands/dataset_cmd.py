@@ -14,7 +14,8 @@ from app.commands.progress import add_json_option, emit_json, progress_bar
 from app.settings import Settings
 from app.wiring import jobs
 from app.wiring.dataset_job import DATASET, start_dataset_job
-from domain.plain import one_line
+from domain.errors import DataError
+from domain.plain import one_line, terminal_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,10 +83,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_collection(e)
     e.set_defaults(func=run_export)
 
-    s = dsub.add_parser("show", help="count the collection's rows by kind, language and split")
+    s = dsub.add_parser(
+        "show",
+        help="count the collection's rows by kind, language and split (--row: one row beside its passage)",
+    )
+    s.add_argument(
+        "--row", default=None, metavar="ID", help="an evaluation row's id: print it beside its passage"
+    )
     add_collection(s)
     add_json_option(s, "the summary")
     s.set_defaults(func=run_show)
+
+
+def _show_row(settings: Settings, row_id: str, json_path: str | None) -> int:
+    """One evaluation row beside the indexed passage its key facts stand in (marked ⟦ ⟧)."""
+    from app.wiring import dataset_rows
+
+    row = next((r for r in dataset_rows.load_rows(settings, "eval") if r.get("id") == row_id), None)
+    if row is None:
+        raise DataError(
+            f"no evaluation row {one_line(row_id)!r} in collection {settings.collection!r} — "
+            "`hybrid dataset export --kind eval FILE` lists them"
+        )
+    passage = dataset_rows.row_passage(settings, row)
+    if json_path:
+        emit_json({"row": row, "passage": passage}, json_path)
+        return 0
+    print(f"question: {one_line(str(row.get('question')))}")
+    print(f"key facts: {' | '.join(one_line(f) for f in row.get('key_facts') or []) or 'none'}")
+    if passage is None:
+        print("no indexed passage of its source holds its key facts")
+        return 0
+    print(f"passage: {one_line(passage['path'])} § {one_line(passage['heading'])} (key facts marked ⟦ ⟧)")
+    print(terminal_text(passage["marked"]))
+    return 0
 
 
 # ----------------------------------------------------------------------------- build
@@ -240,6 +271,8 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
     from app.wiring import dataset_rows
 
+    if args.row is not None:
+        return _show_row(settings, args.row, args.json_path)
     summary = dataset_rows.dataset_summary(settings)
     if args.json_path:
         emit_json(summary, args.json_path)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.views.common import ACTIVE_STATES, POLL_S, collection_caption, selected_collection, shown_errors
 from app.views.services import get_datasets
-from app.views.text import duration, mark_span, md_escape, short, where
+from app.views.text import duration, md_escape, short, where
 
 KIND_LABELS = {"eval": "Evaluation set", "train": "Training set"}
 
@@ -154,15 +154,12 @@ def _passage_reader(rows: list[dict[str, Any]]) -> None:
                 "written by hand, a file indexed again since, or no index yet)."
             )
             return
-        text = passage["text"]
-        for fact in passage["facts"]:
-            text = mark_span(text, fact)[0]
         st.caption(
             md_escape(
                 f"{where(passage['path'], passage['heading'], passage['page'])} — key facts marked ⟦like this⟧"
             )
         )
-        st.text(text)
+        st.text(passage["marked"])
 
 
 # --- review ------------------------------------------------------------------------------------

@@ -169,8 +169,9 @@ def export_rows(settings: Settings, kind: str, dest: str | Path) -> int:
 
 def row_passage(settings: Settings, row: dict[str, Any]) -> dict[str, Any] | None:
     """Where ``row``'s key facts stand in the collection's index (``ds.row_passage``): the passage's
-    file, heading, page and text, and the facts as they stand in it; None when no passage holds
-    them or the collection is not indexed."""
+    file, heading, page and text, the facts as they stand in it, and ``marked``, the text with each
+    fact wrapped in ⟦ ⟧ (plain text, for the page and the CLI); None when no passage holds them or
+    the collection is not indexed."""
     from app.wiring.index import index_dir
     from index.store import current_generation, read_chunks
 
@@ -179,12 +180,18 @@ def row_passage(settings: Settings, row: dict[str, Any]) -> dict[str, Any] | Non
     if found is None:
         return None
     chunk, facts = found
+    marked = chunk.text
+    for fact in facts:
+        at = marked.find(fact)
+        if at >= 0:
+            marked = f"{marked[:at]}⟦{fact}⟧{marked[at + len(fact) :]}"
     return {
         "path": chunk.path,
         "heading": chunk.heading,
         "page": chunk.page,
         "text": chunk.text,
         "facts": facts,
+        "marked": marked,
     }
 
 
