@@ -1,7 +1,8 @@
 """Datasets page: the selected collection's evaluation and training sets — build them from the
 documents as a background job (progress, ETA, cancel, resume), review rows in a table (keep, edit
-or drop; an evaluation row read beside the passage its key facts stand in), import a JSONL file (malformed lines are named and nothing stored is lost) and download
-either set. Works through ``get_datasets()`` (as ``hybrid dataset``)."""
+or drop; an evaluation row read beside the passage its key facts stand in), import a JSONL file
+(malformed lines are named and nothing stored is lost) and download either set. Works through
+``get_datasets()`` (as ``hybrid dataset``)."""
 
 from __future__ import annotations
 
