@@ -1,24 +1,25 @@
 """Would a second reading of each question have kept the evaluation rows a person judged
 answerable and dropped the others? For every row judged by hand on ``debian-ref`` (the tables
 ``judged_rows_retrieval.judged_rows`` reads), its passage is today's chunk of its source file that
-holds all its key facts; then three readings, none of which saw the person's verdict:
+holds all its key facts; then two readings and a repair, none of which saw the person's verdict:
 
 - ``rt05``: the round trip of the dataset build (``domain.dataset_build.check_messages``) asked of
   the answering model (the 0.5B), not the writer that wrote the question: an independent reader;
 - ``ctx``: the same round trip asked of the writer (the 1.5B) over the passage with its neighbours
   in the file (the chunk before and after), so a question that names too little meets the other
   answers its document gives;
-- ``all``: the writer asked for every phrase of the passage that could answer the question;
 - ``rewrite``: not a check but a repair — the writer shown the passage (with its section), the
   question and its facts, asked to name what the question leaves out; "holds" when it changed the
-  question (the rewritten questions are judged by hand).
+  question (the rewritten questions are read by hand).
+
+Beside them, four flags that need no model (``features``).
 
 A reading "holds" a row when its answer shares ``ROUND_TRIP_SHARE`` of the content units of a key
 fact (the table's facts may be shortened with "…": each part counts). Prints, per check and per
 split of the judged tables (tables with "tune" in their name or the first table, ``debian-ref-
 judged30.md``, choose; the others confirm), kept and dropped rows with how many were answerable.
 
-    python bench/judged_rows_checks.py OUT.json [--checks rt05,ctx,all] [--limit N]
+    python bench/judged_rows_checks.py OUT.json [--checks rt05,ctx,rewrite] [--limit N]
 """
 
 from __future__ import annotations
@@ -68,21 +69,6 @@ def reply(gen: Any, messages: list[dict[str, str]], prefill: str, tokens: int) -
 def first_answer(text: str) -> str:
     line = next((x for x in text.splitlines() if x.strip()), "")
     return ds._unwrap(line.removeprefix("ANSWER:").strip())
-
-
-def all_messages(question: str, text: str, path: str) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": "You answer questions about a text by copying from it."},
-        {
-            "role": "user",
-            "content": (
-                f'Text from {path}:\n"""\n{text.strip()}\n"""\n\nQuestion: {question}\n\n'
-                "List every phrase of the text that could be the answer to the question, each copied "
-                "word for word, one per line. If the text does not answer it, write NONE.\n"
-                "Reply in exactly this format:\nANSWER: <a phrase>\nANSWER: <another phrase, if any>"
-            ),
-        },
-    ]
 
 
 def rewrite_messages(question: str, facts: list[str], chunk: Any) -> list[dict[str, str]]:
@@ -136,7 +122,7 @@ def features(chunks: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
-    ap.add_argument("--checks", default="rt05,ctx,all")
+    ap.add_argument("--checks", default="rt05,ctx,rewrite")
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     checks = args.checks.split(",")
@@ -147,7 +133,7 @@ def main() -> None:
     chunks = read_chunks(gen_dir)
     texts = [norm(c.text) for c in chunks]
     small = build_generator(settings) if "rt05" in checks else None
-    writer = build_writer(settings) if {"ctx", "all", "rewrite"} & set(checks) else None
+    writer = build_writer(settings) if {"ctx", "rewrite"} & set(checks) else None
     done: dict[str, Any] = {}
     if args.out.exists():
         done = {r["row"]: r for r in json.loads(args.out.read_text(encoding="utf-8"))["rows"]}
@@ -178,18 +164,6 @@ def main() -> None:
             wide = type(chunk)(**{**chunk.__dict__, "text": "\n\n".join(c.text for c in near)})
             got = reply(writer, ds.check_messages(row["question"], wide), ds.CHECK_PREFILL, 64)
             rec["ctx"] = {"answer": first_answer(got), "holds": holds(first_answer(got), row["facts"])}
-        if "all" in checks and "all" not in rec and writer is not None:
-            got = reply(writer, all_messages(row["question"], chunk.text, chunk.path), "ANSWER:", 128)
-            answers = [
-                ds._unwrap(x.split(":", 1)[-1].strip())
-                if x.upper().startswith("ANSWER")
-                else ds._unwrap(x.strip())
-                for x in ("ANSWER:" + got).splitlines()
-                if x.strip()
-            ]
-            answers = [a for a in answers if a and a.lower().rstrip(".") not in ds.NONE_REPLIES]
-            other = [a for a in answers if not holds(a, row["facts"])]
-            rec["all"] = {"answers": answers, "holds": bool(answers) and not other}
         if "rewrite" in checks and "rewrite" not in rec and writer is not None:
             got = reply(writer, rewrite_messages(row["question"], row["facts"], chunk), "QUESTION:", 80)
             again = next((x.strip() for x in got.splitlines() if x.strip()), "")
