@@ -6,6 +6,11 @@ against the f16 file. Writes an Ollama Modelfile and the llama.cpp command lines
 Layout: ``<exports>/<label>/model-<quant>.gguf`` plus ``Modelfile-<quant>``, ``run-<quant>.txt`` and
 ``export-<quant>.json``. The merged f16 file is kept and reused by later quantizations of the same
 adapter (``source.json`` names the adapter's hash).
+
+Above ~300 lines because ``export_model`` is one sequence (merge, convert, quantize, check, write
+the reports) whose steps share the merged model, the golden answers and the cleanup when a step
+fails; the converter tools are ``adapters.llama_tools``' and the block splice
+``adapters.gguf_splice``'s.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ adapter wrapped around it and disabled per request (peft's ``disable_adapter``) 
 Owns prompt formatting with the tokenizer's chat template and streaming through
 ``TextIteratorStreamer`` from a worker thread. Which model and adapter to load is the wiring's
 business; the llama.cpp backend is the fast default, this one is the reference it is checked against.
+
+Above ~300 lines because it is one class, the backend: its chat formatting, streaming thread and
+adapter switching all act on the one loaded model.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ here; what a job does is its worker module's business. Cancel is SIGTERM: the wo
 next step and writes "cancelled" (or, for a worker that cannot stop between steps, the whole process
 group is ended and "cancelled" recorded here); a job whose process died without a final status is
 reported as "failed".
+
+Above ~300 lines because both sides of the job protocol — the launcher's (start, status, cancel,
+liveness) and the worker's ``JobReporter`` — read and write the same job file; split, the file's
+format would live in two places.
 """
 
 from __future__ import annotations

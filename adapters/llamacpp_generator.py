@@ -12,6 +12,9 @@ boundaries: after each end-of-turn token (the system prompt and worked example e
 shares with what the context holds, and only tokens that were themselves evaluated in such
 batches, so it runs the very same batches as a cold start and gets the same numbers; its last
 prompt token is always evaluated alone. Which model and adapter to load is the wiring's business.
+
+Above ~300 lines because it is one class, the backend: prompt formatting, streaming, the adapter
+switch and the prefix reuse all act on the one llama.cpp context and must agree on what it holds.
 """
 
 from __future__ import annotations

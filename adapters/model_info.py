@@ -7,6 +7,10 @@ not decoded) and safetensors files are read up to the end of their JSON header, 
 1 GB model takes well under a second. ``identity`` adds the file's sha256, cached beside the
 workspace's copy (or in a cache folder for the user's own files) by path, size and modification
 time, so an adapter can be matched to the exact base it was trained on.
+
+Above ~300 lines because it holds two small readers of model metadata (GGUF headers, Hugging Face
+folders, each under 150 lines) and the sha256 identity cache that names a file by them; they are
+used together wherever a model is identified.
 """
 
 from __future__ import annotations

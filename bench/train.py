@@ -13,6 +13,9 @@ training copy in the workspace), in one run, and reports tokens/s, seconds per t
 peak RSS of each, and the time-per-row ratio to the first profile.
 
     python bench/train.py --profiles qwen,qwen-1.5b --steps 8 --json bench_profiles.json
+
+Above ~300 lines because it is a benchmark script: our trainer and the plain ``Trainer`` baseline
+(and the profiles) run side by side in one run, so they live in one file.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Output is deterministic: fixed creation dates, content-derived PDF ids, and DOCX
 fixed timestamp, so re-running on unchanged sources gives byte-identical files.
 
 Usage: ``python corpus/build_docs.py [--src DIR] [--out DIR] [--only pdf|docx]``
+
+Above ~300 lines because it renders two formats (PDF and DOCX) from one small Markdown dialect, and
+both renderers read that dialect's parser here.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ imported JSONL rows.
 Everything here is pure: the model, the index and the files are the wiring's
 (``app.wiring.datasets``). A key fact is kept only when it is a verbatim substring of its passage
 and the round trip's answer says it too.
+
+Above ~300 lines because it is the whole pure side of a dataset build, in the order a row goes
+through it (passage choice, question prompt and parser, round trip and fact checks, reference and
+training answer, out-of-domain rows, import validation); the pieces share the row's shape and the
+rejection reasons, and nothing outside the build uses them.
 """
 
 from __future__ import annotations

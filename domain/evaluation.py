@@ -7,6 +7,9 @@ routed mode is one of them; strict agreement: it is the cheapest), and aggregate
 (overall, per kind, out-of-domain retrieval) with a Markdown rendering.
 
 Reading eval files, building the assistant and writing reports belong to ``app.evaluation.modes``.
+
+Above ~300 lines because scoring, the hindsight-best modes, the router's agreement and the report
+(with its Markdown) all read the same per-row results and change together when a score is added.
 """
 
 from __future__ import annotations

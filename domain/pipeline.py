@@ -11,7 +11,7 @@ warnings. ``compare`` answers in all four modes over one shared retrieval. The s
 back live in ``domain.answer_stream`` (re-exported here); building the real ports from settings is
 ``app.wiring.answer``'s job.
 
-Its length (about 400 lines) is one class that orders the steps; each step's own logic lives in
+Above ~300 lines because it is one class that orders the steps; each step's own logic lives in
 the module named beside it, so splitting the class would split that order across files.
 """
 

@@ -5,7 +5,7 @@ user can read.
 
 Owns the rule, its thresholds (per language, saved as JSON in the workspace) and the
 shapes ``domain.router_fit.fit_router`` works on (fitting lives there). Running the
-evaluation is ``domain.evaluation``'s job. It is a little over 300 lines because the features, the
+evaluation is ``domain.evaluation``'s job. Above ~300 lines because the features, the
 rule that reads them and the thresholds it reads them against change together (a feature that
 changes meaning, such as the language of translated scores, changes all three).
 """

@@ -9,6 +9,9 @@ streaming Basis check (``domain.basis``), the evaluation and the training-row ch
 is stored per collection as ``style.json``. ``NEUTRAL`` is the style a new collection starts from.
 
 The checks (each weighs the same) are those in ``CHECKS``.
+
+Above ~300 lines because the profile (with its JSON loading and validation, about 190 lines) and
+the checker that scores answers against it (about 70) are read together by every user of the style.
 """
 
 from __future__ import annotations

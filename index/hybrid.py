@@ -17,6 +17,9 @@ language -> text; ``domain.crosslingual`` asks a model for them): each pool in s
 then searched, dense and BM25, with the translation instead of the question (an index of one
 language counts as one pool in its main language), and its hits carry the scores of the text they
 were found with.
+
+Above ~300 lines because the language pools, the per-pool dense and BM25 lists and their fusion are
+one search: every step reads the same query state (``QuerySearch``).
 """
 
 from __future__ import annotations

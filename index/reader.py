@@ -11,6 +11,9 @@ dies. Which files exist is ``index.loaders``' business; what happens to the chun
 The worker is started with ``spawn``: as for any spawned process, the program's main module must
 keep its entry point under ``if __name__ == "__main__"`` (a worker that cannot start hands over to
 in-process reading, after a wasted start).
+
+Above ~300 lines because the worker process and its parent side speak one message protocol (start,
+file results, errors, stop), which is kept in one place.
 """
 
 from __future__ import annotations

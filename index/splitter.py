@@ -5,6 +5,9 @@ every chunk keeps its character span.
 
 Also owns the text that is embedded and BM25-indexed for a chunk (title and heading path in front
 of the chunk text). Heading detection per format lives in ``index.formats``.
+
+Above ~300 lines because it is one splitter class whose recursion, token counting and span
+bookkeeping share state per document.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Layout of ``<workspace>/index/<name>/``: ``CURRENT`` (the live generation's fold
 ``faiss.index`` for HNSW, ``bm25/``, ``qdrant/`` for an in-process Qdrant store), ``pending/``
 (embeddings of an unfinished run), ``.lock``. A manifest with a ``qdrant`` entry is searched in
 Qdrant (``index.qdrant_store``), any other with FAISS; ``vectors.npy`` is kept either way.
+
+Above ~300 lines because writing a generation, reading it back and checking its manifest all follow
+the one on-disk layout described above.
 """
 
 from __future__ import annotations

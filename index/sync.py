@@ -7,6 +7,10 @@ a crash or kill resumes instead of starting over; the new generation is committe
 worker process ahead of the embedding for large folders (``index.reader``). A collection
 whose index was moved to Qdrant gets each new generation's vectors written there too
 (``index.move``).
+
+Above ~300 lines because one sync run (reuse, embed with checkpoints, assemble, commit, report)
+shares its previous index and checkpoint state; reading, splitting and storing are already their own
+modules.
 """
 
 from __future__ import annotations
