@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,82 @@ from app.wiring.collections import with_collection  # noqa: E402
 from app.wiring.models import with_profile  # noqa: E402
 from domain import evidence  # noqa: E402
 from domain.basis import named_files, repair_path  # noqa: E402
-from domain.citations import _strip_label, attach_citations, cited_paths  # noqa: E402
+from domain.citations import (  # noqa: E402
+    _TAG,
+    MIN_GRAMS,
+    _strip_label,
+    attach_citations,
+    char_ngrams,
+    cited_paths,
+    gram_size,
+    overlap,
+    split_sentences,
+)
 from domain.metrics import citation_precision  # noqa: E402
 from domain.pipeline import answer_prompt  # noqa: E402
 from domain.style import detect_lang  # noqa: E402
 from domain.types import Hit, Mode  # noqa: E402
 
-VARIANTS = ("recorded", "whole-text", "answer-line", "answer-line|model", "answer-line|embed")
+VARIANTS = (
+    "recorded",
+    "whole-text",
+    "answer-line",
+    "answer-line|model",
+    "answer-line|embed",
+    "anchors",
+    "answer-line+anchors",
+    "answer-line+anchors|whole",
+    "fallback",
+    "answer-line+fallback",
+)
+
+_ANCHOR = re.compile(r"[a-z0-9][a-z0-9.\-:/+%]*")
+
+
+def anchors(text: str) -> set[str]:
+    """Language-neutral tokens of ``text``: ASCII runs holding a digit (numbers, codes, versions)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return {t.rstrip(".-:/") for t in _ANCHOR.findall(folded) if any(c.isdigit() for c in t)}
+
+
+def anchor_share(sentence: str, passage: str) -> float:
+    """Share of the sentence's anchors that stand in the passage as whole tokens."""
+    wanted = anchors(sentence)
+    if not wanted:
+        return 0.0
+    folded = unicodedata.normalize("NFKC", passage).casefold()
+    found = sum(1 for a in wanted if re.search(rf"(?<![a-z0-9]){re.escape(a)}(?![a-z0-9])", folded))
+    return found / len(wanted)
+
+
+def cite_with_anchors(
+    text: str, passages: Sequence[Hit], threshold: float = 0.45, fallback: bool = False
+) -> list[str]:
+    """Like ``attach_citations``, but a passage in another language than the sentence is scored by
+    the share of the sentence's anchors it holds (n-grams do not cross languages)."""
+    ordered = sorted(passages, key=lambda h: h.rank)
+    out: list[str] = []
+    for raw in split_sentences(text):
+        sentence = _TAG.sub(" ", _strip_label(raw)).strip()
+        size = gram_size(sentence)
+        short = len(char_ngrams(sentence, size)) < MIN_GRAMS
+        scored = []
+        for i, h in enumerate(ordered):
+            same = gram_size(h.chunk.text) == size
+            score = overlap(sentence, h.chunk.text, size) if same else anchor_share(sentence, h.chunk.text)
+            if same and short:
+                score = 0.0
+            scored.append((score, -i, h))
+        if not scored:
+            break
+        if fallback:  # another language's passages only when none in the sentence's own matches
+            same_best = [t for t in scored if gram_size(t[2].chunk.text) == size and t[0] >= threshold]
+            if same_best:
+                scored = same_best
+        score, _, hit = max(scored, key=lambda t: (t[0], t[1]))
+        if score >= threshold:
+            out.append(hit.chunk.chunk_id + "\0" + hit.chunk.path)
+    return [x.split("\0", 1)[1] for x in dict.fromkeys(out)]
 
 
 def model_named(answer: str, user: str, passages: Sequence[Hit]) -> list[str]:
@@ -75,6 +145,15 @@ def cited(variant: str, res: dict[str, Any], passages: Sequence[Hit], user: str,
         return list(res["cited"])
     if variant == "whole-text":
         return cited_paths(attach_citations(answer, passages))
+    if variant == "anchors":
+        return cite_with_anchors(answer, passages)
+    if variant == "fallback":
+        return cite_with_anchors(answer, passages, fallback=True)
+    if variant == "answer-line+fallback":
+        return cite_with_anchors(line, passages, fallback=True)
+    if variant.startswith("answer-line+anchors"):
+        mine = cite_with_anchors(line, passages)
+        return mine or (cite_with_anchors(answer, passages) if variant.endswith("|whole") else [])
     own = cited_paths(attach_citations(line, passages))
     if variant == "answer-line" or own:
         return own
