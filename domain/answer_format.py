@@ -12,7 +12,8 @@ next label is then given to it as the start of its reply (a prefill), so:
   (``source``): the quote's passages when the answer quotes its evidence, else the passages its
   answer line matches (``domain.citations``). Only when nothing is cited does the model write that
   line, and a file it names that was not shown is repaired to a shown path or reported
-  (``domain.basis.check_basis``).
+  (``domain.basis.check_basis``); in the modes without passages, a file it names that the
+  collection does not hold (``files``) is reported.
 
 A line is held back until its first non-blank piece, so a label never stands alone on the screen
 and the first piece's time is the model's. The streamed pieces are the stored text. With a
@@ -53,6 +54,7 @@ class LineWriter:
         lang: str,
         *,
         passages: Sequence[Hit] = (),
+        files: Sequence[str] = (),
         source: SourceFn | None = None,
         translate: LineTranslator | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -60,6 +62,7 @@ class LineWriter:
         self.style, self.lang = style, lang
         self.labels = style.labels_for(lang)
         self.passages = list(passages)
+        self.files = files
         self.source = source
         self.translate = translate
         self.warnings: list[str] = []
@@ -182,9 +185,7 @@ class LineWriter:
         return translated
 
     def _checked(self, line: str) -> str:
-        if not self.passages:
-            return line
-        fixed, warning = check_basis(line, self.passages, style=self.style)
+        fixed, warning = check_basis(line, self.passages, style=self.style, files=self.files)
         if warning:
             self.warnings.append(warning)
         return fixed

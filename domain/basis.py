@@ -6,7 +6,10 @@ A small base model often names a file there that it was never given: a folder fr
 example glued to a real path ("[it/products/manual.md]") or the example's own file
 ("[it/printers.md]"). A named path that is a shown passage's path behind extra leading folders, or
 that has the basename of exactly one shown passage, is repaired to that path; a name that matches
-no shown passage is left as written and the answer carries a warning.
+no shown passage is left as written and the answer carries a warning. In the modes that read no
+passages (prompt-only, tuned) the same check runs against the collection's indexed files: a file
+the model names from memory that the collection does not hold is reported, never shown as a source
+without a word.
 """
 
 from __future__ import annotations
@@ -48,9 +51,10 @@ def repair_path(name: str, known: Sequence[str]) -> str | None:
 
 
 def check_basis(
-    line: str, passages: Sequence[Hit], *, style: StyleProfile = NEUTRAL
+    line: str, passages: Sequence[Hit], *, style: StyleProfile = NEUTRAL, files: Sequence[str] = ()
 ) -> tuple[str, str | None]:
-    """(the source ``line`` with its names repaired to shown paths, a warning or None).
+    """(the source ``line`` with its names repaired to shown paths, a warning or None). Without
+    ``passages`` the names are checked against the collection's ``files`` (none given: no check).
 
     >>> from domain.types import Chunk
     >>> shown = [Hit(Chunk("c", "products/manual.md", "", "", "x", 0, 1), 0.5, 1)]
@@ -58,17 +62,28 @@ def check_basis(
     ('Source: [products/manual.md]', None)
     >>> check_basis("Source: [it/printers.md]", shown)[1]
     'the source line names a file that was not among the passages (it/printers.md)'
+    >>> check_basis("Source: [leave-policy.pdf]", [], files=["hr/leave.md"])[1]
+    'the source line names a file this collection does not hold (leave-policy.pdf); this mode read no documents'
+    >>> check_basis("Source: [leave.md]", [], files=["hr/leave.md"])
+    ('Source: [hr/leave.md]', None)
     """
     stripped = line.strip()
     names = named_files(stripped)
     if not any(stripped.startswith(label) for label in style.source_labels()) or not names:
         return stripped, None
-    known = list(dict.fromkeys(h.chunk.path for h in passages))
+    known = list(dict.fromkeys(h.chunk.path for h in passages)) if passages else list(files)
+    if not known:
+        return stripped, None
     repaired = [repair_path(n, known) for n in names]
     for name, path in zip(names, repaired, strict=True):
         if path is not None and path != name:
             stripped = stripped.replace(f"[{name}]", f"[{path}]").replace(f"【{name}】", f"【{path}】")
     unknown = ", ".join(n for n, r in zip(names, repaired, strict=True) if r is None)
-    if unknown:
+    if not unknown:
+        return stripped, None
+    if passages:
         return stripped, f"the source line names a file that was not among the passages ({unknown})"
-    return stripped, None
+    return (
+        stripped,
+        f"the source line names a file this collection does not hold ({unknown}); this mode read no documents",
+    )

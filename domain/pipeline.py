@@ -125,6 +125,8 @@ class Assistant:
     other_language_generator: TextGenerator | None = None
     other_language_label: str = ""
     other_language_adapter: str = ""  # the label of its adapter, named when a tuned mode uses it
+    # The collection's indexed files: a source a mode without passages names is checked against them.
+    collection_files: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.adapter is None:
@@ -237,6 +239,7 @@ class Assistant:
             self.options.style,
             prompt_lang(question),
             passages=passages,
+            files=self.collection_files,
             source=source,
             translate=self.translate_line,
             clock=self.clock,

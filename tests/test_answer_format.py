@@ -74,6 +74,29 @@ def test_with_nothing_cited_the_model_names_the_source_and_its_names_are_checked
     assert writer.warnings == ["the source line names a file that was not among the passages (x.md)"]
 
 
+def test_without_passages_a_named_source_is_checked_against_the_collections_files() -> None:
+    made_up = {
+        "Conclusion:": " 14 days.\n",
+        "Basis:": " [engineering/annual-leave-policy.pdf]\n",
+        "Note:": " n.\n",
+    }
+    files = ["hr/annual-leave.md", "it/printers.md"]
+    writer = LineWriter(SAMPLE_STYLE, "en", files=files)
+    _, text = _write(writer, ScriptedLines(made_up))
+    assert text.splitlines()[1] == "Basis: [engineering/annual-leave-policy.pdf]"
+    assert writer.warnings == [
+        "the source line names a file this collection does not hold "
+        "(engineering/annual-leave-policy.pdf); this mode read no documents"
+    ]
+    real = dict(made_up, **{"Basis:": " [annual-leave.md]\n"})
+    writer = LineWriter(SAMPLE_STYLE, "en", files=files)
+    _, text = _write(writer, ScriptedLines(real))
+    assert text.splitlines()[1] == "Basis: [hr/annual-leave.md]" and writer.warnings == []
+    writer = LineWriter(SAMPLE_STYLE, "en")  # no file list (no index): nothing to check against
+    _write(writer, ScriptedLines(made_up))
+    assert writer.warnings == []
+
+
 def test_a_label_is_held_until_its_first_piece_and_chinese_labels_take_no_space() -> None:
     gen = ScriptedLines({"答案：": "\n  十五天。\n", "来源：": "【hr/annual-leave.md】"}, size=1)
     pieces, text = _write(LineWriter(NEUTRAL, "zh"), gen)

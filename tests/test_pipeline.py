@@ -3,12 +3,15 @@ one retrieval, and correction memory answering a near-duplicate at once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from domain import pipeline
 from domain.corrections import CorrectionStore
 from domain.errors import ConfigError
 from domain.pipeline import Assistant
+from domain.ports import Message
 from domain.router import AdapterState, RouterThresholds
 from domain.types import Answer, Mode, RouteDecision, Timing
 from tests.fakes_answer import (
@@ -76,6 +79,29 @@ def test_weak_evidence_routes_to_tuned_without_passages() -> None:
     answer = a.answer(Q)
     assert (answer.mode, answer.passages, answer.citations) == (Mode.TUNED, [], [])
     assert answer.reason == "Tuned (adapter): best passage 0.67 is below 0.82; adapter v3 active"
+
+
+class _NamingGenerator(FakeGenerator):
+    """Answers from memory, naming ``source`` on its source line."""
+
+    source = "hr/annual-leave-policy.pdf"
+
+    def reply(self, messages: Sequence[Message], adapter: bool) -> str:  # noqa: ARG002
+        return f"Conclusion: 14 days.\nBasis: [{self.source}]\nNote: Ask HR."
+
+
+def test_a_mode_without_passages_reports_a_source_the_collection_does_not_hold() -> None:
+    files = ("hr/annual-leave.md", "hr/sick-leave.md")
+    made_up = make(generator=_NamingGenerator(), collection_files=files).answer(Q, "tuned")
+    assert made_up.text.splitlines()[1] == "Basis: [hr/annual-leave-policy.pdf]"
+    assert made_up.warnings == [
+        "the source line names a file this collection does not hold (hr/annual-leave-policy.pdf); "
+        "this mode read no documents"
+    ]
+    real = _NamingGenerator()
+    real.source = "annual-leave.md"
+    held = make(generator=real, collection_files=files).answer(Q, "tuned")
+    assert held.text.splitlines()[1] == "Basis: [hr/annual-leave.md]" and held.warnings == []
 
 
 def test_fixed_modes_and_adapter_on_off_give_different_answers() -> None:

@@ -130,7 +130,7 @@ def build_assistant(
         ConfigError: the stored router thresholds are unreadable.
     """
     from app.wiring.generation import build_line_translator, build_other_language_generator, build_translator
-    from app.wiring.index import build_retriever, query_embedder
+    from app.wiring.index import build_retriever, index_manifest, query_embedder
     from domain.answer_language import line_translator
     from domain.corrections import CorrectionStore
     from domain.crosslingual import TranslatingRetriever
@@ -170,6 +170,7 @@ def build_assistant(
         other_language_generator=other,
         other_language_label=other_label,
         other_language_adapter=other_adapter,
+        collection_files=tuple(sorted((index_manifest(settings, index) or {}).get("files", {}))),
     )
 
 
