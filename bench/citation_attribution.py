@@ -117,6 +117,20 @@ def cite_with_anchors(
     return [x.split("\0", 1)[1] for x in dict.fromkeys(out)]
 
 
+def rebuilt_prompt(assistant: Any, row: dict[str, Any]) -> Any:
+    """The ``rag`` prompt a saved run's ``row`` was answered from, rebuilt (the same search and
+    budget); stops the script when its passages differ from the ones the run recorded."""
+    retrieval = assistant.retrieve(row["question"])
+    prompt = answer_prompt(
+        assistant.options, Mode.RAG, row["question"], retrieval.hits, assistant.generator.count_tokens
+    )
+    shown = [h.chunk.path for h in prompt.passages]
+    recorded = row["results"]["rag"]["passages"]
+    if shown != recorded:
+        raise SystemExit(f"{row['id']}: passages differ from the run's ({shown} vs {recorded})")
+    return prompt
+
+
 def model_named(answer: str, user: str, passages: Sequence[Hit]) -> list[str]:
     """Shown files the answer's source line names, as [path] or as the prompt's [n]."""
     lines = answer.split("\n")
@@ -213,13 +227,7 @@ def main() -> None:
     per_row, sums = [], {v: {} for v in (*VARIANTS, "choice-before", "choice-after")}
     for row in rows:
         res = row["results"]["rag"]
-        retrieval = assistant.retrieve(row["question"])
-        prompt = answer_prompt(
-            assistant.options, Mode.RAG, row["question"], retrieval.hits, assistant.generator.count_tokens
-        )
-        shown = [h.chunk.path for h in prompt.passages]
-        if shown != res["passages"]:
-            raise SystemExit(f"{row['id']}: passages differ from the run's ({shown} vs {res['passages']})")
+        prompt = rebuilt_prompt(assistant, row)
         user = str(prompt.messages[-1]["content"])
         item: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "sources": row["sources"]}
         for v in VARIANTS:

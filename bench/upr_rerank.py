@@ -24,14 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from citation_attribution import rebuilt_prompt  # noqa: E402  (bench/, this script's folder)
 
 from adapters.choice import log_softmax, option_score  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.wiring.answer import build_assistant  # noqa: E402
 from app.wiring.collections import with_collection  # noqa: E402
-from domain.pipeline import answer_prompt  # noqa: E402
 from domain.style import detect_lang  # noqa: E402
-from domain.types import Mode  # noqa: E402
 
 ASK = {
     "en": "Passage:\n{text}\n\nWrite one question that this passage answers.",
@@ -77,14 +76,8 @@ def main() -> None:
     for row in rows:
         if not row["sources"]:
             continue
-        res = row["results"]["rag"]
-        retrieval = assistant.retrieve(row["question"])
-        prompt = answer_prompt(
-            assistant.options, Mode.RAG, row["question"], retrieval.hits, assistant.generator.count_tokens
-        )
+        prompt = rebuilt_prompt(assistant, row)
         shown = [h.chunk.path for h in prompt.passages]
-        if shown != res["passages"]:
-            raise SystemExit(f"{row['id']}: passages differ from the run's ({shown} vs {res['passages']})")
         t0 = time.perf_counter()
         scores = [question_score(gen, h.chunk.text, row["question"]) for h in prompt.passages]
         seconds.append(time.perf_counter() - t0)
