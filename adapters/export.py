@@ -8,8 +8,8 @@ Layout: ``<exports>/<label>/model-<quant>.gguf`` plus ``Modelfile-<quant>``, ``r
 adapter (``source.json`` names the adapter's hash).
 
 Above ~300 lines because ``export_model`` is one sequence (merge, convert, quantize, check, write
-the reports) whose steps share the merged model, the golden answers and the cleanup when a step
-fails; the converter tools are ``adapters.llama_tools``' and the block splice
+the reports) whose steps share the merged model, the golden answers and the removal of the merged
+folder when a step fails; the converter tools are ``adapters.llama_tools``' and the block splice
 ``adapters.gguf_splice``'s.
 """
 

@@ -8,9 +8,9 @@ the job's business; this module only stores, lists and switches.
 A version folder holds ``adapter_model.safetensors`` + ``adapter_config.json`` (peft),
 ``lora.gguf`` (llama.cpp), ``params.json``, ``metrics.json`` and ``loss.json``.
 
-Above ~300 lines because every operation (list, stage, activate, roll back, publish) reads or
-switches the same ``ACTIVE`` pointer and history, which stay consistent only if one module writes
-them.
+Above ~300 lines because its operations (list, stage, activate, roll back, publish) share the
+version folder layout and the ``ACTIVE`` pointer and history, which stay consistent only if one
+module writes them.
 """
 
 from __future__ import annotations
