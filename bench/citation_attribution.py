@@ -93,28 +93,29 @@ def cite_with_anchors(
     """Like ``attach_citations``, but a passage in another language than the sentence is scored by
     the share of the sentence's anchors it holds (n-grams do not cross languages)."""
     ordered = sorted(passages, key=lambda h: h.rank)
-    out: list[str] = []
+    sizes = [gram_size(h.chunk.text) for h in ordered]  # a passage's language, by its n-gram size
+    cited: dict[str, str] = {}  # chunk id -> path, in first-cited order
     for raw in split_sentences(text):
         sentence = _TAG.sub(" ", _strip_label(raw)).strip()
         size = gram_size(sentence)
         short = len(char_ngrams(sentence, size)) < MIN_GRAMS
         scored = []
-        for i, h in enumerate(ordered):
-            same = gram_size(h.chunk.text) == size
-            score = overlap(sentence, h.chunk.text, size) if same else anchor_share(sentence, h.chunk.text)
-            if same and short:
-                score = 0.0
-            scored.append((score, -i, h))
+        for i, (h, h_size) in enumerate(zip(ordered, sizes, strict=True)):
+            if h_size != size:
+                score = anchor_share(sentence, h.chunk.text)
+            else:
+                score = 0.0 if short else overlap(sentence, h.chunk.text, size)
+            scored.append((score, -i, h, h_size == size))
         if not scored:
             break
         if fallback:  # another language's passages only when none in the sentence's own matches
-            same_best = [t for t in scored if gram_size(t[2].chunk.text) == size and t[0] >= threshold]
+            same_best = [t for t in scored if t[3] and t[0] >= threshold]
             if same_best:
                 scored = same_best
-        score, _, hit = max(scored, key=lambda t: (t[0], t[1]))
+        score, _, hit, _ = max(scored, key=lambda t: (t[0], t[1]))
         if score >= threshold:
-            out.append(hit.chunk.chunk_id + "\0" + hit.chunk.path)
-    return [x.split("\0", 1)[1] for x in dict.fromkeys(out)]
+            cited.setdefault(hit.chunk.chunk_id, hit.chunk.path)
+    return list(cited.values())
 
 
 def rebuilt_prompt(assistant: Any, row: dict[str, Any]) -> Any:

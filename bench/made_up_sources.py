@@ -1,7 +1,7 @@
 """How often do the modes that read no passages (prompt-only, tuned) name a source file, and how
 often one the collection does not hold? Counts, per mode, over the per-row results a ``hybrid eval``
 run wrote (``modes-*.rows.jsonl``): answers whose source line (the style's second line) names a
-file in brackets, and answers the pipeline flagged with "the source line names a file this
+file (``domain.basis.named_files``, the names the pipeline checks), and answers the pipeline flagged with "the source line names a file this
 collection does not hold". Reads files only.
 
     python bench/made_up_sources.py ROWS.jsonl [ROWS.jsonl ...]
@@ -10,11 +10,14 @@ collection does not hold". Reads files only.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
-NAMED = re.compile(r"\[[^\]]+\.\w+\]|【[^】]+\.\w+】")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from domain.basis import named_files  # noqa: E402
+
 FLAG = "does not hold"
 
 
@@ -22,7 +25,7 @@ def count(rows: list[dict], mode: str) -> tuple[int, int, int]:
     """(answers in ``mode``, whose source line names a file, flagged as naming a file not held)."""
     results = [r["results"][mode] for r in rows if mode in r["results"]]
     lines = [x["answer"].split("\n") for x in results]
-    named = sum(1 for ls in lines if len(ls) > 1 and NAMED.search(ls[1]))
+    named = sum(1 for ls in lines if len(ls) > 1 and named_files(ls[1]))
     flagged = sum(1 for x in results if any(FLAG in w for w in x["warnings"]))
     return len(results), named, flagged
 
